@@ -1,0 +1,68 @@
+"""dropkit: framework-agnostic, provably correct dropout.
+
+``p`` is the probability of DROPPING a unit. The ops take their array namespace
+from their inputs (NumPy, CuPy, torch, JAX, ... through array-api-compat); the
+masks come from one counter-based generator (Philox4x32-10), so one key gives
+the same mask on every backend and for every dtype.
+
+Examples
+--------
+>>> import numpy as np
+>>> import dropkit
+>>> y = dropkit.dropout(np.ones(4, dtype=np.float32), 0.5, rng=0)
+>>> sorted(set(y.tolist())) in ([0.0, 2.0], [0.0], [2.0])
+True
+"""
+
+from .backend import ArrayAPIBackend, Backend, BackendInfo, BackendRecord
+from .hookspecs import hookimpl
+from .layers import Dropout, Dropout1d, Dropout2d, Dropout3d
+from .ops import (
+    RESOLUTION_BITS,
+    channel_noise_shape,
+    dropout,
+    dropout1d,
+    dropout1d_backward,
+    dropout2d,
+    dropout2d_backward,
+    dropout3d,
+    dropout3d_backward,
+    dropout_backward,
+    dropout_mask,
+    keep_probability,
+    keep_threshold,
+)
+from .random import Generator, as_generator
+from .registry import get_backend, get_plugin_manager, list_backends
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RESOLUTION_BITS",
+    "ArrayAPIBackend",
+    "Backend",
+    "BackendInfo",
+    "BackendRecord",
+    "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "Dropout3d",
+    "Generator",
+    "as_generator",
+    "channel_noise_shape",
+    "dropout",
+    "dropout1d",
+    "dropout1d_backward",
+    "dropout2d",
+    "dropout2d_backward",
+    "dropout3d",
+    "dropout3d_backward",
+    "dropout_backward",
+    "dropout_mask",
+    "get_backend",
+    "get_plugin_manager",
+    "hookimpl",
+    "keep_probability",
+    "keep_threshold",
+    "list_backends",
+]

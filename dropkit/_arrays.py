@@ -1,0 +1,121 @@
+"""Argument checks shared by the ops: every message names the argument and value."""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Any
+
+import array_api_compat
+
+__all__ = [
+    "check_floating",
+    "check_mode",
+    "check_noise_shape",
+    "check_p",
+    "check_same_array_kind",
+    "namespace_of",
+]
+
+MODES = ("inverted", "vanilla")
+
+
+def namespace_of(x: Any, name: str) -> Any:
+    """The array-API namespace of ``x``, or a TypeError naming the argument."""
+    try:
+        return array_api_compat.array_namespace(x)
+    except TypeError as exc:
+        raise TypeError(
+            f"{name} must be an array of a library with an array API namespace (NumPy, CuPy, "
+            f"torch, ...), got {type(x).__module__}.{type(x).__qualname__}"
+        ) from exc
+
+
+def check_floating(xp: Any, x: Any, name: str) -> None:
+    """Raise TypeError unless ``x`` has a real floating dtype."""
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(
+            f"{name} must have a real floating dtype (float16/32/64), got dtype {x.dtype}; "
+            f"convert it first, e.g. xp.astype({name}, xp.float32)"
+        )
+
+
+def check_p(p: Any) -> float:
+    """Validate a drop probability and return it as a float.
+
+    Examples
+    --------
+    >>> check_p(0.25)
+    0.25
+    >>> check_p(1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: p is the probability of DROPPING a unit and must be in [0, 1], got 1.5
+    """
+    if isinstance(p, bool) or not isinstance(p, Real):
+        raise TypeError(
+            f"p must be a real number in [0, 1] (the drop probability), got {p!r} "
+            f"({type(p).__name__})"
+        )
+    value = float(p)
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(
+            f"p is the probability of DROPPING a unit and must be in [0, 1], got {p!r}"
+        )
+    return value
+
+
+def check_mode(mode: Any) -> str:
+    """Validate the dropout mode ("inverted" or "vanilla")."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return mode
+
+
+def check_noise_shape(noise_shape: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Resolve ``noise_shape`` against the input shape.
+
+    Each entry must be ``1``, ``None`` (meaning the input's size) or the
+    input's size on that axis, and the rank must match.
+
+    Examples
+    --------
+    >>> check_noise_shape((None, 1), (4, 3))
+    (4, 1)
+    """
+    if noise_shape is None:
+        return tuple(shape)
+    try:
+        entries = tuple(noise_shape)
+    except TypeError:
+        raise TypeError(f"noise_shape must be a tuple of ints, got {noise_shape!r}") from None
+    if len(entries) != len(shape):
+        raise ValueError(
+            f"noise_shape {entries} must have one entry per axis of x, whose shape is {shape}"
+        )
+    out = []
+    for axis, (n, size) in enumerate(zip(entries, shape, strict=True)):
+        if n is None:
+            n = size
+        if isinstance(n, bool) or not isinstance(n, int) or n not in (1, size):
+            raise ValueError(
+                f"noise_shape {entries} does not broadcast to x's shape {shape}: axis {axis} "
+                f"must be 1, None or {size}, got {n!r}"
+            )
+        out.append(n)
+    return tuple(out)
+
+
+def check_same_array_kind(xp: Any, first: Any, other: Any, names: tuple[str, str]) -> None:
+    """Raise unless ``other`` comes from the same namespace and device as ``first``."""
+    other_xp = namespace_of(other, names[1])
+    if other_xp is not xp:
+        raise TypeError(
+            f"{names[0]} and {names[1]} come from different array libraries "
+            f"({xp.__name__} and {other_xp.__name__}); convert one of them"
+        )
+    d0, d1 = array_api_compat.device(first), array_api_compat.device(other)
+    if d0 != d1:
+        raise ValueError(
+            f"{names[0]} is on device {d0} but {names[1]} is on device {d1}; move one of them"
+        )

@@ -1,0 +1,144 @@
+"""The backend contract: what a plugin returns and what loading it gives.
+
+A backend supplies what the array API standard lacks: the namespace for its
+arrays and devices, and the random words of Philox4x32-10 for a draw. The ops
+do everything else with standard operations on the namespace.
+
+Examples
+--------
+>>> import array_api_strict
+>>> b = ArrayAPIBackend("strict", array_api_strict)
+>>> b.random_bits(key=0, counter=0, n=2)
+Array([1713891541, 3781805453], dtype=array_api_strict.uint32)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from . import philox
+
+__all__ = ["ArrayAPIBackend", "Backend", "BackendInfo", "BackendRecord"]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What a loaded backend provides.
+
+    Attributes
+    ----------
+    name : str
+        The backend's registered name.
+    xp : namespace
+        An array-API-conforming namespace for the backend's arrays.
+    """
+
+    name: str
+    xp: Any
+
+    def devices(self) -> list[Any]:
+        """The devices arrays of this backend can live on."""
+        ...
+
+    def random_bits(
+        self, key: int, counter: int, n: int, *, offset: int = 0, device: Any = None
+    ) -> Any:
+        """The uint32 Philox words of elements ``offset .. offset + n - 1``.
+
+        Must equal :func:`dropkit.philox.random_bits` bit for bit.
+
+        A backend may also define ``dropout_fused(x, key, counter, threshold,
+        scale)``: one pass that returns ``where(word >= threshold, x * scale,
+        0)`` over ``x``'s elements in C order, or ``None`` to decline (e.g. for
+        a dtype it has no kernel for). It must equal the array-API path for the
+        same bits; the conformance suite checks it.
+        """
+        ...
+
+
+class ArrayAPIBackend:
+    """A backend that computes the bits with the array-API reference.
+
+    Parameters
+    ----------
+    name : str
+        The backend's name.
+    xp : namespace
+        Any array-API-conforming namespace.
+
+    Examples
+    --------
+    >>> import array_api_strict
+    >>> ArrayAPIBackend("s", array_api_strict).devices()
+    [array_api_strict.Device('CPU_DEVICE')]
+    """
+
+    def __init__(self, name: str, xp: Any) -> None:
+        self.name = name
+        self.xp = xp
+
+    def devices(self) -> list[Any]:
+        """The namespace's devices (array API inspection), or its default one."""
+        info = getattr(self.xp, "__array_namespace_info__", None)
+        if info is not None:
+            return list(info().devices())
+        return [self.xp.empty(0).device]
+
+    def random_bits(
+        self, key: int, counter: int, n: int, *, offset: int = 0, device: Any = None
+    ) -> Any:
+        """The reference Philox words (see :func:`dropkit.philox.random_bits`)."""
+        return philox.random_bits(self.xp, key, counter, n, offset=offset, device=device)
+
+    def __repr__(self) -> str:
+        return f"<dropkit backend {self.name!r} ({type(self).__name__})>"
+
+
+@dataclass(frozen=True)
+class BackendRecord:
+    """What a plugin's ``dropkit_backends`` hook returns for one backend.
+
+    Parameters
+    ----------
+    name : str
+        Unique name used to select the backend.
+    summary : str
+        One line for ``dropkit backends``.
+    load : callable
+        Lazily imports the library and returns a :class:`Backend`; raises
+        (e.g. ``ImportError``) when the library or device is missing.
+    namespaces : tuple of str
+        Top-level module names of the array types this backend serves (for
+        ``numpy.ndarray`` that is ``"numpy"``).
+    """
+
+    name: str
+    summary: str
+    load: Callable[[], Backend]
+    namespaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """A listed backend and whether it can be loaded here.
+
+    Attributes
+    ----------
+    name, summary : str
+        From the record (for a broken plugin: the entry point's name).
+    distribution, version : str
+        The distribution that registered it.
+    available : bool
+        Whether it loaded.
+    reason : str or None
+        Why it is unavailable.
+    """
+
+    name: str
+    summary: str
+    distribution: str
+    version: str
+    available: bool
+    reason: str | None = None

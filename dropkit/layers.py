@@ -1,0 +1,179 @@
+"""Dropout layers: train/eval switching, forward, and backward without a stored mask.
+
+A layer keeps its own :class:`~dropkit.Generator`. Each training forward pass
+draws once; the layer remembers only the two integers of that draw and
+regenerates the mask in :meth:`Dropout.backward`.
+
+Examples
+--------
+>>> import numpy as np
+>>> layer = Dropout(0.5, rng=0)
+>>> y = layer(np.ones((2, 3)))
+>>> dx = layer.backward(np.ones((2, 3)))
+>>> bool(np.all(dx == y))
+True
+>>> layer.eval()(np.ones(3)).tolist()
+[1.0, 1.0, 1.0]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._arrays import check_mode, check_p
+from .ops import (
+    dropout,
+    dropout1d,
+    dropout1d_backward,
+    dropout2d,
+    dropout2d_backward,
+    dropout3d,
+    dropout3d_backward,
+    dropout_backward,
+)
+from .random import Generator, RNGLike, as_generator
+
+__all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d"]
+
+
+class Dropout:
+    """Element-wise dropout layer.
+
+    Parameters
+    ----------
+    p : float
+        Drop probability in [0, 1].
+    rng : None, int, Generator or numpy.random.Generator, optional
+        The layer's random stream (SPEC 7).
+    mode : {"inverted", "vanilla"}, optional
+        See :func:`dropkit.dropout`.
+    backend : str, optional
+        Backend name; default: from the arrays.
+
+    Attributes
+    ----------
+    training : bool
+        True after :meth:`train` (the default), False after :meth:`eval`.
+    generator : Generator
+        The layer's stream; its :attr:`~Generator.state` is what a checkpoint saves.
+    """
+
+    def __init__(
+        self,
+        p: float = 0.5,
+        *,
+        rng: RNGLike = None,
+        mode: str = "inverted",
+        backend: str | None = None,
+    ) -> None:
+        self.p = check_p(p)
+        self.mode = check_mode(mode)
+        self.backend = backend
+        self.generator = as_generator(rng)
+        self.training = True
+        self._last: Generator | None = None
+
+    def train(self, mode: bool = True) -> Dropout:
+        """Switch to training (or, with ``mode=False``, evaluation); return self."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self) -> Dropout:
+        """Switch to evaluation; return self."""
+        return self.train(False)
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"training": self.training, "mode": self.mode, "backend": self.backend}
+
+    def _forward(self, x: Any, rng: Generator) -> Any:
+        return dropout(x, self.p, rng=rng, **self._kwargs())
+
+    def _backward(self, grad: Any, rng: Generator) -> Any:
+        return dropout_backward(grad, self.p, rng=rng, **self._kwargs())
+
+    def forward(self, x: Any) -> Any:
+        """Apply dropout to ``x`` (one draw from the layer's generator when training)."""
+        self._last = self.generator.copy()
+        return self._forward(x, self.generator)
+
+    __call__ = forward
+
+    def backward(self, grad: Any) -> Any:
+        """Gradient with respect to the last forward input; the mask is regenerated."""
+        if self._last is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return self._backward(grad, self._last.copy())
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(p={self.p}, mode={self.mode!r}, "
+            f"training={self.training}, generator={self.generator})"
+        )
+
+
+class _ChannelDropout(Dropout):
+    _fwd: Any
+    _bwd: Any
+
+    def __init__(
+        self,
+        p: float = 0.5,
+        *,
+        channel_axis: int = 1,
+        rng: RNGLike = None,
+        mode: str = "inverted",
+        backend: str | None = None,
+    ) -> None:
+        super().__init__(p, rng=rng, mode=mode, backend=backend)
+        self.channel_axis = channel_axis
+
+    def _forward(self, x: Any, rng: Generator) -> Any:
+        fwd = type(self)._fwd
+        return fwd(x, self.p, channel_axis=self.channel_axis, rng=rng, **self._kwargs())
+
+    def _backward(self, grad: Any, rng: Generator) -> Any:
+        bwd = type(self)._bwd
+        return bwd(grad, self.p, channel_axis=self.channel_axis, rng=rng, **self._kwargs())
+
+
+class Dropout1d(_ChannelDropout):
+    """Channel dropout layer for (N, C, L) inputs; see :func:`dropkit.dropout1d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = Dropout1d(0.5, rng=0)(np.ones((2, 4, 5)))
+    >>> bool(np.all(y.min(axis=2) == y.max(axis=2)))
+    True
+    """
+
+    _fwd = staticmethod(dropout1d)
+    _bwd = staticmethod(dropout1d_backward)
+
+
+class Dropout2d(_ChannelDropout):
+    """Channel dropout layer for (N, C, H, W) inputs; see :func:`dropkit.dropout2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Dropout2d(0.5, rng=0)(np.ones((2, 4, 3, 3))).shape
+    (2, 4, 3, 3)
+    """
+
+    _fwd = staticmethod(dropout2d)
+    _bwd = staticmethod(dropout2d_backward)
+
+
+class Dropout3d(_ChannelDropout):
+    """Channel dropout layer for (N, C, D, H, W) inputs; see :func:`dropkit.dropout3d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Dropout3d(0.5, rng=0)(np.ones((1, 2, 2, 2, 2))).shape
+    (1, 2, 2, 2, 2)
+    """
+
+    _fwd = staticmethod(dropout3d)
+    _bwd = staticmethod(dropout3d_backward)

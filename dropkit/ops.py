@@ -1,0 +1,526 @@
+"""Dropout and channel dropout, forward and backward, on any array-API namespace.
+
+``p`` is the probability of DROPPING a unit. A unit is kept when its 32-bit
+Philox word is at or above the threshold ``t = round(p * 2**32)``, so the keep
+probability is exactly ``(2**32 - t) / 2**32``: ``p`` is resolved to a multiple
+of ``2**-32`` (:func:`keep_probability` gives the exact value). The mask
+depends only on ``(key, counter, element index)``, never on the dtype of ``x``
+or the backend.
+
+Modes
+-----
+``"inverted"`` (default): training output ``x * m / (1 - p)``, evaluation
+output ``x``. ``"vanilla"`` (the original paper): training output ``x * m``,
+evaluation output ``x * (1 - p)``. The scale is applied in ``x``'s dtype:
+dropped units are exactly zero, kept units are ``x * scale`` with ``scale``
+rounded to that dtype.
+
+Examples
+--------
+>>> import numpy as np
+>>> import dropkit
+>>> x = np.ones((2, 4), dtype=np.float32)
+>>> y, mask = dropkit.dropout(x, 0.5, rng=0, return_mask=True)
+>>> bool(np.all(y == np.where(mask, 2.0, 0.0)))
+True
+>>> dx = dropkit.dropout_backward(np.ones_like(x), 0.5, rng=0)   # same seed: same mask
+>>> bool(np.all(dx == y))
+True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import array_api_compat
+
+from ._arrays import (
+    check_floating,
+    check_mode,
+    check_noise_shape,
+    check_p,
+    check_same_array_kind,
+    namespace_of,
+)
+from .backend import Backend
+from .random import Generator, RNGLike, as_generator
+from .registry import get_backend
+
+__all__ = [
+    "RESOLUTION_BITS",
+    "channel_noise_shape",
+    "dropout",
+    "dropout1d",
+    "dropout1d_backward",
+    "dropout2d",
+    "dropout2d_backward",
+    "dropout3d",
+    "dropout3d_backward",
+    "dropout_backward",
+    "dropout_mask",
+    "keep_probability",
+    "keep_threshold",
+]
+
+#: Bits of resolution of the drop probability: ``p`` is rounded to a multiple of 2**-32.
+RESOLUTION_BITS = 32
+_FULL = 1 << RESOLUTION_BITS
+
+
+def keep_threshold(p: float) -> int:
+    """The integer threshold for drop probability ``p``: keep iff word >= threshold.
+
+    Examples
+    --------
+    >>> keep_threshold(0.5) == 2**31
+    True
+    """
+    return round(check_p(p) * _FULL)
+
+
+def keep_probability(p: float) -> float:
+    """The exact probability that a unit is kept, after resolving ``p`` to 2**-32.
+
+    Examples
+    --------
+    >>> keep_probability(0.5)
+    0.5
+    >>> abs(keep_probability(0.1) - 0.9) < 2**-32
+    True
+    """
+    return (_FULL - keep_threshold(p)) / _FULL
+
+
+def _scale(p: float, mode: str) -> float:
+    return 1.0 / (1.0 - p) if mode == "inverted" else 1.0
+
+
+def _resolve(x: Any, name: str, backend: str | None) -> tuple[Any, Backend]:
+    xp = namespace_of(x, name)
+    check_floating(xp, x, name)
+    chosen = get_backend(backend, x)
+    if chosen.xp is not xp:
+        raise TypeError(
+            f"{name} is an array of {xp.__name__}, but the selected backend {chosen.name!r} "
+            f"serves {chosen.xp.__name__}; pass backend= matching the array, or unset "
+            "DROPKIT_BACKEND"
+        )
+    return xp, chosen
+
+
+def _draw_mask(
+    b: Backend, xp: Any, shape: tuple[int, ...], p: float, rng: RNGLike, device: Any
+) -> Any:
+    key, counter = as_generator(rng).draw()
+    threshold = keep_threshold(p)
+    if threshold >= _FULL:
+        return xp.zeros(shape, dtype=xp.bool, device=device)
+    bits = b.random_bits(key, counter, math.prod(shape), device=device)
+    return xp.reshape(bits >= threshold, shape)
+
+
+def _masked(xp: Any, z: Any, mask: Any, scale: float) -> Any:
+    """``z * scale`` where kept, exactly 0 where dropped (even for inf or NaN)."""
+    return xp.where(mask, z * scale if scale != 1.0 else z, xp.zeros((), dtype=z.dtype))
+
+
+def _fused_or_masked(b: Backend, xp: Any, z: Any, p: float, scale: float, rng: RNGLike) -> Any:
+    """Element-wise dropout of ``z``: the backend's fused kernel if it has one."""
+    fused = getattr(b, "dropout_fused", None)
+    if fused is not None:
+        key, counter = as_generator(rng).draw()
+        y = fused(z, key, counter, keep_threshold(p), scale)
+        if y is not None:
+            return y
+        rng = Generator(key, counter)  # the kernel declined: replay the same draw
+    mask = _draw_mask(b, xp, tuple(z.shape), p, rng, array_api_compat.device(z))
+    return _masked(xp, z, mask, scale)
+
+
+def dropout_mask(
+    shape: tuple[int, ...],
+    p: float,
+    *,
+    rng: RNGLike = None,
+    backend: str | None = None,
+    device: Any = None,
+) -> Any:
+    """Draw a boolean keep-mask of ``shape`` (True = kept).
+
+    The same ``rng`` state gives the same mask on every backend. Unlike
+    :func:`dropout`, this always draws (p=0 and p=1 included).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of the mask.
+    p : float
+        Drop probability in [0, 1].
+    rng : None, int, Generator or numpy.random.Generator, optional
+        The random stream (SPEC 7).
+    backend : str, optional
+        Backend name; default: ``$DROPKIT_BACKEND`` or ``numpy``.
+    device : optional
+        Device of the mask.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = dropout_mask((1000,), 0.25, rng=1)
+    >>> 700 < int(np.sum(m)) < 800
+    True
+    """
+    p = check_p(p)
+    b = get_backend(backend)
+    shape = tuple(int(n) for n in shape)
+    return _draw_mask(b, b.xp, shape, p, rng, device)
+
+
+def _forward(
+    x: Any,
+    p: Any,
+    *,
+    noise_shape: Any,
+    rng: RNGLike,
+    training: bool,
+    mode: str,
+    return_mask: bool,
+    inplace: bool,
+    backend: str | None,
+) -> Any:
+    xp, b = _resolve(x, "x", backend)
+    p = check_p(p)
+    mode = check_mode(mode)
+    shape = check_noise_shape(noise_shape, tuple(x.shape))
+    device = array_api_compat.device(x)
+
+    if not training or p == 0.0:
+        mask = xp.ones(shape, dtype=xp.bool, device=device)
+        if training or mode == "inverted":
+            y = x
+        elif inplace:
+            x *= 1.0 - p
+            y = x
+        else:
+            y = x * (1.0 - p)
+        return (y, mask) if return_mask else y
+
+    if p == 1.0:
+        mask = xp.zeros(shape, dtype=xp.bool, device=device)
+        if inplace:
+            x[...] = 0
+            y = x
+        else:
+            y = xp.zeros_like(x)
+        return (y, mask) if return_mask else y
+
+    scale = _scale(p, mode)
+    if inplace:
+        mask = _draw_mask(b, xp, shape, p, rng, device)
+        x[xp.logical_not(xp.broadcast_to(mask, tuple(x.shape)))] = 0
+        if scale != 1.0:
+            x *= scale
+        return (x, mask) if return_mask else x
+    if not return_mask and shape == tuple(x.shape):
+        return _fused_or_masked(b, xp, x, p, scale, rng)
+    mask = _draw_mask(b, xp, shape, p, rng, device)
+    y = _masked(xp, x, mask, scale)
+    return (y, mask) if return_mask else y
+
+
+def _backward(
+    grad: Any,
+    p: Any,
+    *,
+    noise_shape: Any,
+    mask: Any,
+    rng: RNGLike,
+    training: bool,
+    mode: str,
+    backend: str | None,
+) -> Any:
+    xp, b = _resolve(grad, "grad", backend)
+    p = check_p(p)
+    mode = check_mode(mode)
+    shape = check_noise_shape(noise_shape, tuple(grad.shape))
+    if not training or p == 0.0:
+        return grad if (training or mode == "inverted") else grad * (1.0 - p)
+    if p == 1.0:
+        return xp.zeros_like(grad)
+    if (mask is None) == (rng is None):
+        raise ValueError(
+            "dropout backward needs exactly one of mask= (the mask from the forward pass, "
+            "return_mask=True) or rng= (the seed, or a copy of the generator taken before "
+            "the forward pass, to regenerate the mask)"
+        )
+    scale = _scale(p, mode)
+    if mask is None:
+        if shape == tuple(grad.shape):
+            return _fused_or_masked(b, xp, grad, p, scale, rng)
+        mask = _draw_mask(b, xp, shape, p, rng, array_api_compat.device(grad))
+    else:
+        check_same_array_kind(xp, grad, mask, ("grad", "mask"))
+        if mask.dtype != xp.bool:
+            raise TypeError(f"mask must be a boolean array (True = kept), got dtype {mask.dtype}")
+        check_noise_shape(tuple(mask.shape), tuple(grad.shape))
+    return _masked(xp, grad, mask, scale)
+
+
+def dropout(
+    x: Any,
+    p: float,
+    *,
+    rng: RNGLike = None,
+    training: bool = True,
+    mode: str = "inverted",
+    noise_shape: tuple[int | None, ...] | None = None,
+    return_mask: bool = False,
+    inplace: bool = False,
+    backend: str | None = None,
+) -> Any:
+    """Randomly zero elements of ``x`` with probability ``p``.
+
+    Parameters
+    ----------
+    x : array
+        Input with a real floating dtype, from any array-API library.
+    p : float
+        Probability of DROPPING each unit, in [0, 1].
+    rng : None, int, Generator or numpy.random.Generator, optional
+        The random stream (SPEC 7). An int seed gives the same mask each call;
+        a :class:`~dropkit.Generator` advances by one draw.
+    training : bool, optional
+        If False, no bits are drawn and the evaluation output is returned.
+    mode : {"inverted", "vanilla"}, optional
+        Where the ``1 / (1 - p)`` compensation goes (see the module docs).
+    noise_shape : tuple, optional
+        Shape of the mask, broadcast against ``x``: each entry 1 (shared along
+        that axis), None or the size of ``x`` on that axis.
+    return_mask : bool, optional
+        Also return the boolean keep-mask (of ``noise_shape``).
+    inplace : bool, optional
+        Overwrite ``x`` with the result (not possible for immutable arrays).
+    backend : str, optional
+        Backend name; default: ``$DROPKIT_BACKEND``, else the array's library.
+
+    Returns
+    -------
+    y : array
+        Same shape, dtype and device as ``x``; ``x`` itself when nothing is
+        dropped (evaluation in inverted mode, or ``p == 0``).
+    mask : array of bool
+        Only if ``return_mask``.
+
+    Raises
+    ------
+    TypeError
+        ``x`` is not a floating array, or ``p`` is not a real number.
+    ValueError
+        ``p`` outside [0, 1] or NaN; a bad ``mode`` or ``noise_shape``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(1.0, 7.0).reshape(2, 3)
+    >>> y = dropout(x, 0.5, rng=3)
+    >>> bool(np.all((y == 0) | (y == 2 * x)))
+    True
+    >>> dropout(x, 0.5, training=False) is x
+    True
+    >>> dropout(x, 0.5, rng=3, noise_shape=(2, 1)).shape   # one draw per row
+    (2, 3)
+    """
+    return _forward(
+        x,
+        p,
+        noise_shape=noise_shape,
+        rng=rng,
+        training=training,
+        mode=mode,
+        return_mask=return_mask,
+        inplace=inplace,
+        backend=backend,
+    )
+
+
+def dropout_backward(
+    grad: Any,
+    p: float,
+    *,
+    mask: Any = None,
+    rng: RNGLike = None,
+    training: bool = True,
+    mode: str = "inverted",
+    noise_shape: tuple[int | None, ...] | None = None,
+    backend: str | None = None,
+) -> Any:
+    """Gradient of :func:`dropout` with respect to its input.
+
+    The result is ``grad * mask * scale``: exactly zero on every dropped unit.
+    Give either the ``mask`` from the forward pass, or ``rng`` in the state it
+    had *before* the forward pass (the same int seed, or a copy of the
+    generator) to regenerate the mask without storing it.
+
+    Parameters
+    ----------
+    grad : array
+        Gradient with respect to the output.
+    p, training, mode, noise_shape, backend
+        As passed to the forward call.
+    mask : array of bool, optional
+        The keep-mask returned by ``dropout(..., return_mask=True)``.
+    rng : int or Generator, optional
+        The forward call's random stream, before it drew.
+
+    Returns
+    -------
+    array
+        Gradient with respect to the input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dropkit import Generator
+    >>> g = Generator(5)
+    >>> before = g.copy()
+    >>> y = dropout(np.ones(6), 0.5, rng=g)
+    >>> dx = dropout_backward(np.ones(6), 0.5, rng=before)
+    >>> bool(np.all(dx == y))
+    True
+    """
+    return _backward(
+        grad,
+        p,
+        noise_shape=noise_shape,
+        mask=mask,
+        rng=rng,
+        training=training,
+        mode=mode,
+        backend=backend,
+    )
+
+
+_RANK_NAMES = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+
+
+def channel_noise_shape(
+    shape: tuple[int, ...], spatial_dims: int, channel_axis: int = 1
+) -> tuple[int, ...]:
+    """Mask shape of channel dropout: whole ``(N, C)`` maps share one draw.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Input shape: batch axis 0, a channel axis and ``spatial_dims`` others.
+    spatial_dims : {1, 2, 3}
+        Number of spatial axes.
+    channel_axis : int, optional
+        The channel axis (1 for channels-first, -1 for channels-last).
+
+    Examples
+    --------
+    >>> channel_noise_shape((8, 3, 32, 32), 2)
+    (8, 3, 1, 1)
+    >>> channel_noise_shape((8, 32, 32, 3), 2, channel_axis=-1)
+    (8, 1, 1, 3)
+    """
+    ndim = spatial_dims + 2
+    if len(shape) != ndim:
+        hint = " (add a batch axis with x[None, ...])" if len(shape) == ndim - 1 else ""
+        raise ValueError(
+            f"dropout{spatial_dims}d expects a {ndim}-d input {_RANK_NAMES[spatial_dims]}, got "
+            f"shape {tuple(shape)} of rank {len(shape)}{hint}; the rank is never guessed"
+        )
+    if isinstance(channel_axis, bool) or not isinstance(channel_axis, int):
+        raise TypeError(f"channel_axis must be an int, got {channel_axis!r}")
+    if not -ndim <= channel_axis < ndim or channel_axis % ndim == 0:
+        raise ValueError(
+            f"channel_axis must name a non-batch axis of a {ndim}-d input (1..{ndim - 1} or "
+            f"-{ndim - 1}..-1), got {channel_axis}"
+        )
+    axis = channel_axis % ndim
+    return tuple(n if i in (0, axis) else 1 for i, n in enumerate(shape))
+
+
+def _make_channel(spatial_dims: int) -> tuple[Any, Any]:
+    def forward(
+        x: Any,
+        p: float,
+        *,
+        channel_axis: int = 1,
+        rng: RNGLike = None,
+        training: bool = True,
+        mode: str = "inverted",
+        return_mask: bool = False,
+        inplace: bool = False,
+        backend: str | None = None,
+    ) -> Any:
+        namespace_of(x, "x")
+        return _forward(
+            x,
+            p,
+            noise_shape=channel_noise_shape(tuple(x.shape), spatial_dims, channel_axis),
+            rng=rng,
+            training=training,
+            mode=mode,
+            return_mask=return_mask,
+            inplace=inplace,
+            backend=backend,
+        )
+
+    def backward(
+        grad: Any,
+        p: float,
+        *,
+        channel_axis: int = 1,
+        mask: Any = None,
+        rng: RNGLike = None,
+        training: bool = True,
+        mode: str = "inverted",
+        backend: str | None = None,
+    ) -> Any:
+        namespace_of(grad, "grad")
+        return _backward(
+            grad,
+            p,
+            noise_shape=channel_noise_shape(tuple(grad.shape), spatial_dims, channel_axis),
+            mask=mask,
+            rng=rng,
+            training=training,
+            mode=mode,
+            backend=backend,
+        )
+
+    shape = _RANK_NAMES[spatial_dims]
+    forward.__name__ = forward.__qualname__ = f"dropout{spatial_dims}d"
+    backward.__name__ = backward.__qualname__ = f"dropout{spatial_dims}d_backward"
+    forward.__doc__ = f"""Channel dropout of a {shape} input: zero whole feature maps.
+
+    One draw per ``(N, C)`` pair; the mask has shape ``(N, C, 1, ...)`` (with
+    ``C`` at ``channel_axis``). Other arguments as in :func:`dropout`; the
+    input's rank must be exactly {spatial_dims + 2}.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.ones({(2, 3) + (4,) * spatial_dims})
+    >>> y, mask = dropout{spatial_dims}d(x, 0.5, rng=0, return_mask=True)
+    >>> mask.shape
+    {(2, 3) + (1,) * spatial_dims}
+    """
+    backward.__doc__ = f"""Gradient of :func:`dropout{spatial_dims}d`; see :func:`dropout_backward`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = np.ones({(2, 3) + (4,) * spatial_dims})
+    >>> bool(np.all(dropout{spatial_dims}d_backward(g, 0.5, rng=0) == dropout{spatial_dims}d(g, 0.5, rng=0)))
+    True
+    """  # noqa: E501
+    return forward, backward
+
+
+dropout1d, dropout1d_backward = _make_channel(1)
+dropout2d, dropout2d_backward = _make_channel(2)
+dropout3d, dropout3d_backward = _make_channel(3)

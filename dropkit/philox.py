@@ -1,0 +1,195 @@
+"""Philox4x32-10, written once in array-API integer operations.
+
+This is the *reference* generator of dropkit: every backend's random bits must
+equal what this module computes, bit for bit. It uses only ``uint32`` arrays and
+the operations ``&``, ``|``, ``^``, ``<<``, ``>>``, ``+`` and ``*`` on values
+that never overflow 32 bits, so it runs on any conforming namespace, including
+ones without 64-bit integers (JAX without x64).
+
+The 32x32->64 multiply
+----------------------
+Philox needs the high and low 32-bit words of ``a * M`` for 32-bit ``a`` and
+``M``. Instead of widening to ``uint64`` (not available everywhere, and
+wrapping overflow of unsigned integers is left unspecified by the standard)
+both factors are split into 16-bit limbs; each partial product is below
+``2**32`` and every partial sum is bounded so that nothing overflows. The
+result is exact on every backend. Fast backends compute the same words with a
+native 64-bit multiply.
+
+Counter layout
+--------------
+A draw is identified by a 64-bit ``key`` and a 64-bit ``counter`` (the number
+of draws made before it by the generator). The random word of global element
+``i`` is word ``i % 4`` of the Philox block with counter
+``(b_lo, b_hi, counter_lo, counter_hi)`` where ``b = i // 4``, and key
+``(key_lo, key_hi)``. Hence a mask is a pure function of
+``(key, counter, element index)``: chunks of an array computed separately
+(``offset``) equal the corresponding slice of the whole.
+
+Examples
+--------
+>>> import array_api_strict as xp
+>>> words = philox4x32(xp, (0, 0, 0, 0), (0, 0))
+>>> [hex(int(w)) for w in words]
+['0x6627e8d5', '0xe169c58d', '0xbc57ac4c', '0x9b00dbd8']
+>>> random_bits(xp, key=0, counter=0, n=3)
+Array([1713891541, 3781805453, 3160845388], dtype=array_api_strict.uint32)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "MASK32",
+    "PHILOX_M0",
+    "PHILOX_M1",
+    "PHILOX_W0",
+    "PHILOX_W1",
+    "philox4x32",
+    "random_bits",
+    "split64",
+]
+
+MASK32 = 0xFFFFFFFF
+#: Philox4x32 round multipliers (Salmon et al., SC'11).
+PHILOX_M0 = 0xD2511F53
+PHILOX_M1 = 0xCD9E8D57
+#: Weyl key-schedule increments (golden ratio and sqrt(3) - 1).
+PHILOX_W0 = 0x9E3779B9
+PHILOX_W1 = 0xBB67AE85
+ROUNDS = 10
+
+Word = Any  # a uint32 array or a Python int in [0, 2**32)
+
+
+def split64(value: int) -> tuple[int, int]:
+    """Split a 64-bit unsigned integer into its (low, high) 32-bit words.
+
+    Examples
+    --------
+    >>> split64(0x0123456789ABCDEF) == (0x89ABCDEF, 0x01234567)
+    True
+    """
+    return value & MASK32, (value >> 32) & MASK32
+
+
+def _mulhilo(a: Word, m: int) -> tuple[Word, Word]:
+    """High and low words of ``a * m``, exactly, with 16-bit limbs."""
+    if isinstance(a, int):
+        product = a * m
+        return product >> 32, product & MASK32
+    m_lo, m_hi = m & 0xFFFF, m >> 16
+    a_lo = a & 0xFFFF
+    a_hi = a >> 16
+    p00 = a_lo * m_lo
+    p01 = a_lo * m_hi
+    p10 = a_hi * m_lo
+    p11 = a_hi * m_hi
+    # Each term is below 2**16, so `mid` is below 3 * 2**16.
+    mid = (p00 >> 16) + (p01 & 0xFFFF) + (p10 & 0xFFFF)
+    lo = ((mid & 0xFFFF) << 16) | (p00 & 0xFFFF)
+    # The exact high word is below 2**32, and so is every partial sum of it.
+    hi = p11 + (p01 >> 16) + (p10 >> 16) + (mid >> 16)
+    return hi, lo
+
+
+def philox4x32(
+    xp: Any,
+    counter: Sequence[Word],
+    key: Sequence[int],
+    rounds: int = ROUNDS,
+) -> tuple[Word, Word, Word, Word]:
+    """Philox4x32 block function on arrays (or Python ints) of uint32 words.
+
+    Parameters
+    ----------
+    xp : namespace
+        The array namespace of the array words (unused for all-int input).
+    counter : sequence of 4 words
+        The counter; each word is a uint32 array or a Python int. Arrays must
+        broadcast against each other.
+    key : sequence of 2 ints
+        The key words.
+    rounds : int, optional
+        Number of rounds; 10 is the standard Philox4x32-10.
+
+    Returns
+    -------
+    tuple of 4 words
+        The output block, of the same kind as the input words.
+
+    Examples
+    --------
+    >>> out = philox4x32(None, (0xFFFFFFFF,) * 4, (0xFFFFFFFF, 0xFFFFFFFF))
+    >>> [hex(w) for w in out]
+    ['0x408f276d', '0x41c83b0e', '0xa20bc7c6', '0x6d5451fd']
+    """
+    c0, c1, c2, c3 = counter
+    k0, k1 = key
+    for r in range(rounds):
+        if r:
+            k0 = (k0 + PHILOX_W0) & MASK32
+            k1 = (k1 + PHILOX_W1) & MASK32
+        hi0, lo0 = _mulhilo(c0, PHILOX_M0)
+        hi1, lo1 = _mulhilo(c2, PHILOX_M1)
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+    return c0, c1, c2, c3
+
+
+def random_bits(
+    xp: Any,
+    key: int,
+    counter: int,
+    n: int,
+    *,
+    offset: int = 0,
+    device: Any = None,
+) -> Any:
+    """The reference random words of elements ``offset .. offset + n - 1``.
+
+    Parameters
+    ----------
+    xp : namespace
+        Array namespace to compute in.
+    key, counter : int
+        64-bit key and draw counter.
+    n : int
+        Number of 32-bit words wanted.
+    offset : int, optional
+        Global index of the first element (for chunked computation).
+    device : optional
+        Device of the result.
+
+    Returns
+    -------
+    array
+        A 1-d ``uint32`` array of length ``n``.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> whole = random_bits(xp, 7, 3, 10)
+    >>> part = random_bits(xp, 7, 3, 4, offset=5)
+    >>> bool(xp.all(whole[5:9] == part))
+    True
+    """
+    if n == 0:
+        return xp.empty((0,), dtype=xp.uint32, device=device)
+    key_words = split64(key)
+    ctr_lo, ctr_hi = split64(counter)
+    first, last = offset // 4, (offset + n - 1) // 4
+    pieces = []
+    block = first
+    while block <= last:
+        # Blocks whose index shares the same high word form one segment.
+        hi = block >> 32
+        stop = min(last + 1, (hi + 1) << 32)
+        lo = xp.arange(block & MASK32, ((stop - 1) & MASK32) + 1, dtype=xp.uint32, device=device)
+        words = philox4x32(xp, (lo, hi, ctr_lo, ctr_hi), key_words)
+        pieces.append(xp.reshape(xp.stack(words, axis=-1), (-1,)))
+        block = stop
+    flat = pieces[0] if len(pieces) == 1 else xp.concat(pieces)
+    start = offset - 4 * first
+    return flat[start : start + n]
