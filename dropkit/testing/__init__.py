@@ -1,0 +1,14 @@
+"""The dropkit conformance suite, shipped with the package.
+
+Run it against any installed backend::
+
+    pytest --pyargs dropkit.testing --dropkit-backend NAME
+
+Without ``--dropkit-backend`` it runs on every installed backend, skipping
+unavailable ones with the reason. The pytest plugin (``dropkit.testing.plugin``,
+registered through the ``pytest11`` entry point) adds the option and the
+``backend`` fixture; :mod:`dropkit.testing.strategies` and
+:mod:`dropkit.testing.stats` are reusable in an embedding library's own tests.
+
+This module imports nothing heavy, so the plugin costs nothing to load.
+"""

@@ -1,0 +1,80 @@
+"""Hypothesis strategies for dropout inputs, reusable by embedding libraries.
+
+Examples
+--------
+>>> from hypothesis import given
+>>> @given(drop_probabilities())
+... def check(p):
+...     assert 0 <= p < 1
+>>> check()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+__all__ = [
+    "FLOAT_DTYPES",
+    "arrays",
+    "drop_probabilities",
+    "keys",
+    "shapes",
+    "to_namespace",
+    "to_numpy",
+]
+
+FLOAT_DTYPES = ("float16", "float32", "float64")
+
+
+def drop_probabilities(*, include_one: bool = False) -> st.SearchStrategy[float]:
+    """Drop probabilities in [0, 1) (or [0, 1]), edges and common values included."""
+    edges = [0.0, 0.1, 0.2, 0.5, 0.8, 0.9, 0.99] + ([1.0] if include_one else [])
+    return st.one_of(
+        st.sampled_from(edges),
+        st.floats(0.0, 1.0, exclude_max=not include_one, allow_nan=False),
+    )
+
+
+def keys() -> st.SearchStrategy[int]:
+    """64-bit generator keys."""
+    return st.integers(0, 2**64 - 1)
+
+
+def shapes(
+    *, min_dims: int = 0, max_dims: int = 4, max_side: int = 8
+) -> st.SearchStrategy[tuple[int, ...]]:
+    """Array shapes, empty and 0-d ones included."""
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=0, max_side=max_side)
+
+
+def arrays(
+    dtype: str = "float32", shape: Any = None, *, finite: bool = True
+) -> st.SearchStrategy[np.ndarray]:
+    """NumPy float arrays (convert with :func:`to_namespace`)."""
+    width = np.dtype(dtype).itemsize * 8
+    elements = st.floats(-1e3, 1e3, width=width)
+    if not finite:
+        elements = st.one_of(elements, st.sampled_from([np.inf, -np.inf, np.nan, 0.0, -0.0]))
+    return hnp.arrays(np.dtype(dtype), shape if shape is not None else shapes(), elements=elements)
+
+
+def to_namespace(xp: Any, a: np.ndarray) -> Any:
+    """Copy a NumPy array into namespace ``xp`` (default device)."""
+    return xp.asarray(a, copy=True)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy any backend's array to NumPy (device arrays through ``.get()``)."""
+    if isinstance(x, np.ndarray):
+        return x
+    getter = getattr(x, "get", None)
+    if callable(getter):  # CuPy
+        return np.asarray(getter())
+    try:
+        return np.from_dlpack(x)
+    except (TypeError, RuntimeError, BufferError, AttributeError):
+        return np.asarray(x)
