@@ -29,7 +29,7 @@ def _tail(n: int, q: float, mode: int, pm: float, step: int) -> list[tuple[int, 
     """Probabilities of k = mode + step, mode + 2 step, ... until negligible."""
     terms = []
     k, v = mode, pm
-    while 0 < k if step < 0 else k < n:
+    while k > 0 if step < 0 else k < n:
         if step < 0:
             v *= k / (n - k + 1) * (1.0 - q) / q
         else:

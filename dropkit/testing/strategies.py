@@ -21,6 +21,7 @@ __all__ = [
     "FLOAT_DTYPES",
     "arrays",
     "drop_probabilities",
+    "float_dtypes",
     "keys",
     "shapes",
     "to_namespace",
@@ -28,6 +29,11 @@ __all__ = [
 ]
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
+
+
+def float_dtypes(xp: Any) -> list[str]:
+    """Names of the float dtypes namespace ``xp`` has (float16 is not in the standard)."""
+    return [name for name in FLOAT_DTYPES if hasattr(xp, name)]
 
 
 def drop_probabilities(*, include_one: bool = False) -> st.SearchStrategy[float]:

@@ -26,8 +26,11 @@ def _mask(backend, shape, p, rng):
 
 
 @SETTINGS
-@given(p=st.one_of(st.sampled_from([0.0, 0.5, 0.2, 0.99]), st.floats(0, 1)), key=keys(),
-       n=st.integers(1, 5000))
+@given(
+    p=st.one_of(st.sampled_from([0.0, 0.5, 0.2, 0.99]), st.floats(0, 1)),
+    key=keys(),
+    n=st.integers(1, 5000),
+)
 def test_kept_count_is_binomial(backend, p, key, n):
     q = dropkit.keep_probability(p)
     kept = int(np.count_nonzero(_mask(backend, (n,), p, key)))

@@ -1,0 +1,101 @@
+"""Backward: exact zeros on dropped units, regeneration equals the stored mask, finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import dropkit
+from dropkit.testing.strategies import arrays, keys, shapes, to_namespace, to_numpy
+
+SETTINGS = settings(max_examples=30, deadline=None)
+modes = st.sampled_from(["inverted", "vanilla"])
+
+
+@SETTINGS
+@given(data=st.data(), p=st.floats(0.0, 0.99), key=keys(), mode=modes)
+def test_gradient_is_zero_on_dropped_and_scaled_on_kept(backend, data, p, key, mode):
+    a = data.draw(arrays("float64", shapes(min_dims=1)))
+    g = data.draw(arrays("float64", st.just(a.shape), finite=False))
+    x, grad = to_namespace(backend.xp, a), to_namespace(backend.xp, g)
+    _, mask = dropkit.dropout(x, p, rng=key, mode=mode, return_mask=True)
+    from_mask = to_numpy(dropkit.dropout_backward(grad, p, mask=mask, mode=mode))
+    regenerated = to_numpy(dropkit.dropout_backward(grad, p, rng=key, mode=mode))
+    m = np.broadcast_to(to_numpy(mask), a.shape)
+    scale = 1 / (1 - p) if mode == "inverted" else 1.0
+    np.testing.assert_array_equal(from_mask, regenerated)
+    assert np.all(from_mask[~m] == 0)
+    np.testing.assert_array_equal(from_mask[m], g[m] * scale)
+
+
+@SETTINGS
+@given(spatial=st.sampled_from([1, 2, 3]), p=st.floats(0.05, 0.95), key=keys())
+def test_channel_gradient_uses_the_channel_mask(backend, spatial, p, key):
+    fwd = getattr(dropkit, f"dropout{spatial}d")
+    bwd = getattr(dropkit, f"dropout{spatial}d_backward")
+    shape = (3, 4) + (2,) * spatial
+    x = backend.xp.ones(shape, dtype=backend.xp.float32)
+    y = to_numpy(fwd(x, p, rng=key))
+    dx = to_numpy(bwd(x, p, rng=key))
+    np.testing.assert_array_equal(dx, y)  # grad of ones == forward of ones
+    layer = getattr(dropkit, f"Dropout{spatial}d")(p, rng=key)
+    np.testing.assert_array_equal(to_numpy(layer(x)), y)
+    np.testing.assert_array_equal(to_numpy(layer.backward(x)), y)
+
+
+def test_p_one_gives_finite_zero_gradients(backend):
+    g = to_namespace(backend.xp, np.array([1.0, np.inf, -3.0]))
+    dx = to_numpy(dropkit.dropout_backward(g, 1.0, rng=0))
+    assert np.all(dx == 0) and np.all(np.isfinite(dx))
+
+
+def test_evaluation_gradient(backend):
+    g = to_namespace(backend.xp, np.array([1.0, -2.0]))
+    assert dropkit.dropout_backward(g, 0.25, training=False) is g
+    np.testing.assert_allclose(
+        to_numpy(dropkit.dropout_backward(g, 0.25, training=False, mode="vanilla")),
+        [0.75, -1.5],
+    )
+
+
+def test_layer_backward_replays_its_own_draws(backend):
+    layer = dropkit.Dropout(0.5, rng=3)
+    x = backend.xp.ones((200,), dtype=backend.xp.float64)
+    y1 = to_numpy(layer(x))
+    np.testing.assert_array_equal(to_numpy(layer.backward(x)), y1)
+    y2 = to_numpy(layer(x))
+    assert not np.array_equal(y1, y2)  # P(equal) = 2**-200
+    np.testing.assert_array_equal(to_numpy(layer.backward(x)), y2)
+
+
+@pytest.mark.parametrize("mode", ["inverted", "vanilla"])
+def test_finite_differences_through_a_small_network(backend, mode):
+    # loss = sum(c * (dropout(relu(x @ W1)) @ W2)), masks fixed by the seed.
+    xp = backend.xp
+    rs = np.random.default_rng(0)
+    x_np, w1_np = rs.normal(size=(5, 3)), rs.normal(size=(3, 4))
+    w2_np, c_np = rs.normal(size=(4, 2)), rs.normal(size=(5, 2))
+    x, w2, c = (to_namespace(xp, a) for a in (x_np, w2_np, c_np))
+    p, seed = 0.4, 123
+
+    def loss(w1_values):
+        h = xp.maximum(x @ to_namespace(xp, w1_values), 0.0)
+        return float(xp.sum(c * (dropkit.dropout(h, p, rng=seed, mode=mode) @ w2)))
+
+    pre = x @ to_namespace(xp, w1_np)
+    dh = dropkit.dropout_backward(c @ xp.matrix_transpose(w2), p, rng=seed, mode=mode)
+    grad = to_numpy(xp.matrix_transpose(x) @ xp.where(pre > 0, dh, 0.0))
+
+    eps = 1e-6
+    numeric = np.zeros_like(w1_np)
+    for idx in np.ndindex(*w1_np.shape):
+        plus, minus = w1_np.copy(), w1_np.copy()
+        plus[idx] += eps
+        minus[idx] -= eps
+        numeric[idx] = (loss(plus) - loss(minus)) / (2 * eps)
+    assert np.min(np.abs(to_numpy(pre))) > 10 * eps  # no ReLU kink inside the stencil
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+    mask = to_numpy(dropkit.dropout(xp.ones((5, 4), dtype=xp.float64), p, rng=seed)) != 0
+    assert 0 < mask.sum() < mask.size  # the network really drops something

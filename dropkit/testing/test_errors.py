@@ -1,0 +1,125 @@
+"""Every bad input raises the documented error, naming the argument and the value."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import dropkit
+from dropkit.testing.strategies import to_numpy
+
+
+@pytest.fixture
+def x(backend):
+    return backend.xp.ones((2, 3, 4, 4), dtype=backend.xp.float32)
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5, math.nan, math.inf])
+def test_p_out_of_range(x, p):
+    with pytest.raises(ValueError, match=r"p is the probability of DROPPING.*\[0, 1\], got"):
+        dropkit.dropout(x, p, rng=0)
+    with pytest.raises(ValueError, match="got"):
+        dropkit.dropout2d(x, p, rng=0)
+    with pytest.raises(ValueError, match="got"):
+        dropkit.dropout_backward(x, p, rng=0)
+
+
+@pytest.mark.parametrize("p", ["0.5", None, True, 0.5j, [0.5]])
+def test_p_not_a_real_number(x, p):
+    with pytest.raises(TypeError, match=r"p must be a real number.*got"):
+        dropkit.dropout(x, p, rng=0)
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64", "uint8", "bool", "complex64"])
+def test_non_floating_input(backend, dtype):
+    xp = backend.xp
+    if not hasattr(xp, dtype):
+        pytest.skip(f"{backend.name} has no {dtype}")
+    a = xp.zeros((3,), dtype=getattr(xp, dtype))
+    with pytest.raises(TypeError, match=rf"x must have a real floating dtype.*{dtype}"):
+        dropkit.dropout(a, 0.5, rng=0)
+    with pytest.raises(TypeError, match=r"grad must have a real floating dtype"):
+        dropkit.dropout_backward(a, 0.5, rng=0)
+
+
+def test_not_an_array():
+    with pytest.raises(TypeError, match=r"x must be an array.*list"):
+        dropkit.dropout([1.0, 2.0], 0.5, rng=0)
+
+
+@pytest.mark.parametrize(("fn", "ndim"), [("dropout1d", 3), ("dropout2d", 4), ("dropout3d", 5)])
+def test_channel_dropout_rank_is_never_guessed(backend, fn, ndim):
+    xp = backend.xp
+    for rank in (ndim - 1, ndim + 1):
+        a = xp.ones((2,) * rank, dtype=xp.float32)
+        with pytest.raises(ValueError, match=rf"expects a {ndim}-d input.*rank {rank}"):
+            getattr(dropkit, fn)(a, 0.5, rng=0)
+
+
+@pytest.mark.parametrize("axis", [0, 4, -5])
+def test_channel_axis_must_be_a_non_batch_axis(x, axis):
+    with pytest.raises(ValueError, match=rf"channel_axis.*got {axis}"):
+        dropkit.dropout2d(x, 0.5, rng=0, channel_axis=axis)
+
+
+@pytest.mark.parametrize("noise_shape", [(2, 3), (2, 2, 4, 4), (2, 3, 4, 5), (1, 3, 4, 4, 1)])
+def test_noise_shape_must_broadcast(x, noise_shape):
+    with pytest.raises(ValueError, match=r"noise_shape"):
+        dropkit.dropout(x, 0.5, rng=0, noise_shape=noise_shape)
+
+
+def test_bad_mode(x):
+    with pytest.raises(ValueError, match=r"mode must be one of.*'scaled'"):
+        dropkit.dropout(x, 0.5, mode="scaled")
+
+
+@pytest.mark.parametrize("rng", [-1, 2**64, "seed", 1.5])
+def test_bad_rng(x, rng):
+    with pytest.raises((TypeError, ValueError), match=r"rng must be"):
+        dropkit.dropout(x, 0.5, rng=rng)
+
+
+def test_backward_needs_exactly_one_mask_source(x):
+    with pytest.raises(ValueError, match=r"exactly one of mask= .* or rng="):
+        dropkit.dropout_backward(x, 0.5)
+    _, mask = dropkit.dropout(x, 0.5, rng=0, return_mask=True)
+    with pytest.raises(ValueError, match=r"exactly one of"):
+        dropkit.dropout_backward(x, 0.5, mask=mask, rng=0)
+
+
+def test_mask_from_another_array_library(backend, x):
+    _, mask = dropkit.dropout(x, 0.5, rng=0, return_mask=True)
+    if backend.name == "numpy":
+        strict = pytest.importorskip("array_api_strict")
+        other = strict.asarray(to_numpy(mask))
+    else:
+        other = np.asarray(to_numpy(mask))
+    with pytest.raises(TypeError, match=r"grad and mask come from different array libraries"):
+        dropkit.dropout_backward(x, 0.5, mask=other)
+
+
+def test_mask_on_another_device(backend, x):
+    devices = backend.devices()
+    if len(devices) < 2:
+        pytest.skip(f"backend {backend.name!r} has a single device")
+    _, mask = dropkit.dropout(x, 0.5, rng=0, return_mask=True)
+    xp = backend.xp
+    moved = xp.asarray(to_numpy(mask), device=devices[1])
+    if moved.device == x.device:
+        pytest.skip("could not place an array on a second device")
+    with pytest.raises(ValueError, match=r"grad is on device .* but mask is on device"):
+        dropkit.dropout_backward(x, 0.5, mask=moved)
+
+
+def test_mask_of_wrong_dtype(x):
+    with pytest.raises(TypeError, match=r"mask must be a boolean array"):
+        dropkit.dropout_backward(x, 0.5, mask=x)
+
+
+def test_unknown_backend_lists_installed(x, backend):
+    with pytest.raises(
+        ValueError, match=rf"unknown backend 'nope'; installed backends: .*{backend.name}"
+    ):
+        dropkit.dropout(x, 0.5, rng=0, backend="nope")
