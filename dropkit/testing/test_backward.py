@@ -1,4 +1,4 @@
-"""Backward: exact zeros on dropped units, regeneration equals the stored mask, finite differences."""
+"""Backward: zero on dropped units, regeneration equals the stored mask, finite differences."""
 
 from __future__ import annotations
 

@@ -1,0 +1,60 @@
+import array_api_compat.numpy as npx
+import numpy as np
+import pytest
+from dropkit_numpy import NumpyBackend
+from dropkit_numpy._philox_numba import dropout_fused_numba, random_bits_numba
+from dropkit_numpy._philox_numpy import random_bits_numpy
+
+import dropkit
+from dropkit import philox
+
+
+@pytest.mark.parametrize(
+    ("key", "counter", "n", "offset"),
+    [(0, 0, 100_003, 0), (2**64 - 1, 2**63 - 1, 70_001, 3), (12345, 6, 4099, 4 * 2**32 - 2001)],
+)
+def test_both_numpy_kernels_equal_the_reference(key, counter, n, offset):
+    want = np.asarray(philox.random_bits(npx, key, counter, n, offset=offset))
+    np.testing.assert_array_equal(random_bits_numpy(key, counter, n, offset=offset), want)
+    np.testing.assert_array_equal(random_bits_numba(key, counter, n, offset=offset), want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_kernel_on_large_and_non_contiguous_input(dtype):
+    a = np.random.default_rng(1).normal(size=(3001, 70)).astype(dtype)[::2, ::3]
+    assert not a.flags.c_contiguous
+    t = dropkit.keep_threshold(0.3)
+    got = dropout_fused_numba(a, 77, 5, t, 1 / 0.7)
+    bits = random_bits_numpy(77, 5, a.size).reshape(a.shape)
+    np.testing.assert_array_equal(got, np.where(bits >= t, a * dtype(1 / 0.7), 0))
+
+
+def test_pure_numpy_fallback_selected_by_environment(monkeypatch):
+    monkeypatch.setenv("DROPKIT_NUMPY_KERNELS", "numpy")
+    b = NumpyBackend()
+    assert b.kernels == "numpy"
+    assert b.dropout_fused(np.ones(4, np.float32), 0, 0, 0, 1.0) is None
+    np.testing.assert_array_equal(b.random_bits(3, 4, 999), random_bits_numba(3, 4, 999))
+
+
+def test_float16_uses_the_generic_path_with_the_same_mask():
+    x16 = np.ones(1000, np.float16)
+    x32 = np.ones(1000, np.float32)
+    np.testing.assert_array_equal(
+        dropkit.dropout(x16, 0.4, rng=8) != 0, dropkit.dropout(x32, 0.4, rng=8) != 0
+    )
+
+
+def test_reference_needs_no_64_bit_integers():
+    # array_api_strict's "no_x64" device has no 64-bit dtypes, like JAX without x64.
+    import array_api_strict as xs
+
+    device = xs.Device("no_x64")
+    with pytest.raises(Exception):  # noqa: B017 - the device really forbids int64
+        xs.asarray([1], dtype=xs.int64, device=device)
+    got = philox.random_bits(xs, 2**64 - 5, 2**40 + 3, 1000, offset=7, device=device)
+    assert got.device == device
+    np.testing.assert_array_equal(
+        np.from_dlpack(xs.asarray(got, device=xs.Device("CPU_DEVICE"))),
+        random_bits_numba(2**64 - 5, 2**40 + 3, 1000, offset=7),
+    )

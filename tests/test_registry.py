@@ -1,0 +1,105 @@
+import subprocess
+import sys
+import types
+from importlib.metadata import EntryPoint
+
+import array_api_strict
+import numpy as np
+import pytest
+
+import dropkit
+from dropkit import BackendRecord, hookimpl, registry
+
+
+def _plugin_module(name, records_fn):
+    mod = types.ModuleType(name)
+    mod.dropkit_backends = hookimpl(records_fn)
+    sys.modules[name] = mod
+    return mod
+
+
+@pytest.fixture
+def fake_registry(monkeypatch):
+    """A registry built from fake entry points: good, broken import, broken hook, no library."""
+
+    def missing_library():
+        raise ImportError("No module named 'imaginary_gpu_lib'")
+
+    _plugin_module(
+        "fake_good",
+        lambda: [
+            BackendRecord(
+                "good",
+                "works",
+                lambda: dropkit.ArrayAPIBackend("good", array_api_strict),
+                ("array_api_strict",),
+            )
+        ],
+    )
+    _plugin_module("fake_nolib", lambda: [BackendRecord("gpu", "needs a GPU", missing_library)])
+
+    def raising():
+        raise RuntimeError("hook exploded")
+
+    _plugin_module("fake_hook", raising)
+    eps = [
+        EntryPoint("good", "fake_good", "dropkit"),
+        EntryPoint("gpu", "fake_nolib", "dropkit"),
+        EntryPoint("hook", "fake_hook", "dropkit"),
+        EntryPoint("broken", "fake_does_not_exist_xyz", "dropkit"),
+    ]
+    monkeypatch.setattr(registry, "entry_points", lambda group: eps)
+    registry.get_registry.cache_clear()
+    yield
+    registry.get_registry.cache_clear()
+
+
+def test_broken_plugins_warn_and_are_listed_never_fatal(fake_registry):
+    with pytest.warns(RuntimeWarning, match="failed to load|raised"):
+        infos = {b.name: b for b in dropkit.list_backends()}
+    assert set(infos) == {"good", "gpu", "hook", "broken"}
+    assert infos["good"].available and infos["good"].reason is None
+    assert not infos["gpu"].available and "imaginary_gpu_lib" in infos["gpu"].reason
+    assert not infos["hook"].available and "hook exploded" in infos["hook"].reason
+    assert not infos["broken"].available and "fake_does_not_exist_xyz" in infos["broken"].reason
+    with pytest.raises(RuntimeError, match="backend 'gpu' is unavailable: ImportError"):
+        dropkit.get_backend("gpu")
+
+
+def test_selection_order(monkeypatch):
+    x = array_api_strict.ones(3)
+    monkeypatch.delenv("DROPKIT_BACKEND", raising=False)
+    assert dropkit.get_backend().name == "numpy"  # the default
+    assert dropkit.get_backend(None, x).name == "array_api_strict"  # from the arrays
+    monkeypatch.setenv("DROPKIT_BACKEND", "array_api_strict")
+    assert dropkit.get_backend().name == "array_api_strict"  # the environment
+    assert dropkit.get_backend("numpy").name == "numpy"  # explicit wins
+
+
+def test_environment_backend_that_does_not_serve_the_array(monkeypatch):
+    monkeypatch.setenv("DROPKIT_BACKEND", "array_api_strict")
+    with pytest.raises(TypeError, match=r"x is an array of .*numpy.*'array_api_strict'"):
+        dropkit.dropout(np.ones(3), 0.5, rng=0)
+
+
+def test_explicit_backend_must_match_the_array():
+    with pytest.raises(TypeError, match="selected backend 'numpy'"):
+        dropkit.dropout(array_api_strict.ones(3), 0.5, rng=0, backend="numpy")
+
+
+def test_unknown_backend_lists_installed():
+    with pytest.raises(ValueError, match="installed backends: array_api_strict, numpy"):
+        dropkit.get_backend("cuda-magic")
+
+
+def test_backends_command_lists_distribution_version_and_status():
+    out = subprocess.run(
+        [sys.executable, "-m", "dropkit.cli", "backends"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert "dropkit-numpy" in lines["numpy"] and "available" in lines["numpy"]
+    assert "dropkit-array-api-strict" in lines["array_api_strict"]
+    assert "0.1.0" in lines["numpy"]
