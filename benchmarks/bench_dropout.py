@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from dropkit_numpy._philox_numpy import random_bits_numpy
 
 import dropkit
-from dropkit_numpy._philox_numpy import random_bits_numpy
 
 
 def _methods(x: np.ndarray, p: float) -> dict[str, Callable[[], object]]:
@@ -35,8 +35,9 @@ def _methods(x: np.ndarray, p: float) -> dict[str, Callable[[], object]]:
             x * np.float32(1 / keep),
             np.float32(0),
         ),
-        "article: ranf < keep, divide, multiply": lambda: x
-        * ((np.random.ranf(x.shape) < keep) / keep),
+        "article: ranf < keep, divide, multiply": lambda: (
+            x * ((np.random.ranf(x.shape) < keep) / keep)
+        ),
         "NumPy PCG64 raw bits (not portable)": lambda: np.where(
             np.random.default_rng(0).integers(0, 2**32, x.shape, dtype=np.uint32) >= threshold,
             x * np.float32(1 / keep),
@@ -45,7 +46,7 @@ def _methods(x: np.ndarray, p: float) -> dict[str, Callable[[], object]]:
     }
     try:
         import torch
-        import torch.nn.functional as F
+        import torch.nn.functional as F  # noqa: N812
     except ImportError:
         print("torch not installed: PyTorch row skipped")
     else:

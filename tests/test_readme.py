@@ -12,7 +12,7 @@ def test_readme_python_examples_run():
     assert len(runnable) >= 2
     namespace: dict = {}
     for block in runnable:
-        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
+        exec(compile(block, str(README), "exec"), namespace)
     assert namespace["gen"].counter == 1
     assert namespace["layer"].training is False
 
