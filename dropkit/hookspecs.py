@@ -23,7 +23,7 @@ A complete backend plugin module:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -46,4 +46,36 @@ def dropkit_backends() -> Iterable[BackendRecord]:
     against the arrays passed to the ops) and carries a *lazy* loader: listing
     backends must work on a machine that lacks the backend's library or
     device, so import the library inside ``load``, not at module level.
+    """
+
+
+@hookspec
+def dropkit_train_start(run: Any) -> None:
+    """A training run starts (or resumes: ``run.history`` then holds the past epochs).
+
+    ``run`` is a :class:`dropkit.train.Run`: its name, config, output folder
+    (or None) and history.
+    """
+
+
+@hookspec
+def dropkit_epoch_end(run: Any, record: dict[str, Any]) -> None:
+    """An epoch ended; ``record`` holds its loss, accuracies, learning rate and seconds.
+
+    Called after the epoch's checkpoint is on disk, so a hook that fails
+    loses nothing.
+    """
+
+
+@hookspec
+def dropkit_train_end(run: Any, result: Any) -> None:
+    """A run finished; ``result`` is its :class:`dropkit.train.TrainResult`."""
+
+
+@hookspec
+def dropkit_compare_end(out_dir: Any, results: dict[str, Any]) -> None:
+    """``dropkit compare`` finished: ``results`` maps "standard" and "dropout" to results.
+
+    ``out_dir`` is the comparison's output folder (a ``pathlib.Path``), where
+    plugins may write files (the plots plugin writes ``curves.png``).
     """

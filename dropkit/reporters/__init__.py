@@ -1,0 +1,10 @@
+"""Built-in plugins of the training hooks: a progress display and a metrics file.
+
+They are registered by the command line for the duration of a command; any
+other program can register them (or its own) on the plugin manager the same way.
+"""
+
+from .metrics import MetricsFile
+from .progress import Progress
+
+__all__ = ["MetricsFile", "Progress"]

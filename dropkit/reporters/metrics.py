@@ -1,0 +1,45 @@
+"""A CSV metrics file per run, one row per epoch, flushed as it goes.
+
+``<out_dir>/metrics.csv`` is rewritten from the run's history when a run starts
+(so a resumed run has no duplicate or missing rows) and appended to after each
+epoch's checkpoint is safely on disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from ..checkpoint import atomic_write_text
+from ..hookspecs import hookimpl
+
+__all__ = ["COLUMNS", "MetricsFile"]
+
+COLUMNS = ("epoch", "loss", "train_acc", "test_acc", "lr", "seconds")
+
+
+def _row(record: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf).writerow([record[c] for c in COLUMNS])
+    return buf.getvalue()
+
+
+class MetricsFile:
+    """Writes ``metrics.csv`` into each run's output folder."""
+
+    @hookimpl
+    def dropkit_train_start(self, run: Any) -> None:
+        """Write the header and the rows of any resumed history."""
+        if run.out_dir is None:
+            return
+        text = ",".join(COLUMNS) + "\r\n" + "".join(_row(r) for r in run.history)
+        atomic_write_text(run.out_dir / "metrics.csv", text)
+
+    @hookimpl
+    def dropkit_epoch_end(self, run: Any, record: dict[str, Any]) -> None:
+        """Append the epoch's row."""
+        if run.out_dir is None:
+            return
+        with open(run.out_dir / "metrics.csv", "a", newline="") as f:
+            f.write(_row(record))

@@ -1,0 +1,34 @@
+"""Entry point ``dropkit: plots``: curves for each run and for each comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dropkit import hookimpl
+
+from .figures import plot_histories
+
+
+@hookimpl
+def dropkit_train_end(run: Any, result: Any) -> None:
+    """Write ``<run folder>/curves.png``."""
+    if run.out_dir is not None:
+        plot_histories(
+            {run.name: result.history},
+            Path(run.out_dir) / "curves.png",
+            title=f"{run.name}: {run.config.dataset}",
+        )
+
+
+@hookimpl
+def dropkit_compare_end(out_dir: Any, results: dict[str, Any]) -> None:
+    """Write ``<out>/curves.png`` with both nets."""
+    cfg = results["dropout"].config
+    title = (
+        f"{cfg.dataset}: standard vs dropout (p_hidden={cfg.p_hidden}, p_input={cfg.p_input}), "
+        f"hidden {list(cfg.hidden)}"
+    )
+    plot_histories(
+        {name: r.history for name, r in results.items()}, Path(out_dir) / "curves.png", title=title
+    )
