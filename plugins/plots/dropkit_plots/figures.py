@@ -20,7 +20,7 @@ __all__ = ["plot_histories"]
 def plot_histories(
     histories: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path, title: str = ""
 ) -> Path:
-    """Draw accuracy (train dashed, test solid) and loss curves; write a PNG atomically.
+    r"""Draw accuracy (train dashed, test solid) and loss curves; write a PNG atomically.
 
     Parameters
     ----------
@@ -39,7 +39,7 @@ def plot_histories(
     ...      {"epoch": 2, "train_acc": .7, "test_acc": .5, "loss": .8}]
     >>> out = plot_histories({"run": h}, pathlib.Path(tempfile.mkdtemp()) / "c.png")
     >>> out.read_bytes()[:4]
-    b'\\x89PNG'
+    b'\x89PNG'
     """
     fig = Figure(figsize=(12, 4.5), layout="constrained")
     FigureCanvasAgg(fig)
