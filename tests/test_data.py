@@ -76,8 +76,12 @@ def _write_cifar_python(folder, n=6):
     folder.mkdir(parents=True)
     for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
         data, labels = _cifar_arrays(n, i)
-        batch = {b"batch_label": b"batch", b"labels": labels, b"data": data,
-                 b"filenames": [b"x.png"] * n}
+        batch = {
+            b"batch_label": b"batch",
+            b"labels": labels,
+            b"data": data,
+            b"filenames": [b"x.png"] * n,
+        }
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
 
 

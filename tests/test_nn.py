@@ -10,12 +10,21 @@ from dropkit.nn import MLP, softmax_cross_entropy, standard_normal
 from dropkit.optim import SGD, StepSchedule
 
 
-@pytest.mark.parametrize(("p_hidden", "p_input", "mode"),
-                         [(0.0, 0.0, "inverted"), (0.4, 0.2, "inverted"), (0.5, 0.0, "vanilla")])
+@pytest.mark.parametrize(
+    ("p_hidden", "p_input", "mode"),
+    [(0.0, 0.0, "inverted"), (0.4, 0.2, "inverted"), (0.5, 0.0, "vanilla")],
+)
 def test_mlp_gradients_match_finite_differences(backend, p_hidden, p_input, mode):
     xp = backend.xp
-    net = MLP([4, 5, 4, 3], backend=backend, rng=Generator(1), p_hidden=p_hidden,
-              p_input=p_input, mode=mode, dtype="float64")
+    net = MLP(
+        [4, 5, 4, 3],
+        backend=backend,
+        rng=Generator(1),
+        p_hidden=p_hidden,
+        p_input=p_input,
+        mode=mode,
+        dtype="float64",
+    )
     for i in range(1, len(net.params), 2):  # non-zero biases exercise their gradient
         net.params[i] = net.params[i] + 0.1
     rs = np.random.default_rng(0)
@@ -43,8 +52,9 @@ def test_mlp_gradients_match_finite_differences(backend, p_hidden, p_input, mode
                 trial = list(params)
                 trial[k] = xp.asarray(moved)
                 numeric[idx] += sign * loss_and_grads(trial)[0] / (2 * eps)
-        np.testing.assert_allclose(np.from_dlpack(grads[k]), numeric, rtol=1e-5, atol=1e-8,
-                                   err_msg=f"parameter {k}")
+        np.testing.assert_allclose(
+            np.from_dlpack(grads[k]), numeric, rtol=1e-5, atol=1e-8, err_msg=f"parameter {k}"
+        )
 
 
 def test_softmax_cross_entropy_is_stable_and_correct():
@@ -80,8 +90,7 @@ def test_weights_do_not_depend_on_dropout():
 def test_sgd_matches_the_reference_formula(nesterov):
     w, b = np.array([1.0, -2.0]), np.array([0.5])
     params = [w, b]
-    opt = SGD(npx, params, momentum=0.9, nesterov=nesterov, weight_decay=0.1,
-              decay=[True, False])
+    opt = SGD(npx, params, momentum=0.9, nesterov=nesterov, weight_decay=0.1, decay=[True, False])
     v_w, v_b = np.zeros(2), np.zeros(1)
     ref_w, ref_b = w.copy(), b.copy()
     for step in range(3):
@@ -105,5 +114,12 @@ def test_optimiser_rejects_bad_settings():
 def test_article_schedule():
     s = StepSchedule(1e-3, every=50, times=4)
     assert [s.lr(e) for e in (0, 50, 100, 150, 200, 250, 299)] == [
-        1e-3, 5e-4, 2.5e-4, 1.25e-4, 6.25e-5, 6.25e-5, 6.25e-5]
+        1e-3,
+        5e-4,
+        2.5e-4,
+        1.25e-4,
+        6.25e-5,
+        6.25e-5,
+        6.25e-5,
+    ]
     assert StepSchedule(0.1).lr(1000) == 0.1

@@ -67,8 +67,11 @@ def test_history_schedule_and_events(data):
 def test_same_seed_same_run_different_seed_different_run(data):
     a = train(SMALL, data, plugin_manager=_pm())
     b = train(SMALL, data, plugin_manager=_pm())
-    c = train(TrainConfig(**{**SMALL.to_dict(), "hidden": (32, 16), "seed": 1}), data,
-              plugin_manager=_pm())
+    c = train(
+        TrainConfig(**{**SMALL.to_dict(), "hidden": (32, 16), "seed": 1}),
+        data,
+        plugin_manager=_pm(),
+    )
     assert _strip(a.history) == _strip(b.history)
     for pa, pb in zip(a.params, b.params, strict=True):
         np.testing.assert_array_equal(pa, pb)
@@ -101,8 +104,13 @@ def test_mismatched_checkpoint_is_a_clear_error(data, tmp_path):
     with pytest.raises(CheckpointError, match=r"different configuration \(p_hidden: saved 0.5"):
         train(other, data, out_dir=tmp_path, resume=True, plugin_manager=_pm())
     with pytest.raises(CheckpointError, match="made on different data"):
-        train(SMALL, load_dataset("mnist1d", train_size=299), out_dir=tmp_path, resume=True,
-              plugin_manager=_pm())
+        train(
+            SMALL,
+            load_dataset("mnist1d", train_size=299),
+            out_dir=tmp_path,
+            resume=True,
+            plugin_manager=_pm(),
+        )
 
 
 def test_corrupt_checkpoint_is_reported_and_kept(data, tmp_path):
@@ -123,10 +131,12 @@ def test_checkpoint_contents_and_metrics_file(data, tmp_path):
     arrays, meta = load_checkpoint(tmp_path / "checkpoint.npz")
     assert meta["epoch"] == 6 and len(meta["history"]) == 6
     assert len(meta["generators"]) == 3  # input dropout + two hidden
-    assert sorted(arrays) == sorted([f"param_{i}" for i in range(6)]
-                                    + [f"velocity_{i}" for i in range(6)])
+    assert sorted(arrays) == sorted(
+        [f"param_{i}" for i in range(6)] + [f"velocity_{i}" for i in range(6)]
+    )
     np.testing.assert_array_equal(arrays["param_0"], result.params[0])
-    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert float(rows[-1]["test_acc"]) == result.history[-1]["test_acc"]
 
@@ -135,12 +145,24 @@ def test_article_preset():
     cfg = TrainConfig(**PRESETS["article-cifar10"])
     assert cfg.hidden == (2000, 800) and cfg.batch_size == 256 and cfg.lr == 1e-3
     assert (cfg.lr_every, cfg.lr_times, cfg.weight_decay, cfg.p_hidden, cfg.epochs) == (
-        50, 4, 1e-3, 0.5, 300)
+        50,
+        4,
+        1e-3,
+        0.5,
+        300,
+    )
 
 
-@pytest.mark.parametrize(("field", "value", "match"), [
-    ("p_hidden", 1.5, "p is the probability of DROPPING"), ("epochs", 0, "epochs must be"),
-    ("hidden", (0,), "hidden sizes"), ("mode", "x", "mode must be"), ("lr", -1, "lr must be")])
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("p_hidden", 1.5, "p is the probability of DROPPING"),
+        ("epochs", 0, "epochs must be"),
+        ("hidden", (0,), "hidden sizes"),
+        ("mode", "x", "mode must be"),
+        ("lr", -1, "lr must be"),
+    ],
+)
 def test_bad_config(field, value, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**{field: value})

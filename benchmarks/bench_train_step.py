@@ -1,0 +1,132 @@
+"""One training step of the article's network, dropkit on NumPy vs PyTorch CPU, side by side.
+
+3072-2000-800-10, batch 256, ReLU, dropout p=0.5 on both hidden layers, softmax
+cross-entropy, SGD with momentum 0.9 and L2 1e-3 on the weights. Also timed:
+the step's eight matrix products alone (NumPy), the floor for any NumPy step.
+
+Run:  uv run python benchmarks/bench_train_step.py [--repeats R]
+Optional: PyTorch CPU (``uv pip install --find-links "$PIP_FIND_LINKS" torch==2.13.0``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from itertools import pairwise
+
+import numpy as np
+
+import dropkit
+from dropkit.nn import MLP, softmax_cross_entropy
+from dropkit.optim import SGD
+
+SIZES = [3072, 2000, 800, 10]
+BATCH = 256
+
+
+def _dropkit_step() -> Callable[[], None]:
+    backend = dropkit.get_backend("numpy")
+    xp = backend.xp
+    net = MLP(SIZES, backend=backend, rng=dropkit.Generator(0), p_hidden=0.5)
+    opt = SGD(xp, net.params, momentum=0.9, weight_decay=1e-3, decay=net.decay_mask())
+    rs = np.random.default_rng(0)
+    x = rs.standard_normal((BATCH, SIZES[0]), dtype=np.float32)
+    y = rs.integers(0, 10, BATCH)
+
+    def step() -> None:
+        _, dlogits = softmax_cross_entropy(xp, net.forward(x, training=True), y)
+        opt.step(net.backward(dlogits), 1e-3)
+
+    return step
+
+
+def _matmuls_only() -> Callable[[], None]:
+    rs = np.random.default_rng(0)
+    x = rs.standard_normal((BATCH, SIZES[0]), dtype=np.float32)
+    ws = [rs.standard_normal((a, b), dtype=np.float32) for a, b in pairwise(SIZES)]
+    h1, h2 = np.ones((BATCH, 2000), np.float32), np.ones((BATCH, 800), np.float32)
+    d3, d2, d1 = (np.ones((BATCH, n), np.float32) for n in (10, 800, 2000))
+
+    def step() -> None:
+        x @ ws[0], h1 @ ws[1], h2 @ ws[2]  # forward
+        h2.T @ d3, d3 @ ws[2].T, h1.T @ d2, d2 @ ws[1].T, x.T @ d1  # backward
+
+    return step
+
+
+def _torch_step() -> Callable[[], None] | None:
+    try:
+        import torch
+    except ImportError:
+        print("torch not installed: PyTorch row skipped")
+        return None
+    torch.manual_seed(0)
+    layers = [torch.nn.Linear(a, b) for a, b in pairwise(SIZES)]
+    model = torch.nn.Sequential(
+        layers[0],
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.5),
+        layers[1],
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.5),
+        layers[2],
+    )
+    weights = [lin.weight for lin in layers]
+    biases = [lin.bias for lin in layers]
+    opt = torch.optim.SGD(
+        [{"params": weights, "weight_decay": 1e-3}, {"params": biases, "weight_decay": 0.0}],
+        lr=1e-3,
+        momentum=0.9,
+    )
+    x = torch.randn(BATCH, SIZES[0])
+    y = torch.randint(0, 10, (BATCH,))
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    methods = {
+        "dropkit step (numpy)": _dropkit_step(),
+        "matrix products only (numpy)": _matmuls_only(),
+    }
+    torch_step = _torch_step()
+    if torch_step is not None:
+        methods["PyTorch CPU step"] = torch_step
+    print(
+        f"{platform.machine()}, {os.cpu_count()} cpus, numpy {np.__version__}; "
+        f"{'-'.join(map(str, SIZES))}, batch {BATCH}, dropout 0.5 on both hidden layers"
+    )
+    for fn in methods.values():
+        for _ in range(3):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for _ in range(args.repeats):
+        for name, fn in methods.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    med = {name: statistics.median(t) for name, t in times.items()}
+    ref = med.get("PyTorch CPU step")
+    mm = med["matrix products only (numpy)"]
+    print("| step | median ms | x PyTorch | x matmuls only |\n|---|---:|---:|---:|")
+    for name, t in med.items():
+        vs = f"{t / ref:.2f}" if ref else "n/a"
+        print(f"| {name} | {t * 1e3:.1f} | {vs} | {t / mm:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
