@@ -32,7 +32,9 @@ def _dropkit_step() -> Callable[[], None]:
     backend = dropkit.get_backend("numpy")
     xp = backend.xp
     net = MLP(SIZES, backend=backend, rng=dropkit.Generator(0), p_hidden=0.5)
-    opt = SGD(xp, net.params, momentum=0.9, weight_decay=1e-3, decay=net.decay_mask())
+    opt = SGD(
+        xp, net.params, momentum=0.9, weight_decay=1e-3, decay=net.decay_mask(), backend=backend
+    )
     rs = np.random.default_rng(0)
     x = rs.standard_normal((BATCH, SIZES[0]), dtype=np.float32)
     y = rs.integers(0, 10, BATCH)

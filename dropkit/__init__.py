@@ -31,7 +31,10 @@ from .ops import (
     dropout_mask,
     keep_probability,
     keep_threshold,
+    relu_dropout,
+    relu_dropout_backward,
 )
+from .packed import PackedMask, pack_mask, unpack_mask
 from .random import Generator, as_generator
 from .registry import get_backend, get_plugin_manager, list_backends
 
@@ -48,6 +51,7 @@ __all__ = [
     "Dropout2d",
     "Dropout3d",
     "Generator",
+    "PackedMask",
     "as_generator",
     "channel_noise_shape",
     "dropout",
@@ -65,4 +69,8 @@ __all__ = [
     "keep_probability",
     "keep_threshold",
     "list_backends",
+    "pack_mask",
+    "relu_dropout",
+    "relu_dropout_backward",
+    "unpack_mask",
 ]

@@ -49,11 +49,18 @@ class Backend(Protocol):
 
         Must equal :func:`dropkit.philox.random_bits` bit for bit.
 
-        A backend may also define ``dropout_fused(x, key, counter, threshold,
-        scale)``: one pass that returns ``where(word >= threshold, x * scale,
-        0)`` over ``x``'s elements in C order, or ``None`` to decline (e.g. for
-        a dtype it has no kernel for). It must equal the array-API path for the
-        same bits; the conformance suite checks it.
+        A backend may also define, as optional fast paths:
+
+        ``dropout_fused(x, key, counter, threshold, scale, *, relu=False,
+        out=None)``: one pass that returns ``where(word >= threshold [and x >
+        0 if relu], x * scale, 0)`` over ``x``'s elements in C order, written
+        into ``out`` if given (which may be ``x``), or ``None`` to decline (e.g.
+        for a dtype it has no kernel for). It must equal the array-API path for
+        the same bits; the conformance suite checks it.
+
+        ``sgd_update(w, g, v, *, lr, momentum, weight_decay, nesterov)``: the
+        in-place update of :class:`dropkit.optim.SGD` in one pass; returns
+        False (having done nothing) to decline.
         """
         ...
 

@@ -25,8 +25,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import array_api_compat
+
 from .backend import Backend
 from .layers import Dropout
+from .ops import relu_dropout, relu_dropout_backward
 from .random import Generator
 
 __all__ = ["MLP", "accuracy", "he_normal", "softmax_cross_entropy", "standard_normal"]
@@ -164,27 +167,38 @@ class MLP:
         return [i % 2 == 0 for i in range(len(self.params))]
 
     def forward(self, x: Any, *, training: bool) -> Any:
-        """Logits for ``x``; in training mode the activations are kept for backward."""
-        xp = self.xp
+        """Logits for ``x``; in training mode the activations are kept for backward.
+
+        Each hidden layer is ``relu_dropout(h @ W + b)``, fused and in place
+        where the backend allows; its output is all the backward pass needs.
+        """
         for layer in self.dropouts:
             layer.train(training)
         h = self.input_dropout(x) if self.input_dropout.p > 0 else x
-        cache = []
+        activations = [h]
         n_layers = len(self.params) // 2
         for i in range(n_layers):
-            w, b = self.params[2 * i], self.params[2 * i + 1]
-            z = h @ w + b
+            z = h @ self.params[2 * i]
+            writable = array_api_compat.is_writeable_array(z)
+            if writable:
+                z += self.params[2 * i + 1]
+            else:
+                z = z + self.params[2 * i + 1]
             if i == n_layers - 1:
-                cache.append((h, None))
                 h = z
                 break
-            active = z > 0
-            cache.append((h, active))
-            h = xp.where(active, z, xp.zeros((), dtype=z.dtype))
             layer = self.hidden_dropouts[i]
-            if layer.p > 0:
-                h = layer(h)
-        self._cache = cache if training else []
+            h = relu_dropout(
+                z,
+                layer.p,
+                rng=layer.generator,
+                training=training,
+                mode=layer.mode,
+                inplace=writable,
+                backend=self.backend.name,
+            )
+            activations.append(h)
+        self._cache = activations if training else []
         return h
 
     def backward(self, dlogits: Any) -> list[Any]:
@@ -195,15 +209,11 @@ class MLP:
         grads: list[Any] = [None] * len(self.params)
         delta = dlogits
         for i in reversed(range(len(self._cache))):
-            h, _ = self._cache[i]
-            grads[2 * i] = xp.matrix_transpose(h) @ delta
+            grads[2 * i] = xp.matrix_transpose(self._cache[i]) @ delta
             grads[2 * i + 1] = xp.sum(delta, axis=0)
             if i == 0:
                 break  # no gradient for the input is needed
-            dh = delta @ xp.matrix_transpose(self.params[2 * i])
             layer = self.hidden_dropouts[i - 1]
-            if layer.p > 0:
-                dh = layer.backward(dh)
-            _, active = self._cache[i - 1]
-            delta = xp.where(active, dh, xp.zeros((), dtype=dh.dtype))
+            dh = delta @ xp.matrix_transpose(self.params[2 * i])
+            delta = relu_dropout_backward(dh, self._cache[i], layer.p, mode=layer.mode)
         return grads

@@ -44,6 +44,7 @@ from ._arrays import (
     namespace_of,
 )
 from .backend import Backend
+from .packed import PackedMask, pack_mask, unpack_mask
 from .random import Generator, RNGLike, as_generator
 from .registry import get_backend
 
@@ -61,6 +62,8 @@ __all__ = [
     "dropout_mask",
     "keep_probability",
     "keep_threshold",
+    "relu_dropout",
+    "relu_dropout_backward",
 ]
 
 #: Bits of resolution of the drop probability: ``p`` is rounded to a multiple of 2**-32.
@@ -96,6 +99,11 @@ def _scale(p: float, mode: str) -> float:
     return 1.0 / (1.0 - p) if mode == "inverted" else 1.0
 
 
+def _eval_factor(p: float, mode: str) -> float:
+    """The evaluation output's factor: 1 (inverted) or 1 - p (vanilla)."""
+    return 1.0 if mode == "inverted" else 1.0 - p
+
+
 def _resolve(x: Any, name: str, backend: str | None) -> tuple[Any, Backend]:
     xp = namespace_of(x, name)
     check_floating(xp, x, name)
@@ -125,17 +133,33 @@ def _masked(xp: Any, z: Any, mask: Any, scale: float) -> Any:
     return xp.where(mask, z * scale if scale != 1.0 else z, xp.zeros((), dtype=z.dtype))
 
 
-def _fused_or_masked(b: Backend, xp: Any, z: Any, p: float, scale: float, rng: RNGLike) -> Any:
-    """Element-wise dropout of ``z``: the backend's fused kernel if it has one."""
+def _fused_or_masked(
+    b: Backend,
+    xp: Any,
+    z: Any,
+    p: float,
+    scale: float,
+    rng: RNGLike,
+    *,
+    relu: bool = False,
+    inplace: bool = False,
+) -> Any:
+    """Element-wise (ReLU-)dropout of ``z``: the backend's fused kernel if it has one."""
     fused = getattr(b, "dropout_fused", None)
     if fused is not None:
         key, counter = as_generator(rng).draw()
-        y = fused(z, key, counter, keep_threshold(p), scale)
+        y = fused(z, key, counter, keep_threshold(p), scale, relu=relu, out=z if inplace else None)
         if y is not None:
             return y
         rng = Generator(key, counter)  # the kernel declined: replay the same draw
     mask = _draw_mask(b, xp, tuple(z.shape), p, rng, array_api_compat.device(z))
-    return _masked(xp, z, mask, scale)
+    if relu:
+        mask = xp.logical_and(mask, z > 0)
+    y = _masked(xp, z, mask, scale)
+    if inplace:
+        z[...] = y
+        return z
+    return y
 
 
 def dropout_mask(
@@ -204,7 +228,7 @@ def _forward(
             y = x
         else:
             y = x * (1.0 - p)
-        return (y, mask) if return_mask else y
+        return (y, _maybe_packed(mask, return_mask)) if return_mask else y
 
     if p == 1.0:
         mask = xp.zeros(shape, dtype=xp.bool, device=device)
@@ -213,7 +237,7 @@ def _forward(
             y = x
         else:
             y = xp.zeros_like(x)
-        return (y, mask) if return_mask else y
+        return (y, _maybe_packed(mask, return_mask)) if return_mask else y
 
     scale = _scale(p, mode)
     if inplace:
@@ -221,12 +245,20 @@ def _forward(
         x[xp.logical_not(xp.broadcast_to(mask, tuple(x.shape)))] = 0
         if scale != 1.0:
             x *= scale
-        return (x, mask) if return_mask else x
+        return (x, _maybe_packed(mask, return_mask)) if return_mask else x
     if not return_mask and shape == tuple(x.shape):
         return _fused_or_masked(b, xp, x, p, scale, rng)
     mask = _draw_mask(b, xp, shape, p, rng, device)
     y = _masked(xp, x, mask, scale)
-    return (y, mask) if return_mask else y
+    return (y, _maybe_packed(mask, return_mask)) if return_mask else y
+
+
+def _maybe_packed(mask: Any, how: Any) -> Any:
+    if how == "packed":
+        return pack_mask(mask)
+    if how is not True:
+        raise ValueError(f"return_mask must be False, True or 'packed', got {how!r}")
+    return mask
 
 
 def _backward(
@@ -260,6 +292,8 @@ def _backward(
             return _fused_or_masked(b, xp, grad, p, scale, rng)
         mask = _draw_mask(b, xp, shape, p, rng, array_api_compat.device(grad))
     else:
+        if isinstance(mask, PackedMask):
+            mask = unpack_mask(mask)
         check_same_array_kind(xp, grad, mask, ("grad", "mask"))
         if mask.dtype != xp.bool:
             raise TypeError(f"mask must be a boolean array (True = kept), got dtype {mask.dtype}")
@@ -297,8 +331,9 @@ def dropout(
     noise_shape : tuple, optional
         Shape of the mask, broadcast against ``x``: each entry 1 (shared along
         that axis), None or the size of ``x`` on that axis.
-    return_mask : bool, optional
-        Also return the boolean keep-mask (of ``noise_shape``).
+    return_mask : bool or "packed", optional
+        Also return the boolean keep-mask (of ``noise_shape``); ``"packed"``
+        returns it as a 1-bit :class:`~dropkit.packed.PackedMask` (8x smaller).
     inplace : bool, optional
         Overwrite ``x`` with the result (not possible for immutable arrays).
     backend : str, optional
@@ -344,6 +379,75 @@ def dropout(
     )
 
 
+def relu_dropout(
+    x: Any,
+    p: float,
+    *,
+    rng: RNGLike = None,
+    training: bool = True,
+    mode: str = "inverted",
+    inplace: bool = False,
+    backend: str | None = None,
+) -> Any:
+    """``dropout(relu(x), p)`` in one pass where the backend has a fused kernel.
+
+    The result ``h`` is all its backward needs: the gradient with respect to
+    ``x`` is ``where(h > 0, grad * scale, 0)`` (see
+    :func:`relu_dropout_backward`), so neither the mask nor ``x`` has to be
+    kept. Same mask as :func:`dropout` for the same ``rng``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([-1.0, 2.0, 3.0, -4.0, 5.0, 6.0])
+    >>> h = relu_dropout(x, 0.5, rng=0)
+    >>> bool(np.all(h == dropout(np.maximum(x, 0), 0.5, rng=0)))
+    True
+    """
+    xp, b = _resolve(x, "x", backend)
+    p = check_p(p)
+    mode = check_mode(mode)
+    if not training or p == 0.0:
+        factor = 1.0 if training else _eval_factor(p, mode)
+        y = xp.where(x > 0, x * factor if factor != 1.0 else x, xp.zeros((), dtype=x.dtype))
+    elif p == 1.0:
+        y = xp.zeros_like(x)
+    else:
+        return _fused_or_masked(b, xp, x, p, _scale(p, mode), rng, relu=True, inplace=inplace)
+    if inplace:
+        x[...] = y
+        return x
+    return y
+
+
+def relu_dropout_backward(
+    grad: Any, h: Any, p: float, *, training: bool = True, mode: str = "inverted"
+) -> Any:
+    """Gradient of :func:`relu_dropout` from its output ``h``: no mask needed.
+
+    A unit passes gradient iff it was kept *and* its input was positive, which
+    is exactly where ``h > 0``; there the gradient is ``grad * scale``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([-1.0, 2.0, 3.0, -4.0, 5.0, 6.0])
+    >>> h = relu_dropout(x, 0.5, rng=0)
+    >>> g = relu_dropout_backward(np.ones(6), h, 0.5)
+    >>> bool(np.all(g == np.where(x > 0, dropout_backward(np.ones(6), 0.5, rng=0), 0)))
+    True
+    """
+    xp = namespace_of(grad, "grad")
+    check_floating(xp, grad, "grad")
+    check_same_array_kind(xp, grad, h, ("grad", "h"))
+    p = check_p(p)
+    mode = check_mode(mode)
+    if p == 1.0 and training:
+        return xp.zeros_like(grad)
+    scale = _scale(p, mode) if training else _eval_factor(p, mode)
+    return xp.where(h > 0, grad * scale if scale != 1.0 else grad, xp.zeros((), dtype=grad.dtype))
+
+
 def dropout_backward(
     grad: Any,
     p: float,
@@ -368,8 +472,9 @@ def dropout_backward(
         Gradient with respect to the output.
     p, training, mode, noise_shape, backend
         As passed to the forward call.
-    mask : array of bool, optional
-        The keep-mask returned by ``dropout(..., return_mask=True)``.
+    mask : array of bool or PackedMask, optional
+        The keep-mask returned by ``dropout(..., return_mask=True)`` (or
+        ``"packed"``).
     rng : int or Generator, optional
         The forward call's random stream, before it drew.
 

@@ -44,6 +44,10 @@ class SGD:
         L2 coefficient.
     decay : sequence of bool, optional
         Which parameters decay (default: all).
+    backend : Backend, optional
+        If it has an ``sgd_update`` kernel, parameters and velocities are
+        updated in place in one pass (same formula); the array-API code below
+        is the reference and the fallback.
     """
 
     def __init__(
@@ -55,6 +59,7 @@ class SGD:
         nesterov: bool = False,
         weight_decay: float = 0.0,
         decay: Sequence[bool] | None = None,
+        backend: Any = None,
     ) -> None:
         if momentum < 0 or weight_decay < 0:
             raise ValueError(
@@ -69,12 +74,24 @@ class SGD:
         self.weight_decay = weight_decay
         self.decay = list(decay) if decay is not None else [True] * len(params)
         self.velocity = [xp.zeros_like(p) for p in params]
+        self._fused = getattr(backend, "sgd_update", None)
 
     def step(self, grads: Sequence[Any], lr: float) -> None:
         """Apply one update with learning rate ``lr``."""
         for i, (w, g) in enumerate(zip(self.params, grads, strict=True)):
-            if self.weight_decay and self.decay[i]:
-                g = g + self.weight_decay * w
+            decay = self.weight_decay if self.decay[i] else 0.0
+            if self._fused is not None and self._fused(
+                w,
+                g,
+                self.velocity[i],
+                lr=lr,
+                momentum=self.momentum,
+                weight_decay=decay,
+                nesterov=self.nesterov,
+            ):
+                continue
+            if decay:
+                g = g + decay * w
             if self.momentum:
                 v = self.momentum * self.velocity[i] + g
                 self.velocity[i] = v

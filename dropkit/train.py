@@ -276,6 +276,7 @@ def train(
         nesterov=config.nesterov,
         weight_decay=config.weight_decay,
         decay=net.decay_mask(),
+        backend=backend,
     )
     schedule = StepSchedule(config.lr, config.lr_every, config.lr_times)
     history: list[dict[str, Any]] = []

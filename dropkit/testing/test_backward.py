@@ -99,3 +99,43 @@ def test_finite_differences_through_a_small_network(backend, mode):
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
     mask = to_numpy(dropkit.dropout(xp.ones((5, 4), dtype=xp.float64), p, rng=seed)) != 0
     assert 0 < mask.sum() < mask.size  # the network really drops something
+
+
+@SETTINGS
+@given(data=st.data(), p=st.floats(0.0, 0.99), key=keys(), mode=modes)
+def test_packed_mask_gives_the_same_gradient(backend, data, p, key, mode):
+    a = data.draw(arrays("float32", shapes(min_dims=1)))
+    x = to_namespace(backend.xp, a)
+    _, mask = dropkit.dropout(x, p, rng=key, mode=mode, return_mask=True)
+    _, packed = dropkit.dropout(x, p, rng=key, mode=mode, return_mask="packed")
+    assert packed.nbytes == -(-a.size // 8)  # ceil(n / 8): 8x smaller than bool
+    np.testing.assert_array_equal(to_numpy(dropkit.unpack_mask(packed)), to_numpy(mask))
+    np.testing.assert_array_equal(
+        to_numpy(dropkit.dropout_backward(x, p, mask=packed, mode=mode)),
+        to_numpy(dropkit.dropout_backward(x, p, mask=mask, mode=mode)),
+    )
+
+
+@SETTINGS
+@given(data=st.data(), p=st.floats(0.0, 1.0), key=keys(), mode=modes, training=st.booleans())
+def test_relu_dropout_equals_dropout_of_relu(backend, data, p, key, mode, training):
+    xp = backend.xp
+    a = data.draw(arrays("float32", shapes(min_dims=1)))
+    g = data.draw(arrays("float32", st.just(a.shape)))
+    x, grad = to_namespace(xp, a), to_namespace(xp, g)
+    relu = xp.where(x > 0, x, xp.zeros((), dtype=x.dtype))
+    want = to_numpy(dropkit.dropout(relu, p, rng=key, mode=mode, training=training))
+    h = dropkit.relu_dropout(x, p, rng=key, mode=mode, training=training)
+    np.testing.assert_array_equal(to_numpy(h), want)
+    inplace = to_namespace(xp, a)
+    out = dropkit.relu_dropout(inplace, p, rng=key, mode=mode, training=training, inplace=True)
+    assert out is inplace
+    np.testing.assert_array_equal(to_numpy(inplace), want)
+    # backward from h alone equals the composed backward (dropout, then ReLU)
+    if training:
+        composed = dropkit.dropout_backward(grad, p, rng=key, mode=mode)
+    else:
+        composed = dropkit.dropout_backward(grad, p, training=False, mode=mode)
+    composed = np.where(a > 0, to_numpy(composed), 0)
+    got = dropkit.relu_dropout_backward(grad, h, p, mode=mode, training=training)
+    np.testing.assert_array_equal(to_numpy(got), composed)

@@ -21,7 +21,7 @@ import numpy as np
 
 from dropkit.philox import MASK32, PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1, split64
 
-__all__ = ["dropout_fused_numba", "random_bits_numba"]
+__all__ = ["dropout_fused_numba", "random_bits_numba", "sgd_update_numba"]
 
 _CHUNK = 1 << 12  # blocks per parallel task (64 KiB of words)
 #: Arrays with fewer elements run on one thread (thread start-up costs more).
@@ -62,17 +62,33 @@ def _bits_chunk(out, lo, hi, first, k0, k1, c2, c3):
 
 
 @nb.njit(inline="always")
-def _dropout_chunk(x, y, lo, hi, threshold, scale, k0, k1, c2, c3):
+def _dropout_chunk(x, y, lo, hi, threshold, scale, relu, k0, k1, c2, c3):
     # Blocks lo..hi-1 of x: draw their words into a cache-resident buffer, then
     # apply them in a second contiguous loop, so that both loops vectorise.
+    # y may be x itself (in place). With relu, non-positive inputs give 0 too.
     n = x.shape[0]
     zero = x.dtype.type(0)
     words = np.empty((hi - lo, 4), dtype=np.uint32)
     _bits_chunk(words, 0, hi - lo, np.uint64(lo), k0, k1, c2, c3)
     flat = words.reshape(-1)
     base = 4 * lo
-    for j in range(base, min(n, 4 * hi)):
-        y[j] = x[j] * scale if flat[j - base] >= threshold else zero
+    stop = min(n, 4 * hi)
+    if relu:
+        for j in range(base, stop):
+            v = x[j]
+            y[j] = v * scale if (flat[j - base] >= threshold) & (v > zero) else zero
+    else:
+        for j in range(base, stop):
+            y[j] = x[j] * scale if flat[j - base] >= threshold else zero
+
+
+@nb.njit(inline="always")
+def _sgd_chunk(w, g, v, lo, hi, lr, momentum, decay, nesterov):
+    for i in range(lo, hi):
+        grad = g[i] + decay * w[i]
+        vel = momentum * v[i] + grad
+        v[i] = vel
+        w[i] -= lr * (grad + momentum * vel if nesterov else vel)
 
 
 # Serial and parallel variants are distinct functions: Numba's on-disk cache is
@@ -93,19 +109,35 @@ def _bits_parallel(out, first, k0, k1, c2, c3):
 
 
 @nb.njit(parallel=False, **_JIT)
-def _dropout_serial(x, y, threshold, scale, k0, k1, c2, c3):
+def _dropout_serial(x, y, threshold, scale, relu, k0, k1, c2, c3):
     nblocks = (x.shape[0] + 3) // 4
     for t in range((nblocks + _CHUNK - 1) // _CHUNK):
         lo, hi = t * _CHUNK, min(nblocks, (t + 1) * _CHUNK)
-        _dropout_chunk(x, y, lo, hi, threshold, scale, k0, k1, c2, c3)
+        _dropout_chunk(x, y, lo, hi, threshold, scale, relu, k0, k1, c2, c3)
 
 
 @nb.njit(parallel=True, **_JIT)
-def _dropout_parallel(x, y, threshold, scale, k0, k1, c2, c3):
+def _dropout_parallel(x, y, threshold, scale, relu, k0, k1, c2, c3):
     nblocks = (x.shape[0] + 3) // 4
     for t in nb.prange((nblocks + _CHUNK - 1) // _CHUNK):
         lo, hi = t * _CHUNK, min(nblocks, (t + 1) * _CHUNK)
-        _dropout_chunk(x, y, lo, hi, threshold, scale, k0, k1, c2, c3)
+        _dropout_chunk(x, y, lo, hi, threshold, scale, relu, k0, k1, c2, c3)
+
+
+_SGD_CHUNK = 1 << 14
+
+
+@nb.njit(parallel=False, **_JIT)
+def _sgd_serial(w, g, v, lr, momentum, decay, nesterov):
+    _sgd_chunk(w, g, v, 0, w.shape[0], lr, momentum, decay, nesterov)
+
+
+@nb.njit(parallel=True, **_JIT)
+def _sgd_parallel(w, g, v, lr, momentum, decay, nesterov):
+    n = w.shape[0]
+    for t in nb.prange((n + _SGD_CHUNK - 1) // _SGD_CHUNK):
+        lo, hi = t * _SGD_CHUNK, min(n, (t + 1) * _SGD_CHUNK)
+        _sgd_chunk(w, g, v, lo, hi, lr, momentum, decay, nesterov)
 
 
 def _key_words(key: int, counter: int) -> tuple[np.uint64, ...]:
@@ -133,15 +165,45 @@ def random_bits_numba(key: int, counter: int, n: int, *, offset: int = 0) -> np.
 
 
 def dropout_fused_numba(
-    x: np.ndarray, key: int, counter: int, threshold: int, scale: float
+    x: np.ndarray,
+    key: int,
+    counter: int,
+    threshold: int,
+    scale: float,
+    *,
+    relu: bool = False,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Inverted/vanilla dropout in one pass: draw, compare, scale, write.
+    """Dropout (of ``relu(x)`` if ``relu``) in one pass: draw, compare, scale, write.
 
-    ``x`` must be C-contiguous float32 or float64; the mask is the one the
-    reference draws for ``(key, counter)`` over ``x``'s elements.
+    ``x`` is float32 or float64; the mask is the one the reference draws for
+    ``(key, counter)`` over ``x``'s elements in C order. ``out`` may be ``x``
+    itself (in place) if ``x`` is C-contiguous.
     """
     flat = x.reshape(-1)
-    y = np.empty_like(flat)
+    if out is None:
+        y = np.empty_like(flat)
+    else:
+        if not out.flags.c_contiguous:
+            raise ValueError("out must be C-contiguous")
+        y = out.reshape(-1)  # a view of out
     kernel = _dropout_parallel if flat.size >= PARALLEL_MIN else _dropout_serial
-    kernel(flat, y, np.uint64(threshold), x.dtype.type(scale), *_key_words(key, counter))
-    return y.reshape(x.shape)
+    kernel(flat, y, np.uint64(threshold), x.dtype.type(scale), relu, *_key_words(key, counter))
+    return y.reshape(x.shape) if out is None else out
+
+
+def sgd_update_numba(
+    w: np.ndarray,
+    g: np.ndarray,
+    v: np.ndarray,
+    *,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    nesterov: bool,
+) -> None:
+    """One in-place SGD step over C-contiguous ``w`` and ``v``, one pass over memory."""
+    fw, fg, fv = w.reshape(-1), g.reshape(-1), v.reshape(-1)
+    kernel = _sgd_parallel if fw.size >= PARALLEL_MIN else _sgd_serial
+    t = w.dtype.type
+    kernel(fw, fg, fv, t(lr), t(momentum), t(weight_decay), nesterov)

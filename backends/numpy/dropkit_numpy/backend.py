@@ -16,14 +16,14 @@ __all__ = ["KERNELS_ENV_VAR", "NumpyBackend"]
 KERNELS_ENV_VAR = "DROPKIT_NUMPY_KERNELS"
 
 
-def _numba_kernels() -> tuple[Any, Any] | None:
+def _numba_kernels() -> tuple[Any, Any, Any] | None:
     if os.environ.get(KERNELS_ENV_VAR, "numba") == "numpy":
         return None
     try:
-        from ._philox_numba import dropout_fused_numba, random_bits_numba
+        from ._philox_numba import dropout_fused_numba, random_bits_numba, sgd_update_numba
     except ImportError:
         return None
-    return random_bits_numba, dropout_fused_numba
+    return random_bits_numba, dropout_fused_numba, sgd_update_numba
 
 
 class NumpyBackend:
@@ -49,10 +49,10 @@ class NumpyBackend:
         if found is None:
             self.kernels = "numpy"
             self._bits = random_bits_numpy
-            self._fused = None
+            self._fused = self._sgd = None
         else:
             self.kernels = "numba"
-            self._bits, self._fused = found
+            self._bits, self._fused, self._sgd = found
 
     def devices(self) -> list[Any]:
         """NumPy has one device, the CPU."""
@@ -65,12 +65,46 @@ class NumpyBackend:
         return self._bits(key, counter, n, offset=offset)
 
     def dropout_fused(
-        self, x: np.ndarray, key: int, counter: int, threshold: int, scale: float
+        self,
+        x: np.ndarray,
+        key: int,
+        counter: int,
+        threshold: int,
+        scale: float,
+        *,
+        relu: bool = False,
+        out: np.ndarray | None = None,
     ) -> np.ndarray | None:
         """Draw, compare and scale in one pass; None where no fused kernel applies."""
         if self._fused is None or x.dtype not in (np.float32, np.float64):
             return None
-        return self._fused(x, key, counter, threshold, scale)
+        if out is not None and not (out.flags.c_contiguous and out.flags.writeable):
+            return None
+        return self._fused(x, key, counter, threshold, scale, relu=relu, out=out)
+
+    def sgd_update(
+        self,
+        w: np.ndarray,
+        g: np.ndarray,
+        v: np.ndarray,
+        *,
+        lr: float,
+        momentum: float,
+        weight_decay: float,
+        nesterov: bool,
+    ) -> bool:
+        """In-place SGD step in one pass; False (nothing done) where it does not apply."""
+        arrays = (w, g, v)
+        if (
+            self._sgd is None
+            or w.dtype not in (np.float32, np.float64)
+            or any(a.dtype != w.dtype or a.shape != w.shape for a in arrays)
+            or not (w.flags.c_contiguous and v.flags.c_contiguous and g.flags.c_contiguous)
+            or not (w.flags.writeable and v.flags.writeable)
+        ):
+            return False
+        self._sgd(w, g, v, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+        return True
 
     def __repr__(self) -> str:
         return f"<dropkit backend 'numpy' (kernels={self.kernels})>"
