@@ -27,6 +27,8 @@ def _methods(x: np.ndarray, p: float) -> dict[str, Callable[[], object]]:
     gen = dropkit.Generator(0)
     threshold = dropkit.keep_threshold(p)
     out = np.empty_like(x)
+    pcg = np.random.default_rng(0)
+    x4 = x.reshape(64, 1024, 16, 16)
     methods: dict[str, Callable[[], object]] = {
         "memcpy (np.copyto)": lambda: np.copyto(out, x),
         "dropkit.dropout (numpy backend)": lambda: dropkit.dropout(x, p, rng=gen),
@@ -38,11 +40,15 @@ def _methods(x: np.ndarray, p: float) -> dict[str, Callable[[], object]]:
         "article: ranf < keep, divide, multiply": lambda: (
             x * ((np.random.ranf(x.shape) < keep) / keep)
         ),
-        "NumPy PCG64 raw bits (not portable)": lambda: np.where(
-            np.random.default_rng(0).integers(0, 2**32, x.shape, dtype=np.uint32) >= threshold,
+        "NumPy PCG64 raw bits alone, no dropout (native bits)": lambda: pcg.integers(
+            0, 2**32, x.shape, dtype=np.uint32
+        ),
+        "dropout with NumPy PCG64 bits (not portable)": lambda: np.where(
+            pcg.integers(0, 2**32, x.shape, dtype=np.uint32) >= threshold,
             x * np.float32(1 / keep),
             np.float32(0),
         ),
+        "dropkit.dropout2d, (64, 1024, 16, 16)": lambda: dropkit.dropout2d(x4, p, rng=gen),
     }
     try:
         import torch

@@ -135,10 +135,23 @@ def test_fused_sgd_kernel_equals_the_array_api_update(nesterov, dtype):
     grads = [[rs.standard_normal(s).astype(dtype) for s in shapes] for _ in range(3)]
     fused_params = [p.copy() for p in start]
     plain_params = [p.copy() for p in start]
-    fused = SGD(npx, fused_params, momentum=0.9, nesterov=nesterov, weight_decay=1e-3,
-                decay=[True, False, True], backend=backend)
-    plain = SGD(npx, plain_params, momentum=0.9, nesterov=nesterov, weight_decay=1e-3,
-                decay=[True, False, True])
+    fused = SGD(
+        npx,
+        fused_params,
+        momentum=0.9,
+        nesterov=nesterov,
+        weight_decay=1e-3,
+        decay=[True, False, True],
+        backend=backend,
+    )
+    plain = SGD(
+        npx,
+        plain_params,
+        momentum=0.9,
+        nesterov=nesterov,
+        weight_decay=1e-3,
+        decay=[True, False, True],
+    )
     assert fused._fused is not None and plain._fused is None
     for g in grads:
         fused.step(g, lr=0.1)
