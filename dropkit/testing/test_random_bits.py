@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dropkit import philox
-from dropkit.testing.strategies import arrays, float_dtypes, keys, to_namespace, to_numpy
+from dropkit.testing.strategies import keys, to_numpy
 
 # Random123 tests/kat_vectors, the "philox4x32 10" lines: counter[4], key[2] -> output[4].
 KAT = [
@@ -92,29 +92,3 @@ def test_chunks_equal_the_whole(backend, key, counter, cut):
     head = to_numpy(backend.random_bits(key, counter, cut))
     tail = to_numpy(backend.random_bits(key, counter, 97 - cut, offset=cut))
     np.testing.assert_array_equal(np.concatenate([head, tail]), whole)
-
-
-@SETTINGS
-@given(
-    data=st.data(),
-    key=keys(),
-    counter=st.integers(0, 2**63 - 1),
-    threshold=st.integers(0, 2**32 - 1),
-)
-def test_fused_kernel_equals_array_api_path(backend, data, key, counter, threshold):
-    fused = getattr(backend, "dropout_fused", None)
-    if fused is None:
-        pytest.skip(f"backend {backend.name!r} has no fused kernel")
-    xp = backend.xp
-    dtype = data.draw(st.sampled_from(float_dtypes(xp)))
-    a = data.draw(arrays(dtype, finite=False))
-    scale = float(data.draw(st.sampled_from([1.0, 2.0, 1.0 / 0.7, 1.0 / 0.01])))
-    x = to_namespace(xp, a)
-    y = fused(x, key, counter, threshold, scale)
-    if y is None:
-        return  # the backend declined this dtype; the generic path serves it
-    bits = np.asarray(philox.random_bits(npx, key, counter, a.size)).reshape(a.shape)
-    want = np.where(bits >= threshold, a * a.dtype.type(scale), a.dtype.type(0))
-    got = to_numpy(y)
-    assert got.dtype == a.dtype and got.shape == a.shape
-    np.testing.assert_array_equal(got, want)

@@ -84,6 +84,10 @@ def _dropout_chunk(x, y, lo, hi, threshold, scale, relu, k0, k1, c2, c3):
 
 @nb.njit(inline="always")
 def _sgd_chunk(w, g, v, lo, hi, lr, momentum, decay, nesterov):
+    if momentum == 0:  # plain SGD: the velocity is not used and stays as it is
+        for i in range(lo, hi):
+            w[i] -= lr * (g[i] + decay * w[i])
+        return
     for i in range(lo, hi):
         grad = g[i] + decay * w[i]
         vel = momentum * v[i] + grad

@@ -1,0 +1,79 @@
+"""A backend's optional fused kernels equal the array-API path bit for bit."""
+
+from __future__ import annotations
+
+import array_api_compat.numpy as npx
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dropkit import philox
+from dropkit.optim import SGD
+from dropkit.testing.strategies import arrays, float_dtypes, keys, shapes, to_namespace, to_numpy
+
+SETTINGS = settings(max_examples=40, deadline=None)
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    key=keys(),
+    counter=st.integers(0, 2**63 - 1),
+    threshold=st.integers(0, 2**32 - 1),
+    relu=st.booleans(),
+    inplace=st.booleans(),
+)
+def test_fused_dropout_equals_array_api_path(backend, data, key, counter, threshold, relu, inplace):
+    fused = getattr(backend, "dropout_fused", None)
+    if fused is None:
+        pytest.skip(f"backend {backend.name!r} has no fused dropout kernel")
+    xp = backend.xp
+    dtype = data.draw(st.sampled_from(float_dtypes(xp)))
+    a = data.draw(arrays(dtype, finite=False))
+    scale = float(data.draw(st.sampled_from([1.0, 2.0, 1.0 / 0.7, 1.0 / 0.01])))
+    x = to_namespace(xp, a)
+    y = fused(x, key, counter, threshold, scale, relu=relu, out=x if inplace else None)
+    if y is None:
+        return  # declined (e.g. this dtype): the generic path serves it
+    bits = np.asarray(philox.random_bits(npx, key, counter, a.size)).reshape(a.shape)
+    keep = bits >= threshold
+    if relu:
+        keep &= a > 0
+    want = np.where(keep, a * a.dtype.type(scale), a.dtype.type(0))
+    got = to_numpy(y)
+    assert got.dtype == a.dtype and got.shape == a.shape
+    np.testing.assert_array_equal(got, want)
+    if inplace:
+        assert y is x
+    else:
+        np.testing.assert_array_equal(to_numpy(x), a)  # input untouched
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    nesterov=st.booleans(),
+    decay=st.sampled_from([0.0, 1e-3, 0.1]),
+    momentum=st.sampled_from([0.0, 0.5, 0.9]),
+)
+def test_fused_sgd_equals_array_api_update(backend, data, nesterov, decay, momentum):
+    if getattr(backend, "sgd_update", None) is None:
+        pytest.skip(f"backend {backend.name!r} has no fused SGD kernel")
+    if nesterov and momentum == 0:
+        nesterov = False
+    xp = backend.xp
+    dtype = data.draw(st.sampled_from([d for d in float_dtypes(xp) if d != "float16"]))
+    shape = data.draw(shapes(min_dims=1, max_dims=2, max_side=40))
+    w, v_grad = (data.draw(arrays(dtype, st.just(shape))) for _ in range(2))
+    fused_w = [to_namespace(xp, w)]
+    plain_w = [to_namespace(xp, w)]
+    kwargs = {"momentum": momentum, "nesterov": nesterov, "weight_decay": decay}
+    fused = SGD(xp, fused_w, backend=backend, **kwargs)
+    plain = SGD(xp, plain_w, **kwargs)
+    for _ in range(2):
+        g = to_namespace(xp, v_grad)
+        fused.step([g], lr=0.1)
+        plain.step([g], lr=0.1)
+    np.testing.assert_array_equal(to_numpy(fused_w[0]), to_numpy(plain_w[0]))
+    np.testing.assert_array_equal(to_numpy(fused.velocity[0]), to_numpy(plain.velocity[0]))
