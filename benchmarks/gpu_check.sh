@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One command for a machine with an NVIDIA GPU, CuPy and PyTorch installed, and no internet:
+#   1. the conformance suite on the cupy backend, and the CuPy-specific tests;
+#   2. dropout forward/backward vs PyTorch CUDA F.dropout and the device's copy bandwidth;
+#   3. a short `dropkit compare --backend cupy`.
+# array-api-compat, if missing there, is taken from wheels in .whl/ (see README, "GPU").
+# Usage: bash benchmarks/gpu_check.sh [OUTDIR]     (PYTHON=... to choose the interpreter)
+set -uo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+py="${PYTHON:-python3}"
+out="${1:-${OUT:-$(mktemp -d)}}"
+mkdir -p "$out"
+site="$(mktemp -d)"
+export PYTHONUNBUFFERED=1
+if ! "$py" -c "import array_api_compat" 2>/dev/null; then
+  if ! ls "$repo"/.whl/array_api_compat-*.whl >/dev/null 2>&1; then
+    echo "array-api-compat is missing and no wheel is in $repo/.whl/; see README" >&2
+    exit 2
+  fi
+  "$py" -m pip install -q --no-index --no-deps --no-compile --target "$site" "$repo"/.whl/*.whl
+fi
+"$py" "$repo/benchmarks/register_workspace.py" "$site" || exit 2
+export PYTHONPATH="$site:$repo:$repo/backends/numpy:$repo/backends/cupy:$repo/backends/strict:$repo/plugins/plots${PYTHONPATH:+:$PYTHONPATH}"
+cd "$repo"
+status=0
+echo "== backends"; "$py" -m dropkit.cli backends | tee "$out/backends.txt"
+echo "== conformance suite on cupy"
+"$py" -m pytest -q -p no:cacheprovider --pyargs dropkit.testing --dropkit-backend cupy \
+  --dropkit-backend numpy 2>&1 | tee "$out/suite.txt" || status=1
+echo "== cupy-specific tests"
+"$py" -m pytest -q -p no:cacheprovider tests/test_cupy_backend.py 2>&1 | tee "$out/cupy_tests.txt" || status=1
+echo "== benchmark"
+"$py" benchmarks/bench_gpu.py 2>&1 | tee "$out/bench_gpu.txt" || status=1
+echo "== dropkit compare --backend cupy (20 epochs)"
+"$py" -m dropkit.cli compare --backend cupy --epochs 20 --quiet --out "$out/compare" \
+  2>&1 | tee "$out/compare.txt" || status=1
+exit $status

@@ -1,0 +1,41 @@
+"""Make the workspace's distributions visible to importlib.metadata without installing them.
+
+For offline machines without a build backend (the GPU check): for each
+``pyproject.toml`` of the workspace, write ``<name>-<version>.dist-info`` with
+its metadata and entry points into FOLDER. With FOLDER and the source folders
+on PYTHONPATH, plugin discovery (``dropkit`` and ``pytest11`` entry points)
+works as after an install.
+
+Usage:  python benchmarks/register_workspace.py FOLDER
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def register(folder: Path) -> list[str]:
+    names = []
+    for project in [ROOT, *sorted(ROOT.glob("backends/*")), *sorted(ROOT.glob("plugins/*"))]:
+        meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+        name, version = meta["name"], meta["version"]
+        info = folder / f"{name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir(parents=True, exist_ok=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        lines = []
+        for group, entries in meta.get("entry-points", {}).items():
+            lines.append(f"[{group}]")
+            lines += [f"{k} = {v}" for k, v in entries.items()]
+        for k, v in meta.get("scripts", {}).items():
+            lines += ["[console_scripts]", f"{k} = {v}"]
+        (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+        names.append(name)
+    return names
+
+
+if __name__ == "__main__":
+    print("registered:", ", ".join(register(Path(sys.argv[1]))))
