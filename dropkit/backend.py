@@ -45,9 +45,11 @@ class Backend(Protocol):
     def random_bits(
         self, key: int, counter: int, n: int, *, offset: int = 0, device: Any = None
     ) -> Any:
-        """The uint32 Philox words of elements ``offset .. offset + n - 1``.
+        """The Philox words of elements ``offset .. offset + n - 1``.
 
-        Must equal :func:`dropkit.philox.random_bits` bit for bit.
+        Must equal :func:`dropkit.philox.random_bits` bit for bit: a uint32
+        array, or (for namespaces without unsigned arithmetic) an int64 array
+        holding the same values.
 
         A backend may also define, as optional fast paths:
 

@@ -128,9 +128,20 @@ def _draw_mask(
     return xp.reshape(bits >= threshold, shape)
 
 
+def _times(xp: Any, z: Any, factor: float) -> Any:
+    """``z * factor``, the factor rounded to ``z``'s dtype first.
+
+    NumPy rounds a Python float to the array's dtype; PyTorch would multiply
+    float16 by the unrounded value. Both now give the same result.
+    """
+    if factor == 1.0:
+        return z
+    return z * xp.asarray(factor, dtype=z.dtype, device=array_api_compat.device(z))
+
+
 def _masked(xp: Any, z: Any, mask: Any, scale: float) -> Any:
     """``z * scale`` where kept, exactly 0 where dropped (even for inf or NaN)."""
-    return xp.where(mask, z * scale if scale != 1.0 else z, xp.zeros((), dtype=z.dtype))
+    return xp.where(mask, _times(xp, z, scale), xp.zeros((), dtype=z.dtype))
 
 
 def _fused_or_masked(
@@ -224,10 +235,10 @@ def _forward(
         if training or mode == "inverted":
             y = x
         elif inplace:
-            x *= 1.0 - p
+            x[...] = _times(xp, x, 1.0 - p)
             y = x
         else:
-            y = x * (1.0 - p)
+            y = _times(xp, x, 1.0 - p)
         return (y, _maybe_packed(mask, return_mask)) if return_mask else y
 
     if p == 1.0:
@@ -244,7 +255,7 @@ def _forward(
         mask = _draw_mask(b, xp, shape, p, rng, device)
         x[xp.logical_not(xp.broadcast_to(mask, tuple(x.shape)))] = 0
         if scale != 1.0:
-            x *= scale
+            x[...] = _times(xp, x, scale)
         return (x, _maybe_packed(mask, return_mask)) if return_mask else x
     if not return_mask and shape == tuple(x.shape):
         return _fused_or_masked(b, xp, x, p, scale, rng)
@@ -277,7 +288,7 @@ def _backward(
     mode = check_mode(mode)
     shape = check_noise_shape(noise_shape, tuple(grad.shape))
     if not training or p == 0.0:
-        return grad if (training or mode == "inverted") else grad * (1.0 - p)
+        return grad if (training or mode == "inverted") else _times(xp, grad, 1.0 - p)
     if p == 1.0:
         return xp.zeros_like(grad)
     if (mask is None) == (rng is None):
@@ -409,7 +420,7 @@ def relu_dropout(
     mode = check_mode(mode)
     if not training or p == 0.0:
         factor = 1.0 if training else _eval_factor(p, mode)
-        y = xp.where(x > 0, x * factor if factor != 1.0 else x, xp.zeros((), dtype=x.dtype))
+        y = xp.where(x > 0, _times(xp, x, factor), xp.zeros((), dtype=x.dtype))
     elif p == 1.0:
         y = xp.zeros_like(x)
     else:
@@ -445,7 +456,7 @@ def relu_dropout_backward(
     if p == 1.0 and training:
         return xp.zeros_like(grad)
     scale = _scale(p, mode) if training else _eval_factor(p, mode)
-    return xp.where(h > 0, grad * scale if scale != 1.0 else grad, xp.zeros((), dtype=grad.dtype))
+    return xp.where(h > 0, _times(xp, grad, scale), xp.zeros((), dtype=grad.dtype))
 
 
 def dropout_backward(

@@ -16,6 +16,13 @@ both factors are split into 16-bit limbs; each partial product is below
 result is exact on every backend. Fast backends compute the same words with a
 native 64-bit multiply.
 
+Signed 64-bit variant
+---------------------
+Some namespaces lack unsigned arithmetic (PyTorch 2.13 on CPU has no ``>>``,
+``+``, ``>=`` or even ``arange`` for uint32). ``random_bits(..., int64=True)``
+computes the same words as ``int64`` values in ``[0, 2**32)``: the constant
+factor is split into 16-bit limbs, so every product stays below ``2**49``.
+
 Counter layout
 --------------
 A draw is identified by a 64-bit ``key`` and a 64-bit ``counter`` (the number
@@ -95,11 +102,23 @@ def _mulhilo(a: Word, m: int) -> tuple[Word, Word]:
     return hi, lo
 
 
+def _mulhilo_int64(a: Word, m: int) -> tuple[Word, Word]:
+    """High and low words of ``a * m`` for int64 ``a`` in [0, 2**32), exactly."""
+    if isinstance(a, int):
+        return _mulhilo(a, m)
+    p_lo = a * (m & 0xFFFF)  # < 2**48
+    p_hi = a * (m >> 16)  # < 2**48; a * m == p_hi * 2**16 + p_lo
+    t = p_lo + ((p_hi & 0xFFFF) << 16)  # < 2**49
+    return (p_hi >> 16) + (t >> 32), t & MASK32
+
+
 def philox4x32(
     xp: Any,
     counter: Sequence[Word],
     key: Sequence[int],
     rounds: int = ROUNDS,
+    *,
+    int64: bool = False,
 ) -> tuple[Word, Word, Word, Word]:
     """Philox4x32 block function on arrays (or Python ints) of uint32 words.
 
@@ -114,6 +133,9 @@ def philox4x32(
         The key words.
     rounds : int, optional
         Number of rounds; 10 is the standard Philox4x32-10.
+    int64 : bool, optional
+        The array words are int64 holding values in [0, 2**32) (for
+        namespaces without unsigned arithmetic).
 
     Returns
     -------
@@ -126,14 +148,15 @@ def philox4x32(
     >>> [hex(w) for w in out]
     ['0x408f276d', '0x41c83b0e', '0xa20bc7c6', '0x6d5451fd']
     """
+    mulhilo = _mulhilo_int64 if int64 else _mulhilo
     c0, c1, c2, c3 = counter
     k0, k1 = key
     for r in range(rounds):
         if r:
             k0 = (k0 + PHILOX_W0) & MASK32
             k1 = (k1 + PHILOX_W1) & MASK32
-        hi0, lo0 = _mulhilo(c0, PHILOX_M0)
-        hi1, lo1 = _mulhilo(c2, PHILOX_M1)
+        hi0, lo0 = mulhilo(c0, PHILOX_M0)
+        hi1, lo1 = mulhilo(c2, PHILOX_M1)
         c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
     return c0, c1, c2, c3
 
@@ -146,6 +169,7 @@ def random_bits(
     *,
     offset: int = 0,
     device: Any = None,
+    int64: bool = False,
 ) -> Any:
     """The reference random words of elements ``offset .. offset + n - 1``.
 
@@ -161,11 +185,13 @@ def random_bits(
         Global index of the first element (for chunked computation).
     device : optional
         Device of the result.
+    int64 : bool, optional
+        Compute and return the words as int64 values in [0, 2**32).
 
     Returns
     -------
     array
-        A 1-d ``uint32`` array of length ``n``.
+        A 1-d ``uint32`` (or ``int64``) array of length ``n``.
 
     Examples
     --------
@@ -176,10 +202,16 @@ def random_bits(
     True
     """
     if n == 0:
-        return xp.empty((0,), dtype=xp.uint32, device=device)
+        return xp.empty((0,), dtype=xp.int64 if int64 else xp.uint32, device=device)
     key_words = split64(key)
     ctr_lo, ctr_hi = split64(counter)
     first, last = offset // 4, (offset + n - 1) // 4
+    if int64:
+        blocks = xp.arange(first, last + 1, dtype=xp.int64, device=device)
+        counter_words = (blocks & MASK32, blocks >> 32, ctr_lo, ctr_hi)
+        words = philox4x32(xp, counter_words, key_words, int64=True)
+        flat = xp.reshape(xp.stack(words, axis=-1), (-1,))
+        return flat[offset - 4 * first : offset - 4 * first + n]
     pieces = []
     block = first
     while block <= last:

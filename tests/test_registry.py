@@ -88,7 +88,7 @@ def test_explicit_backend_must_match_the_array():
 
 
 def test_unknown_backend_lists_installed():
-    with pytest.raises(ValueError, match="installed backends: array_api_strict, .*numpy"):
+    with pytest.raises(ValueError, match=r"installed backends: array_api_strict, .*numpy"):
         dropkit.get_backend("cuda-magic")
 
 

@@ -1,0 +1,75 @@
+"""`dropkit.dropout` on every installed library's arrays: same kind of array back, same mask."""
+
+import json
+
+import numpy as np
+import pytest
+
+import dropkit
+from dropkit.cli import main
+from dropkit.testing.strategies import to_numpy
+
+
+def test_same_mask_as_numpy_and_same_array_kind(backend):
+    a = np.random.default_rng(0).standard_normal((37, 29)).astype(np.float32)
+    x = backend.xp.asarray(a)
+    y, mask = dropkit.dropout(x, 0.35, rng=2**64 - 11, return_mask=True)
+    assert type(y) is type(x)
+    assert y.device == x.device and y.dtype == x.dtype
+    want_y, want_mask = dropkit.dropout(a, 0.35, rng=2**64 - 11, return_mask=True)
+    np.testing.assert_array_equal(to_numpy(mask), want_mask)
+    np.testing.assert_array_equal(to_numpy(y), want_y)
+    g = dropkit.Generator(3)
+    first = to_numpy(dropkit.dropout(x, 0.35, rng=g))
+    np.testing.assert_array_equal(first, dropkit.dropout(a, 0.35, rng=dropkit.Generator(3)))
+
+
+def test_compare_runs_on_torch(tmp_path):
+    info = {b.name: b for b in dropkit.list_backends()}.get("torch")
+    if info is None or not info.available:
+        pytest.skip(f"torch backend unavailable: {info.reason if info else 'not installed'}")
+    out = tmp_path / "cmp"
+    assert (
+        main(
+            [
+                "compare",
+                "--backend",
+                "torch",
+                "--epochs",
+                "3",
+                "--train-size",
+                "300",
+                "--hidden",
+                "32",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    numpy_out = tmp_path / "np"
+    assert (
+        main(
+            [
+                "compare",
+                "--backend",
+                "numpy",
+                "--epochs",
+                "3",
+                "--train-size",
+                "300",
+                "--hidden",
+                "32",
+                "--quiet",
+                "--out",
+                str(numpy_out),
+            ]
+        )
+        == 0
+    )
+    reference = json.loads((numpy_out / "summary.json").read_text())
+    # same weights and masks; matrix products round differently, accuracies stay close
+    for net in ("standard", "dropout"):
+        assert abs(summary[net]["best_test_acc"] - reference[net]["best_test_acc"]) < 0.05
