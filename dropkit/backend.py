@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import array_api_compat
+
 from . import philox
 
 __all__ = ["ArrayAPIBackend", "Backend", "BackendInfo", "BackendRecord"]
@@ -93,7 +95,7 @@ class ArrayAPIBackend:
         info = getattr(self.xp, "__array_namespace_info__", None)
         if info is not None:
             return list(info().devices())
-        return [self.xp.empty(0).device]
+        return [array_api_compat.device(self.xp.empty(0))]
 
     def random_bits(
         self, key: int, counter: int, n: int, *, offset: int = 0, device: Any = None

@@ -85,7 +85,7 @@ def softmax_cross_entropy(xp: Any, logits: Any, labels: Any) -> tuple[float, Any
     shifted = logits - xp.max(logits, axis=1, keepdims=True)
     exp = xp.exp(shifted)
     total = xp.sum(exp, axis=1, keepdims=True)
-    classes = xp.arange(logits.shape[1], device=labels.device)
+    classes = xp.arange(logits.shape[1], device=array_api_compat.device(labels))
     onehot = xp.astype(labels[:, None] == classes[None, :], logits.dtype)
     picked = xp.sum(shifted * onehot, axis=1)
     loss = float(xp.mean(xp.log(total[:, 0]) - picked))

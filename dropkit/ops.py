@@ -168,7 +168,8 @@ def _fused_or_masked(
         mask = xp.logical_and(mask, z > 0)
     y = _masked(xp, z, mask, scale)
     if inplace:
-        z[...] = y
+        if math.prod(z.shape):  # (Dask cannot assign into an empty array)
+            z[...] = y
         return z
     return y
 
@@ -235,7 +236,8 @@ def _forward(
         if training or mode == "inverted":
             y = x
         elif inplace:
-            x[...] = _times(xp, x, 1.0 - p)
+            if math.prod(x.shape):
+                x[...] = _times(xp, x, 1.0 - p)
             y = x
         else:
             y = _times(xp, x, 1.0 - p)
@@ -244,7 +246,8 @@ def _forward(
     if p == 1.0:
         mask = xp.zeros(shape, dtype=xp.bool, device=device)
         if inplace:
-            x[...] = 0
+            if math.prod(x.shape):
+                x[...] = 0
             y = x
         else:
             y = xp.zeros_like(x)
@@ -253,9 +256,10 @@ def _forward(
     scale = _scale(p, mode)
     if inplace:
         mask = _draw_mask(b, xp, shape, p, rng, device)
-        x[xp.logical_not(xp.broadcast_to(mask, tuple(x.shape)))] = 0
-        if scale != 1.0:
-            x[...] = _times(xp, x, scale)
+        if math.prod(x.shape):  # (Dask cannot assign into an empty array)
+            x[xp.logical_not(xp.broadcast_to(mask, tuple(x.shape)))] = 0
+            if scale != 1.0:
+                x[...] = _times(xp, x, scale)
         return (x, _maybe_packed(mask, return_mask)) if return_mask else x
     if not return_mask and shape == tuple(x.shape):
         return _fused_or_masked(b, xp, x, p, scale, rng)
@@ -426,7 +430,8 @@ def relu_dropout(
     else:
         return _fused_or_masked(b, xp, x, p, _scale(p, mode), rng, relu=True, inplace=inplace)
     if inplace:
-        x[...] = y
+        if math.prod(x.shape):
+            x[...] = y
         return x
     return y
 

@@ -21,6 +21,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import array_api_compat
+
 from ._arrays import namespace_of
 
 __all__ = ["PackedMask", "pack_mask", "unpack_mask"]
@@ -56,8 +58,12 @@ def pack_mask(mask: Any) -> PackedMask:
     flat = xp.reshape(xp.astype(mask, xp.uint8), (-1,))
     pad = -n % 8
     if pad:
-        flat = xp.concat([flat, xp.zeros((pad,), dtype=xp.uint8, device=mask.device)])
-    weights = xp.asarray([1, 2, 4, 8, 16, 32, 64, 128], dtype=xp.uint8, device=mask.device)
+        flat = xp.concat(
+            [flat, xp.zeros((pad,), dtype=xp.uint8, device=array_api_compat.device(mask))]
+        )
+    weights = xp.asarray(
+        [1, 2, 4, 8, 16, 32, 64, 128], dtype=xp.uint8, device=array_api_compat.device(mask)
+    )
     bits = xp.sum(xp.reshape(flat, (-1, 8)) * weights, axis=1, dtype=xp.uint8)
     return PackedMask(bits, tuple(int(s) for s in mask.shape))
 
@@ -66,7 +72,7 @@ def unpack_mask(packed: PackedMask) -> Any:
     """The boolean mask back from its bits."""
     bits = packed.bits
     xp = namespace_of(bits, "packed.bits")
-    shifts = xp.arange(8, dtype=xp.uint8, device=bits.device)
+    shifts = xp.arange(8, dtype=xp.uint8, device=array_api_compat.device(bits))
     flat = xp.reshape((bits[:, None] >> shifts[None, :]) & 1, (-1,))
     n = math.prod(packed.shape)
     return xp.reshape(xp.astype(flat[:n], xp.bool), packed.shape)

@@ -1,0 +1,70 @@
+"""Dask: lazy, chunk by chunk, the same mask whatever the chunking, on a real local cluster."""
+
+import numpy as np
+import pytest
+
+import dropkit
+
+da = pytest.importorskip("dask.array")
+
+
+def _numpy_reference(shape, p, key):
+    a = np.arange(np.prod(shape), dtype=np.float32).reshape(shape) + 1
+    return a, dropkit.dropout(a, p, rng=key)
+
+
+@pytest.mark.parametrize("chunks", [(7, 5, 3), (1, 40, 9), (30, 1, 1), (30, 40, 9), (4, 13, 2)])
+def test_mask_does_not_depend_on_the_chunking(chunks):
+    a, want = _numpy_reference((30, 40, 9), 0.4, 2**64 - 3)
+    x = da.from_array(a, chunks=chunks)
+    y = dropkit.dropout(x, 0.4, rng=2**64 - 3)
+    assert isinstance(y, da.Array) and y.chunks == x.chunks  # lazy, same chunks
+    np.testing.assert_array_equal(y.compute(), want)
+    h = dropkit.relu_dropout(x - 600, 0.4, rng=5)
+    np.testing.assert_array_equal(h.compute(), dropkit.relu_dropout(a - 600, 0.4, rng=5))
+    dx = dropkit.dropout_backward(da.ones_like(x), 0.4, rng=2**64 - 3)
+    np.testing.assert_array_equal(dx.compute() != 0, want != 0)
+
+
+def test_nothing_is_computed_until_asked():
+    calls = []
+
+    def source(block, block_info=None):
+        calls.append(block_info[0]["chunk-location"])
+        return block
+
+    x = da.ones((100, 100), chunks=(25, 25), dtype=np.float32).map_blocks(
+        source, dtype=np.float32, meta=np.empty((0, 0), np.float32)
+    )
+    y = dropkit.dropout(x, 0.5, rng=1)
+    assert calls == []
+    y.compute()
+    assert len(calls) == 16
+
+
+def test_random_bits_are_lazy_and_equal_the_reference():
+    b = dropkit.get_backend("dask")
+    bits = b.random_bits(9, 4, 100_003, offset=4 * 2**32 - 50_000)
+    assert isinstance(bits, da.Array)
+    want = dropkit.get_backend("numpy").random_bits(9, 4, 100_003, offset=4 * 2**32 - 50_000)
+    np.testing.assert_array_equal(bits.compute(), want)
+
+
+def test_dropout_on_a_local_cluster_with_several_workers():
+    distributed = pytest.importorskip("distributed")
+    a, want = _numpy_reference((64, 50, 8), 0.3, 77)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        workers = set(client.scheduler_info()["workers"])
+        assert len(workers) == 2
+        with distributed.get_task_stream(client) as stream:
+            got = dropkit.dropout(da.from_array(a, chunks=(16, 25, 8)), 0.3, rng=77).compute()
+    np.testing.assert_array_equal(got, want)
+    ran = [t for t in stream.data if "chunk_dropout" in str(t["key"])]
+    # every one of the 8 chunks was computed by a worker process of the cluster
+    assert len({str(t["key"]) for t in ran}) == 8
+    assert {t["worker"] for t in ran} <= workers
