@@ -68,3 +68,23 @@ def test_dropout_on_a_local_cluster_with_several_workers():
     # each of the 8 chunks was computed by a worker process of the cluster
     assert {t["key"][1:] for t in ran} == {(i, j, 0) for i in range(4) for j in range(2)}
     assert {t["worker"] for t in ran} <= workers
+
+
+def test_contiguous_chunk_detection():
+    from dropkit_dask.chunks import _contiguous_start, global_indices
+
+    shape = (6, 4, 5)
+    for loc in (
+        [(2, 4), (0, 4), (0, 5)],
+        [(3, 4), (1, 3), (0, 5)],
+        [(3, 4), (2, 3), (1, 4)],
+        [(0, 6), (0, 2), (0, 5)],
+        [(1, 3), (1, 3), (0, 5)],
+        [(0, 6), (0, 4), (2, 3)],
+    ):
+        idx = global_indices(shape, loc).ravel()
+        contiguous = bool(np.all(np.diff(idx) == 1))
+        start = _contiguous_start(shape, loc)
+        assert (start is not None) == contiguous, loc
+        if contiguous:
+            assert start == idx[0]

@@ -17,6 +17,7 @@ True
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import array_api_compat.numpy as npx
@@ -50,6 +51,37 @@ def global_indices(shape: tuple[int, ...], location: list[tuple[int, int]]) -> n
     return idx
 
 
+def _contiguous_start(shape: tuple[int, ...], location: list[tuple[int, int]]) -> int | None:
+    """The first global index if the chunk is one contiguous run in C order, else None.
+
+    In C order a chunk is contiguous iff, after its first axis of extent other
+    than 1, every axis is whole.
+    """
+    extents = [b - a for a, b in location]
+    first = next((i for i, e in enumerate(extents) if e != 1), len(shape))
+    if any(extents[i] != shape[i] for i in range(first + 1, len(shape))):
+        return None
+    start, stride = 0, 1
+    for axis in reversed(range(len(shape))):
+        start += location[axis][0] * stride
+        stride *= shape[axis]
+    return start
+
+
+def _chunk_words_shaped(
+    key: int, counter: int, shape: tuple[int, ...], location: list[tuple[int, int]]
+) -> np.ndarray:
+    """The words of a chunk's elements, shaped like the chunk."""
+    chunk_shape = tuple(b - a for a, b in location)
+    start = _contiguous_start(shape, location)
+    if start is not None:
+        from dropkit import get_backend
+
+        fast = get_backend("numpy").random_bits(key, counter, math.prod(chunk_shape), offset=start)
+        return np.asarray(fast).reshape(chunk_shape)
+    return words_at(key, counter, global_indices(shape, location))
+
+
 def chunk_words(
     block: np.ndarray, key: int, counter: int, block_info: dict[Any, Any] | None = None
 ) -> np.ndarray:
@@ -70,8 +102,8 @@ def chunk_dropout(
     if block.size == 0:
         return np.empty_like(block)
     info = block_info[0]
-    idx = global_indices(tuple(info["shape"]), list(info["array-location"]))
-    keep = words_at(key, counter, idx) >= threshold
+    keep = _chunk_words_shaped(key, counter, tuple(info["shape"]), list(info["array-location"]))
+    keep = keep >= threshold
     if relu:
         keep &= block > 0
     return np.where(keep, block * block.dtype.type(scale), block.dtype.type(0))

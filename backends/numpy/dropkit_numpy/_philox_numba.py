@@ -15,6 +15,8 @@ instead of 0.6 ms for a 256x512 dropout followed by a 256x512x256 product).
 from __future__ import annotations
 
 import os
+import threading
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -30,6 +32,20 @@ _JIT = {"nogil": True, "cache": True, "fastmath": False, "error_model": "numpy"}
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     nb.config.THREADING_LAYER = "workqueue"
+
+# The workqueue layer aborts the process when two threads launch parallel kernels
+# at once (e.g. Dask's threaded scheduler). One caller at a time gets the parallel
+# kernel; a concurrent caller runs the serial one instead of waiting.
+_PARALLEL = threading.Lock()
+
+
+def _launch(parallel: Any, serial: Any, size: int, *args: Any) -> None:
+    if size >= PARALLEL_MIN and _PARALLEL.acquire(blocking=False):
+        try:
+            return parallel(*args)
+        finally:
+            _PARALLEL.release()
+    return serial(*args)
 
 
 @nb.njit(inline="always")
@@ -162,8 +178,7 @@ def random_bits_numba(key: int, counter: int, n: int, *, offset: int = 0) -> np.
         return np.empty(0, dtype=np.uint32)
     first, last = offset // 4, (offset + n - 1) // 4
     words = np.empty((last - first + 1, 4), dtype=np.uint32)
-    kernel = _bits_parallel if n >= PARALLEL_MIN else _bits_serial
-    kernel(words, np.uint64(first), *_key_words(key, counter))
+    _launch(_bits_parallel, _bits_serial, n, words, np.uint64(first), *_key_words(key, counter))
     begin = offset - 4 * first
     return words.reshape(-1)[begin : begin + n]
 
@@ -191,8 +206,8 @@ def dropout_fused_numba(
         if not out.flags.c_contiguous:
             raise ValueError("out must be C-contiguous")
         y = out.reshape(-1)  # a view of out
-    kernel = _dropout_parallel if flat.size >= PARALLEL_MIN else _dropout_serial
-    kernel(flat, y, np.uint64(threshold), x.dtype.type(scale), relu, *_key_words(key, counter))
+    args = (flat, y, np.uint64(threshold), x.dtype.type(scale), relu, *_key_words(key, counter))
+    _launch(_dropout_parallel, _dropout_serial, flat.size, *args)
     return y.reshape(x.shape) if out is None else out
 
 
@@ -208,6 +223,6 @@ def sgd_update_numba(
 ) -> None:
     """One in-place SGD step over C-contiguous ``w`` and ``v``, one pass over memory."""
     fw, fg, fv = w.reshape(-1), g.reshape(-1), v.reshape(-1)
-    kernel = _sgd_parallel if fw.size >= PARALLEL_MIN else _sgd_serial
     t = w.dtype.type
-    kernel(fw, fg, fv, t(lr), t(momentum), t(weight_decay), nesterov)
+    args = (fw, fg, fv, t(lr), t(momentum), t(weight_decay), nesterov)
+    _launch(_sgd_parallel, _sgd_serial, fw.size, *args)
