@@ -8,6 +8,7 @@ import dropkit
 from dropkit import Generator
 from dropkit.nn import MLP, softmax_cross_entropy, standard_normal
 from dropkit.optim import SGD, StepSchedule
+from dropkit.testing.strategies import to_numpy
 
 
 @pytest.mark.parametrize(
@@ -43,7 +44,7 @@ def test_mlp_gradients_match_finite_differences(backend, p_hidden, p_input, mode
     _, grads = loss_and_grads(params)
     eps = 1e-6
     for k, p in enumerate(params):
-        base = np.from_dlpack(p).copy()
+        base = to_numpy(p).copy()
         numeric = np.zeros_like(base)
         for idx in np.ndindex(*base.shape):
             for sign in (1, -1):
@@ -53,7 +54,7 @@ def test_mlp_gradients_match_finite_differences(backend, p_hidden, p_input, mode
                 trial[k] = xp.asarray(moved)
                 numeric[idx] += sign * loss_and_grads(trial)[0] / (2 * eps)
         np.testing.assert_allclose(
-            np.from_dlpack(grads[k]), numeric, rtol=1e-5, atol=1e-8, err_msg=f"parameter {k}"
+            to_numpy(grads[k]), numeric, rtol=1e-5, atol=1e-8, err_msg=f"parameter {k}"
         )
 
 

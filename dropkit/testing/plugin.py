@@ -38,6 +38,32 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("backend_name", names, scope="session")
 
 
+@pytest.fixture(autouse=True)
+def _select_backend_under_test(request: pytest.FixtureRequest) -> Any:
+    """Route the ops to the backend under test, even if another serves the same arrays.
+
+    (Two backends may serve NumPy arrays; selection by the arrays' library would
+    always pick the same one.) Only for tests that use the ``backend`` fixture.
+    """
+    if "backend" not in request.fixturenames:
+        yield
+        return
+    import os
+
+    from dropkit.registry import ENV_VAR
+
+    name = request.getfixturevalue("backend").name
+    old = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = name
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = old
+
+
 @pytest.fixture(scope="session")
 def backend(request: pytest.FixtureRequest, backend_name: str) -> Any:
     """The loaded backend under test.
