@@ -17,6 +17,7 @@ True
 from .backend import ArrayAPIBackend, Backend, BackendInfo, BackendRecord
 from .hookspecs import hookimpl
 from .layers import Dropout, Dropout1d, Dropout2d, Dropout3d
+from .mc import mc_dropout_forward, mc_dropout_predict
 from .ops import (
     RESOLUTION_BITS,
     channel_noise_shape,
@@ -69,6 +70,8 @@ __all__ = [
     "keep_probability",
     "keep_threshold",
     "list_backends",
+    "mc_dropout_forward",
+    "mc_dropout_predict",
     "pack_mask",
     "relu_dropout",
     "relu_dropout_backward",
