@@ -125,7 +125,10 @@ def _draw_mask(
     if threshold >= _FULL:
         return xp.zeros(shape, dtype=xp.bool, device=device)
     bits = b.random_bits(key, counter, math.prod(shape), device=device)
-    return xp.reshape(bits >= threshold, shape)
+    # the threshold as an array of the words' dtype: JAX without x64 reads a bare
+    # Python int above 2**31 as int32 and overflows
+    limit = xp.asarray(threshold, dtype=bits.dtype, device=array_api_compat.device(bits))
+    return xp.reshape(bits >= limit, shape)
 
 
 def _times(xp: Any, z: Any, factor: float) -> Any:
@@ -442,7 +445,11 @@ def relu_dropout_backward(
     """Gradient of :func:`relu_dropout` from its output ``h``: no mask needed.
 
     A unit passes gradient iff it was kept *and* its input was positive, which
-    is exactly where ``h > 0``; there the gradient is ``grad * scale``.
+    is exactly where ``h > 0``; there the gradient is ``grad * scale``. Exact in
+    training mode and in inverted mode (the factor is >= 1). In vanilla
+    evaluation the factor ``1 - p`` < 1 can underflow a positive subnormal
+    input to 0, whose gradient is then lost (inputs below about
+    ``tiny / (1 - p)`` of the dtype).
 
     Examples
     --------

@@ -48,6 +48,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import array_api_compat
+
 __all__ = [
     "MASK32",
     "PHILOX_M0",
@@ -100,6 +102,21 @@ def _mulhilo(a: Word, m: int) -> tuple[Word, Word]:
     # The exact high word is below 2**32, and so is every partial sum of it.
     hi = p11 + (p01 >> 16) + (p10 >> 16) + (mid >> 16)
     return hi, lo
+
+
+def _xor3(xp: Any, a: Word, b: Word, k: int) -> Word:
+    """``a ^ b ^ k`` with Python ints entering as arrays of the words' dtype.
+
+    JAX without x64 reads a bare Python int above 2**31 as int32 and overflows.
+    """
+    if isinstance(b, int):
+        a, b = b, a
+    if isinstance(b, int):  # both ints
+        return a ^ b ^ k
+    ints = (a ^ k) if isinstance(a, int) else k
+    if not isinstance(a, int):
+        b = a ^ b
+    return b ^ xp.asarray(ints, dtype=b.dtype, device=array_api_compat.device(b))
 
 
 def _mulhilo_int64(a: Word, m: int) -> tuple[Word, Word]:
@@ -157,7 +174,7 @@ def philox4x32(
             k1 = (k1 + PHILOX_W1) & MASK32
         hi0, lo0 = mulhilo(c0, PHILOX_M0)
         hi1, lo1 = mulhilo(c2, PHILOX_M1)
-        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+        c0, c1, c2, c3 = _xor3(xp, hi1, c1, k0), lo1, _xor3(xp, hi0, c3, k1), lo0
     return c0, c1, c2, c3
 
 
@@ -218,7 +235,8 @@ def random_bits(
         # Blocks whose index shares the same high word form one segment.
         hi = block >> 32
         stop = min(last + 1, (hi + 1) << 32)
-        lo = xp.arange(block & MASK32, ((stop - 1) & MASK32) + 1, dtype=xp.uint32, device=device)
+        start = xp.asarray(block & MASK32, dtype=xp.uint32, device=device)
+        lo = xp.arange(stop - block, dtype=xp.uint32, device=device) + start
         words = philox4x32(xp, (lo, hi, ctr_lo, ctr_hi), key_words)
         pieces.append(xp.reshape(xp.stack(words, axis=-1), (-1,)))
         block = stop

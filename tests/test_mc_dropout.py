@@ -6,7 +6,12 @@ import pytest
 import dropkit
 from dropkit import Generator
 from dropkit.nn import MLP
-from dropkit.testing.strategies import to_numpy
+from dropkit.testing.strategies import float_dtypes, to_numpy
+
+
+def _needs_float64(backend):
+    if "float64" not in float_dtypes(backend.xp):
+        pytest.skip(f"backend {backend.name!r} has no float64 here")
 
 
 def _net(backend, p_hidden=0.5, p_input=0.2):
@@ -21,6 +26,7 @@ def _net(backend, p_hidden=0.5, p_input=0.2):
 
 
 def test_vectorised_passes_equal_an_explicit_loop(backend):
+    _needs_float64(backend)
     xp = backend.xp
     net = _net(backend)
     x_np = np.random.default_rng(0).standard_normal((5, 6))
@@ -46,6 +52,7 @@ def test_vectorised_passes_equal_an_explicit_loop(backend):
 
 
 def test_mean_and_variance(backend):
+    _needs_float64(backend)
     xp = backend.xp
     net = _net(backend)
     x = xp.asarray(np.random.default_rng(1).standard_normal((4, 6)))
@@ -59,6 +66,7 @@ def test_mean_and_variance(backend):
 
 
 def test_without_dropout_every_pass_is_the_deterministic_one(backend):
+    _needs_float64(backend)
     xp = backend.xp
     net = _net(backend, p_hidden=0.0, p_input=0.0)
     x = xp.asarray(np.random.default_rng(2).standard_normal((4, 6)))

@@ -26,14 +26,29 @@ __all__ = [
     "shapes",
     "to_namespace",
     "to_numpy",
+    "widest_float",
 ]
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
 
 
 def float_dtypes(xp: Any) -> list[str]:
-    """Names of the float dtypes namespace ``xp`` has (float16 is not in the standard)."""
-    return [name for name in FLOAT_DTYPES if hasattr(xp, name)]
+    """Names of the float dtypes namespace ``xp`` supports here.
+
+    float16 is not in the standard; float64 may be off (JAX without x64): the
+    namespace's inspection API decides where it has one.
+    """
+    names = [name for name in FLOAT_DTYPES if hasattr(xp, name)]
+    info = getattr(xp, "__array_namespace_info__", None)
+    if info is not None:
+        supported = info().dtypes(kind="real floating")
+        names = [n for n in names if n == "float16" or n in supported]
+    return names
+
+
+def widest_float(xp: Any) -> str:
+    """The widest float dtype the namespace supports here (float32 for JAX without x64)."""
+    return float_dtypes(xp)[-1]
 
 
 def drop_probabilities(*, include_one: bool = False) -> st.SearchStrategy[float]:

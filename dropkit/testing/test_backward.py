@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import array_api_compat
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dropkit
-from dropkit.testing.strategies import arrays, keys, shapes, to_namespace, to_numpy
+from dropkit.testing.strategies import (
+    arrays,
+    float_dtypes,
+    keys,
+    shapes,
+    to_namespace,
+    to_numpy,
+    widest_float,
+)
 
 SETTINGS = settings(max_examples=30, deadline=None)
 modes = st.sampled_from(["inverted", "vanilla"])
@@ -17,8 +26,8 @@ modes = st.sampled_from(["inverted", "vanilla"])
 @SETTINGS
 @given(data=st.data(), p=st.floats(0.0, 0.99), key=keys(), mode=modes)
 def test_gradient_is_zero_on_dropped_and_scaled_on_kept(backend, data, p, key, mode):
-    a = data.draw(arrays("float64", shapes(min_dims=1)))
-    g = data.draw(arrays("float64", st.just(a.shape), finite=False))
+    a = data.draw(arrays(widest_float(backend.xp), shapes(min_dims=1)))
+    g = data.draw(arrays(widest_float(backend.xp), st.just(a.shape), finite=False))
     x, grad = to_namespace(backend.xp, a), to_namespace(backend.xp, g)
     _, mask = dropkit.dropout(x, p, rng=key, mode=mode, return_mask=True)
     from_mask = to_numpy(dropkit.dropout_backward(grad, p, mask=mask, mode=mode))
@@ -62,7 +71,7 @@ def test_evaluation_gradient(backend):
 
 def test_layer_backward_replays_its_own_draws(backend):
     layer = dropkit.Dropout(0.5, rng=3)
-    x = backend.xp.ones((200,), dtype=backend.xp.float64)
+    x = backend.xp.ones((200,), dtype=getattr(backend.xp, widest_float(backend.xp)))
     y1 = to_numpy(layer(x))
     np.testing.assert_array_equal(to_numpy(layer.backward(x)), y1)
     y2 = to_numpy(layer(x))
@@ -72,6 +81,8 @@ def test_layer_backward_replays_its_own_draws(backend):
 
 @pytest.mark.parametrize("mode", ["inverted", "vanilla"])
 def test_finite_differences_through_a_small_network(backend, mode):
+    if "float64" not in float_dtypes(backend.xp):
+        pytest.skip(f"backend {backend.name!r} has no float64 here (needed for differences)")
     # loss = sum(c * (dropout(relu(x @ W1)) @ W2)), masks fixed by the seed.
     xp = backend.xp
     rs = np.random.default_rng(0)
@@ -128,14 +139,18 @@ def test_relu_dropout_equals_dropout_of_relu(backend, data, p, key, mode, traini
     h = dropkit.relu_dropout(x, p, rng=key, mode=mode, training=training)
     np.testing.assert_array_equal(to_numpy(h), want)
     inplace = to_namespace(xp, a)
-    out = dropkit.relu_dropout(inplace, p, rng=key, mode=mode, training=training, inplace=True)
-    assert out is inplace
-    np.testing.assert_array_equal(to_numpy(inplace), want)
+    if array_api_compat.is_writeable_array(inplace):  # (JAX arrays are immutable)
+        out = dropkit.relu_dropout(inplace, p, rng=key, mode=mode, training=training, inplace=True)
+        assert out is inplace
+        np.testing.assert_array_equal(to_numpy(inplace), want)
     # backward from h alone equals the composed backward (dropout, then ReLU)
     if training:
         composed = dropkit.dropout_backward(grad, p, rng=key, mode=mode)
     else:
         composed = dropkit.dropout_backward(grad, p, training=False, mode=mode)
     composed = np.where(a > 0, to_numpy(composed), 0)
-    got = dropkit.relu_dropout_backward(grad, h, p, mode=mode, training=training)
-    np.testing.assert_array_equal(to_numpy(got), composed)
+    got = to_numpy(dropkit.relu_dropout_backward(grad, h, p, mode=mode, training=training))
+    # documented limit: vanilla evaluation may underflow positive subnormals to 0
+    factor = a.dtype.type(1 - p if (mode == "vanilla" and not training) else 1)
+    exact = ~((a > 0) & (a * factor == 0))
+    np.testing.assert_array_equal(got[exact], composed[exact])

@@ -1,0 +1,1 @@
+"""JAX backend for dropkit; JAX is imported only when the backend is loaded."""

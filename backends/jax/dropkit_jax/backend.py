@@ -1,0 +1,38 @@
+"""The loaded JAX backend.
+
+JAX without x64 has no 64-bit integers; the core's reference Philox needs none
+(16-bit limbs in uint32, large constants entered as uint32 arrays), so this
+backend uses it as is. JAX arrays are immutable: ``inplace=True`` is refused by
+JAX itself, and the training loop takes the functional path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    import jax
+    import jax.numpy as jnp
+except ImportError as exc:  # pragma: no cover - depends on the machine
+    raise ImportError("JAX is not installed: pip install 'jax[cpu]'") from exc
+
+from dropkit.backend import ArrayAPIBackend
+
+__all__ = ["JaxBackend"]
+
+
+class JaxBackend(ArrayAPIBackend):
+    """JAX arrays on the devices JAX sees.
+
+    Examples
+    --------
+    >>> int(JaxBackend().random_bits(0, 0, 1)[0]) == 0x6627E8D5
+    True
+    """
+
+    def __init__(self) -> None:
+        super().__init__("jax", jnp)
+
+    def devices(self) -> list[Any]:
+        """JAX's devices."""
+        return list(jax.devices())
