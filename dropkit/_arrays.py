@@ -15,6 +15,7 @@ __all__ = [
     "check_p",
     "check_same_array_kind",
     "namespace_of",
+    "to_numpy",
 ]
 
 MODES = ("inverted", "vanilla")
@@ -119,3 +120,18 @@ def check_same_array_kind(xp: Any, first: Any, other: Any, names: tuple[str, str
         raise ValueError(
             f"{names[0]} is on device {d0} but {names[1]} is on device {d1}; move one of them"
         )
+
+
+def to_numpy(x: Any) -> Any:
+    """Copy any backend's array to a NumPy array (device arrays through ``.get()``)."""
+    import numpy as np
+
+    if isinstance(x, np.ndarray):
+        return x
+    getter = getattr(x, "get", None)
+    if callable(getter):  # CuPy
+        return np.asarray(getter())
+    try:
+        return np.from_dlpack(x)
+    except (TypeError, RuntimeError, BufferError, AttributeError):
+        return np.asarray(x)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pluggy
 
-from ._arrays import check_mode, check_p
+from ._arrays import check_mode, check_p, to_numpy
 from .checkpoint import CHECKPOINT_NAME as CHECKPOINT
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import Dataset
@@ -184,19 +184,9 @@ def evaluate(net: MLP, x: Any, y: Any, batch: int = 4096) -> float:
     return correct / n
 
 
-def _to_numpy(x: Any) -> np.ndarray:
-    getter = getattr(x, "get", None)
-    if callable(getter):
-        return np.asarray(getter())
-    try:
-        return np.from_dlpack(x)
-    except (TypeError, RuntimeError, BufferError, AttributeError):
-        return np.asarray(x)
-
-
 def _state_arrays(net: MLP, opt: SGD) -> dict[str, np.ndarray]:
-    arrays = {f"param_{i}": _to_numpy(p) for i, p in enumerate(net.params)}
-    arrays.update({f"velocity_{i}": _to_numpy(v) for i, v in enumerate(opt.velocity)})
+    arrays = {f"param_{i}": to_numpy(p) for i, p in enumerate(net.params)}
+    arrays.update({f"velocity_{i}": to_numpy(v) for i, v in enumerate(opt.velocity)})
     return arrays
 
 
@@ -336,6 +326,6 @@ def train(
             )
         pm.hook.dropkit_epoch_end(run=run, record=record)
 
-    result = TrainResult(name, config, history, [_to_numpy(p) for p in net.params])
+    result = TrainResult(name, config, history, [to_numpy(p) for p in net.params])
     pm.hook.dropkit_train_end(run=run, result=result)
     return result

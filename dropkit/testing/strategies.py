@@ -17,6 +17,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from dropkit._arrays import to_numpy
+
 __all__ = [
     "FLOAT_DTYPES",
     "arrays",
@@ -86,16 +88,3 @@ def arrays(
 def to_namespace(xp: Any, a: np.ndarray) -> Any:
     """Copy a NumPy array into namespace ``xp`` (default device)."""
     return xp.asarray(a, copy=True)
-
-
-def to_numpy(x: Any) -> np.ndarray:
-    """Copy any backend's array to NumPy (device arrays through ``.get()``)."""
-    if isinstance(x, np.ndarray):
-        return x
-    getter = getattr(x, "get", None)
-    if callable(getter):  # CuPy
-        return np.asarray(getter())
-    try:
-        return np.from_dlpack(x)
-    except (TypeError, RuntimeError, BufferError, AttributeError):
-        return np.asarray(x)
