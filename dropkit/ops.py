@@ -449,7 +449,9 @@ def relu_dropout_backward(
     training mode and in inverted mode (the factor is >= 1). In vanilla
     evaluation the factor ``1 - p`` < 1 can underflow a positive subnormal
     input to 0, whose gradient is then lost (inputs below about
-    ``tiny / (1 - p)`` of the dtype).
+    ``tiny / (1 - p)`` of the dtype). Backends that treat subnormals as zero
+    (XLA on CPU, hence JAX) see a positive subnormal input as 0 in the ReLU
+    itself, so its gradient is 0 there, consistently with their forward pass.
 
     Examples
     --------
