@@ -62,6 +62,11 @@ class Backend(Protocol):
         for a dtype it has no kernel for). It must equal the array-API path for
         the same bits; the conformance suite checks it.
 
+        ``dropout_masked(x, mask, scale, *, out=None)``: ``where(mask, x *
+        scale, 0)`` with the boolean ``mask`` of a noise shape broadcast to
+        ``x`` (channel dropout), written into ``out`` if given (which may be
+        ``x``), or ``None`` to decline. It must equal the array-API path.
+
         ``sgd_update(w, g, v, *, lr, momentum, weight_decay, nesterov)``: the
         in-place update of :class:`dropkit.optim.SGD` in one pass; returns
         False (having done nothing) to decline.

@@ -147,6 +147,22 @@ def _masked(xp: Any, z: Any, mask: Any, scale: float) -> Any:
     return xp.where(mask, _times(xp, z, scale), xp.zeros((), dtype=z.dtype))
 
 
+def _apply_mask(b: Backend, xp: Any, z: Any, mask: Any, scale: float, *, inplace: bool) -> Any:
+    """:func:`_masked` for a mask of a noise shape: the backend's kernel if it has one."""
+    kernel = getattr(b, "dropout_masked", None)
+    if kernel is not None and tuple(mask.shape) != tuple(z.shape):
+        y = kernel(z, mask, scale, out=z if inplace else None)
+        if y is not None:
+            return y
+    if not inplace:
+        return _masked(xp, z, mask, scale)
+    if math.prod(z.shape):  # (Dask cannot assign into an empty array)
+        z[xp.logical_not(xp.broadcast_to(mask, tuple(z.shape)))] = 0
+        if scale != 1.0:
+            z[...] = _times(xp, z, scale)
+    return z
+
+
 def _fused_or_masked(
     b: Backend,
     xp: Any,
@@ -257,17 +273,10 @@ def _forward(
         return (y, _maybe_packed(mask, return_mask)) if return_mask else y
 
     scale = _scale(p, mode)
-    if inplace:
-        mask = _draw_mask(b, xp, shape, p, rng, device)
-        if math.prod(x.shape):  # (Dask cannot assign into an empty array)
-            x[xp.logical_not(xp.broadcast_to(mask, tuple(x.shape)))] = 0
-            if scale != 1.0:
-                x[...] = _times(xp, x, scale)
-        return (x, _maybe_packed(mask, return_mask)) if return_mask else x
     if not return_mask and shape == tuple(x.shape):
-        return _fused_or_masked(b, xp, x, p, scale, rng)
+        return _fused_or_masked(b, xp, x, p, scale, rng, inplace=inplace)
     mask = _draw_mask(b, xp, shape, p, rng, device)
-    y = _masked(xp, x, mask, scale)
+    y = _apply_mask(b, xp, x, mask, scale, inplace=inplace)
     return (y, _maybe_packed(mask, return_mask)) if return_mask else y
 
 
@@ -316,7 +325,7 @@ def _backward(
         if mask.dtype != xp.bool:
             raise TypeError(f"mask must be a boolean array (True = kept), got dtype {mask.dtype}")
         check_noise_shape(tuple(mask.shape), tuple(grad.shape))
-    return _masked(xp, grad, mask, scale)
+    return _apply_mask(b, xp, grad, mask, scale, inplace=False)
 
 
 def dropout(
@@ -449,9 +458,9 @@ def relu_dropout_backward(
     training mode and in inverted mode (the factor is >= 1). In vanilla
     evaluation the factor ``1 - p`` < 1 can underflow a positive subnormal
     input to 0, whose gradient is then lost (inputs below about
-    ``tiny / (1 - p)`` of the dtype). Backends that treat subnormals as zero
-    (XLA on CPU, hence JAX) see a positive subnormal input as 0 in the ReLU
-    itself, so its gradient is 0 there, consistently with their forward pass.
+    ``tiny / (1 - p)`` of the dtype). Backends that flush subnormals to zero
+    (XLA on CPU, hence JAX) lose it wherever the input or ``(1 - p)`` times
+    it is subnormal, consistently with their forward pass.
 
     Examples
     --------

@@ -1,8 +1,11 @@
+import math
+
 import array_api_compat.numpy as npx
 import numpy as np
 import pytest
 from dropkit_numpy import NumpyBackend
-from dropkit_numpy._philox_numba import dropout_fused_numba, random_bits_numba
+from dropkit_numpy._masked_numba import masked_numba
+from dropkit_numpy._philox_numba import PARALLEL_MIN, dropout_fused_numba, random_bits_numba
 from dropkit_numpy._philox_numpy import random_bits_numpy
 
 import dropkit
@@ -63,3 +66,53 @@ def test_reference_needs_no_64_bit_integers():
         np.from_dlpack(xs.asarray(got, device=xs.Device("CPU_DEVICE"))),
         random_bits_numba(2**64 - 5, 2**40 + 3, 1000, offset=7),
     )
+
+
+@pytest.mark.parametrize(
+    ("shape", "noise"),
+    [
+        ((32, 64, 16, 16), (32, 64, 1, 1)),  # NCHW channel dropout: whole rows
+        ((32, 16, 16, 64), (32, 1, 1, 64)),  # channels last: inner axis kept
+        ((1, 300_000), (1, 1)),  # one draw for everything
+        ((600, 500), (1, 500)),  # one draw per column
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_masked_kernel_on_large_input_equals_where(shape, noise, dtype):
+    # large enough for the parallel kernels (the suite's small shapes run the serial ones)
+    assert math.prod(shape) >= PARALLEL_MIN
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=shape).astype(dtype)
+    a.flat[::997] = np.inf
+    keep = rng.random(noise) < 0.5
+    want = np.where(keep, a * dtype(2.5), dtype(0))
+    np.testing.assert_array_equal(masked_numba(a, keep, 2.5), want)
+    masked_numba(a, keep, 2.5, out=a)
+    np.testing.assert_array_equal(a, want)
+
+
+def test_masked_kernel_declines_masks_it_has_no_loop_for():
+    b = NumpyBackend()
+    x = np.ones((4, 5, 6), np.float32)
+    assert b.dropout_masked(x, np.ones((4, 1, 6), bool)[:, :, :1], 2.0) is not None
+    assert b.dropout_masked(x, np.ones((1, 5, 1), bool), 2.0) is None  # two separate runs
+    assert b.dropout_masked(x[:, ::2], np.ones((4, 1, 1), bool), 2.0) is None  # strided
+    assert b.dropout_masked(x.astype(np.float16), np.ones((4, 1, 1), bool), 2.0) is None
+
+
+@pytest.mark.parametrize("channel_axis", [1, -1])
+def test_channel_dropout_through_the_kernel_equals_the_formula(channel_axis):
+    x = np.random.default_rng(3).normal(size=(8, 6, 5, 7)).astype(np.float32)
+    x[0, 0, 0, 0] = np.nan
+    noise = dropkit.channel_noise_shape(x.shape, 2, channel_axis=channel_axis)
+    keep = dropkit.dropout_mask(noise, 0.4, rng=11)
+    want = np.where(keep, x * np.float32(1 / 0.6), np.float32(0))
+    kwargs = {"rng": 11, "channel_axis": channel_axis}
+    np.testing.assert_array_equal(dropkit.dropout2d(x, 0.4, **kwargs), want)
+    np.testing.assert_array_equal(dropkit.dropout2d_backward(x, 0.4, **kwargs), want)
+    np.testing.assert_array_equal(
+        dropkit.dropout2d_backward(x, 0.4, mask=keep, channel_axis=channel_axis), want
+    )
+    inplace = x.copy()
+    assert dropkit.dropout2d(inplace, 0.4, inplace=True, **kwargs) is inplace
+    np.testing.assert_array_equal(inplace, want)

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from dropkit import philox
 from dropkit.optim import SGD
 from dropkit.testing.strategies import arrays, float_dtypes, keys, shapes, to_namespace, to_numpy
+from dropkit.testing.subnormals import as_backend_computes, scaled
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -38,9 +40,10 @@ def test_fused_dropout_equals_array_api_path(backend, data, key, counter, thresh
         return  # declined (e.g. this dtype): the generic path serves it
     bits = np.asarray(philox.random_bits(npx, key, counter, a.size)).reshape(a.shape)
     keep = bits >= threshold
+    seen = as_backend_computes(xp, a)
     if relu:
-        keep &= a > 0
-    want = np.where(keep, a * a.dtype.type(scale), a.dtype.type(0))
+        keep &= seen > 0
+    want = np.where(keep, scaled(xp, a, scale), a.dtype.type(0))
     got = to_numpy(y)
     assert got.dtype == a.dtype and got.shape == a.shape
     np.testing.assert_array_equal(got, want)
@@ -77,3 +80,38 @@ def test_fused_sgd_equals_array_api_update(backend, data, nesterov, decay, momen
         plain.step([g], lr=0.1)
     np.testing.assert_array_equal(to_numpy(fused_w[0]), to_numpy(plain_w[0]))
     np.testing.assert_array_equal(to_numpy(fused.velocity[0]), to_numpy(plain.velocity[0]))
+
+
+@st.composite
+def _shape_and_noise(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """An input shape and a noise shape broadcast along some of its axes."""
+    shape = draw(shapes(min_dims=1, max_dims=4, max_side=9))
+    ones = draw(st.lists(st.booleans(), min_size=len(shape), max_size=len(shape)))
+    return shape, tuple(1 if one else n for n, one in zip(shape, ones, strict=True))
+
+
+@SETTINGS
+@given(data=st.data(), shapes_=_shape_and_noise(), inplace=st.booleans())
+def test_masked_kernel_equals_array_api_path(backend, data, shapes_, inplace):
+    kernel = getattr(backend, "dropout_masked", None)
+    if kernel is None:
+        pytest.skip(f"backend {backend.name!r} has no kernel for broadcast masks")
+    xp = backend.xp
+    shape, noise = shapes_
+    dtype = data.draw(st.sampled_from(float_dtypes(xp)))
+    a = data.draw(arrays(dtype, st.just(shape), finite=False))
+    m = data.draw(hnp.arrays(np.bool_, noise))
+    scale = float(data.draw(st.sampled_from([1.0, 2.0, 1.0 / 0.7])))
+    x = to_namespace(xp, a)
+    y = kernel(x, to_namespace(xp, m), scale, out=x if inplace else None)
+    if y is None:
+        return  # declined: the generic path serves it
+    want = np.where(m, scaled(xp, a, scale), a.dtype.type(0))
+    got = to_numpy(y)
+    assert got.dtype == a.dtype and got.shape == a.shape
+    np.testing.assert_array_equal(got, want)
+    assert not np.signbit(got[~np.broadcast_to(m, shape)]).any()  # dropped: +0.0
+    if inplace:
+        assert y is x
+    else:
+        np.testing.assert_array_equal(to_numpy(x), a)  # input untouched

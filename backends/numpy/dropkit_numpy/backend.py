@@ -16,14 +16,15 @@ __all__ = ["KERNELS_ENV_VAR", "NumpyBackend"]
 KERNELS_ENV_VAR = "DROPKIT_NUMPY_KERNELS"
 
 
-def _numba_kernels() -> tuple[Any, Any, Any] | None:
+def _numba_kernels() -> tuple[Any, Any, Any, Any] | None:
     if os.environ.get(KERNELS_ENV_VAR, "numba") == "numpy":
         return None
     try:
+        from ._masked_numba import masked_numba
         from ._philox_numba import dropout_fused_numba, random_bits_numba, sgd_update_numba
     except ImportError:
         return None
-    return random_bits_numba, dropout_fused_numba, sgd_update_numba
+    return random_bits_numba, dropout_fused_numba, sgd_update_numba, masked_numba
 
 
 class NumpyBackend:
@@ -49,10 +50,10 @@ class NumpyBackend:
         if found is None:
             self.kernels = "numpy"
             self._bits = random_bits_numpy
-            self._fused = self._sgd = None
+            self._fused = self._sgd = self._masked = None
         else:
             self.kernels = "numba"
-            self._bits, self._fused, self._sgd = found
+            self._bits, self._fused, self._sgd, self._masked = found
 
     def devices(self) -> list[Any]:
         """NumPy has one device, the CPU."""
@@ -81,6 +82,23 @@ class NumpyBackend:
         if out is not None and not (out.flags.c_contiguous and out.flags.writeable):
             return None
         return self._fused(x, key, counter, threshold, scale, relu=relu, out=out)
+
+    def dropout_masked(
+        self, x: np.ndarray, mask: np.ndarray, scale: float, *, out: np.ndarray | None = None
+    ) -> np.ndarray | None:
+        """``where(mask, x * scale, 0)``, mask broadcast (channel dropout); None to decline."""
+        if (
+            self._masked is None
+            or x.dtype not in (np.float32, np.float64)
+            or mask.dtype != np.bool_
+            or x.size == 0
+            or mask.ndim != x.ndim
+            or not x.flags.c_contiguous
+        ):
+            return None
+        if out is not None and not (out.flags.c_contiguous and out.flags.writeable):
+            return None
+        return self._masked(x, mask, scale, out=out)
 
     def sgd_update(
         self,

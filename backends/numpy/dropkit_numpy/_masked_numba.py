@@ -1,0 +1,126 @@
+"""Applying a broadcast keep-mask (channel dropout) as Numba kernels.
+
+Channel dropout keeps or drops whole maps: its mask has the noise shape, e.g.
+``(N, C, 1, 1)`` for ``(N, C, H, W)`` input, and the generic ``where`` over the
+broadcast mask makes two passes over memory and a temporary. Here the input is
+viewed as ``(A, B, C)`` with the mask as ``(A, C)`` (``B`` the broadcast
+axes), and each element is written once: ``x * scale`` where kept, exactly 0
+where dropped (inf and NaN included). Equal to the generic path bit for bit
+(tested).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from ._philox_numba import _JIT, _launch
+
+__all__ = ["masked_numba", "split_broadcast"]
+
+
+def split_broadcast(shape: tuple[int, ...], noise: tuple[int, ...]) -> tuple[int, int, int] | None:
+    """``(A, B, C)``: ``shape`` as outer, broadcast and inner sizes, or None.
+
+    ``None`` when the mask is not broadcast along one contiguous run of axes
+    (then no kernel here applies).
+
+    Examples
+    --------
+    >>> split_broadcast((8, 3, 32, 32), (8, 3, 1, 1))
+    (24, 1024, 1)
+    >>> split_broadcast((8, 32, 32, 3), (8, 1, 1, 3))
+    (8, 1024, 3)
+    >>> split_broadcast((8, 3, 32, 32), (8, 1, 32, 1)) is None
+    True
+    """
+    spread = [i for i, (n, m) in enumerate(zip(shape, noise, strict=True)) if m == 1 and n != 1]
+    if not spread:
+        return None
+    lo, hi = spread[0], spread[-1] + 1
+    if any(noise[i] != 1 and shape[i] != 1 for i in range(lo, hi)):
+        return None
+    return math.prod(shape[:lo]), math.prod(shape[lo:hi]), math.prod(shape[hi:])
+
+
+@nb.njit(inline="always")
+def _rows(x, y, keep, lo, hi, scale):
+    zero = x.dtype.type(0)
+    for a in range(lo, hi):
+        if keep[a]:
+            for b in range(x.shape[1]):
+                y[a, b] = x[a, b] * scale
+        else:
+            for b in range(x.shape[1]):
+                y[a, b] = zero
+
+
+@nb.njit(inline="always")
+def _inner(x, y, keep, lo, hi, scale):
+    # x, y: (A * B, C); row r belongs to outer index r // B
+    zero = x.dtype.type(0)
+    spread = x.shape[0] // keep.shape[0]
+    for r in range(lo, hi):
+        k = keep[r // spread]
+        for c in range(x.shape[1]):
+            y[r, c] = x[r, c] * scale if k[c] else zero
+
+
+_ROWS = 64  # rows per parallel task
+
+
+@nb.njit(parallel=False, **_JIT)
+def _rows_serial(x, y, keep, scale):
+    _rows(x, y, keep, 0, x.shape[0], scale)
+
+
+@nb.njit(parallel=True, **_JIT)
+def _rows_parallel(x, y, keep, scale):
+    n = x.shape[0]
+    for t in nb.prange((n + _ROWS - 1) // _ROWS):
+        _rows(x, y, keep, t * _ROWS, min(n, (t + 1) * _ROWS), scale)
+
+
+@nb.njit(parallel=False, **_JIT)
+def _inner_serial(x, y, keep, scale):
+    _inner(x, y, keep, 0, x.shape[0], scale)
+
+
+@nb.njit(parallel=True, **_JIT)
+def _inner_parallel(x, y, keep, scale):
+    n = x.shape[0]
+    for t in nb.prange((n + _ROWS - 1) // _ROWS):
+        _inner(x, y, keep, t * _ROWS, min(n, (t + 1) * _ROWS), scale)
+
+
+def masked_numba(
+    x: np.ndarray, keep: np.ndarray, scale: float, *, out: np.ndarray | None = None
+) -> np.ndarray | None:
+    """``where(keep, x * scale, 0)`` with ``keep`` broadcast to ``x``; None to decline.
+
+    ``x`` (and ``out``, which may be ``x``) must be C-contiguous float32 or
+    float64, ``keep`` a boolean array of the noise shape.
+
+    Examples
+    --------
+    >>> x = np.arange(8, dtype=np.float32).reshape(2, 2, 2)
+    >>> keep = np.array([True, False]).reshape(2, 1, 1)   # one draw per x[i]
+    >>> masked_numba(x, keep, 2.0).tolist()
+    [[[0.0, 2.0], [4.0, 6.0]], [[0.0, 0.0], [0.0, 0.0]]]
+    """
+    parts = split_broadcast(tuple(x.shape), tuple(keep.shape))
+    if parts is None:
+        return None
+    outer, spread, inner = parts
+    y = np.empty_like(x) if out is None else out
+    scale = x.dtype.type(scale)
+    if inner == 1:
+        args = (x.reshape(outer, spread), y.reshape(outer, spread), keep.reshape(outer), scale)
+        _launch(_rows_parallel, _rows_serial, x.size, *args)
+    else:
+        flat = (outer * spread, inner)
+        args = (x.reshape(flat), y.reshape(flat), keep.reshape(outer, inner), scale)
+        _launch(_inner_parallel, _inner_serial, x.size, *args)
+    return y

@@ -1,0 +1,73 @@
+"""Expected values on backends that flush subnormal floats to zero.
+
+XLA's CPU code (hence JAX) sets flush-to-zero and denormals-are-zero: a
+subnormal input reads as 0 and a subnormal result is written as 0. NumPy keeps
+them. A property that computes its expected value with NumPy passes it through
+:func:`as_backend_computes` to compare like with like.
+
+Examples
+--------
+>>> import array_api_compat.numpy as xp
+>>> flushes_subnormals(xp)
+False
+>>> a = np.array([1e-45, 1.0], dtype=np.float32)
+>>> as_backend_computes(xp, a).tolist() == a.tolist()
+True
+>>> flush_subnormals(a).tolist()
+[0.0, 1.0]
+>>> scaled(xp, a, 2.0).tolist() == (a * 2).tolist()
+True
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from dropkit._arrays import to_numpy
+
+__all__ = ["as_backend_computes", "flush_subnormals", "flushes_subnormals", "scaled"]
+
+
+def flushes_subnormals(xp: Any) -> bool:
+    """Whether namespace ``xp`` reads or writes float32 subnormals as zero."""
+    return _flushes(xp)
+
+
+@functools.cache
+def _flushes(xp: Any) -> bool:
+    f32 = np.finfo(np.float32)
+    smallest = xp.asarray(np.array([f32.smallest_subnormal], dtype=np.float32))
+    tiny = xp.asarray(np.array([f32.tiny], dtype=np.float32))
+    half = xp.asarray(np.array([0.5], dtype=np.float32))
+    reads_zero = not bool(to_numpy(smallest > 0)[0])
+    writes_zero = bool(to_numpy(tiny * half)[0] == 0)
+    return reads_zero or writes_zero
+
+
+def flush_subnormals(a: np.ndarray) -> np.ndarray:
+    """``a`` with its subnormal elements replaced by zero (a copy)."""
+    a = np.asarray(a)
+    if a.dtype.kind != "f":
+        return a.copy()
+    return np.where(np.abs(a) < np.finfo(a.dtype).tiny, a.dtype.type(0), a)
+
+
+def as_backend_computes(xp: Any, a: np.ndarray) -> np.ndarray:
+    """``a`` as namespace ``xp`` would hold it: subnormals flushed where it flushes."""
+    return flush_subnormals(a) if flushes_subnormals(xp) else np.asarray(a)
+
+
+def scaled(xp: Any, a: np.ndarray, factor: float) -> np.ndarray:
+    """``a * factor`` in ``a``'s dtype as dropkit's ops on ``xp`` give it.
+
+    The ops multiply only when ``factor != 1`` (otherwise the values pass
+    through untouched, subnormals included); a product reads and writes
+    subnormals the backend's way.
+    """
+    a = np.asarray(a)
+    if factor == 1.0:
+        return a
+    return as_backend_computes(xp, as_backend_computes(xp, a) * a.dtype.type(factor))
