@@ -29,6 +29,7 @@ def _methods(x: np.ndarray, p: float) -> dict[str, Callable[[], object]]:
     out = np.empty_like(x)
     pcg = np.random.default_rng(0)
     x4 = x.reshape(64, 1024, 16, 16)
+    x4l = x.reshape(64, 16, 16, 1024)
     methods: dict[str, Callable[[], object]] = {
         "memcpy (np.copyto)": lambda: np.copyto(out, x),
         "dropkit.dropout (numpy backend)": lambda: dropkit.dropout(x, p, rng=gen),
@@ -49,6 +50,12 @@ def _methods(x: np.ndarray, p: float) -> dict[str, Callable[[], object]]:
             np.float32(0),
         ),
         "dropkit.dropout2d, (64, 1024, 16, 16)": lambda: dropkit.dropout2d(x4, p, rng=gen),
+        "dropkit.dropout2d, channels last (64, 16, 16, 1024)": lambda: dropkit.dropout2d(
+            x4l, p, rng=gen, channel_axis=-1
+        ),
+        "dropout2d, generic where over the broadcast mask": lambda: np.where(
+            dropkit.dropout_mask((64, 1024, 1, 1), p, rng=gen), x4 * np.float32(1 / keep), 0
+        ),
     }
     try:
         import torch
@@ -58,6 +65,8 @@ def _methods(x: np.ndarray, p: float) -> dict[str, Callable[[], object]]:
     else:
         xt = torch.from_numpy(x)
         methods["PyTorch CPU F.dropout"] = lambda: F.dropout(xt, p, training=True)
+        xt4 = xt.reshape(64, 1024, 16, 16)
+        methods["PyTorch CPU F.dropout2d"] = lambda: F.dropout2d(xt4, p, training=True)
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     return methods
 
