@@ -70,4 +70,6 @@ def scaled(xp: Any, a: np.ndarray, factor: float) -> np.ndarray:
     a = np.asarray(a)
     if factor == 1.0:
         return a
-    return as_backend_computes(xp, as_backend_computes(xp, a) * a.dtype.type(factor))
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN are expected inputs
+        product = as_backend_computes(xp, a) * a.dtype.type(factor)
+    return as_backend_computes(xp, product)
