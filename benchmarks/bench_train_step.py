@@ -4,16 +4,22 @@
 cross-entropy, SGD with momentum 0.9 and L2 1e-3 on the weights. Also timed:
 the step's eight matrix products alone (NumPy), the floor for any NumPy step.
 
-Run:  uv run python benchmarks/bench_train_step.py [--repeats R]
+Run:  uv run python benchmarks/bench_train_step.py [--repeats R] [--rounds K]
+
+Two tables: each method alone in fresh processes (the fair comparison: no
+other library's threads around), and all interleaved in one process.
 Optional: PyTorch CPU (``uv pip install --find-links "$PIP_FIND_LINKS" torch==2.13.0``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from itertools import pairwise
@@ -93,41 +99,79 @@ def _torch_step() -> Callable[[], None] | None:
         loss_fn(model(x), y).backward()
         opt.step()
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     return step
+
+
+def _methods(names: list[str] | None = None) -> dict[str, Callable[[], None]]:
+    factories: dict[str, Callable[[], Callable[[], None] | None]] = {
+        "dropkit step (numpy)": _dropkit_step,
+        "matrix products only (numpy)": _matmuls_only,
+        "PyTorch CPU step": _torch_step,
+    }
+    made = {name: make() for name, make in factories.items() if names is None or name in names}
+    return {name: fn for name, fn in made.items() if fn is not None}
+
+
+def _time(methods: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
+    """Warm up, then time the methods round by round (one call of each per round)."""
+    for fn in methods.values():
+        for _ in range(3):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for _ in range(repeats):
+        for name, fn in methods.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def _isolated(repeats: int, rounds: int) -> dict[str, list[float]]:
+    """Each method alone in a fresh process, ``rounds`` times, order rotated each round.
+
+    Interleaving in one process is fair to machine noise but not to thread
+    pools: NumPy's OpenBLAS workers spin for a while after each product and
+    take cores from whatever runs next (measured: the PyTorch step ran about 2x
+    slower interleaved with NumPy's products than alone).
+    """
+    names = list(_methods())
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            cmd = [sys.executable, __file__, "--only", name, "--repeats", str(repeats)]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            times[name] += json.loads(out.splitlines()[-1])[name]
+    return times
+
+
+def _table(title: str, times: dict[str, list[float]]) -> None:
+    med = {name: statistics.median(t) for name, t in times.items()}
+    ref = med.get("PyTorch CPU step")
+    mm = med["matrix products only (numpy)"]
+    print(f"\n{title}\n| step | median ms | x PyTorch | x matmuls only |\n|---|---:|---:|---:|")
+    for name, t in med.items():
+        vs = f"{t / ref:.2f}" if ref else "n/a"
+        print(f"| {name} | {t * 1e3:.1f} | {vs} | {t / mm:.2f} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3, help="isolated processes per method")
+    parser.add_argument("--only", help=argparse.SUPPRESS)  # one method, JSON out (internal)
     args = parser.parse_args()
-    methods = {
-        "dropkit step (numpy)": _dropkit_step(),
-        "matrix products only (numpy)": _matmuls_only(),
-    }
-    torch_step = _torch_step()
-    if torch_step is not None:
-        methods["PyTorch CPU step"] = torch_step
+    if args.only:
+        print(json.dumps(_time(_methods([args.only]), args.repeats)))
+        return
     print(
         f"{platform.machine()}, {os.cpu_count()} cpus, numpy {np.__version__}; "
         f"{'-'.join(map(str, SIZES))}, batch {BATCH}, dropout 0.5 on both hidden layers"
     )
-    for fn in methods.values():
-        for _ in range(3):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in methods}
-    for _ in range(args.repeats):
-        for name, fn in methods.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    med = {name: statistics.median(t) for name, t in times.items()}
-    ref = med.get("PyTorch CPU step")
-    mm = med["matrix products only (numpy)"]
-    print("| step | median ms | x PyTorch | x matmuls only |\n|---|---:|---:|---:|")
-    for name, t in med.items():
-        vs = f"{t / ref:.2f}" if ref else "n/a"
-        print(f"| {name} | {t * 1e3:.1f} | {vs} | {t / mm:.2f} |")
+    _table(
+        "each method alone in its own process (the fair comparison):",
+        _isolated(args.repeats // args.rounds + 1, args.rounds),
+    )
+    _table("interleaved in one process (thread pools interfere):", _time(_methods(), args.repeats))
 
 
 if __name__ == "__main__":
