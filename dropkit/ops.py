@@ -449,7 +449,13 @@ def relu_dropout(
 
 
 def relu_dropout_backward(
-    grad: Any, h: Any, p: float, *, training: bool = True, mode: str = "inverted"
+    grad: Any,
+    h: Any,
+    p: float,
+    *,
+    training: bool = True,
+    mode: str = "inverted",
+    backend: str | None = None,
 ) -> Any:
     """Gradient of :func:`relu_dropout` from its output ``h``: no mask needed.
 
@@ -462,6 +468,25 @@ def relu_dropout_backward(
     (XLA on CPU, hence JAX) lose it wherever the input or ``(1 - p)`` times
     it is subnormal, consistently with their forward pass.
 
+    Parameters
+    ----------
+    grad : array
+        Gradient with respect to ``h``.
+    h : array
+        The output of :func:`relu_dropout` (same shape as ``grad``).
+    p, training, mode, backend
+        As passed to :func:`relu_dropout`.
+
+    Returns
+    -------
+    array
+        The gradient with respect to the input of :func:`relu_dropout`.
+
+    Raises
+    ------
+    ValueError
+        ``grad`` and ``h`` differ in shape; ``p`` or ``mode`` is invalid.
+
     Examples
     --------
     >>> import numpy as np
@@ -471,14 +496,23 @@ def relu_dropout_backward(
     >>> bool(np.all(g == np.where(x > 0, dropout_backward(np.ones(6), 0.5, rng=0), 0)))
     True
     """
-    xp = namespace_of(grad, "grad")
-    check_floating(xp, grad, "grad")
+    xp, b = _resolve(grad, "grad", backend)
     check_same_array_kind(xp, grad, h, ("grad", "h"))
+    if tuple(h.shape) != tuple(grad.shape):
+        raise ValueError(
+            f"grad and h must have the same shape (h is the output of relu_dropout), "
+            f"got grad {tuple(grad.shape)} and h {tuple(h.shape)}"
+        )
     p = check_p(p)
     mode = check_mode(mode)
     if p == 1.0 and training:
         return xp.zeros_like(grad)
     scale = _scale(p, mode) if training else _eval_factor(p, mode)
+    fused = getattr(b, "relu_dropout_backward_fused", None)
+    if fused is not None and h.dtype == grad.dtype:
+        y = fused(grad, h, scale)
+        if y is not None:
+            return y
     return xp.where(h > 0, _times(xp, grad, scale), xp.zeros((), dtype=grad.dtype))
 
 

@@ -4,7 +4,7 @@ import array_api_compat.numpy as npx
 import numpy as np
 import pytest
 from dropkit_numpy import NumpyBackend
-from dropkit_numpy._masked_numba import masked_numba
+from dropkit_numpy._masked_numba import masked_numba, relu_backward_numba
 from dropkit_numpy._philox_numba import PARALLEL_MIN, dropout_fused_numba, random_bits_numba
 from dropkit_numpy._philox_numpy import random_bits_numpy
 
@@ -116,3 +116,16 @@ def test_channel_dropout_through_the_kernel_equals_the_formula(channel_axis):
     inplace = x.copy()
     assert dropkit.dropout2d(inplace, 0.4, inplace=True, **kwargs) is inplace
     np.testing.assert_array_equal(inplace, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_backward_kernel_on_large_input_equals_where(dtype):
+    rng = np.random.default_rng(4)
+    g = rng.normal(size=(700, 500)).astype(dtype)  # parallel kernel (>= PARALLEL_MIN)
+    h = np.maximum(rng.normal(size=g.shape), 0).astype(dtype)
+    g.flat[::101] = np.nan
+    want = np.where(h > 0, g * dtype(1 / 0.7), dtype(0))
+    np.testing.assert_array_equal(relu_backward_numba(g, h, 1 / 0.7), want)
+    b = NumpyBackend()
+    assert b.relu_dropout_backward_fused(g, h.astype(np.float16), 2.0) is None  # mixed dtypes
+    assert b.relu_dropout_backward_fused(g[:, ::2], h[:, ::2], 2.0) is None  # strided

@@ -125,3 +125,9 @@ def test_unknown_backend_lists_installed(x, backend):
         ValueError, match=rf"unknown backend 'nope'; installed backends: .*{backend.name}"
     ):
         dropkit.dropout(x, 0.5, rng=0, backend="nope")
+
+
+def test_relu_dropout_backward_needs_h_of_the_gradient_shape(x, backend):
+    h = backend.xp.ones((2, 3, 4, 1), dtype=backend.xp.float32)
+    with pytest.raises(ValueError, match=r"same shape.*\(2, 3, 4, 4\).*\(2, 3, 4, 1\)"):
+        dropkit.relu_dropout_backward(x, h, 0.5)

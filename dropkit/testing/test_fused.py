@@ -115,3 +115,25 @@ def test_masked_kernel_equals_array_api_path(backend, data, shapes_, inplace):
         assert y is x
     else:
         np.testing.assert_array_equal(to_numpy(x), a)  # input untouched
+
+
+@SETTINGS
+@given(data=st.data(), scale=st.sampled_from([1.0, 2.0, 1.0 / 0.7, 0.5]))
+def test_relu_backward_kernel_equals_array_api_path(backend, data, scale):
+    kernel = getattr(backend, "relu_dropout_backward_fused", None)
+    if kernel is None:
+        pytest.skip(f"backend {backend.name!r} has no fused ReLU-dropout backward")
+    xp = backend.xp
+    dtype = data.draw(st.sampled_from(float_dtypes(xp)))
+    g = data.draw(arrays(dtype, finite=False))
+    h = data.draw(arrays(dtype, st.just(g.shape), finite=False))
+    grad = to_namespace(xp, g)
+    y = kernel(grad, to_namespace(xp, h), scale)
+    if y is None:
+        return  # declined: the generic path serves it
+    seen = as_backend_computes(xp, h)
+    want = np.where(seen > 0, scaled(xp, g, scale), g.dtype.type(0))
+    got = to_numpy(y)
+    assert got.dtype == g.dtype and got.shape == g.shape
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(to_numpy(grad), g)  # input untouched

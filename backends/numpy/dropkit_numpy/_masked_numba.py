@@ -1,4 +1,4 @@
-"""Applying a broadcast keep-mask (channel dropout) as Numba kernels.
+"""Applying keep-masks as Numba kernels: broadcast masks and ReLU-dropout's backward.
 
 Channel dropout keeps or drops whole maps: its mask has the noise shape, e.g.
 ``(N, C, 1, 1)`` for ``(N, C, H, W)`` input, and the generic ``where`` over the
@@ -7,6 +7,10 @@ viewed as ``(A, B, C)`` with the mask as ``(A, C)`` (``B`` the broadcast
 axes), and each element is written once: ``x * scale`` where kept, exactly 0
 where dropped (inf and NaN included). Equal to the generic path bit for bit
 (tested).
+
+The backward of ReLU-then-dropout keeps the gradient where the layer's output
+``h`` is positive: ``where(h > 0, grad * scale, 0)`` in one pass, instead of a
+product, a comparison and a ``where`` with their temporaries.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 
 from ._philox_numba import _JIT, _launch
 
-__all__ = ["masked_numba", "split_broadcast"]
+__all__ = ["masked_numba", "relu_backward_numba", "split_broadcast"]
 
 
 def split_broadcast(shape: tuple[int, ...], noise: tuple[int, ...]) -> tuple[int, int, int] | None:
@@ -123,4 +127,43 @@ def masked_numba(
         flat = (outer * spread, inner)
         args = (x.reshape(flat), y.reshape(flat), keep.reshape(outer, inner), scale)
         _launch(_inner_parallel, _inner_serial, x.size, *args)
+    return y
+
+
+_FLAT = 1 << 14  # elements per parallel task
+
+
+@nb.njit(inline="always")
+def _relu_backward(g, h, y, lo, hi, scale):
+    zero = g.dtype.type(0)
+    for i in range(lo, hi):
+        y[i] = g[i] * scale if h[i] > 0 else zero
+
+
+@nb.njit(parallel=False, **_JIT)
+def _relu_backward_serial(g, h, y, scale):
+    _relu_backward(g, h, y, 0, g.shape[0], scale)
+
+
+@nb.njit(parallel=True, **_JIT)
+def _relu_backward_parallel(g, h, y, scale):
+    n = g.shape[0]
+    for t in nb.prange((n + _FLAT - 1) // _FLAT):
+        _relu_backward(g, h, y, t * _FLAT, min(n, (t + 1) * _FLAT), scale)
+
+
+def relu_backward_numba(grad: np.ndarray, h: np.ndarray, scale: float) -> np.ndarray:
+    """``where(h > 0, grad * scale, 0)`` in one pass, into a new array.
+
+    ``grad`` and ``h`` are C-contiguous arrays of one float dtype and one shape.
+
+    Examples
+    --------
+    >>> g = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    >>> relu_backward_numba(g, np.array([0.5, 0.0, 2.0], dtype=np.float32), 2.0).tolist()
+    [2.0, 0.0, 6.0]
+    """
+    y = np.empty_like(grad)
+    args = (grad.reshape(-1), h.reshape(-1), y.reshape(-1), grad.dtype.type(scale))
+    _launch(_relu_backward_parallel, _relu_backward_serial, grad.size, *args)
     return y

@@ -16,15 +16,21 @@ __all__ = ["KERNELS_ENV_VAR", "NumpyBackend"]
 KERNELS_ENV_VAR = "DROPKIT_NUMPY_KERNELS"
 
 
-def _numba_kernels() -> tuple[Any, Any, Any, Any] | None:
+def _numba_kernels() -> tuple[Any, Any, Any, Any, Any] | None:
     if os.environ.get(KERNELS_ENV_VAR, "numba") == "numpy":
         return None
     try:
-        from ._masked_numba import masked_numba
+        from ._masked_numba import masked_numba, relu_backward_numba
         from ._philox_numba import dropout_fused_numba, random_bits_numba, sgd_update_numba
     except ImportError:
         return None
-    return random_bits_numba, dropout_fused_numba, sgd_update_numba, masked_numba
+    return (
+        random_bits_numba,
+        dropout_fused_numba,
+        sgd_update_numba,
+        masked_numba,
+        relu_backward_numba,
+    )
 
 
 class NumpyBackend:
@@ -50,10 +56,10 @@ class NumpyBackend:
         if found is None:
             self.kernels = "numpy"
             self._bits = random_bits_numpy
-            self._fused = self._sgd = self._masked = None
+            self._fused = self._sgd = self._masked = self._relu_backward = None
         else:
             self.kernels = "numba"
-            self._bits, self._fused, self._sgd, self._masked = found
+            self._bits, self._fused, self._sgd, self._masked, self._relu_backward = found
 
     def devices(self) -> list[Any]:
         """NumPy has one device, the CPU."""
@@ -99,6 +105,20 @@ class NumpyBackend:
         if out is not None and not (out.flags.c_contiguous and out.flags.writeable):
             return None
         return self._masked(x, mask, scale, out=out)
+
+    def relu_dropout_backward_fused(
+        self, grad: np.ndarray, h: np.ndarray, scale: float
+    ) -> np.ndarray | None:
+        """``where(h > 0, grad * scale, 0)`` in one pass; None to decline."""
+        if (
+            self._relu_backward is None
+            or grad.dtype not in (np.float32, np.float64)
+            or h.dtype != grad.dtype
+            or h.shape != grad.shape
+            or not (grad.flags.c_contiguous and h.flags.c_contiguous)
+        ):
+            return None
+        return self._relu_backward(grad, h, scale)
 
     def sgd_update(
         self,
