@@ -126,38 +126,49 @@ def _time(methods: dict[str, Callable[[], None]], repeats: int) -> dict[str, lis
     return times
 
 
-def _isolated(repeats: int, rounds: int) -> dict[str, list[float]]:
+def _isolated(repeats: int, rounds: int) -> list[dict[str, list[float]]]:
     """Each method alone in a fresh process, ``rounds`` times, order rotated each round.
 
     Interleaving in one process is fair to machine noise but not to thread
     pools: NumPy's OpenBLAS workers spin for a while after each product and
     take cores from whatever runs next (measured: the PyTorch step ran about 2x
-    slower interleaved with NumPy's products than alone).
+    slower interleaved with NumPy's products than alone). Processes run one
+    after another, so the machine's drift is handled by taking ratios within
+    each round (adjacent processes) and reporting their median.
     """
     names = list(_methods())
-    times: dict[str, list[float]] = {name: [] for name in names}
+    per_round = []
     for r in range(rounds):
+        times: dict[str, list[float]] = {}
         for name in names[r % len(names) :] + names[: r % len(names)]:
             cmd = [sys.executable, __file__, "--only", name, "--repeats", str(repeats)]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            times[name] += json.loads(out.splitlines()[-1])[name]
-    return times
+            times[name] = json.loads(out.splitlines()[-1])[name]
+        per_round.append(times)
+    return per_round
 
 
-def _table(title: str, times: dict[str, list[float]]) -> None:
-    med = {name: statistics.median(t) for name, t in times.items()}
-    ref = med.get("PyTorch CPU step")
-    mm = med["matrix products only (numpy)"]
+def _table(title: str, rounds: list[dict[str, list[float]]]) -> None:
+    """Median ms over every step; ratios: median over rounds of within-round ratios."""
+    names = list(rounds[0])
+
+    def ratio(name: str, ref: str) -> float:
+        return statistics.median(
+            statistics.median(r[name]) / statistics.median(r[ref]) for r in rounds
+        )
+
+    torch_name, mm = "PyTorch CPU step", "matrix products only (numpy)"
     print(f"\n{title}\n| step | median ms | x PyTorch | x matmuls only |\n|---|---:|---:|---:|")
-    for name, t in med.items():
-        vs = f"{t / ref:.2f}" if ref else "n/a"
-        print(f"| {name} | {t * 1e3:.1f} | {vs} | {t / mm:.2f} |")
+    for name in names:
+        t = statistics.median(x for r in rounds for x in r[name])
+        vs = f"{ratio(name, torch_name):.2f}" if torch_name in names else "n/a"
+        print(f"| {name} | {t * 1e3:.1f} | {vs} | {ratio(name, mm):.2f} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=3, help="isolated processes per method")
+    parser.add_argument("--rounds", type=int, default=5, help="isolated processes per method")
     parser.add_argument("--only", help=argparse.SUPPRESS)  # one method, JSON out (internal)
     args = parser.parse_args()
     if args.only:
@@ -171,7 +182,9 @@ def main() -> None:
         "each method alone in its own process (the fair comparison):",
         _isolated(args.repeats // args.rounds + 1, args.rounds),
     )
-    _table("interleaved in one process (thread pools interfere):", _time(_methods(), args.repeats))
+    _table(
+        "interleaved in one process (thread pools interfere):", [_time(_methods(), args.repeats)]
+    )
 
 
 if __name__ == "__main__":
