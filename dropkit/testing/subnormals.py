@@ -34,7 +34,7 @@ __all__ = ["as_backend_computes", "flush_subnormals", "flushes_subnormals", "sca
 def flushes_subnormals(xp: Any, dtype: str = "float32") -> bool:
     """Whether namespace ``xp`` reads or writes subnormals of ``dtype`` as zero.
 
-    Asked per dtype: XLA on CPU flushes float32 and float64 but computes
+    Asked per dtype: XLA on CPU flushes float32 subnormals but computes
     float16 in float32, where float16's subnormals are normal numbers.
     """
     return _flushes(xp, np.dtype(dtype).name)
