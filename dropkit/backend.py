@@ -68,8 +68,9 @@ class Backend(Protocol):
         ``x``), or ``None`` to decline. It must equal the array-API path.
 
         ``relu_dropout_backward_fused(grad, h, scale)``: a new array
-        ``where(h > 0, grad * scale, 0)`` for ``grad`` and ``h`` of one shape
-        and dtype, or ``None`` to decline. It must equal the array-API path.
+        ``where(h > 0, grad * scale, 0)`` for ``grad`` and ``h`` of one shape,
+        or ``None`` to decline (e.g. mixed dtypes). It must equal the
+        array-API path.
 
         ``sgd_update(w, g, v, *, lr, momentum, weight_decay, nesterov)``: the
         in-place update of :class:`dropkit.optim.SGD` in one pass; returns

@@ -509,7 +509,7 @@ def relu_dropout_backward(
         return xp.zeros_like(grad)
     scale = _scale(p, mode) if training else _eval_factor(p, mode)
     fused = getattr(b, "relu_dropout_backward_fused", None)
-    if fused is not None and h.dtype == grad.dtype:
+    if fused is not None:
         y = fused(grad, h, scale)
         if y is not None:
             return y
