@@ -31,6 +31,7 @@ True
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import array_api_compat
@@ -46,11 +47,12 @@ from ._arrays import (
 from .backend import Backend
 from .packed import PackedMask, pack_mask, unpack_mask
 from .random import Generator, RNGLike, as_generator
-from .registry import get_backend
+from .registry import get_backend, native_backend
 
 __all__ = [
     "RESOLUTION_BITS",
     "channel_noise_shape",
+    "check_backward_source",
     "dropout",
     "dropout1d",
     "dropout1d_backward",
@@ -60,10 +62,12 @@ __all__ = [
     "dropout3d_backward",
     "dropout_backward",
     "dropout_mask",
+    "eval_factor",
     "keep_probability",
     "keep_threshold",
     "relu_dropout",
     "relu_dropout_backward",
+    "train_scale",
 ]
 
 #: Bits of resolution of the drop probability: ``p`` is rounded to a multiple of 2**-32.
@@ -95,16 +99,57 @@ def keep_probability(p: float) -> float:
     return (_FULL - keep_threshold(p)) / _FULL
 
 
-def _scale(p: float, mode: str) -> float:
+def train_scale(p: float, mode: str) -> float:
+    """The factor of kept units in training: ``1 / (1 - p)`` (inverted) or 1 (vanilla).
+
+    Examples
+    --------
+    >>> train_scale(0.75, "inverted"), train_scale(0.75, "vanilla")
+    (4.0, 1.0)
+    """
     return 1.0 / (1.0 - p) if mode == "inverted" else 1.0
 
 
-def _eval_factor(p: float, mode: str) -> float:
-    """The evaluation output's factor: 1 (inverted) or 1 - p (vanilla)."""
+def eval_factor(p: float, mode: str) -> float:
+    """The evaluation output's factor: 1 (inverted) or ``1 - p`` (vanilla).
+
+    Examples
+    --------
+    >>> eval_factor(0.25, "inverted"), eval_factor(0.25, "vanilla")
+    (1.0, 0.75)
+    """
     return 1.0 if mode == "inverted" else 1.0 - p
 
 
+def check_backward_source(mask: Any, rng: Any) -> None:
+    """Raise unless exactly one of ``mask`` and ``rng`` is given to a backward."""
+    if (mask is None) == (rng is None):
+        raise ValueError(
+            "dropout backward needs exactly one of mask= (the mask from the forward pass, "
+            "return_mask=True) or rng= (the seed, or a copy of the generator taken before "
+            "the forward pass, to regenerate the mask)"
+        )
+
+
+def _refuse_inside_torch_compile() -> None:
+    """A clear error where ``torch.compile`` would trace into the plugin registry.
+
+    The registry (entry points, pluggy) cannot be traced; once the torch
+    backend is registered (``import dropkit_torch``, or any eager call on a
+    tensor) the ops resolve without it. Looks torch up in ``sys.modules`` only:
+    the core never imports a framework.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.compiler.is_compiling():
+        raise RuntimeError(
+            "dropkit ops reached the plugin registry inside torch.compile; register the "
+            "torch backend before compiling: `import dropkit_torch` after `import torch` "
+            "(or call any dropkit op eagerly on a tensor first)"
+        )
+
+
 def _resolve(x: Any, name: str, backend: str | None) -> tuple[Any, Backend]:
+    _refuse_inside_torch_compile()
     xp = namespace_of(x, name)
     check_floating(xp, x, name)
     chosen = get_backend(backend, x)
@@ -115,6 +160,15 @@ def _resolve(x: Any, name: str, backend: str | None) -> tuple[Any, Backend]:
             "DROPKIT_BACKEND"
         )
     return xp, chosen
+
+
+def _dispatch(x: Any, name: str, backend: str | None) -> tuple[Any, Backend, bool]:
+    """``(xp, backend, native)``: native is True when the backend has its own form of the ops."""
+    native = native_backend(x, backend)
+    if native is not None:
+        return native.xp, native, True
+    xp, chosen = _resolve(x, name, backend)
+    return xp, chosen, hasattr(chosen, "dropout_native")
 
 
 def _draw_mask(
@@ -244,7 +298,19 @@ def _forward(
     inplace: bool,
     backend: str | None,
 ) -> Any:
-    xp, b = _resolve(x, "x", backend)
+    xp, b, native = _dispatch(x, "x", backend)
+    if native:
+        return b.dropout_native(
+            x,
+            p,
+            noise_shape=noise_shape,
+            rng=rng,
+            training=training,
+            mode=mode,
+            relu=False,
+            return_mask=return_mask,
+            inplace=inplace,
+        )
     p = check_p(p)
     mode = check_mode(mode)
     shape = check_noise_shape(noise_shape, tuple(x.shape))
@@ -272,7 +338,7 @@ def _forward(
             y = xp.zeros_like(x)
         return (y, _maybe_packed(mask, return_mask)) if return_mask else y
 
-    scale = _scale(p, mode)
+    scale = train_scale(p, mode)
     if not return_mask and shape == tuple(x.shape):
         return _fused_or_masked(b, xp, x, p, scale, rng, inplace=inplace)
     mask = _draw_mask(b, xp, shape, p, rng, device)
@@ -299,7 +365,11 @@ def _backward(
     mode: str,
     backend: str | None,
 ) -> Any:
-    xp, b = _resolve(grad, "grad", backend)
+    xp, b, native = _dispatch(grad, "grad", backend)
+    if native:
+        return b.dropout_backward_native(
+            grad, p, noise_shape=noise_shape, mask=mask, rng=rng, training=training, mode=mode
+        )
     p = check_p(p)
     mode = check_mode(mode)
     shape = check_noise_shape(noise_shape, tuple(grad.shape))
@@ -307,13 +377,8 @@ def _backward(
         return grad if (training or mode == "inverted") else _times(xp, grad, 1.0 - p)
     if p == 1.0:
         return xp.zeros_like(grad)
-    if (mask is None) == (rng is None):
-        raise ValueError(
-            "dropout backward needs exactly one of mask= (the mask from the forward pass, "
-            "return_mask=True) or rng= (the seed, or a copy of the generator taken before "
-            "the forward pass, to regenerate the mask)"
-        )
-    scale = _scale(p, mode)
+    check_backward_source(mask, rng)
+    scale = train_scale(p, mode)
     if mask is None:
         if shape == tuple(grad.shape):
             return _fused_or_masked(b, xp, grad, p, scale, rng)
@@ -431,16 +496,28 @@ def relu_dropout(
     >>> bool(np.all(h == dropout(np.maximum(x, 0), 0.5, rng=0)))
     True
     """
-    xp, b = _resolve(x, "x", backend)
+    xp, b, native = _dispatch(x, "x", backend)
+    if native:
+        return b.dropout_native(
+            x,
+            p,
+            noise_shape=None,
+            rng=rng,
+            training=training,
+            mode=mode,
+            relu=True,
+            return_mask=False,
+            inplace=inplace,
+        )
     p = check_p(p)
     mode = check_mode(mode)
     if not training or p == 0.0:
-        factor = 1.0 if training else _eval_factor(p, mode)
+        factor = 1.0 if training else eval_factor(p, mode)
         y = xp.where(x > 0, _times(xp, x, factor), xp.zeros((), dtype=x.dtype))
     elif p == 1.0:
         y = xp.zeros_like(x)
     else:
-        return _fused_or_masked(b, xp, x, p, _scale(p, mode), rng, relu=True, inplace=inplace)
+        return _fused_or_masked(b, xp, x, p, train_scale(p, mode), rng, relu=True, inplace=inplace)
     if inplace:
         if math.prod(x.shape):
             x[...] = y
@@ -496,7 +573,9 @@ def relu_dropout_backward(
     >>> bool(np.all(g == np.where(x > 0, dropout_backward(np.ones(6), 0.5, rng=0), 0)))
     True
     """
-    xp, b = _resolve(grad, "grad", backend)
+    xp, b, native = _dispatch(grad, "grad", backend)
+    if native:
+        return b.relu_dropout_backward_native(grad, h, p, training=training, mode=mode)
     check_same_array_kind(xp, grad, h, ("grad", "h"))
     if tuple(h.shape) != tuple(grad.shape):
         raise ValueError(
@@ -507,7 +586,7 @@ def relu_dropout_backward(
     mode = check_mode(mode)
     if p == 1.0 and training:
         return xp.zeros_like(grad)
-    scale = _scale(p, mode) if training else _eval_factor(p, mode)
+    scale = train_scale(p, mode) if training else eval_factor(p, mode)
     fused = getattr(b, "relu_dropout_backward_fused", None)
     if fused is not None:
         y = fused(grad, h, scale)
@@ -629,7 +708,8 @@ def _make_channel(spatial_dims: int) -> tuple[Any, Any]:
         inplace: bool = False,
         backend: str | None = None,
     ) -> Any:
-        namespace_of(x, "x")
+        if not hasattr(x, "shape"):  # (a plain check: compilers trace it)
+            namespace_of(x, "x")
         return _forward(
             x,
             p,
@@ -653,7 +733,8 @@ def _make_channel(spatial_dims: int) -> tuple[Any, Any]:
         mode: str = "inverted",
         backend: str | None = None,
     ) -> Any:
-        namespace_of(grad, "grad")
+        if not hasattr(grad, "shape"):
+            namespace_of(grad, "grad")
         return _backward(
             grad,
             p,

@@ -38,10 +38,49 @@ __all__ = [
     "get_plugin_manager",
     "get_registry",
     "list_backends",
+    "native_backend",
+    "register_native",
 ]
 
 ENV_VAR = "DROPKIT_BACKEND"
 DEFAULT_BACKEND = "numpy"
+
+#: Array library (top-level module name) -> loaded backend with the ops in that
+#: framework's own form (``dropout_native``, e.g. a registered torch custom op).
+_NATIVE: dict[str, Backend] = {}
+
+
+def register_native(library: str, backend: Backend) -> None:
+    """Route the ops on arrays of ``library`` to ``backend``'s ``dropout_native`` & co.
+
+    Called when such a backend loads; a framework integration may call it at
+    import (``import dropkit_torch`` does) so that the ops resolve without the
+    plugin registry, e.g. while ``torch.compile`` traces them.
+    """
+    _NATIVE[library] = backend
+
+
+def native_backend(x: Any, name: str | None = None) -> Backend | None:
+    """The registered native backend for ``x``'s library, if selection allows it.
+
+    Plain lookups only (no entry points, no imports), so that a tracing
+    compiler can follow it. Returns None when no native backend is registered
+    for the library, or when ``name`` or ``$DROPKIT_BACKEND`` selects another
+    backend.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> native_backend(np.ones(2)) is None
+    True
+    """
+    if not _NATIVE:
+        return None
+    backend = _NATIVE.get(type(x).__module__.partition(".")[0])
+    if backend is None:
+        return None
+    chosen = name or os.environ.get(ENV_VAR) or backend.name
+    return backend if chosen == backend.name else None
 
 
 @dataclass
@@ -90,6 +129,9 @@ class Registry:
             self._failed[name] = f"{type(exc).__name__}: {exc}"
             raise RuntimeError(f"backend {name!r} is unavailable: {self._failed[name]}") from exc
         self._loaded[name] = backend
+        if hasattr(backend, "dropout_native"):
+            for library in entry.record.namespaces:
+                _NATIVE.setdefault(library, backend)
         return backend
 
     def info(self) -> list[BackendInfo]:

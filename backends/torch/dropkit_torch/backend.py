@@ -1,10 +1,11 @@
 """The loaded PyTorch backend.
 
-PyTorch 2.13 on CPU implements neither ``>>``, ``+``, ``>=`` nor ``arange`` for
-uint32, so the Philox words are computed with the core's int64 formulation
-(:func:`dropkit.philox.random_bits` with ``int64=True``): the same values, as
-int64. Dropout is one expression on the tensor's own device: words, compare,
-``where``.
+The ops on tensors run in torch's own form (:mod:`dropkit_torch.functional`,
+the custom op :mod:`dropkit_torch._op`), declared to the core through the
+``dropout_native`` hooks. The random words: on CPU the NumPy backend's Numba
+kernels on the tensor's memory; elsewhere the core's int64 formulation
+(:func:`dropkit.philox.random_bits` with ``int64=True``), because PyTorch 2.13
+implements neither ``>>``, ``+``, ``>=`` nor ``arange`` for uint32 on CPU.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ except ImportError as exc:  # pragma: no cover - depends on the machine
 
 import array_api_compat.torch as xp
 
-from dropkit import philox
+from dropkit.registry import register_native
+
+from . import functional, keys
+from ._op import _compute, words
 
 __all__ = ["TorchBackend"]
 
@@ -38,6 +42,18 @@ class TorchBackend:
 
     name = "torch"
     xp = xp
+    _shared: TorchBackend | None = None
+
+    @classmethod
+    def shared(cls) -> TorchBackend:
+        """The one instance the plugin loads and the core routes tensors to."""
+        if cls._shared is None:
+            cls._shared = cls()
+        return cls._shared
+
+    dropout_native = staticmethod(functional.dropout)
+    dropout_backward_native = staticmethod(functional.dropout_backward)
+    relu_dropout_backward_native = staticmethod(functional.relu_dropout_backward)
 
     def devices(self) -> list[Any]:
         """The CPU and every visible CUDA device."""
@@ -48,7 +64,8 @@ class TorchBackend:
         self, key: int, counter: int, n: int, *, offset: int = 0, device: Any = None
     ) -> Any:
         """Philox words of elements ``offset .. offset + n - 1`` (int64 values < 2**32)."""
-        return philox.random_bits(xp, key, counter, n, offset=offset, device=device, int64=True)
+        device = torch.device("cpu") if device is None else torch.device(device)
+        return words(key, counter, n, device, offset=offset)
 
     def dropout_fused(
         self,
@@ -61,19 +78,18 @@ class TorchBackend:
         relu: bool = False,
         out: Any = None,
     ) -> Any:
-        """``where(word >= threshold [and x > 0], x * scale, 0)`` on ``x``'s device."""
+        """``where(word >= threshold [and x > 0], x * scale, 0)``: the custom op's kernel."""
         if not x.is_floating_point():
             return None
-        words = self.random_bits(key, counter, x.numel(), device=x.device).reshape(x.shape)
-        keep = words >= threshold
-        if relu:
-            keep &= x > 0
-        factor = torch.tensor(scale, dtype=x.dtype, device=x.device)  # rounded, as in NumPy
-        y = torch.where(keep, x * factor, torch.zeros((), dtype=x.dtype, device=x.device))
-        if out is None:
-            return y
-        out.copy_(y)
-        return out
+        seed = keys.seed_from_ints(key, counter, torch.device("cpu"))
+        with torch.no_grad():
+            target = torch.empty_like(x) if out is None else out
+            return _compute(x, seed, tuple(x.shape), threshold, scale, relu, target)
 
     def __repr__(self) -> str:
         return f"<dropkit backend 'torch' (torch {torch.__version__})>"
+
+
+# Route dropkit's ops on tensors to this backend without the plugin registry
+# (which torch.compile cannot trace).
+register_native("torch", TorchBackend.shared())

@@ -1,0 +1,213 @@
+"""The registered custom ops ``dropkit::dropout`` and ``dropkit::dropout_``.
+
+One op serves element-wise, channel and ReLU dropout, forward and backward:
+
+``dropkit::dropout(Tensor x, Tensor seed, SymInt[] noise_shape, int threshold,
+float scale, bool relu) -> Tensor``
+
+``seed`` is an int64 tensor of four 32-bit words ``(key_lo, key_hi,
+counter_lo, counter_hi)``: the dropkit draw ``(key, counter)``. A unit of the
+mask (of shape ``noise_shape``, broadcast against ``x``) is kept iff its Philox
+word is ``>= threshold``; kept units of ``x`` are multiplied by ``scale``
+(rounded to ``x``'s dtype), every other unit is exactly 0; with ``relu``, units
+with ``x <= 0`` are 0 too.
+
+To ``torch.compile`` the op is one opaque node with a fake (meta)
+implementation, so forward and backward stay in one graph. Its autograd
+formula saves only ``seed`` (32 bytes): the backward is the same op applied to
+the incoming gradient, which regenerates the mask; for the ReLU variant it
+saves the output ``h`` and passes gradient where ``h > 0``.
+
+Kernels: on CPU, float32 and float64 run the NumPy backend's Numba kernel on
+the tensor's own memory (zero-copy); other dtypes and devices compute the same
+words (the Numba kernel on CPU, the int64 array-API reference elsewhere) and
+apply them with torch operations. All agree bit for bit with the NumPy
+backend.
+
+Examples
+--------
+>>> import torch
+>>> seed = torch.tensor([7, 0, 0, 0])
+>>> x = torch.ones(2, 4)
+>>> y = torch.ops.dropkit.dropout(x, seed, [2, 4], 2**31, 2.0, False)
+>>> import dropkit, numpy as np
+>>> bool(np.array_equal(y.numpy(), dropkit.dropout(np.ones((2, 4), np.float32), 0.5, rng=7)))
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import array_api_compat.torch as xp
+import torch
+from dropkit_numpy import NumpyBackend
+
+from dropkit import philox
+
+__all__ = ["FULL", "dropout_inplace_op", "dropout_op", "keep_mask", "seed_ints", "words"]
+
+#: Threshold that drops every unit (p = 1).
+FULL = 1 << 32
+_NUMPY = NumpyBackend()
+_NUMBA_DTYPES = (torch.float32, torch.float64)
+
+
+def seed_ints(seed: torch.Tensor) -> tuple[int, int]:
+    """``(key, counter)`` from a seed tensor of four 32-bit words.
+
+    Examples
+    --------
+    >>> seed_ints(torch.tensor([1, 2, 3, 0]))
+    (8589934593, 3)
+    """
+    k0, k1, c0, c1 = (int(v) for v in seed.tolist())
+    return k0 | (k1 << 32), c0 | (c1 << 32)
+
+
+def words(key: int, counter: int, n: int, device: torch.device, *, offset: int = 0) -> torch.Tensor:
+    """Philox words of elements ``offset .. offset + n - 1`` (int64 values < 2**32).
+
+    On CPU the NumPy backend's kernel computes them; elsewhere the core's int64
+    reference, on ``device``.
+
+    Examples
+    --------
+    >>> hex(int(words(0, 0, 1, torch.device("cpu"))[0]))
+    '0x6627e8d5'
+    """
+    if device.type == "cpu":
+        bits = _NUMPY.random_bits(key, counter, n, offset=offset)
+        return torch.from_numpy(bits.astype("int64"))
+    return philox.random_bits(xp, key, counter, n, offset=offset, device=device, int64=True)
+
+
+def keep_mask(
+    seed: torch.Tensor, shape: Sequence[int], threshold: int, device: torch.device
+) -> torch.Tensor:
+    """The boolean keep-mask of ``shape`` (C order) for a seed tensor.
+
+    Examples
+    --------
+    >>> keep_mask(torch.tensor([0, 0, 0, 0]), (2,), 2**31, torch.device("cpu")).tolist()
+    [False, True]
+    """
+    shape = tuple(int(n) for n in shape)
+    if threshold >= FULL:
+        return torch.zeros(shape, dtype=torch.bool, device=device)
+    if threshold <= 0:
+        return torch.ones(shape, dtype=torch.bool, device=device)
+    key, counter = seed_ints(seed)
+    return (words(key, counter, math.prod(shape), device) >= threshold).reshape(shape)
+
+
+def _apply(x: torch.Tensor, keep: torch.Tensor, scale: float, out: torch.Tensor) -> torch.Tensor:
+    """``out = where(keep, x * scale, 0)`` with the scale rounded to ``x``'s dtype."""
+    if scale == 1.0:
+        out.copy_(x)
+    else:
+        torch.mul(x, torch.tensor(scale, dtype=x.dtype, device=x.device), out=out)
+    return out.masked_fill_(keep.logical_not(), 0)
+
+
+def _compute(
+    x: torch.Tensor,
+    seed: torch.Tensor,
+    noise_shape: Sequence[int],
+    threshold: int,
+    scale: float,
+    relu: bool,
+    out: torch.Tensor,
+) -> torch.Tensor:
+    """Write the op's result into ``out`` (which has ``x``'s shape; may be ``x``)."""
+    if threshold >= FULL or out.numel() == 0:
+        return out.zero_()
+    elementwise = tuple(noise_shape) == tuple(x.shape)
+    if elementwise and x.device.type == "cpu" and x.dtype in _NUMBA_DTYPES:
+        key, counter = seed_ints(seed)
+        src = x.contiguous()
+        dst = out if out.is_contiguous() else torch.empty_like(src)
+        done = _NUMPY.dropout_fused(
+            src.numpy(), key, counter, threshold, scale, relu=relu, out=dst.numpy()
+        )
+        if done is not None:
+            if dst is not out:
+                out.copy_(dst)
+            return out
+    keep = keep_mask(seed, noise_shape, threshold, x.device)
+    if relu:
+        keep = keep & (x > 0)
+    return _apply(x, keep, scale, out)
+
+
+@torch.library.custom_op("dropkit::dropout", mutates_args=())
+def dropout_op(
+    x: torch.Tensor,
+    seed: torch.Tensor,
+    noise_shape: list[int],
+    threshold: int,
+    scale: float,
+    relu: bool,
+) -> torch.Tensor:
+    """Dropout of ``x`` with the mask of ``seed`` (see the module docs); a new tensor."""
+    with torch.no_grad():
+        return _compute(x, seed, noise_shape, threshold, scale, relu, torch.empty_like(x))
+
+
+@dropout_op.register_fake
+def _dropout_fake(
+    x: torch.Tensor,
+    seed: torch.Tensor,
+    noise_shape: list[int],
+    threshold: int,
+    scale: float,
+    relu: bool,
+) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+def _setup_context(ctx: object, inputs: tuple, output: torch.Tensor) -> None:
+    x, seed, noise_shape, threshold, scale, relu = inputs
+    ctx.noise_shape, ctx.threshold, ctx.scale, ctx.relu = noise_shape, threshold, scale, relu
+    # Only the 32-byte seed (or, for ReLU, the output h): never a mask.
+    ctx.save_for_backward(output if relu else seed)
+
+
+def _backward(ctx: object, grad: torch.Tensor) -> tuple:
+    (saved,) = ctx.saved_tensors
+    if ctx.relu:
+        factor = torch.tensor(ctx.scale, dtype=grad.dtype, device=grad.device)
+        dx = torch.where(saved > 0, grad * factor, torch.zeros((), dtype=grad.dtype))
+    else:
+        dx = dropout_op(grad, saved, ctx.noise_shape, ctx.threshold, ctx.scale, False)
+    return dx, None, None, None, None, None
+
+
+dropout_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+@torch.library.custom_op("dropkit::dropout_", mutates_args=("x",))
+def dropout_inplace_op(
+    x: torch.Tensor,
+    seed: torch.Tensor,
+    noise_shape: list[int],
+    threshold: int,
+    scale: float,
+    relu: bool,
+) -> None:
+    """:func:`dropout_op` written into ``x`` itself (no autograd formula: no-grad use)."""
+    with torch.no_grad():
+        _compute(x, seed, noise_shape, threshold, scale, relu, x)
+
+
+@dropout_inplace_op.register_fake
+def _dropout_inplace_fake(
+    x: torch.Tensor,
+    seed: torch.Tensor,
+    noise_shape: list[int],
+    threshold: int,
+    scale: float,
+    relu: bool,
+) -> None:
+    return None

@@ -1,0 +1,280 @@
+"""The ops in PyTorch's own form: what ``dropkit.dropout`` & co. run on tensors.
+
+``dropkit.dropout``, ``dropout1d/2d/3d``, ``relu_dropout`` and their
+backwards route torch tensors here (through the backend's ``dropout_native``
+hooks). The semantics are the core's (``p`` is the DROP probability, inverted
+or vanilla mode, exact zeros, the same mask as every other backend for one
+dropkit key); what changes is the machinery:
+
+- the random part is the registered custom op ``dropkit::dropout``
+  (:mod:`dropkit_torch._op`), so autograd saves no mask and ``torch.compile``
+  keeps it in one graph;
+- ``rng=None`` draws the key from torch's generator for the tensor's device,
+  and a ``torch.Generator`` is accepted (:mod:`dropkit_torch.keys`);
+- ``p = 1`` keeps the graph (zeros flow back), evaluation returns ``x`` itself,
+  the output has ``x``'s layout (``channels_last`` stays ``channels_last``);
+- ``p`` may be a 0-d real tensor (read once with ``float``; pass a Python float
+  inside ``torch.compile``: the graph specialises on ``p``, like ``F.dropout``).
+
+Importing this module registers the torch backend with the core, so that the
+ops resolve without the plugin registry (which ``torch.compile`` cannot trace).
+
+Examples
+--------
+>>> import torch, dropkit
+>>> x = torch.ones(4, 3, requires_grad=True)
+>>> y = dropkit.dropout(x, 0.5, rng=0)
+>>> y.sum().backward()
+>>> bool(torch.equal(x.grad, y.detach()))    # the same mask, regenerated
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from dropkit import keep_threshold, pack_mask, unpack_mask
+from dropkit._arrays import check_mode, check_noise_shape, check_p
+from dropkit.ops import check_backward_source, eval_factor, train_scale
+from dropkit.packed import PackedMask
+
+from ._op import FULL, dropout_inplace_op, dropout_op, keep_mask
+from .keys import TorchRNGLike, seed_tensor
+
+__all__ = [
+    "check_tensor",
+    "dropout",
+    "dropout_backward",
+    "dropout_with",
+    "relu_dropout_backward",
+    "torch_p",
+]
+
+
+def check_tensor(x: Any, name: str) -> torch.Tensor:
+    """Raise TypeError unless ``x`` is a tensor of a real floating dtype."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__qualname__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must have a real floating dtype (float16, bfloat16, float32, float64), "
+            f"got {x.dtype}; convert it first, e.g. {name}.float()"
+        )
+    return x
+
+
+def torch_p(p: Any) -> float:
+    """A drop probability from a Python number or a 0-d real tensor.
+
+    Examples
+    --------
+    >>> torch_p(torch.tensor(0.25))
+    0.25
+    >>> torch_p(torch.tensor([0.5]))
+    Traceback (most recent call last):
+    ...
+    TypeError: p must be a real number in [0, 1] or a 0-d real tensor, got a tensor of shape (1,) and dtype torch.float32
+    """  # noqa: E501
+    if isinstance(p, torch.Tensor):
+        if p.ndim != 0 or p.is_complex() or p.dtype == torch.bool:
+            raise TypeError(
+                "p must be a real number in [0, 1] or a 0-d real tensor, got a tensor of "
+                f"shape {tuple(p.shape)} and dtype {p.dtype}"
+            )
+        p = float(p)
+    return check_p(p)
+
+
+def _times(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """``x * factor``, the factor rounded to ``x``'s dtype first (as the core does)."""
+    if factor == 1.0:
+        return x
+    return x * torch.tensor(factor, dtype=x.dtype, device=x.device)
+
+
+def _zero(x: torch.Tensor) -> torch.Tensor:
+    return torch.zeros((), dtype=x.dtype, device=x.device)
+
+
+def _check_inplace(x: torch.Tensor) -> None:
+    if x.is_leaf and x.requires_grad and torch.is_grad_enabled():
+        raise ValueError(
+            "inplace=True on a leaf tensor that requires grad: autograd needs its value; "
+            "pass inplace=False (the default), or apply dropout to a non-leaf tensor"
+        )
+
+
+def _write(x: torch.Tensor, y: torch.Tensor, inplace: bool) -> torch.Tensor:
+    if not inplace or y is x:
+        return y
+    return x.copy_(y)
+
+
+def _with_mask(y: torch.Tensor, mask: torch.Tensor, how: Any) -> tuple[torch.Tensor, Any]:
+    if how == "packed":
+        return y, pack_mask(mask)
+    if how is not True:
+        raise ValueError(f"return_mask must be False, True or 'packed', got {how!r}")
+    return y, mask
+
+
+def dropout(
+    x: torch.Tensor,
+    p: Any,
+    *,
+    noise_shape: tuple[int | None, ...] | None = None,
+    rng: TorchRNGLike = None,
+    training: bool = True,
+    mode: str = "inverted",
+    relu: bool = False,
+    return_mask: Any = False,
+    inplace: bool = False,
+) -> Any:
+    """Dropout (of ``relu(x)`` if ``relu``) of a tensor; see :func:`dropkit.dropout`.
+
+    Examples
+    --------
+    >>> x = torch.arange(1.0, 7.0)
+    >>> y = dropout(x, 0.5, rng=3)
+    >>> bool(torch.all((y == 0) | (y == 2 * x)))
+    True
+    >>> dropout(x, 0.5, training=False) is x
+    True
+    """
+    return dropout_with(
+        x,
+        p,
+        lambda: seed_tensor(rng, x),
+        noise_shape=noise_shape,
+        training=training,
+        mode=mode,
+        relu=relu,
+        return_mask=return_mask,
+        inplace=inplace,
+    )
+
+
+def dropout_with(
+    x: torch.Tensor,
+    p: Any,
+    draw: Callable[[], torch.Tensor],
+    *,
+    noise_shape: tuple[int | None, ...] | None = None,
+    training: bool = True,
+    mode: str = "inverted",
+    relu: bool = False,
+    return_mask: Any = False,
+    inplace: bool = False,
+) -> Any:
+    """:func:`dropout` with the seed tensor from ``draw()``, called only if a mask is drawn.
+
+    The layers of :mod:`dropkit_torch.nn` pass their own stream here.
+    """
+    check_tensor(x, "x")
+    p = torch_p(p)
+    mode = check_mode(mode)
+    shape = check_noise_shape(noise_shape, tuple(x.shape))
+    if inplace:
+        _check_inplace(x)
+    if not training or p == 0.0:
+        factor = 1.0 if training else eval_factor(p, mode)
+        y = torch.where(x > 0, _times(x, factor), _zero(x)) if relu else _times(x, factor)
+        y = _write(x, y, inplace)
+        if return_mask:
+            return _with_mask(y, torch.ones(shape, dtype=torch.bool, device=x.device), return_mask)
+        return y
+    threshold = FULL if p == 1.0 else keep_threshold(p)
+    scale = 0.0 if p == 1.0 else train_scale(p, mode)
+    # p = 1 draws nothing (like the core); the op drops every unit and keeps the graph
+    seed = torch.zeros(4, dtype=torch.int64, device=x.device) if p == 1.0 else draw()
+    if return_mask:
+        mask = keep_mask(seed, shape, threshold, x.device)
+        keep = mask & (x > 0) if relu else mask
+        y = _write(x, torch.where(keep, _times(x, scale), _zero(x)), inplace)
+        return _with_mask(y, mask, return_mask)
+    if inplace and not (torch.is_grad_enabled() and x.requires_grad):
+        dropout_inplace_op(x, seed, list(shape), threshold, scale, relu)
+        return x
+    return _write(x, dropout_op(x, seed, list(shape), threshold, scale, relu), inplace)
+
+
+def dropout_backward(
+    grad: torch.Tensor,
+    p: Any,
+    *,
+    noise_shape: tuple[int | None, ...] | None = None,
+    mask: Any = None,
+    rng: TorchRNGLike = None,
+    training: bool = True,
+    mode: str = "inverted",
+) -> torch.Tensor:
+    """Gradient of :func:`dropout`; see :func:`dropkit.dropout_backward`.
+
+    Examples
+    --------
+    >>> g = torch.ones(6)
+    >>> bool(torch.equal(dropout_backward(g, 0.5, rng=1), dropout(g, 0.5, rng=1)))
+    True
+    """
+    check_tensor(grad, "grad")
+    p = torch_p(p)
+    mode = check_mode(mode)
+    shape = check_noise_shape(noise_shape, tuple(grad.shape))
+    if not training or p == 0.0:
+        return grad if (training or mode == "inverted") else _times(grad, eval_factor(p, mode))
+    if p == 1.0:
+        return torch.zeros_like(grad)
+    check_backward_source(mask, rng)
+    threshold, scale = keep_threshold(p), train_scale(p, mode)
+    if mask is None:
+        return dropout_op(grad, seed_tensor(rng, grad), list(shape), threshold, scale, False)
+    if isinstance(mask, PackedMask):
+        mask = unpack_mask(mask)
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a boolean tensor (True = kept), got {mask!r:.80}")
+    if mask.device != grad.device:
+        raise ValueError(
+            f"grad is on device {grad.device} but mask is on {mask.device}; move one of them"
+        )
+    check_noise_shape(tuple(mask.shape), tuple(grad.shape))
+    return torch.where(mask, _times(grad, scale), _zero(grad))
+
+
+def relu_dropout_backward(
+    grad: torch.Tensor,
+    h: torch.Tensor,
+    p: Any,
+    *,
+    training: bool = True,
+    mode: str = "inverted",
+) -> torch.Tensor:
+    """Gradient of ReLU-dropout from its output ``h``; see :func:`dropkit.relu_dropout_backward`.
+
+    Examples
+    --------
+    >>> h = torch.tensor([0.0, 2.0, 0.0, 4.0])
+    >>> relu_dropout_backward(torch.ones(4), h, 0.5).tolist()
+    [0.0, 2.0, 0.0, 2.0]
+    """
+    check_tensor(grad, "grad")
+    check_tensor(h, "h")
+    if tuple(h.shape) != tuple(grad.shape):
+        raise ValueError(
+            f"grad and h must have the same shape (h is the output of relu_dropout), "
+            f"got grad {tuple(grad.shape)} and h {tuple(h.shape)}"
+        )
+    if h.device != grad.device:
+        raise ValueError(f"grad is on device {grad.device} but h is on {h.device}; move one")
+    p = torch_p(p)
+    mode = check_mode(mode)
+    if p == 1.0 and training:
+        return torch.zeros_like(grad)
+    scale = train_scale(p, mode) if training else eval_factor(p, mode)
+    return torch.where(h > 0, _times(grad, scale), _zero(grad))
+
+
+# Importing the backend registers it with the core (after this module is complete).
+from . import backend as _backend  # noqa: E402, F401

@@ -1,0 +1,128 @@
+"""From an ``rng=`` argument to the seed tensor of one draw.
+
+A dropkit draw is ``(key, counter)``: a 64-bit key and a draw counter. On
+torch tensors it travels as an int64 *seed tensor* of four 32-bit words
+``(key_lo, key_hi, counter_lo, counter_hi)``, so ``torch.compile`` sees a
+tensor (no recompilation per key) and autograd saves 32 bytes.
+
+The mapping from torch's random state (``rng=None`` or a ``torch.Generator``)
+is one draw of two words, on the generator of the tensor's device::
+
+    w = torch.randint(0, 2**32, (2,), dtype=torch.int64, device=x.device, generator=g)
+    key = int(w[0]) + 2**32 * int(w[1]);  counter = 0
+
+So ``torch.manual_seed``, ``torch.random.fork_rng`` and activation
+checkpointing (which saves and restores the RNG state) govern the masks, and a
+mask drawn this way is reproducible on every other backend with
+``rng=dropkit.Generator(key)``. Under ``torch.compile`` with Inductor the draw
+comes from Inductor's own generator (as for ``F.dropout``): still governed by
+``torch.manual_seed``, but not the eager values unless
+``torch._inductor.config.fallback_random = True``.
+
+Other ``rng=`` values: an ``int`` seed is ``(seed, 0)``; a
+:class:`dropkit.Generator` gives its next draw (and advances), which a trace
+cannot do: inside ``torch.compile`` it is refused with an error; a
+``numpy.random.Generator`` gives a key drawn from it.
+
+Examples
+--------
+>>> import torch
+>>> x = torch.ones(3)
+>>> seed_tensor(5, x).tolist()
+[5, 0, 0, 0]
+>>> _ = torch.manual_seed(0)
+>>> a = seed_tensor(None, x)
+>>> _ = torch.manual_seed(0)
+>>> bool(torch.equal(a, seed_tensor(None, x)))
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from dropkit import Generator, as_generator
+from dropkit.philox import MASK32
+
+__all__ = ["TorchRNGLike", "draw_words", "seed_from_ints", "seed_tensor"]
+
+TorchRNGLike = Any  # None | int | dropkit.Generator | numpy Generator | torch.Generator
+
+
+def seed_from_ints(key: int, counter: int, device: torch.device) -> torch.Tensor:
+    """The seed tensor of the draw ``(key, counter)``.
+
+    Examples
+    --------
+    >>> seed_from_ints(2**32 + 1, 2, torch.device("cpu")).tolist()
+    [1, 1, 2, 0]
+    """
+    words = [key & MASK32, key >> 32, counter & MASK32, counter >> 32]
+    return torch.tensor(words, dtype=torch.int64, device=device)
+
+
+def _same_device(generator_device: torch.device, device: torch.device) -> bool:
+    if generator_device.type != device.type:
+        return False
+    if generator_device.type == "cpu":
+        return True
+    current = torch.cuda.current_device() if device.type == "cuda" else 0
+    a = generator_device.index if generator_device.index is not None else current
+    b = device.index if device.index is not None else current
+    return a == b
+
+
+def draw_words(device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Two 32-bit words (int64) from torch's generator for ``device``: the dropkit key."""
+    return torch.randint(
+        0, 1 << 32, (2,), dtype=torch.int64, device=device, generator=generator
+    )
+
+
+def _compiling() -> bool:
+    return torch.compiler.is_compiling()
+
+
+def seed_tensor(rng: TorchRNGLike, x: torch.Tensor) -> torch.Tensor:
+    """The seed tensor of one draw for tensor ``x`` from ``rng`` (see the module docs).
+
+    Parameters
+    ----------
+    rng : None, int, dropkit.Generator, numpy.random.Generator or torch.Generator
+        The random stream.
+    x : torch.Tensor
+        The tensor the mask is for; the seed lives on its device.
+
+    Raises
+    ------
+    ValueError
+        A ``torch.Generator`` on another device than ``x``.
+    RuntimeError
+        A :class:`dropkit.Generator` inside ``torch.compile``.
+    """
+    device = x.device
+    if rng is None or isinstance(rng, torch.Generator):
+        if rng is not None and not _same_device(rng.device, device):
+            raise ValueError(
+                f"rng is a torch.Generator on device {rng.device}, but x is on {device}; "
+                "pass a generator of x's device (torch.Generator(device=x.device))"
+            )
+        words = draw_words(device, rng)
+        return torch.cat([words, torch.zeros(2, dtype=torch.int64, device=device)])
+    if isinstance(rng, torch.Tensor):
+        raise TypeError(
+            "rng must be None, an int seed, a dropkit.Generator, a numpy.random.Generator "
+            f"or a torch.Generator, got a tensor of shape {tuple(rng.shape)}; for a seed "
+            "held in tensors use dropkit_torch.nn layers (their stream is in buffers)"
+        )
+    if isinstance(rng, Generator) and _compiling():
+        raise RuntimeError(
+            "a dropkit.Generator is Python state that torch.compile would freeze into the "
+            "graph (the same mask on every call); inside compiled code pass rng=None "
+            "(torch's generator), a torch.Generator, or use a dropkit_torch.nn layer with "
+            "rng= (its stream lives in buffers that the graph advances)"
+        )
+    key, counter = as_generator(rng).draw()
+    return seed_from_ints(key, counter, device)

@@ -1,0 +1,249 @@
+"""Dropout layers as ``torch.nn.Module``: drop-in for ``nn.Dropout`` and friends.
+
+``Dropout``, ``Dropout1d``, ``Dropout2d`` and ``Dropout3d`` follow
+``module.train()`` / ``module.eval()``, go into ``nn.Sequential``, compile with
+``torch.compile(..., fullgraph=True)`` and save no mask for backward (the
+custom op regenerates it from a 32-byte seed). ``p`` is the DROP probability,
+as in ``nn.Dropout``; channel dropout names its channel axis
+(``channel_axis=1``, or ``-1`` for channels-last data) and never guesses the
+rank.
+
+Random stream (``rng=``):
+
+- ``None`` (default): each call draws its key from torch's generator for the
+  input's device (see :mod:`dropkit_torch.keys`), so ``torch.manual_seed``,
+  ``fork_rng`` and activation checkpointing govern the masks, like
+  ``nn.Dropout``. Nothing is added to the ``state_dict``.
+- an ``int`` seed, a :class:`dropkit.Generator` (its state is copied; the
+  generator itself is not advanced) or a ``numpy.random.Generator``: the layer
+  owns a dropkit stream whose key and position are *buffers* (``rng_key``,
+  ``rng_counter``): they move with ``.to(device)``, are saved in the
+  ``state_dict`` (loading resumes the same sequence of masks), and advance
+  inside compiled graphs. Activation checkpointing would re-run the forward
+  and advance the stream twice, silently using another mask in backward:
+  that recomputation is refused with an error (use ``rng=None`` there).
+- a ``torch.Generator``: drawn from at each call (not in the ``state_dict``).
+
+Examples
+--------
+>>> import torch
+>>> from dropkit_torch import nn as dnn
+>>> model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), dnn.Dropout(0.5, rng=0))
+>>> model
+Sequential(
+  (0): Linear(in_features=8, out_features=16, bias=True)
+  (1): ReLU()
+  (2): Dropout(p=0.5, mode='inverted', inplace=False, rng=stream(key=0, counter=0))
+)
+>>> y = model(torch.ones(4, 8))
+>>> int(model[2].rng_counter)
+1
+>>> _ = model.eval()
+>>> bool(torch.equal(model[2](y), y))    # evaluation: the identity
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from dropkit import Generator, as_generator, channel_noise_shape
+from dropkit._arrays import check_mode
+from dropkit.philox import MASK32
+
+from . import backend as _backend  # noqa: F401  (registers the ops with the core)
+from .functional import dropout_with, torch_p
+from .keys import seed_tensor
+
+__all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d"]
+
+
+def _in_backward() -> bool:
+    """True while autograd runs a backward pass (activation checkpointing recomputes there)."""
+    return not torch.compiler.is_compiling() and torch._C._current_graph_task_id() != -1
+
+
+class Dropout(torch.nn.Module):
+    """Element-wise dropout; see :func:`dropkit.dropout` and the module docs.
+
+    Parameters
+    ----------
+    p : float
+        Probability of DROPPING each unit, in [0, 1].
+    mode : {"inverted", "vanilla"}, optional
+        Where the ``1 / (1 - p)`` compensation goes (training or evaluation).
+    inplace : bool, optional
+        Overwrite the input (not allowed on a leaf that requires grad).
+    rng : None, int, dropkit.Generator, numpy.random.Generator or torch.Generator
+        The random stream (see the module docs).
+
+    Examples
+    --------
+    >>> import torch
+    >>> layer = Dropout(0.25, rng=3)
+    >>> layer(torch.ones(2, 4)).unique().tolist()
+    [0.0, 1.3333333730697632]
+    """
+
+    rng_key: torch.Tensor | None
+    rng_counter: torch.Tensor | None
+
+    def __init__(
+        self,
+        p: float = 0.5,
+        *,
+        mode: str = "inverted",
+        inplace: bool = False,
+        rng: Any = None,
+    ) -> None:
+        super().__init__()
+        self.p = torch_p(p)
+        self.mode = check_mode(mode)
+        self.inplace = bool(inplace)
+        self.generator: torch.Generator | None = None
+        if rng is None or isinstance(rng, torch.Generator):
+            self.generator = rng
+            self.register_buffer("rng_key", None)
+            self.register_buffer("rng_counter", None)
+            return
+        if isinstance(rng, torch.Tensor):
+            raise TypeError(
+                "rng must be None, an int seed, a dropkit.Generator, a numpy.random.Generator "
+                "or a torch.Generator, got a tensor"
+            )
+        stream = rng.copy() if isinstance(rng, Generator) else as_generator(rng)
+        key = torch.tensor([stream.key & MASK32, stream.key >> 32], dtype=torch.int64)
+        self.register_buffer("rng_key", key)
+        self.register_buffer("rng_counter", torch.tensor(stream.counter, dtype=torch.int64))
+        self.register_load_state_dict_post_hook(_check_loaded_stream)
+
+    @property
+    def stream(self) -> Generator | None:
+        """The layer's dropkit stream as a :class:`dropkit.Generator` (None without one)."""
+        if self.rng_key is None or self.rng_counter is None:
+            return None
+        lo, hi = (int(v) for v in self.rng_key.tolist())
+        return Generator(lo | (hi << 32), int(self.rng_counter))
+
+    def _draw(self, x: torch.Tensor) -> torch.Tensor:
+        if self.rng_key is None or self.rng_counter is None:
+            return seed_tensor(self.generator, x)
+        if _in_backward():
+            raise RuntimeError(
+                f"{type(self).__name__} with an explicit rng stream was run again during "
+                "backward (activation checkpointing recomputes the forward): its stream would "
+                "advance twice and the gradient would use another mask. Use rng=None in "
+                "checkpointed regions (torch's RNG state is restored for the recomputation)"
+            )
+        counter = self.rng_counter
+        seed = torch.stack([self.rng_key[0], self.rng_key[1], counter & MASK32, counter >> 32])
+        self.rng_counter.add_(1)
+        return seed
+
+    def _noise_shape(self, x: torch.Tensor) -> tuple[int, ...] | None:
+        return None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Dropout of ``x`` in training mode, the evaluation output otherwise."""
+        return dropout_with(
+            x,
+            self.p,
+            lambda: self._draw(x),
+            noise_shape=self._noise_shape(x),
+            training=self.training,
+            mode=self.mode,
+            inplace=self.inplace,
+        )
+
+    def extra_repr(self) -> str:
+        """``p``, mode, inplace and the stream, as ``repr`` shows them."""
+        text = f"p={self.p}, mode={self.mode!r}, inplace={self.inplace}"
+        stream = self.stream
+        if stream is not None:
+            text += f", rng=stream(key={stream.key}, counter={stream.counter})"
+        elif self.generator is not None:
+            text += ", rng=torch.Generator"
+        return text
+
+
+def _check_loaded_stream(module: torch.nn.Module, keys: Any) -> None:
+    key, counter = module.rng_key, module.rng_counter
+    if key is None or counter is None:
+        return
+    words = key.tolist() if key.shape == (2,) else None
+    if words is None or key.dtype != torch.int64 or any(not 0 <= w <= MASK32 for w in words):
+        raise ValueError(
+            f"{type(module).__name__}.rng_key must hold two 32-bit words (int64, shape (2,)), "
+            f"got {key!r}; the state_dict is not from a dropkit_torch layer"
+        )
+    if counter.shape != () or counter.dtype != torch.int64 or int(counter) < 0:
+        raise ValueError(
+            f"{type(module).__name__}.rng_counter must be a non-negative 0-d int64 tensor, "
+            f"got {counter!r}"
+        )
+
+
+class _ChannelDropout(Dropout):
+    spatial_dims: int
+
+    def __init__(
+        self,
+        p: float = 0.5,
+        *,
+        channel_axis: int = 1,
+        mode: str = "inverted",
+        inplace: bool = False,
+        rng: Any = None,
+    ) -> None:
+        channel_noise_shape((1,) * (self.spatial_dims + 2), self.spatial_dims, channel_axis)
+        super().__init__(p, mode=mode, inplace=inplace, rng=rng)
+        self.channel_axis = channel_axis
+
+    def _noise_shape(self, x: torch.Tensor) -> tuple[int, ...]:
+        return channel_noise_shape(tuple(x.shape), self.spatial_dims, self.channel_axis)
+
+    def extra_repr(self) -> str:
+        """As :class:`Dropout`, with the channel axis."""
+        return f"{super().extra_repr()}, channel_axis={self.channel_axis}"
+
+
+class Dropout1d(_ChannelDropout):
+    """Channel dropout of (N, C, L) inputs: whole channels dropped; see :func:`dropkit.dropout1d`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> y = Dropout1d(0.5, rng=0)(torch.ones(2, 4, 5))
+    >>> bool(torch.all(y.amin(dim=2) == y.amax(dim=2)))
+    True
+    """
+
+    spatial_dims = 1
+
+
+class Dropout2d(_ChannelDropout):
+    """Channel dropout of (N, C, H, W) inputs; see :func:`dropkit.dropout2d`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> Dropout2d(0.5, rng=0)(torch.ones(2, 4, 3, 3)).shape
+    torch.Size([2, 4, 3, 3])
+    """
+
+    spatial_dims = 2
+
+
+class Dropout3d(_ChannelDropout):
+    """Channel dropout of (N, C, D, H, W) inputs; see :func:`dropkit.dropout3d`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> Dropout3d(0.5, rng=0)(torch.ones(1, 2, 2, 2, 2)).shape
+    torch.Size([1, 2, 2, 2, 2])
+    """
+
+    spatial_dims = 3
