@@ -18,6 +18,7 @@ otherwise on first use.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 from typing import Any
@@ -25,10 +26,9 @@ from typing import Any
 __all__ = ["functional", "keys", "nn"]
 
 if "torch" in sys.modules:
-    try:
+    # a broken torch install is reported on first use, not while listing backends
+    with contextlib.suppress(ImportError):
         from . import backend as _backend  # noqa: F401  (registers the ops with the core)
-    except ImportError:  # pragma: no cover - a broken torch install: reported on first use
-        pass
 
 
 def __getattr__(name: str) -> Any:

@@ -168,7 +168,7 @@ def _dropout_fake(
 
 
 def _setup_context(ctx: object, inputs: tuple, output: torch.Tensor) -> None:
-    x, seed, noise_shape, threshold, scale, relu = inputs
+    _, seed, noise_shape, threshold, scale, relu = inputs
     ctx.noise_shape, ctx.threshold, ctx.scale, ctx.relu = noise_shape, threshold, scale, relu
     # Only the 32-byte seed (or, for ReLU, the output h): never a mask.
     ctx.save_for_backward(output if relu else seed)

@@ -34,10 +34,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import array_api_compat.torch as xp
 import torch
 
 from dropkit import keep_threshold, pack_mask, unpack_mask
-from dropkit._arrays import check_mode, check_noise_shape, check_p
+from dropkit._arrays import check_mode, check_noise_shape, check_p, check_same_array_kind
 from dropkit.ops import check_backward_source, eval_factor, train_scale
 from dropkit.packed import PackedMask
 
@@ -233,12 +234,9 @@ def dropout_backward(
         return dropout_op(grad, seed_tensor(rng, grad), list(shape), threshold, scale, False)
     if isinstance(mask, PackedMask):
         mask = unpack_mask(mask)
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        raise TypeError(f"mask must be a boolean tensor (True = kept), got {mask!r:.80}")
-    if mask.device != grad.device:
-        raise ValueError(
-            f"grad is on device {grad.device} but mask is on {mask.device}; move one of them"
-        )
+    check_same_array_kind(xp, grad, mask, ("grad", "mask"))
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a boolean array (True = kept), got dtype {mask.dtype}")
     check_noise_shape(tuple(mask.shape), tuple(grad.shape))
     return torch.where(mask, _times(grad, scale), _zero(grad))
 
@@ -260,14 +258,13 @@ def relu_dropout_backward(
     [0.0, 2.0, 0.0, 2.0]
     """
     check_tensor(grad, "grad")
+    check_same_array_kind(xp, grad, h, ("grad", "h"))
     check_tensor(h, "h")
     if tuple(h.shape) != tuple(grad.shape):
         raise ValueError(
             f"grad and h must have the same shape (h is the output of relu_dropout), "
             f"got grad {tuple(grad.shape)} and h {tuple(h.shape)}"
         )
-    if h.device != grad.device:
-        raise ValueError(f"grad is on device {grad.device} but h is on {h.device}; move one")
     p = torch_p(p)
     mode = check_mode(mode)
     if p == 1.0 and training:

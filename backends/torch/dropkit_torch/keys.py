@@ -76,9 +76,7 @@ def _same_device(generator_device: torch.device, device: torch.device) -> bool:
 
 def draw_words(device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
     """Two 32-bit words (int64) from torch's generator for ``device``: the dropkit key."""
-    return torch.randint(
-        0, 1 << 32, (2,), dtype=torch.int64, device=device, generator=generator
-    )
+    return torch.randint(0, 1 << 32, (2,), dtype=torch.int64, device=device, generator=generator)
 
 
 def _compiling() -> bool:

@@ -1,0 +1,14 @@
+"""Collect the torch backend's modules (their doctests) only where torch is installed.
+
+torch is an optional, machine-specific install (CPU or CUDA build), never a
+locked dependency: on a machine without it these modules cannot be imported,
+and the torch tests in ``tests/`` skip with the reason.
+"""
+
+import importlib.util
+
+_TORCH_MODULES = ["_op.py", "backend.py", "functional.py", "keys.py", "nn.py"]
+
+collect_ignore = (
+    [] if importlib.util.find_spec("torch") else [f"dropkit_torch/{m}" for m in _TORCH_MODULES]
+)
