@@ -41,6 +41,7 @@ import math
 from collections.abc import Sequence
 
 import array_api_compat.torch as xp
+import numpy as np
 import torch
 from dropkit_numpy import NumpyBackend
 
@@ -99,7 +100,11 @@ def keep_mask(
     if threshold <= 0:
         return torch.ones(shape, dtype=torch.bool, device=device)
     key, counter = seed_ints(seed)
-    return (words(key, counter, math.prod(shape), device) >= threshold).reshape(shape)
+    n = math.prod(shape)
+    if device.type == "cpu":  # compare the uint32 words in NumPy: no int64 copy
+        bits = _NUMPY.random_bits(key, counter, n)
+        return torch.from_numpy(bits >= np.uint32(threshold)).reshape(shape)
+    return (words(key, counter, n, device) >= threshold).reshape(shape)
 
 
 def _apply(x: torch.Tensor, keep: torch.Tensor, scale: float, out: torch.Tensor) -> torch.Tensor:
