@@ -20,11 +20,12 @@ def _load():
 def test_the_compiled_example_learns_and_uses_dropkit_layers(capsys):
     example = _load()
     torch._dynamo.reset()
-    # 3 epochs on 1000 examples: well above chance (10 classes), compiled with Inductor
-    result = example.main(["--epochs", "3", "--train-size", "1000", "--every", "1"])
+    # 5 epochs: well above chance (10 classes; eager runs with seeds 0-2 reached
+    # 32.8-35.8%), compiled with Inductor
+    result = example.main(["--epochs", "5", "--every", "1"])
     out = capsys.readouterr().out
-    assert "(compiled)" in out and out.count("epoch") == 3
-    assert result["best_test_acc"] > 0.2
+    assert "(compiled)" in out and out.count("epoch") == 5
+    assert result["best_test_acc"] > 0.25
     model = example.build([40, 64, 32, 10], 0.5)
     kinds = [type(m).__module__ for m in model]
     assert kinds.count("dropkit_torch.nn") == 2
