@@ -5,7 +5,8 @@ Needs PyTorch (CPU wheel: ``uv pip install --find-links "$PIP_FIND_LINKS" torch=
 
 1. Speed, float32 (and bfloat16), training mode, p = 0.5: ``dropkit_torch.nn.Dropout``
    (the custom op on the NumPy backend's Numba kernel, zero-copy) against
-   ``torch.nn.functional.dropout``, forward alone and forward + backward. The
+   ``torch.nn.functional.dropout``, forward alone and forward + backward, and
+   the same data as a NumPy array through ``dropkit.dropout``. The
    methods run in round-robin order, one call each per round, so machine noise
    hits them alike; the table gives medians and the median of the within-round
    ratios.
@@ -48,7 +49,12 @@ def _speed(shape: tuple[int, int], dtype: object, repeats: int) -> None:
     import torch.nn.functional as F  # noqa: N812
     from dropkit_torch import nn as dnn
 
+    import dropkit
+
     x = torch.randn(shape).to(dtype)
+    # the same data as a NumPy array, through the NumPy backend (float32 only)
+    a = x.numpy() if dtype == torch.float32 else None
+    gen = dropkit.Generator(0)
     xg = x.clone().requires_grad_()
     g = torch.ones_like(x)
     layer = dnn.Dropout(0.5)
@@ -66,6 +72,8 @@ def _speed(shape: tuple[int, int], dtype: object, repeats: int) -> None:
         "dropkit forward+backward": fwd_bwd(layer),
         "F.dropout forward+backward": fwd_bwd(lambda t: F.dropout(t, 0.5, training=True)),
     }
+    if a is not None:
+        methods["dropkit on the NumPy array"] = lambda: dropkit.dropout(a, 0.5, rng=gen)
     for fn in methods.values():  # warm-up: kernels compiled, pages touched
         fn()
         fn()
@@ -82,6 +90,15 @@ def _speed(shape: tuple[int, int], dtype: object, repeats: int) -> None:
         print(
             f"| {name} | {what} | {statistics.median(ours) * 1e6:.0f} | "
             f"{statistics.median(theirs) * 1e6:.0f} | {ratio:.2f} |"
+        )
+    if a is not None:
+        on_numpy = times["dropkit on the NumPy array"]
+        ratio = statistics.median(
+            a / b for a, b in zip(times["dropkit forward"], on_numpy, strict=True)
+        )
+        print(
+            f"| {name} | forward, NumPy array instead | {statistics.median(on_numpy) * 1e6:.0f} "
+            f"| | tensor path / NumPy path: {ratio:.2f} |"
         )
 
 

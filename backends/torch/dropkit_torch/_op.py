@@ -53,6 +53,23 @@ __all__ = ["FULL", "dropout_inplace_op", "dropout_op", "keep_mask", "seed_ints",
 FULL = 1 << 32
 _NUMPY = NumpyBackend()
 _NUMBA_DTYPES = (torch.float32, torch.float64)
+_AS_NUMPY = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
+#: Outputs from this many elements up come from NumPy's allocator (see ``new_like``).
+LARGE = 1 << 20
+
+
+def new_like(x: torch.Tensor) -> torch.Tensor:
+    """An uninitialised tensor like ``x`` (same layout).
+
+    Large C-contiguous CPU outputs are allocated by NumPy, which asks Linux for
+    transparent huge pages (``madvise``); torch's CPU allocator does not, and
+    faulting in 4 KiB pages cost a third of the time of a 16M float32 dropout
+    on this project's VM (measured: 38-43 ms with ``torch.empty_like``, 24-28 ms
+    with ``numpy.empty``). The tensor shares the array's memory.
+    """
+    if x.device.type == "cpu" and x.numel() >= LARGE and x.dtype in _AS_NUMPY and x.is_contiguous():
+        return torch.from_numpy(np.empty(tuple(x.shape), dtype=_AS_NUMPY[x.dtype]))
+    return torch.empty_like(x)
 
 
 def seed_ints(seed: torch.Tensor) -> tuple[int, int]:
@@ -132,7 +149,7 @@ def _compute(
     if elementwise and x.device.type == "cpu" and x.dtype in _NUMBA_DTYPES:
         key, counter = seed_ints(seed)
         src = x.contiguous()
-        dst = out if out.is_contiguous() else torch.empty_like(src)
+        dst = out if out.is_contiguous() else new_like(src)
         done = _NUMPY.dropout_fused(
             src.numpy(), key, counter, threshold, scale, relu=relu, out=dst.numpy()
         )
@@ -157,7 +174,7 @@ def dropout_op(
 ) -> torch.Tensor:
     """Dropout of ``x`` with the mask of ``seed`` (see the module docs); a new tensor."""
     with torch.no_grad():
-        return _compute(x, seed, noise_shape, threshold, scale, relu, torch.empty_like(x))
+        return _compute(x, seed, noise_shape, threshold, scale, relu, new_like(x))
 
 
 @dropout_op.register_fake
