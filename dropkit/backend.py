@@ -75,6 +75,19 @@ class Backend(Protocol):
         ``sgd_update(w, g, v, *, lr, momentum, weight_decay, nesterov)``: the
         in-place update of :class:`dropkit.optim.SGD` in one pass; returns
         False (having done nothing) to decline.
+
+        ``dropout_native(x, p, *, noise_shape, rng, training, mode, relu,
+        return_mask, inplace)``, ``dropout_backward_native(grad, p, *,
+        noise_shape, mask, rng, training, mode)`` and
+        ``relu_dropout_backward_native(grad, h, p, *, training, mode)``: the
+        whole op in the framework's own form (e.g. a registered torch custom
+        op with an autograd formula, and keys from the framework's generator).
+        When a backend has them, the core hands its arrays to them after
+        selection and they own the semantics (the conformance suite checks
+        them like the array-API path). Such a backend is remembered per array
+        library (:func:`dropkit.registry.register_native`), so later calls
+        resolve without the plugin registry, which tracing compilers cannot
+        follow.
         """
         ...
 

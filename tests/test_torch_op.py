@@ -226,3 +226,48 @@ def test_compiled_rng_none_follows_manual_seed_like_eager():
     assert torch.equal(g(x), eager)  # aot_eager runs torch's own RNG: the eager key
     torch.manual_seed(6)
     assert not torch.equal(g(x), eager)
+
+
+def test_the_device_independent_path_cuda_takes_gives_the_same_results(monkeypatch):
+    # CUDA tensors compute the words with the int64 reference in torch operations;
+    # run that path on the CPU (no GPU here) and compare with the NumPy backend.
+    import dropkit_torch._op as op
+
+    monkeypatch.setattr(op, "CPU_KERNELS", False)
+    a = np.random.default_rng(4).standard_normal((3, 5, 6, 7)).astype(np.float32)
+    for dtype in (torch.float32, torch.float64, torch.float16):
+        x = torch.from_numpy(a).to(dtype).requires_grad_()
+        ref = x.detach().numpy()
+        y = dropkit.dropout(x, 0.3, rng=dropkit.Generator(KEY, 2))
+        np.testing.assert_array_equal(
+            _numpy(y), dropkit.dropout(ref, 0.3, rng=dropkit.Generator(KEY, 2))
+        )
+        np.testing.assert_array_equal(
+            _numpy(dropkit.relu_dropout(x, 0.3, rng=5)), dropkit.relu_dropout(ref, 0.3, rng=5)
+        )
+        y2 = dropkit.dropout2d(x, 0.3, rng=6)
+        np.testing.assert_array_equal(_numpy(y2), dropkit.dropout2d(ref, 0.3, rng=6))
+        y2.sum().backward()
+        np.testing.assert_array_equal(
+            _numpy(x.grad), dropkit.dropout2d(np.ones_like(ref), 0.3, rng=6)
+        )
+
+
+def test_masks_stay_portable_under_inductor():
+    def f(x, img):
+        return (
+            dropkit.dropout(x, 0.4, rng=KEY),
+            dropkit.relu_dropout(x, 0.25, rng=3),
+            dropkit.dropout2d(img, 0.5, rng=4),
+        )
+
+    x = torch.randn(33, 17, requires_grad=True)
+    img = torch.randn(2, 6, 3, 3)
+    torch._dynamo.reset()
+    a, b, c = torch.compile(f, fullgraph=True)(x, img)  # the default backend: Inductor
+    xn, imgn = x.detach().numpy(), img.numpy()
+    np.testing.assert_array_equal(_numpy(a), dropkit.dropout(xn, 0.4, rng=KEY))
+    np.testing.assert_array_equal(_numpy(b), dropkit.relu_dropout(xn, 0.25, rng=3))
+    np.testing.assert_array_equal(_numpy(c), dropkit.dropout2d(imgn, 0.5, rng=4))
+    a.sum().backward()
+    np.testing.assert_array_equal(_numpy(x.grad), dropkit.dropout(np.ones_like(xn), 0.4, rng=KEY))

@@ -56,6 +56,13 @@ _NUMBA_DTYPES = (torch.float32, torch.float64)
 _AS_NUMPY = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
 #: Outputs from this many elements up come from NumPy's allocator (see ``new_like``).
 LARGE = 1 << 20
+#: Whether CPU tensors use the NumPy backend's kernels (tests switch it off to run,
+#: on the CPU, the device-independent path that CUDA tensors take).
+CPU_KERNELS = True
+
+
+def _numpy_kernels(device: torch.device) -> bool:
+    return CPU_KERNELS and device.type == "cpu"
 
 
 def new_like(x: torch.Tensor) -> torch.Tensor:
@@ -67,7 +74,12 @@ def new_like(x: torch.Tensor) -> torch.Tensor:
     on this project's VM (measured: 38-43 ms with ``torch.empty_like``, 24-28 ms
     with ``numpy.empty``). The tensor shares the array's memory.
     """
-    if x.device.type == "cpu" and x.numel() >= LARGE and x.dtype in _AS_NUMPY and x.is_contiguous():
+    if (
+        _numpy_kernels(x.device)
+        and x.numel() >= LARGE
+        and x.dtype in _AS_NUMPY
+        and x.is_contiguous()
+    ):
         return torch.from_numpy(np.empty(tuple(x.shape), dtype=_AS_NUMPY[x.dtype]))
     return torch.empty_like(x)
 
@@ -95,7 +107,7 @@ def words(key: int, counter: int, n: int, device: torch.device, *, offset: int =
     >>> hex(int(words(0, 0, 1, torch.device("cpu"))[0]))
     '0x6627e8d5'
     """
-    if device.type == "cpu":
+    if _numpy_kernels(device):
         bits = _NUMPY.random_bits(key, counter, n, offset=offset)
         return torch.from_numpy(bits.astype("int64"))
     return philox.random_bits(xp, key, counter, n, offset=offset, device=device, int64=True)
@@ -118,7 +130,7 @@ def keep_mask(
         return torch.ones(shape, dtype=torch.bool, device=device)
     key, counter = seed_ints(seed)
     n = math.prod(shape)
-    if device.type == "cpu":  # compare the uint32 words in NumPy: no int64 copy
+    if _numpy_kernels(device):  # compare the uint32 words in NumPy: no int64 copy
         bits = _NUMPY.random_bits(key, counter, n)
         return torch.from_numpy(bits >= np.uint32(threshold)).reshape(shape)
     return (words(key, counter, n, device) >= threshold).reshape(shape)
@@ -146,7 +158,7 @@ def _compute(
     if threshold >= FULL or out.numel() == 0:
         return out.zero_()
     elementwise = tuple(noise_shape) == tuple(x.shape)
-    if elementwise and x.device.type == "cpu" and x.dtype in _NUMBA_DTYPES:
+    if elementwise and _numpy_kernels(x.device) and x.dtype in _NUMBA_DTYPES:
         key, counter = seed_ints(seed)
         src = x.contiguous()
         dst = out if out.is_contiguous() else new_like(src)
