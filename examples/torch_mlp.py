@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
+from itertools import pairwise
 
 import torch
 from dropkit_torch import nn as dnn
@@ -27,7 +28,7 @@ from dropkit.data import load_dataset
 def build(sizes: Sequence[int], p: float) -> torch.nn.Sequential:
     """Linear -> ReLU -> Dropout for every hidden layer, then the output layer."""
     layers: list[torch.nn.Module] = []
-    for fan_in, fan_out in zip(sizes[:-2], sizes[1:-1], strict=True):
+    for fan_in, fan_out in pairwise(sizes[:-1]):
         layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU(), dnn.Dropout(p)]
     layers.append(torch.nn.Linear(sizes[-2], sizes[-1]))
     return torch.nn.Sequential(*layers)
