@@ -4,6 +4,11 @@ A layer keeps its own :class:`~dropkit.Generator`. Each training forward pass
 draws once; the layer remembers only the two integers of that draw and
 regenerates the mask in :meth:`Dropout.backward`.
 
+These are the framework-free layers of dropkit's own training loop (explicit
+``backward``). Inside a framework use its form: ``dropkit_torch.nn.Dropout``
+is a ``torch.nn.Module`` (``model.eval()`` reaches it, autograd and
+``torch.compile`` handle it).
+
 Examples
 --------
 >>> import numpy as np
