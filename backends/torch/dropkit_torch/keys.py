@@ -46,7 +46,7 @@ import torch
 from dropkit import Generator, as_generator
 from dropkit.philox import MASK32
 
-__all__ = ["TorchRNGLike", "draw_words", "seed_from_ints", "seed_tensor"]
+__all__ = ["TorchRNGLike", "draw_words", "in_backward", "seed_from_ints", "seed_tensor"]
 
 TorchRNGLike = Any  # None | int | dropkit.Generator | numpy Generator | torch.Generator
 
@@ -83,6 +83,17 @@ def _compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
+def in_backward() -> bool:
+    """True while autograd runs a backward pass, eagerly.
+
+    Activation checkpointing recomputes the forward there: a stream held in
+    Python (or in a layer's buffers) would advance a second time and give the
+    gradient another mask. Compiled graphs recompute from the traced values and
+    do not run Python, so this is False inside ``torch.compile``.
+    """
+    return not _compiling() and torch._C._current_graph_task_id() != -1
+
+
 def seed_tensor(rng: TorchRNGLike, x: torch.Tensor) -> torch.Tensor:
     """The seed tensor of one draw for tensor ``x`` from ``rng`` (see the module docs).
 
@@ -101,6 +112,14 @@ def seed_tensor(rng: TorchRNGLike, x: torch.Tensor) -> torch.Tensor:
         A :class:`dropkit.Generator` inside ``torch.compile``.
     """
     device = x.device
+    stateful = rng is not None and not (isinstance(rng, int) and not isinstance(rng, bool))
+    if stateful and in_backward():
+        raise RuntimeError(
+            f"rng={type(rng).__name__} was drawn from during a backward pass (activation "
+            "checkpointing recomputes the forward there; so may a backward hook): the "
+            "generator would advance a second time and the gradient would use another mask. "
+            "Use rng=None (torch's RNG state is restored for the recomputation) or an int seed"
+        )
     if rng is None or isinstance(rng, torch.Generator):
         if rng is not None and not _same_device(rng.device, device):
             raise ValueError(
@@ -119,8 +138,8 @@ def seed_tensor(rng: TorchRNGLike, x: torch.Tensor) -> torch.Tensor:
         raise RuntimeError(
             "a dropkit.Generator is Python state that torch.compile would freeze into the "
             "graph (the same mask on every call); inside compiled code pass rng=None "
-            "(torch's generator), a torch.Generator, or use a dropkit_torch.nn layer with "
-            "rng= (its stream lives in buffers that the graph advances)"
+            "(torch's generator), an int seed, or use a dropkit_torch.nn layer with rng= "
+            "(its stream lives in buffers that the graph advances)"
         )
     key, counter = as_generator(rng).draw()
     return seed_from_ints(key, counter, device)

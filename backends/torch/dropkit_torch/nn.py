@@ -55,14 +55,9 @@ from dropkit.philox import MASK32
 
 from . import backend as _backend  # noqa: F401  (registers the ops with the core)
 from .functional import dropout_with, torch_p
-from .keys import seed_tensor
+from .keys import in_backward, seed_tensor
 
 __all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d"]
-
-
-def _in_backward() -> bool:
-    """True while autograd runs a backward pass (activation checkpointing recomputes there)."""
-    return not torch.compiler.is_compiling() and torch._C._current_graph_task_id() != -1
 
 
 class Dropout(torch.nn.Module):
@@ -130,16 +125,19 @@ class Dropout(torch.nn.Module):
     def _draw(self, x: torch.Tensor) -> torch.Tensor:
         if self.rng_key is None or self.rng_counter is None:
             return seed_tensor(self.generator, x)
-        if _in_backward():
+        if in_backward():
             raise RuntimeError(
-                f"{type(self).__name__} with an explicit rng stream was run again during "
-                "backward (activation checkpointing recomputes the forward): its stream would "
-                "advance twice and the gradient would use another mask. Use rng=None in "
-                "checkpointed regions (torch's RNG state is restored for the recomputation)"
+                f"{type(self).__name__} with an explicit rng stream was run during a backward "
+                "pass (activation checkpointing recomputes the forward there; so may a backward "
+                "hook): its stream would advance twice and the gradient would use another "
+                "mask. Use rng=None in checkpointed regions (torch's RNG state is restored for "
+                "the recomputation), or an int seed"
             )
         counter = self.rng_counter
         seed = torch.stack([self.rng_key[0], self.rng_key[1], counter & MASK32, counter >> 32])
-        self.rng_counter.add_(1)
+        # Rebind, never add_ in place: a compiled graph (or autograd) may keep the old
+        # counter tensor for a recomputation in backward, which must see the old value.
+        self.rng_counter = counter + 1
         return seed
 
     def _noise_shape(self, x: torch.Tensor) -> tuple[int, ...] | None:
