@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from numbers import Real
 from typing import Any
 
@@ -59,7 +58,8 @@ def check_p(p: Any) -> float:
             f"({type(p).__name__})"
         )
     value = float(p)
-    if math.isnan(value) or not 0.0 <= value <= 1.0:
+    # (not math.isnan: compilers trace comparisons on symbolic floats; NaN fails both)
+    if not 0.0 <= value <= 1.0:
         raise ValueError(
             f"p is the probability of DROPPING a unit and must be in [0, 1], got {p!r}"
         )

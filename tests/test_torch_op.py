@@ -271,3 +271,19 @@ def test_masks_stay_portable_under_inductor():
     np.testing.assert_array_equal(_numpy(c), dropkit.dropout2d(imgn, 0.5, rng=4))
     a.sum().backward()
     np.testing.assert_array_equal(_numpy(x.grad), dropkit.dropout(np.ones_like(xn), 0.4, rng=KEY))
+
+
+def test_compiled_code_follows_a_changing_p_and_dynamic_shapes():
+    # torch.compile makes a changing p symbolic (and dynamic=True makes it so at once)
+    x = torch.randn(64)
+    torch._dynamo.reset()
+    f = torch.compile(
+        lambda t, p: dropkit.dropout(t, p, rng=1), backend="aot_eager", fullgraph=True
+    )
+    for p in (0.5, 0.3, 0.9, 0.3):
+        assert torch.equal(f(x, p), dropkit.dropout(x, p, rng=1))
+    layer, twin = dnn.Dropout2d(0.5, rng=2), dnn.Dropout2d(0.5, rng=2)
+    g = torch.compile(layer, backend="aot_eager", fullgraph=True, dynamic=True)
+    for p, shape in ((0.5, (2, 3, 4, 4)), (0.2, (3, 5, 2, 2))):
+        layer.p = twin.p = p
+        assert torch.equal(g(torch.ones(shape)), twin(torch.ones(shape)))

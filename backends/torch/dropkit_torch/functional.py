@@ -85,7 +85,7 @@ def torch_p(p: Any) -> float:
                 "p must be a real number in [0, 1] or a 0-d real tensor, got a tensor of "
                 f"shape {tuple(p.shape)} and dtype {p.dtype}"
             )
-        p = float(p)
+        p = float(p.detach())
     return check_p(p)
 
 
