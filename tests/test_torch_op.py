@@ -287,3 +287,13 @@ def test_compiled_code_follows_a_changing_p_and_dynamic_shapes():
     for p, shape in ((0.5, (2, 3, 4, 4)), (0.2, (3, 5, 2, 2))):
         layer.p = twin.p = p
         assert torch.equal(g(torch.ones(shape)), twin(torch.ones(shape)))
+
+
+def test_inputs_outputs_and_gradients_stay_resizable():
+    # tensor.numpy() would mark the caller's storage as not resizable: a lasting side effect
+    for n in (16, 1 << 21):
+        x = torch.ones(n, requires_grad=True)
+        y = dropkit.dropout(x, 0.5, rng=1)
+        y.sum().backward()
+        for t in (x.detach(), y.detach(), x.grad):
+            t.resize_(n + 8)
