@@ -76,14 +76,40 @@ def test_state_dict_resumes_the_same_sequence_of_masks():
     assert "rng_key" not in dnn.Dropout(0.5).state_dict()  # rng=None: nothing to save
 
 
-def test_a_corrupt_stream_in_a_state_dict_is_refused():
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        ({"rng_key": torch.tensor([2**40, 0])}, "rng_key must hold two 32-bit words, got 1099"),
+        ({"rng_key": torch.tensor([-1, 0])}, "rng_key must hold two 32-bit words, got -1"),
+        ({"rng_key": torch.tensor([1.7, 2.9])}, "rng_key must be an int64 tensor .* torch.float32"),
+        ({"rng_key": torch.tensor([1, 2], dtype=torch.int32)}, "rng_key must be an int64"),
+        ({"rng_key": torch.tensor([1, 2, 3])}, r"of shape \(2,\)"),
+        ({"rng_counter": torch.tensor(-3)}, "rng_counter must hold a non-negative count"),
+        ({"rng_counter": torch.tensor(float("nan"))}, "rng_counter must be an int64 tensor"),
+        ({"rng_counter": torch.tensor(3.9)}, "rng_counter must be an int64 tensor"),
+        ({"rng_counter": torch.tensor([3])}, r"rng_counter must be an int64 tensor of shape \(\)"),
+        ({"rng_counter": torch.tensor(2**63 - 1)}, "below 2\\*\\*63 - 1, got 9223372036854775807"),
+    ],
+)
+def test_a_corrupt_stream_in_a_state_dict_is_refused_and_changes_nothing(bad, match):
     layer = dnn.Dropout(0.5, rng=1)
-    bad = {"rng_key": torch.tensor([2**40, 0]), "rng_counter": torch.tensor(0)}
-    with pytest.raises(ValueError, match="rng_key must hold two 32-bit words"):
-        layer.load_state_dict(bad)
-    neg = {"rng_key": torch.tensor([1, 0]), "rng_counter": torch.tensor(-3)}
-    with pytest.raises(ValueError, match="rng_counter must be a non-negative"):
-        layer.load_state_dict(neg)
+    layer(torch.ones(4))
+    good = {k: v.clone() for k, v in layer.state_dict().items()}
+    with pytest.raises(RuntimeError, match=match):
+        layer.load_state_dict({**good, **bad})
+    for name, value in good.items():
+        assert torch.equal(layer.state_dict()[name], value)
+    assert layer.stream == dropkit.Generator(1, 1)
+
+
+def test_reset_parameters_restores_the_stream_after_to_empty_and_meta_repr():
+    with torch.device("meta"):
+        model = torch.nn.Sequential(torch.nn.Linear(4, 4), dnn.Dropout(0.5, rng=9))
+    assert "rng=stream(on the meta device)" in repr(model)
+    model.to_empty(device="cpu")
+    model[1].reset_parameters()
+    assert model[1].stream == dropkit.Generator(9)
+    assert torch.equal(model[1](torch.ones(8)), dropkit.dropout(torch.ones(8), 0.5, rng=9))
 
 
 def test_repr_says_what_the_layer_does():

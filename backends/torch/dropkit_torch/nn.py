@@ -109,10 +109,52 @@ class Dropout(torch.nn.Module):
                 "or a torch.Generator, got a tensor"
             )
         stream = rng.copy() if isinstance(rng, Generator) else as_generator(rng)
-        key = torch.tensor([stream.key & MASK32, stream.key >> 32], dtype=torch.int64)
-        self.register_buffer("rng_key", key)
-        self.register_buffer("rng_counter", torch.tensor(stream.counter, dtype=torch.int64))
-        self.register_load_state_dict_post_hook(_check_loaded_stream)
+        self._initial_stream = (stream.key, stream.counter)
+        self.register_buffer("rng_key", torch.empty(2, dtype=torch.int64))
+        self.register_buffer("rng_counter", torch.empty((), dtype=torch.int64))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Rewind an explicit stream to where the layer was built (e.g. after ``to_empty``).
+
+        Examples
+        --------
+        >>> import torch
+        >>> layer = Dropout(0.5, rng=4)
+        >>> _ = layer(torch.ones(3))
+        >>> layer.reset_parameters()
+        >>> int(layer.rng_counter)
+        0
+        """
+        if self.rng_key is None or self.rng_counter is None:
+            return
+        key, counter = self._initial_stream
+        with torch.no_grad():
+            self.rng_key.copy_(torch.tensor([key & MASK32, key >> 32]))
+            self.rng_counter.fill_(counter)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # Check the stream before anything is copied: a refused load changes nothing.
+        problem = _stream_problem(state_dict.get(prefix + "rng_key"), "rng_key")
+        problem = problem or _stream_problem(state_dict.get(prefix + "rng_counter"), "rng_counter")
+        if problem is not None and self.rng_key is not None:
+            error_msgs.append(
+                f"{type(self).__name__} ({prefix or 'this module'}): {problem}; the "
+                "state_dict is not from a dropkit_torch layer, or it is corrupt"
+            )
+            return
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     @property
     def stream(self) -> Generator | None:
@@ -158,6 +200,8 @@ class Dropout(torch.nn.Module):
     def extra_repr(self) -> str:
         """``p``, mode, inplace and the stream, as ``repr`` shows them."""
         text = f"p={self.p}, mode={self.mode!r}, inplace={self.inplace}"
+        if self.rng_key is not None and self.rng_key.device.type == "meta":
+            return text + ", rng=stream(on the meta device)"
         stream = self.stream
         if stream is not None:
             text += f", rng=stream(key={stream.key}, counter={stream.counter})"
@@ -166,21 +210,26 @@ class Dropout(torch.nn.Module):
         return text
 
 
-def _check_loaded_stream(module: torch.nn.Module, keys: Any) -> None:
-    key, counter = module.rng_key, module.rng_counter
-    if key is None or counter is None:
-        return
-    words = key.tolist() if key.shape == (2,) else None
-    if words is None or key.dtype != torch.int64 or any(not 0 <= w <= MASK32 for w in words):
-        raise ValueError(
-            f"{type(module).__name__}.rng_key must hold two 32-bit words (int64, shape (2,)), "
-            f"got {key!r}; the state_dict is not from a dropkit_torch layer"
+def _stream_problem(value: Any, name: str) -> str | None:
+    """What is wrong with a saved ``rng_key`` / ``rng_counter`` (None: fine or absent)."""
+    if value is None:
+        return None
+    shape = (2,) if name == "rng_key" else ()
+    what = "two 32-bit words" if name == "rng_key" else "a non-negative count below 2**63 - 1"
+    if not isinstance(value, torch.Tensor) or value.dtype != torch.int64 or value.shape != shape:
+        kind = (
+            f"{value.dtype} tensor of shape {tuple(value.shape)}"
+            if isinstance(value, torch.Tensor)
+            else type(value).__name__
         )
-    if counter.shape != () or counter.dtype != torch.int64 or int(counter) < 0:
-        raise ValueError(
-            f"{type(module).__name__}.rng_counter must be a non-negative 0-d int64 tensor, "
-            f"got {counter!r}"
-        )
+        return f"{name} must be an int64 tensor of shape {shape} ({what}), got a {kind}"
+    if value.device.type == "meta":
+        return None
+    limit = MASK32 if name == "rng_key" else (1 << 63) - 2
+    bad = [int(v) for v in value.reshape(-1).tolist() if not 0 <= v <= limit]
+    if bad:
+        return f"{name} must hold {what}, got {bad[0]}"
+    return None
 
 
 class _ChannelDropout(Dropout):
