@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any
 
 import array_api_compat
@@ -98,6 +98,8 @@ def check_noise_shape(noise_shape: Any, shape: tuple[int, ...]) -> tuple[int, ..
     for axis, (n, size) in enumerate(zip(entries, shape, strict=True)):
         if n is None:
             n = size
+        if isinstance(n, Integral) and not isinstance(n, bool):
+            n = int(n)  # NumPy integers too
         if isinstance(n, bool) or not isinstance(n, int) or n not in (1, size):
             raise ValueError(
                 f"noise_shape {entries} does not broadcast to x's shape {shape}: axis {axis} "

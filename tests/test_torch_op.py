@@ -297,3 +297,53 @@ def test_inputs_outputs_and_gradients_stay_resizable():
         y.sum().backward()
         for t in (x.detach(), y.detach(), x.grad):
             t.resize_(n + 8)
+
+
+def test_return_mask_works_in_compiled_code():
+    def f(x):
+        return dropkit.dropout(x, 0.5, rng=3, return_mask=True, noise_shape=(None, 1))
+
+    x = torch.randn(8, 5)
+    torch._dynamo.reset()
+    y, mask = torch.compile(f, fullgraph=True, backend="aot_eager")(x)
+    want_y, want_mask = f(x)
+    assert torch.equal(y, want_y) and torch.equal(mask, want_mask)
+
+
+def test_vmap_gives_each_sample_the_mask_of_one_call():
+    xs = torch.randn(4, 6, 5)
+    out = torch.vmap(lambda t: dropkit.dropout(t, 0.5, rng=2))(xs)
+    for i in range(4):
+        assert torch.equal(out[i], dropkit.dropout(xs[i], 0.5, rng=2))
+    different = torch.vmap(lambda t: dropkit.dropout(t, 0.5), randomness="different")(xs)
+    assert not torch.equal(different[0] == 0, different[1] == 0)
+
+
+@pytest.mark.parametrize(
+    ("seed", "threshold", "match"),
+    [
+        (torch.tensor([1, 2, 3]), 2**31, "four 32-bit words"),
+        (torch.tensor([-1, 0, 0, 0]), 2**31, "four 32-bit words"),
+        (torch.tensor([2**32, 0, 0, 0]), 2**31, "four 32-bit words"),
+        (torch.tensor([1.0, 0, 0, 0]), 2**31, "four 32-bit words"),
+        (torch.tensor([1, 0, 0, 0]), -1, r"threshold must be in \[0, 2\*\*32\]"),
+        (torch.tensor([1, 0, 0, 0]), 2**32 + 1, r"threshold must be in \[0, 2\*\*32\]"),
+    ],
+)
+def test_the_raw_op_checks_its_arguments(seed, threshold, match):
+    with pytest.raises((ValueError, RuntimeError), match=match):
+        torch.ops.dropkit.dropout(torch.ones(4), seed, [4], threshold, 2.0, False)
+
+
+def test_numpy_integers_in_noise_shape_are_accepted():
+    x = torch.randn(4, 3)
+    shape = (np.int64(4), 1)
+    assert torch.equal(
+        dropkit.dropout(x, 0.5, rng=1, noise_shape=shape),
+        dropkit.dropout(x, 0.5, rng=1, noise_shape=(4, 1)),
+    )
+    a = x.numpy()
+    np.testing.assert_array_equal(
+        dropkit.dropout(a, 0.5, rng=1, noise_shape=shape),
+        dropkit.dropout(a, 0.5, rng=1, noise_shape=(4, 1)),
+    )

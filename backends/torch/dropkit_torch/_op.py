@@ -48,12 +48,14 @@ import torch
 from dropkit_numpy import NumpyBackend
 
 from dropkit import philox
+from dropkit.philox import MASK32
 
 __all__ = [
     "FULL",
     "dropout_inplace_op",
     "dropout_op",
     "keep_mask",
+    "keep_mask_op",
     "new_like",
     "numpy_view",
     "seed_ints",
@@ -139,7 +141,13 @@ def seed_ints(seed: torch.Tensor) -> tuple[int, int]:
     >>> seed_ints(torch.tensor([1, 2, 3, 0]))
     (8589934593, 3)
     """
-    k0, k1, c0, c1 = (int(v) for v in seed.tolist())
+    words = seed.tolist() if seed.dtype == torch.int64 and seed.shape == (4,) else None
+    if words is None or any(not 0 <= w <= MASK32 for w in words):
+        raise ValueError(
+            "seed must be an int64 tensor of four 32-bit words (key_lo, key_hi, counter_lo, "
+            f"counter_hi), got {seed!r}; build it with dropkit_torch.keys.seed_from_ints"
+        )
+    k0, k1, c0, c1 = words
     return k0 | (k1 << 32), c0 | (c1 << 32)
 
 
@@ -183,6 +191,17 @@ def keep_mask(
     return (words(key, counter, n, device) >= threshold).reshape(shape)
 
 
+@torch.library.custom_op("dropkit::keep_mask", mutates_args=())
+def keep_mask_op(seed: torch.Tensor, shape: list[int], threshold: int) -> torch.Tensor:
+    """:func:`keep_mask` as an op (on ``seed``'s device), so compiled code can return masks."""
+    return keep_mask(seed, shape, threshold, seed.device)
+
+
+@keep_mask_op.register_fake
+def _keep_mask_fake(seed: torch.Tensor, shape: list[int], threshold: int) -> torch.Tensor:
+    return torch.empty(shape, dtype=torch.bool, device=seed.device)
+
+
 def _apply(x: torch.Tensor, keep: torch.Tensor, scale: float, out: torch.Tensor) -> torch.Tensor:
     """``out = where(keep, x * scale, 0)`` with the scale rounded to ``x``'s dtype."""
     if scale == 1.0:
@@ -202,6 +221,10 @@ def _compute(
     out: torch.Tensor,
 ) -> torch.Tensor:
     """Write the op's result into ``out`` (which has ``x``'s shape; may be ``x``)."""
+    if not x.is_floating_point():
+        raise TypeError(f"x must have a real floating dtype, got {x.dtype}")
+    if not 0 <= threshold <= FULL:
+        raise ValueError(f"threshold must be in [0, 2**32], got {threshold}")
     if threshold >= FULL or out.numel() == 0:
         return out.zero_()
     elementwise = tuple(noise_shape) == tuple(x.shape)
@@ -292,3 +315,31 @@ def _dropout_inplace_fake(
     relu: bool,
 ) -> None:
     return None
+
+
+def _vmap(
+    info: object,
+    in_dims: tuple,
+    x: torch.Tensor,
+    seed: torch.Tensor,
+    noise_shape: list[int],
+    threshold: int,
+    scale: float,
+    relu: bool,
+) -> tuple[torch.Tensor, int | None]:
+    """Batching rule: one seed means one mask per sample (the call applied to each)."""
+    x_dim, seed_dim = in_dims[0], in_dims[1]
+    if seed_dim is None:
+        if x_dim is None:
+            return dropout_op(x, seed, noise_shape, threshold, scale, relu), None
+        xb = x.movedim(x_dim, 0)  # the mask of one sample, broadcast over the batch
+        return dropout_op(xb, seed, [1, *noise_shape], threshold, scale, relu), 0
+    seeds = seed.movedim(seed_dim, 0)  # a seed per sample (e.g. randomness="different")
+    xs = x.movedim(x_dim, 0) if x_dim is not None else x.expand(len(seeds), *x.shape)
+    parts = [
+        dropout_op(xs[i], seeds[i], noise_shape, threshold, scale, relu) for i in range(len(seeds))
+    ]
+    return torch.stack(parts), 0
+
+
+dropout_op.register_vmap(_vmap)

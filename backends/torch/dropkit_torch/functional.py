@@ -34,15 +34,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import array_api_compat.torch as xp
 import torch
 
 from dropkit import keep_threshold, pack_mask, unpack_mask
-from dropkit._arrays import check_mode, check_noise_shape, check_p, check_same_array_kind
+from dropkit._arrays import check_mode, check_noise_shape, check_p
 from dropkit.ops import check_backward_source, eval_factor, train_scale
 from dropkit.packed import PackedMask
 
-from ._op import FULL, dropout_inplace_op, dropout_op, keep_mask
+from ._op import FULL, dropout_inplace_op, dropout_op, keep_mask_op
 from .keys import TorchRNGLike, seed_tensor
 
 __all__ = [
@@ -87,6 +86,21 @@ def torch_p(p: Any) -> float:
             )
         p = float(p.detach())
     return check_p(p)
+
+
+def _check_same_kind(first: torch.Tensor, other: Any, names: tuple[str, str]) -> None:
+    """Plain checks (no array-API lookups, which compilers warn about)."""
+    if not isinstance(other, torch.Tensor):
+        library = type(other).__module__.partition(".")[0]
+        raise TypeError(
+            f"{names[0]} and {names[1]} come from different array libraries (torch and "
+            f"{library}); convert one of them"
+        )
+    if other.device != first.device:
+        raise ValueError(
+            f"{names[0]} is on device {first.device} but {names[1]} is on device "
+            f"{other.device}; move one of them"
+        )
 
 
 def _times(x: torch.Tensor, factor: float) -> torch.Tensor:
@@ -192,7 +206,7 @@ def dropout_with(
     # p = 1 draws nothing (like the core); the op drops every unit and keeps the graph
     seed = torch.zeros(4, dtype=torch.int64, device=x.device) if p == 1.0 else draw()
     if return_mask:
-        mask = keep_mask(seed, shape, threshold, x.device)
+        mask = keep_mask_op(seed, list(shape), threshold)
         keep = mask & (x > 0) if relu else mask
         y = _write(x, torch.where(keep, _times(x, scale), _zero(x)), inplace)
         return _with_mask(y, mask, return_mask)
@@ -234,7 +248,7 @@ def dropout_backward(
         return dropout_op(grad, seed_tensor(rng, grad), list(shape), threshold, scale, False)
     if isinstance(mask, PackedMask):
         mask = unpack_mask(mask)
-    check_same_array_kind(xp, grad, mask, ("grad", "mask"))
+    _check_same_kind(grad, mask, ("grad", "mask"))
     if mask.dtype != torch.bool:
         raise TypeError(f"mask must be a boolean array (True = kept), got dtype {mask.dtype}")
     check_noise_shape(tuple(mask.shape), tuple(grad.shape))
@@ -258,7 +272,7 @@ def relu_dropout_backward(
     [0.0, 2.0, 0.0, 2.0]
     """
     check_tensor(grad, "grad")
-    check_same_array_kind(xp, grad, h, ("grad", "h"))
+    _check_same_kind(grad, h, ("grad", "h"))
     check_tensor(h, "h")
     if tuple(h.shape) != tuple(grad.shape):
         raise ValueError(
