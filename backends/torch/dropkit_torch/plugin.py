@@ -17,7 +17,7 @@ def dropkit_backends() -> list[BackendRecord]:
     return [
         BackendRecord(
             name="torch",
-            summary="PyTorch tensors (CPU, CUDA); Philox in int64 (no uint32 ops needed)",
+            summary="PyTorch tensors (CPU, CUDA) through a registered custom op; torch.nn layers",
             load=_load,
             namespaces=("torch",),
         )
