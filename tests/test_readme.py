@@ -1,7 +1,9 @@
 """The README's Python examples run as written."""
 
 import importlib.util
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,10 @@ def test_readme_python_examples_run():
 @pytest.mark.skipif(
     importlib.util.find_spec("torch") is None,
     reason="torch is not installed (optional: CPU wheel); the README's PyTorch example",
+)
+@pytest.mark.skipif(
+    not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++")),
+    reason="no C++ compiler: torch.compile's default backend (Inductor) needs one",
 )
 def test_readme_torch_example_runs():
     import torch

@@ -1,11 +1,19 @@
 """examples/torch_mlp.py trains under torch.compile(fullgraph=True): a short run."""
 
 import importlib.util
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch", reason="torch is not installed (optional: CPU wheel)")
+
+# Inductor, torch.compile's default backend, compiles C++ on the CPU
+HAS_CXX = any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++"))
+needs_inductor = pytest.mark.skipif(
+    not HAS_CXX, reason="no C++ compiler: torch.compile's default backend (Inductor) needs one"
+)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "torch_mlp.py"
 
@@ -17,6 +25,7 @@ def _load():
     return module
 
 
+@needs_inductor
 def test_the_compiled_example_learns_and_uses_dropkit_layers(capsys):
     example = _load()
     torch._dynamo.reset()

@@ -4,6 +4,9 @@ Skipped, with the reason, where torch is not installed (it is never a locked
 dependency: install the CPU wheel to run these).
 """
 
+import os
+import shutil
+
 import numpy as np
 import pytest
 
@@ -15,6 +18,12 @@ from dropkit_torch import nn as dnn  # noqa: E402
 import dropkit  # noqa: E402
 
 KEY = 2**64 - 11
+
+# Inductor, torch.compile's default backend, compiles C++ on the CPU
+HAS_CXX = any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++"))
+needs_inductor = pytest.mark.skipif(
+    not HAS_CXX, reason="no C++ compiler: torch.compile's default backend (Inductor) needs one"
+)
 
 
 def _numpy(t):
@@ -253,6 +262,7 @@ def test_the_device_independent_path_cuda_takes_gives_the_same_results(monkeypat
         )
 
 
+@needs_inductor
 def test_masks_stay_portable_under_inductor():
     def f(x, img):
         return (
