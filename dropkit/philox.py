@@ -58,6 +58,7 @@ __all__ = [
     "PHILOX_W1",
     "philox4x32",
     "random_bits",
+    "random_bits_words",
     "split64",
 ]
 
@@ -104,19 +105,33 @@ def _mulhilo(a: Word, m: int) -> tuple[Word, Word]:
     return hi, lo
 
 
-def _xor3(xp: Any, a: Word, b: Word, k: int) -> Word:
-    """``a ^ b ^ k`` with Python ints entering as arrays of the words' dtype.
+def _xor3(xp: Any, a: Word, b: Word, k: Word) -> Word:
+    """``a ^ b ^ k``, Python ints entering as arrays of the words' dtype.
 
-    JAX without x64 reads a bare Python int above 2**31 as int32 and overflows.
+    JAX without x64 reads a bare Python int above 2**31 as int32 and overflows,
+    so the int operands are combined first and converted once.
     """
-    if isinstance(b, int):
-        a, b = b, a
-    if isinstance(b, int):  # both ints
+    ints = [w for w in (a, b, k) if isinstance(w, int)]
+    arrays = [w for w in (a, b, k) if not isinstance(w, int)]
+    if not arrays:
         return a ^ b ^ k
-    ints = (a ^ k) if isinstance(a, int) else k
-    if not isinstance(a, int):
-        b = a ^ b
-    return b ^ xp.asarray(ints, dtype=b.dtype, device=array_api_compat.device(b))
+    out = arrays[0]
+    for w in arrays[1:]:
+        out = out ^ w
+    if ints:
+        folded = 0
+        for w in ints:
+            folded ^= w
+        out = out ^ xp.asarray(folded, dtype=out.dtype, device=array_api_compat.device(out))
+    return out
+
+
+def _bump(xp: Any, k: Word, w: int, int64: bool) -> Word:
+    """The key schedule's ``(k + w) mod 2**32`` for an int or an array word."""
+    if isinstance(k, int):
+        return (k + w) & MASK32
+    total = k + xp.asarray(w, dtype=k.dtype, device=array_api_compat.device(k))
+    return total & MASK32 if int64 else total  # uint32 arithmetic wraps by itself
 
 
 def _mulhilo_int64(a: Word, m: int) -> tuple[Word, Word]:
@@ -132,7 +147,7 @@ def _mulhilo_int64(a: Word, m: int) -> tuple[Word, Word]:
 def philox4x32(
     xp: Any,
     counter: Sequence[Word],
-    key: Sequence[int],
+    key: Sequence[Word],
     rounds: int = ROUNDS,
     *,
     int64: bool = False,
@@ -146,8 +161,9 @@ def philox4x32(
     counter : sequence of 4 words
         The counter; each word is a uint32 array or a Python int. Arrays must
         broadcast against each other.
-    key : sequence of 2 ints
-        The key words.
+    key : sequence of 2 words
+        The key words: Python ints, or 0-d arrays of the counter words' dtype
+        (traced values under a compiler such as ``jax.jit``).
     rounds : int, optional
         Number of rounds; 10 is the standard Philox4x32-10.
     int64 : bool, optional
@@ -170,8 +186,8 @@ def philox4x32(
     k0, k1 = key
     for r in range(rounds):
         if r:
-            k0 = (k0 + PHILOX_W0) & MASK32
-            k1 = (k1 + PHILOX_W1) & MASK32
+            k0 = _bump(xp, k0, PHILOX_W0, int64)
+            k1 = _bump(xp, k1, PHILOX_W1, int64)
         hi0, lo0 = mulhilo(c0, PHILOX_M0)
         hi1, lo1 = mulhilo(c2, PHILOX_M1)
         c0, c1, c2, c3 = _xor3(xp, hi1, c1, k0), lo1, _xor3(xp, hi0, c3, k1), lo0
@@ -243,3 +259,37 @@ def random_bits(
     flat = pieces[0] if len(pieces) == 1 else xp.concat(pieces)
     start = offset - 4 * first
     return flat[start : start + n]
+
+
+def random_bits_words(
+    xp: Any, key_words: Sequence[Any], counter_words: Sequence[Any], n: int
+) -> Any:
+    """The reference words of elements ``0 .. n - 1`` for a draw given as arrays.
+
+    The same words as :func:`random_bits` for ``key = k0 + 2**32 k1`` and
+    ``counter = c0 + 2**32 c1``, but the four words are 0-d ``uint32`` arrays
+    (on the result's device), so a tracing compiler (``jax.jit``) can take the
+    key as an argument and compile once for every key. ``n`` must be below
+    ``2**34`` (the block index stays in one 32-bit word).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import array_api_compat.numpy as xp
+    >>> words = [np.uint32(w) for w in (7, 0, 3, 0)]
+    >>> got = random_bits_words(xp, words[:2], words[2:], 5)
+    >>> bool(np.all(got == random_bits(xp, 7, 3, 5)))
+    True
+    """
+    k0, k1 = key_words
+    c0, c1 = counter_words
+    device = array_api_compat.device(k0)
+    if n == 0:
+        return xp.empty((0,), dtype=xp.uint32, device=device)
+    if n > 4 << 32:
+        raise ValueError(f"random_bits_words draws at most 2**34 words, got n={n}")
+    blocks = xp.arange((n + 3) // 4, dtype=xp.uint32, device=device)
+    zero = xp.zeros((), dtype=xp.uint32, device=device)
+    words = philox4x32(xp, (blocks, zero, c0, c1), (k0, k1))
+    words = [xp.broadcast_to(w, blocks.shape) for w in words]
+    return xp.reshape(xp.stack(words, axis=-1), (-1,))[:n]
