@@ -2,8 +2,10 @@
 
 JAX without x64 has no 64-bit integers; the core's reference Philox needs none
 (16-bit limbs in uint32, large constants entered as uint32 arrays), so this
-backend uses it as is. JAX arrays are immutable: ``inplace=True`` is refused by
-JAX itself, and the training loop takes the functional path.
+backend uses it as is. JAX arrays are immutable: ``inplace=True`` is refused,
+and the training loop takes the functional path. The ops run in JAX's own
+form (:mod:`dropkit_jax.functional`): JAX keys, traced under ``jit``, and a
+``custom_vjp`` that regenerates the mask.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ except ImportError as exc:  # pragma: no cover - depends on the machine
 
 from dropkit.backend import ArrayAPIBackend
 
+from . import functional
+
 __all__ = ["JaxBackend"]
 
 
@@ -29,6 +33,10 @@ class JaxBackend(ArrayAPIBackend):
     >>> int(JaxBackend().random_bits(0, 0, 1)[0]) == 0x6627E8D5
     True
     """
+
+    dropout_native = staticmethod(functional.dropout)
+    dropout_backward_native = staticmethod(functional.dropout_backward)
+    relu_dropout_backward_native = staticmethod(functional.relu_dropout_backward)
 
     def __init__(self) -> None:
         super().__init__("jax", jnp)

@@ -1,0 +1,217 @@
+"""The ops in JAX's own form: traced keys, ``custom_vjp``, no stored mask.
+
+``dropkit.dropout`` & co. route JAX arrays here. The semantics are the
+core's; the machinery is JAX's:
+
+- the key is a JAX key or four ``uint32`` words (:mod:`dropkit_jax.keys`), so
+  under ``jax.jit`` it is an argument: one compilation for every key;
+- the random part is a ``jax.custom_vjp`` whose residual is the 16-byte draw:
+  the backward regenerates the mask (the ReLU variant keeps its output);
+- ``p``, ``training``, ``mode`` and ``noise_shape`` are static Python values
+  (a traced ``p`` is refused with the fix in the message).
+
+Examples
+--------
+>>> import jax, jax.numpy as jnp, dropkit
+>>> x = jnp.ones(6)
+>>> key = jax.random.PRNGKey(3)
+>>> step = jax.jit(lambda x, k: dropkit.dropout(x, 0.5, rng=k))
+>>> bool(jnp.all(step(x, key) == dropkit.dropout(x, 0.5, rng=3)))
+True
+>>> g = jax.grad(lambda x: dropkit.dropout(x, 0.5, rng=key).sum())(x)
+>>> bool(jnp.all(g == step(x, key)))
+True
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from dropkit import keep_threshold, pack_mask, unpack_mask
+from dropkit._arrays import check_mode, check_noise_shape, check_p
+from dropkit.ops import check_backward_source, eval_factor, train_scale
+from dropkit.packed import PackedMask
+from dropkit.philox import random_bits_words
+
+from .keys import JaxRNGLike, is_traced, seed_words
+
+__all__ = ["dropout", "dropout_backward", "keep_mask", "relu_dropout_backward"]
+
+_FULL = 1 << 32
+
+
+def _check_array(x: Any, name: str) -> None:
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(
+            f"{name} must have a real floating dtype (float16, bfloat16, float32, float64), "
+            f"got dtype {x.dtype}; convert it first, e.g. {name}.astype(jnp.float32)"
+        )
+
+
+def _static_p(p: Any) -> float:
+    if is_traced(p):
+        raise TypeError(
+            "p is a traced value; dropkit needs p as a static Python float (its threshold "
+            "is part of the compiled computation): mark it static, e.g. "
+            "jax.jit(f, static_argnames='p'), or close over it"
+        )
+    return check_p(p)
+
+
+def keep_mask(words: tuple[Any, ...], shape: tuple[int, ...], threshold: int) -> Any:
+    """The boolean keep-mask of ``shape`` for the draw ``words`` (traceable)."""
+    if threshold >= _FULL:
+        return jnp.zeros(shape, dtype=bool)
+    bits = random_bits_words(jnp, words[:2], words[2:], math.prod(shape))
+    return jnp.reshape(bits >= jnp.asarray(threshold, dtype=jnp.uint32), shape)
+
+
+def _apply(x: Any, keep: Any, scale: float) -> Any:
+    factor = jnp.asarray(scale, dtype=x.dtype)  # rounded to x's dtype, as the core does
+    return jnp.where(keep, x * factor, jnp.zeros((), dtype=x.dtype))
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _drop(x: Any, words: Any, shape: tuple, threshold: int, scale: float, relu: bool) -> Any:
+    keep = keep_mask(tuple(words), shape, threshold)
+    if relu:
+        keep = keep & (x > 0)
+    return _apply(x, keep, scale)
+
+
+def _drop_fwd(x: Any, words: Any, shape: tuple, threshold: int, scale: float, relu: bool):
+    y = _drop(x, words, shape, threshold, scale, relu)
+    return y, (y if relu else None, words)  # the draw (16 bytes), never a mask
+
+
+def _drop_bwd(shape: tuple, threshold: int, scale: float, relu: bool, saved: Any, g: Any):
+    h, words = saved
+    # ReLU: gradient where the output is positive; otherwise the regenerated mask
+    dx = _apply(g, h > 0, scale) if relu else _drop(g, words, shape, threshold, scale, False)
+    return dx, None
+
+
+_drop.defvjp(_drop_fwd, _drop_bwd)
+
+
+def _words_array(rng: JaxRNGLike, x: Any) -> Any:
+    return jnp.stack(seed_words(rng, traced=is_traced(x)))
+
+
+def _with_mask(y: Any, mask: Any, how: Any) -> tuple[Any, Any]:
+    if how == "packed":
+        return y, pack_mask(mask)
+    if how is not True:
+        raise ValueError(f"return_mask must be False, True or 'packed', got {how!r}")
+    return y, mask
+
+
+def dropout(
+    x: Any,
+    p: Any,
+    *,
+    noise_shape: tuple[int | None, ...] | None = None,
+    rng: JaxRNGLike = None,
+    training: bool = True,
+    mode: str = "inverted",
+    relu: bool = False,
+    return_mask: Any = False,
+    inplace: bool = False,
+) -> Any:
+    """Dropout (of ``relu(x)`` if ``relu``) of a JAX array; see :func:`dropkit.dropout`."""
+    _check_array(x, "x")
+    p = _static_p(p)
+    mode = check_mode(mode)
+    shape = check_noise_shape(noise_shape, tuple(x.shape))
+    if inplace:
+        raise TypeError(
+            "inplace=True on a JAX array: JAX arrays are immutable; use the returned array"
+        )
+    if is_traced(training):
+        raise TypeError(
+            "training is a traced value; pass it as a static Python bool (e.g. "
+            "jax.jit(f, static_argnames='training'))"
+        )
+    if not training or p == 0.0:
+        factor = 1.0 if training else eval_factor(p, mode)
+        zero = jnp.zeros((), dtype=x.dtype)
+        y = x if factor == 1.0 else x * jnp.asarray(factor, dtype=x.dtype)
+        if relu:
+            y = jnp.where(x > 0, y, zero)
+        return _with_mask(y, jnp.ones(shape, dtype=bool), return_mask) if return_mask else y
+    threshold = _FULL if p == 1.0 else keep_threshold(p)
+    scale = 0.0 if p == 1.0 else train_scale(p, mode)
+    # p = 1 draws nothing (like the core)
+    words = jnp.zeros(4, dtype=jnp.uint32) if p == 1.0 else _words_array(rng, x)
+    if return_mask:
+        mask = keep_mask(tuple(words), shape, threshold)
+        keep = mask & (x > 0) if relu else mask
+        return _with_mask(_apply(x, keep, scale), mask, return_mask)
+    return _drop(x, words, shape, threshold, scale, relu)
+
+
+def dropout_backward(
+    grad: Any,
+    p: Any,
+    *,
+    noise_shape: tuple[int | None, ...] | None = None,
+    mask: Any = None,
+    rng: JaxRNGLike = None,
+    training: bool = True,
+    mode: str = "inverted",
+) -> Any:
+    """Gradient of :func:`dropout`; see :func:`dropkit.dropout_backward`."""
+    _check_array(grad, "grad")
+    p = _static_p(p)
+    mode = check_mode(mode)
+    shape = check_noise_shape(noise_shape, tuple(grad.shape))
+    if not training or p == 0.0:
+        factor = 1.0 if training else eval_factor(p, mode)
+        return grad if factor == 1.0 else grad * jnp.asarray(factor, dtype=grad.dtype)
+    if p == 1.0:
+        return jnp.zeros_like(grad)
+    check_backward_source(mask, rng)
+    threshold, scale = keep_threshold(p), train_scale(p, mode)
+    if mask is None:
+        return _drop(grad, _words_array(rng, grad), shape, threshold, scale, False)
+    if isinstance(mask, PackedMask):
+        mask = unpack_mask(mask)
+    if not isinstance(mask, jax.Array):
+        library = type(mask).__module__.partition(".")[0]
+        raise TypeError(
+            f"grad and mask come from different array libraries (jax and {library}); "
+            "convert one of them"
+        )
+    if mask.dtype != bool:
+        raise TypeError(f"mask must be a boolean array (True = kept), got dtype {mask.dtype}")
+    check_noise_shape(tuple(mask.shape), tuple(grad.shape))
+    return _apply(grad, mask, scale)
+
+
+def relu_dropout_backward(
+    grad: Any, h: Any, p: Any, *, training: bool = True, mode: str = "inverted"
+) -> Any:
+    """Gradient of ReLU-dropout from its output ``h``; see :func:`dropkit.relu_dropout_backward`."""
+    _check_array(grad, "grad")
+    if not isinstance(h, jax.Array):
+        library = type(h).__module__.partition(".")[0]
+        raise TypeError(
+            f"grad and h come from different array libraries (jax and {library}); "
+            "convert one of them"
+        )
+    if tuple(h.shape) != tuple(grad.shape):
+        raise ValueError(
+            f"grad and h must have the same shape (h is the output of relu_dropout), "
+            f"got grad {tuple(grad.shape)} and h {tuple(h.shape)}"
+        )
+    p = _static_p(p)
+    mode = check_mode(mode)
+    if p == 1.0 and training:
+        return jnp.zeros_like(grad)
+    scale = train_scale(p, mode) if training else eval_factor(p, mode)
+    return _apply(grad, h > 0, scale)

@@ -1,0 +1,112 @@
+"""From an ``rng=`` argument to the four ``uint32`` words of one dropkit draw, in JAX.
+
+A dropkit draw is ``(key, counter)``: a 64-bit key and a 64-bit counter. In JAX
+it travels as four 0-d ``uint32`` arrays ``(key_lo, key_hi, counter_lo,
+counter_hi)``, which may be traced: under ``jax.jit`` one compilation serves
+every key (:func:`dropkit.philox.random_bits_words`).
+
+The mapping from a JAX key: a typed key (``jax.random.key(seed)``) or a raw
+``uint32[2]`` key (``jax.random.PRNGKey(seed)``) holds two words ``(d0, d1)``
+(``jax.random.key_data``); its dropkit draw is ::
+
+    key = d1 + 2**32 * d0,  counter = 0
+
+so ``jax.random.PRNGKey(s)`` for ``s < 2**32`` (data ``[0, s]``) is dropkit key
+``s``, and the mask of ``rng=jax.random.PRNGKey(7)`` equals the NumPy
+backend's for ``rng=7``. Split or fold JAX keys as usual to get new masks.
+Only the default ``threefry2x32`` implementation (two words) is accepted.
+
+An ``int`` seed, a :class:`dropkit.Generator` or a ``numpy.random.Generator``
+give their draw as Python integers (eagerly: a Python-side generator cannot
+advance inside a trace, see :func:`seed_words`).
+
+Examples
+--------
+>>> import jax
+>>> [int(w) for w in seed_words(jax.random.PRNGKey(7))]
+[7, 0, 0, 0]
+>>> [int(w) for w in seed_words(jax.random.key(7))]
+[7, 0, 0, 0]
+>>> [int(w) for w in seed_words(2**32 + 5)]
+[5, 1, 0, 0]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from dropkit import Generator, as_generator
+from dropkit.philox import split64
+
+__all__ = ["JaxRNGLike", "is_traced", "seed_words"]
+
+JaxRNGLike = Any  # a JAX key (typed or uint32[2]) | int | dropkit.Generator | numpy Generator
+
+_TYPES = "a JAX key (jax.random.key or PRNGKey), an int seed, a dropkit.Generator"
+
+
+def is_traced(*values: Any) -> bool:
+    """Whether any value is a JAX tracer (inside ``jit``, ``grad``, ``vmap``, ``scan``)."""
+    return any(isinstance(v, jax.core.Tracer) for v in values)
+
+
+def _from_key_data(data: Any) -> tuple[Any, Any, Any, Any]:
+    zero = jnp.zeros((), dtype=jnp.uint32)
+    return data[1], data[0], zero, zero
+
+
+def seed_words(rng: JaxRNGLike, *, traced: bool = False) -> tuple[Any, Any, Any, Any]:
+    """The words ``(key_lo, key_hi, counter_lo, counter_hi)`` of one draw from ``rng``.
+
+    Parameters
+    ----------
+    rng : JAX key, int, dropkit.Generator or numpy.random.Generator
+        See the module docs for the mapping.
+    traced : bool, optional
+        The call is being traced (e.g. the input is a tracer): a Python-side
+        generator is then refused, since the trace would freeze its state.
+
+    Raises
+    ------
+    TypeError
+        A key of the wrong dtype or shape, a key of another PRNG
+        implementation, ``None``, or a generator inside a trace.
+    """
+    if isinstance(rng, jax.Array) or hasattr(rng, "dtype"):
+        dtype = rng.dtype
+        if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+            if rng.shape != ():
+                raise TypeError(
+                    f"rng must be a single JAX key, got a key array of shape {rng.shape}; "
+                    "split it and pass one key per call (or vmap over the keys)"
+                )
+            data = jax.random.key_data(rng)
+            if data.shape != (2,) or data.dtype != jnp.uint32:
+                raise TypeError(
+                    f"rng is a JAX key of implementation {jax.random.key_impl(rng)}, whose "
+                    f"data is {data.dtype}{list(data.shape)}; dropkit maps the default "
+                    "threefry2x32 keys (uint32[2]) to its draws: use jax.random.key(seed)"
+                )
+            return _from_key_data(data)
+        if tuple(rng.shape) != (2,) or dtype != jnp.uint32:
+            raise TypeError(
+                f"rng as an array must be a raw JAX key, uint32 of shape (2,) "
+                f"(jax.random.PRNGKey), got {dtype} of shape {tuple(rng.shape)}"
+            )
+        return _from_key_data(jnp.asarray(rng))
+    if rng is None:
+        raise TypeError(f"rng is required on JAX arrays ({_TYPES}): JAX has no global random state")
+    if traced and not isinstance(rng, int):
+        raise TypeError(
+            f"rng={type(rng).__name__} is Python state that a JAX trace would freeze (the "
+            "same mask on every call); pass a JAX key as an argument of the traced function "
+            "(or an int seed, for a fixed mask)"
+        )
+    if isinstance(rng, Generator | int) or hasattr(rng, "bit_generator"):
+        key, counter = as_generator(rng).draw()
+        words = (*split64(key), *split64(counter))
+        return tuple(jnp.asarray(w, dtype=jnp.uint32) for w in words)
+    raise TypeError(f"rng must be {_TYPES} or a numpy.random.Generator, got {rng!r}")

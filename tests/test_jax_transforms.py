@@ -1,0 +1,128 @@
+"""dropkit inside JAX's machinery: traced keys under jit, custom_vjp, vmap, scan, bad keys."""
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax", reason="JAX is not installed")
+
+import jax.numpy as jnp  # noqa: E402
+from jax.ad_checkpoint import print_saved_residuals  # noqa: E402
+
+import dropkit  # noqa: E402
+
+
+def _key_of(jax_key):
+    """dropkit's key for a JAX key: d1 + 2**32 d0 (the documented mapping)."""
+    d0, d1 = (int(w) for w in jax.random.key_data(jax_key))
+    return d1 + (d0 << 32)
+
+
+def test_prngkey_seed_maps_to_the_same_dropkit_key():
+    x = np.random.default_rng(0).standard_normal((9, 13)).astype(np.float32)
+    for key in (jax.random.PRNGKey(7), jax.random.key(7)):
+        y = dropkit.dropout(jnp.asarray(x), 0.4, rng=key)
+        np.testing.assert_array_equal(np.asarray(y), dropkit.dropout(x, 0.4, rng=7))
+
+
+def test_jit_with_the_key_as_an_argument_compiles_once_for_every_key():
+    traces = []
+
+    @jax.jit
+    def step(x, key):
+        traces.append(1)
+        return dropkit.dropout(x, 0.3, rng=key)
+
+    x = np.random.default_rng(1).standard_normal((32, 17)).astype(np.float32)
+    key = jax.random.key(0)
+    for _ in range(4):
+        key, sub = jax.random.split(key)
+        want = dropkit.dropout(x, 0.3, rng=_key_of(sub))
+        np.testing.assert_array_equal(np.asarray(step(jnp.asarray(x), sub)), want)
+    assert len(traces) == 1
+
+
+def test_grad_and_jit_of_grad_give_the_forward_mask():
+    key = jax.random.key(5)
+    x = jnp.asarray(np.random.default_rng(2).standard_normal(1000).astype(np.float32))
+    want = np.where(np.asarray(dropkit.dropout(x, 0.5, rng=key)) != 0, 2.0, 0.0)
+    eager = jax.grad(lambda t: dropkit.dropout(t, 0.5, rng=key).sum())(x)
+    jitted = jax.jit(jax.grad(lambda t, k: dropkit.dropout(t, 0.5, rng=k).sum()))(x, key)
+    np.testing.assert_array_equal(np.asarray(eager), want)
+    np.testing.assert_array_equal(np.asarray(jitted), want)
+    relu = jax.grad(lambda t: dropkit.relu_dropout(t, 0.5, rng=key).sum())(x)
+    np.testing.assert_array_equal(np.asarray(relu), np.where(np.asarray(x) > 0, want, 0.0))
+
+
+def test_residuals_are_the_draw_not_a_mask(capsys):
+    key = jax.random.key(1)
+    print_saved_residuals(lambda t: dropkit.dropout(t, 0.5, rng=key).sum(), jnp.ones(1000))
+    saved = capsys.readouterr().out.strip().splitlines()
+    assert saved and all(line.startswith("u32[4]") for line in saved), saved
+
+
+def test_vmap_over_keys_gives_independent_masks():
+    keys = jax.random.split(jax.random.key(3), 5)
+    x = jnp.ones((5, 64))
+    out = jax.vmap(lambda row, k: dropkit.dropout(row, 0.5, rng=k))(x, keys)
+    for i in range(5):
+        want = dropkit.dropout(np.ones(64, np.float32), 0.5, rng=_key_of(keys[i]))
+        np.testing.assert_array_equal(np.asarray(out[i]), want)
+    assert len({np.asarray(out[i] == 0).tobytes() for i in range(5)}) == 5
+
+
+def test_vmap_over_a_batch_with_one_key_gives_each_row_the_one_call_mask():
+    key = jax.random.key(4)
+    x = jnp.asarray(np.random.default_rng(3).standard_normal((6, 10)).astype(np.float32))
+    out = jax.vmap(lambda row: dropkit.dropout(row, 0.5, rng=key))(x)
+    for i in range(6):
+        np.testing.assert_array_equal(out[i], dropkit.dropout(x[i], 0.5, rng=key))
+
+
+def test_scan_with_the_key_in_the_carry():
+    def body(carry, _):
+        key, h = carry
+        key, sub = jax.random.split(key)
+        h = dropkit.dropout(h, 0.25, rng=sub)
+        return (key, h), h
+
+    (_, final), steps = jax.lax.scan(body, (jax.random.key(9), jnp.ones(50)), None, length=3)
+    key, h = jax.random.key(9), np.ones(50, np.float32)
+    for i in range(3):
+        key, sub = jax.random.split(key)
+        h = dropkit.dropout(h, 0.25, rng=_key_of(sub))
+        np.testing.assert_array_equal(np.asarray(steps[i]), h)
+    np.testing.assert_array_equal(np.asarray(final), h)
+
+
+def test_a_generator_inside_jit_is_refused_not_frozen():
+    gen = dropkit.Generator(1)
+    with pytest.raises(TypeError, match="Python state that a JAX trace would freeze"):
+        jax.jit(lambda x: dropkit.dropout(x, 0.5, rng=gen))(jnp.ones(4))
+    assert gen.counter == 0
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: jnp.ones(2, dtype=jnp.float32), "raw JAX key, uint32 of shape"),
+        (lambda: jnp.zeros(3, dtype=jnp.uint32), "raw JAX key, uint32 of shape"),
+        (lambda: jax.random.split(jax.random.key(0), 2), "single JAX key"),
+        (lambda: jax.random.key(0, impl="rbg"), "threefry2x32"),
+        (lambda: None, "rng is required on JAX arrays"),
+        (lambda: "seed", "rng must be"),
+    ],
+)
+def test_bad_keys_are_named(make, match):
+    with pytest.raises(TypeError, match=match):
+        dropkit.dropout(jnp.ones(4), 0.5, rng=make())
+
+
+def test_traced_p_and_training_are_refused_with_the_fix():
+    with pytest.raises(TypeError, match="static_argnames='p'"):
+        jax.jit(lambda x, p: dropkit.dropout(x, p, rng=1))(jnp.ones(4), 0.5)
+    with pytest.raises(TypeError, match="static_argnames='training'"):
+        jax.jit(lambda x, t: dropkit.dropout(x, 0.5, rng=1, training=t))(jnp.ones(4), True)
+    static = jax.jit(lambda x, p: dropkit.dropout(x, p, rng=1), static_argnames="p")
+    np.testing.assert_array_equal(
+        static(jnp.ones(4), p=0.5), dropkit.dropout(jnp.ones(4), 0.5, rng=1)
+    )
