@@ -65,8 +65,10 @@ __all__ = [
     "eval_factor",
     "keep_probability",
     "keep_threshold",
+    "relu_backward_factor",
     "relu_dropout",
     "relu_dropout_backward",
+    "returned_mask",
     "train_scale",
 ]
 
@@ -346,6 +348,42 @@ def _forward(
     return (y, _maybe_packed(mask, return_mask)) if return_mask else y
 
 
+def relu_backward_factor(grad: Any, h: Any, p: Any, *, training: bool, mode: str) -> float | None:
+    """Check :func:`relu_dropout_backward`'s arguments; the gradient's factor where ``h > 0``.
+
+    None when training with ``p = 1`` (every unit dropped: the gradient is 0).
+    Backends' own forms of the op share it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> relu_backward_factor(np.ones(2), np.ones(2), 0.5, training=True, mode="inverted")
+    2.0
+    """
+    if tuple(h.shape) != tuple(grad.shape):
+        raise ValueError(
+            f"grad and h must have the same shape (h is the output of relu_dropout), "
+            f"got grad {tuple(grad.shape)} and h {tuple(h.shape)}"
+        )
+    p = check_p(p)
+    mode = check_mode(mode)
+    if p == 1.0 and training:
+        return None
+    return train_scale(p, mode) if training else eval_factor(p, mode)
+
+
+def returned_mask(mask: Any, how: Any) -> Any:
+    """The mask as ``return_mask`` asks: the boolean mask (True) or packed bits ("packed").
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> returned_mask(np.array([True, False]), "packed").nbytes
+    1
+    """
+    return _maybe_packed(mask, how)
+
+
 def _maybe_packed(mask: Any, how: Any) -> Any:
     if how == "packed":
         return pack_mask(mask)
@@ -577,16 +615,9 @@ def relu_dropout_backward(
     if native:
         return b.relu_dropout_backward_native(grad, h, p, training=training, mode=mode)
     check_same_array_kind(xp, grad, h, ("grad", "h"))
-    if tuple(h.shape) != tuple(grad.shape):
-        raise ValueError(
-            f"grad and h must have the same shape (h is the output of relu_dropout), "
-            f"got grad {tuple(grad.shape)} and h {tuple(h.shape)}"
-        )
-    p = check_p(p)
-    mode = check_mode(mode)
-    if p == 1.0 and training:
+    scale = relu_backward_factor(grad, h, p, training=training, mode=mode)
+    if scale is None:
         return xp.zeros_like(grad)
-    scale = train_scale(p, mode) if training else eval_factor(p, mode)
     fused = getattr(b, "relu_dropout_backward_fused", None)
     if fused is not None:
         y = fused(grad, h, scale)

@@ -32,9 +32,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from dropkit import keep_threshold, pack_mask, unpack_mask
+from dropkit import keep_threshold, unpack_mask
 from dropkit._arrays import check_mode, check_noise_shape, check_p
-from dropkit.ops import check_backward_source, eval_factor, train_scale
+from dropkit.ops import (
+    check_backward_source,
+    eval_factor,
+    relu_backward_factor,
+    returned_mask,
+    train_scale,
+)
 from dropkit.packed import PackedMask
 from dropkit.philox import random_bits_words
 
@@ -103,14 +109,6 @@ def _words_array(rng: JaxRNGLike, x: Any) -> Any:
     return jnp.stack(seed_words(rng, traced=is_traced(x)))
 
 
-def _with_mask(y: Any, mask: Any, how: Any) -> tuple[Any, Any]:
-    if how == "packed":
-        return y, pack_mask(mask)
-    if how is not True:
-        raise ValueError(f"return_mask must be False, True or 'packed', got {how!r}")
-    return y, mask
-
-
 def dropout(
     x: Any,
     p: Any,
@@ -143,7 +141,7 @@ def dropout(
         y = x if factor == 1.0 else x * jnp.asarray(factor, dtype=x.dtype)
         if relu:
             y = jnp.where(x > 0, y, zero)
-        return _with_mask(y, jnp.ones(shape, dtype=bool), return_mask) if return_mask else y
+        return (y, returned_mask(jnp.ones(shape, dtype=bool), return_mask)) if return_mask else y
     threshold = _FULL if p == 1.0 else keep_threshold(p)
     scale = 0.0 if p == 1.0 else train_scale(p, mode)
     # p = 1 draws nothing (like the core)
@@ -151,7 +149,7 @@ def dropout(
     if return_mask:
         mask = keep_mask(tuple(words), shape, threshold)
         keep = mask & (x > 0) if relu else mask
-        return _with_mask(_apply(x, keep, scale), mask, return_mask)
+        return _apply(x, keep, scale), returned_mask(mask, return_mask)
     return _drop(x, words, shape, threshold, scale, relu)
 
 
@@ -204,14 +202,7 @@ def relu_dropout_backward(
             f"grad and h come from different array libraries (jax and {library}); "
             "convert one of them"
         )
-    if tuple(h.shape) != tuple(grad.shape):
-        raise ValueError(
-            f"grad and h must have the same shape (h is the output of relu_dropout), "
-            f"got grad {tuple(grad.shape)} and h {tuple(h.shape)}"
-        )
-    p = _static_p(p)
-    mode = check_mode(mode)
-    if p == 1.0 and training:
+    scale = relu_backward_factor(grad, h, _static_p(p), training=training, mode=mode)
+    if scale is None:
         return jnp.zeros_like(grad)
-    scale = train_scale(p, mode) if training else eval_factor(p, mode)
     return _apply(grad, h > 0, scale)

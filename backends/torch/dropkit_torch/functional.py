@@ -36,9 +36,15 @@ from typing import Any
 
 import torch
 
-from dropkit import keep_threshold, pack_mask, unpack_mask
+from dropkit import keep_threshold, unpack_mask
 from dropkit._arrays import check_mode, check_noise_shape, check_p
-from dropkit.ops import check_backward_source, eval_factor, train_scale
+from dropkit.ops import (
+    check_backward_source,
+    eval_factor,
+    relu_backward_factor,
+    returned_mask,
+    train_scale,
+)
 from dropkit.packed import PackedMask
 
 from ._op import FULL, dropout_inplace_op, dropout_op, keep_mask_op
@@ -128,14 +134,6 @@ def _write(x: torch.Tensor, y: torch.Tensor, inplace: bool) -> torch.Tensor:
     return x.copy_(y)
 
 
-def _with_mask(y: torch.Tensor, mask: torch.Tensor, how: Any) -> tuple[torch.Tensor, Any]:
-    if how == "packed":
-        return y, pack_mask(mask)
-    if how is not True:
-        raise ValueError(f"return_mask must be False, True or 'packed', got {how!r}")
-    return y, mask
-
-
 def dropout(
     x: torch.Tensor,
     p: Any,
@@ -199,7 +197,10 @@ def dropout_with(
         y = torch.where(x > 0, _times(x, factor), _zero(x)) if relu else _times(x, factor)
         y = _write(x, y, inplace)
         if return_mask:
-            return _with_mask(y, torch.ones(shape, dtype=torch.bool, device=x.device), return_mask)
+            return (
+                y,
+                returned_mask(torch.ones(shape, dtype=torch.bool, device=x.device), return_mask),
+            )
         return y
     threshold = FULL if p == 1.0 else keep_threshold(p)
     scale = 0.0 if p == 1.0 else train_scale(p, mode)
@@ -209,7 +210,7 @@ def dropout_with(
         mask = keep_mask_op(seed, list(shape), threshold)
         keep = mask & (x > 0) if relu else mask
         y = _write(x, torch.where(keep, _times(x, scale), _zero(x)), inplace)
-        return _with_mask(y, mask, return_mask)
+        return y, returned_mask(mask, return_mask)
     if inplace and not (torch.is_grad_enabled() and x.requires_grad):
         dropout_inplace_op(x, seed, list(shape), threshold, scale, relu)
         return x
@@ -274,16 +275,9 @@ def relu_dropout_backward(
     check_tensor(grad, "grad")
     _check_same_kind(grad, h, ("grad", "h"))
     check_tensor(h, "h")
-    if tuple(h.shape) != tuple(grad.shape):
-        raise ValueError(
-            f"grad and h must have the same shape (h is the output of relu_dropout), "
-            f"got grad {tuple(grad.shape)} and h {tuple(h.shape)}"
-        )
-    p = torch_p(p)
-    mode = check_mode(mode)
-    if p == 1.0 and training:
+    scale = relu_backward_factor(grad, h, torch_p(p), training=training, mode=mode)
+    if scale is None:
         return torch.zeros_like(grad)
-    scale = train_scale(p, mode) if training else eval_factor(p, mode)
     return torch.where(h > 0, _times(grad, scale), _zero(grad))
 
 
