@@ -328,7 +328,7 @@ def _forward(
             y = x
         else:
             y = _times(xp, x, 1.0 - p)
-        return (y, _maybe_packed(mask, return_mask)) if return_mask else y
+        return (y, returned_mask(mask, return_mask)) if return_mask else y
 
     if p == 1.0:
         mask = xp.zeros(shape, dtype=xp.bool, device=device)
@@ -338,14 +338,14 @@ def _forward(
             y = x
         else:
             y = xp.zeros_like(x)
-        return (y, _maybe_packed(mask, return_mask)) if return_mask else y
+        return (y, returned_mask(mask, return_mask)) if return_mask else y
 
     scale = train_scale(p, mode)
     if not return_mask and shape == tuple(x.shape):
         return _fused_or_masked(b, xp, x, p, scale, rng, inplace=inplace)
     mask = _draw_mask(b, xp, shape, p, rng, device)
     y = _apply_mask(b, xp, x, mask, scale, inplace=inplace)
-    return (y, _maybe_packed(mask, return_mask)) if return_mask else y
+    return (y, returned_mask(mask, return_mask)) if return_mask else y
 
 
 def relu_backward_factor(grad: Any, h: Any, p: Any, *, training: bool, mode: str) -> float | None:
@@ -381,10 +381,6 @@ def returned_mask(mask: Any, how: Any) -> Any:
     >>> returned_mask(np.array([True, False]), "packed").nbytes
     1
     """
-    return _maybe_packed(mask, how)
-
-
-def _maybe_packed(mask: Any, how: Any) -> Any:
     if how == "packed":
         return pack_mask(mask)
     if how is not True:
