@@ -40,3 +40,29 @@ def test_traced_words_under_jax_jit_compile_once_for_every_key():
         got = np.asarray(bits(*(jnp.asarray(w) for w in (*kw, *cw))))
         np.testing.assert_array_equal(got, np.asarray(philox.random_bits(npx, key, counter, 1001)))
     assert len(traces) == 1
+
+
+@pytest.mark.parametrize(("key", "counter", "n"), CASES)
+@pytest.mark.parametrize("split", [False, True])
+def test_elementwise_words_equal_the_reference_in_c_order(key, counter, n, split):
+    kw, cw = _words(key, counter, np.uint32)
+    shape = (n,) if not split or n % 2 else (2, n // 2)
+    got = philox.random_bits_elementwise(npx, kw, cw, shape)
+    assert got.shape == shape and got.dtype == np.uint32
+    want = np.asarray(philox.random_bits(npx, key, counter, n)).reshape(shape)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_elementwise_words_of_an_empty_shape_and_a_refused_huge_one():
+    kw, cw = _words(1, 2, np.uint32)
+    assert philox.random_bits_elementwise(npx, kw, cw, (3, 0)).shape == (3, 0)
+    with pytest.raises(ValueError, match="at most 2\\*\\*32 words"):
+        philox.random_bits_elementwise(npx, kw, cw, (2**16, 2**16 + 1))
+
+
+def test_elementwise_words_on_the_strict_namespace():
+    xp = pytest.importorskip("array_api_strict", reason="array-api-strict is not installed")
+    words = [xp.asarray(w, dtype=xp.uint32) for w in (7, 0, 3, 0)]
+    got = philox.random_bits_elementwise(xp, words[:2], words[2:], (3, 5))
+    want = np.asarray(philox.random_bits(npx, 7, 3, 15)).reshape(3, 5)
+    np.testing.assert_array_equal(np.asarray(got), want)

@@ -25,7 +25,6 @@ True
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from typing import Any
 
@@ -42,7 +41,7 @@ from dropkit.ops import (
     train_scale,
 )
 from dropkit.packed import PackedMask
-from dropkit.philox import random_bits_words
+from dropkit.philox import random_bits_elementwise
 
 from .keys import JaxRNGLike, is_traced, seed_words
 
@@ -69,12 +68,21 @@ def _static_p(p: Any) -> float:
     return check_p(p)
 
 
-def keep_mask(words: tuple[Any, ...], shape: tuple[int, ...], threshold: int) -> Any:
-    """The boolean keep-mask of ``shape`` for the draw ``words`` (traceable)."""
+@partial(jax.jit, static_argnums=(1, 2))
+def _keep(words: Any, shape: tuple[int, ...], threshold: int) -> Any:
+    bits = random_bits_elementwise(jnp, (words[0], words[1]), (words[2], words[3]), shape)
+    return bits >= jnp.asarray(threshold, dtype=jnp.uint32)
+
+
+def keep_mask(words: Any, shape: tuple[int, ...], threshold: int) -> Any:
+    """The boolean keep-mask of ``shape`` for the draw ``words`` (``uint32[4]``, traceable).
+
+    One fused XLA loop (jitted, so eager calls are fused too): every element
+    computes its own Philox block (:func:`dropkit.philox.random_bits_elementwise`).
+    """
     if threshold >= _FULL:
         return jnp.zeros(shape, dtype=bool)
-    bits = random_bits_words(jnp, words[:2], words[2:], math.prod(shape))
-    return jnp.reshape(bits >= jnp.asarray(threshold, dtype=jnp.uint32), shape)
+    return _keep(jnp.asarray(words), tuple(shape), int(threshold))
 
 
 def _apply(x: Any, keep: Any, scale: float) -> Any:
@@ -84,7 +92,7 @@ def _apply(x: Any, keep: Any, scale: float) -> Any:
 
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
 def _drop(x: Any, words: Any, shape: tuple, threshold: int, scale: float, relu: bool) -> Any:
-    keep = keep_mask(tuple(words), shape, threshold)
+    keep = keep_mask(words, shape, threshold)
     if relu:
         keep = keep & (x > 0)
     return _apply(x, keep, scale)
@@ -147,7 +155,7 @@ def dropout(
     # p = 1 draws nothing (like the core)
     words = jnp.zeros(4, dtype=jnp.uint32) if p == 1.0 else _words_array(rng, x)
     if return_mask:
-        mask = keep_mask(tuple(words), shape, threshold)
+        mask = keep_mask(words, shape, threshold)
         keep = mask & (x > 0) if relu else mask
         return _apply(x, keep, scale), returned_mask(mask, return_mask)
     return _drop(x, words, shape, threshold, scale, relu)
