@@ -126,3 +126,67 @@ def test_traced_p_and_training_are_refused_with_the_fix():
     np.testing.assert_array_equal(
         static(jnp.ones(4), p=0.5), dropkit.dropout(jnp.ones(4), 0.5, rng=1)
     )
+
+
+def test_a_draw_carried_through_scan_follows_the_dropkit_generator():
+    from dropkit_jax.keys import Draw
+
+    def body(draw, _):
+        return draw.next(), dropkit.dropout(jnp.ones(40), 0.5, rng=draw)
+
+    last, masks = jax.lax.scan(body, Draw.of(2**40 + 3, counter=2**32 - 2), None, length=3)
+    gen = dropkit.Generator(2**40 + 3, counter=2**32 - 2)  # crosses into the high word
+    for i in range(3):
+        np.testing.assert_array_equal(
+            masks[i], dropkit.dropout(np.ones(40, np.float32), 0.5, rng=gen)
+        )
+    assert [int(w) for w in last.counter] == [1, 1] and gen.counter == 2**32 + 1
+
+
+def test_a_draw_as_a_jit_argument_compiles_once():
+    from dropkit_jax.keys import Draw
+
+    traces = []
+
+    @jax.jit
+    def step(x, draw):
+        traces.append(1)
+        return dropkit.dropout(x, 0.5, rng=draw)
+
+    for counter in range(3):
+        want = dropkit.dropout(np.ones(16, np.float32), 0.5, rng=dropkit.Generator(9, counter))
+        np.testing.assert_array_equal(step(jnp.ones(16), Draw.of(9, counter)), want)
+    assert len(traces) == 1
+
+
+def test_vmap_over_raw_keys():
+    keys = jax.random.split(jax.random.PRNGKey(8), 3)  # uint32[3, 2]
+    out = jax.vmap(lambda k: dropkit.dropout(jnp.ones(32), 0.5, rng=k))(keys)
+    for i in range(3):
+        want = dropkit.dropout(np.ones(32, np.float32), 0.5, rng=_key_of(keys[i]))
+        np.testing.assert_array_equal(out[i], want)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: jax.random.split(jax.random.PRNGKey(0), 5), "batch of 5 raw keys"),
+        (lambda: jnp.zeros(4, dtype=jnp.uint32), "ambiguous"),
+        (lambda: jax.random.PRNGKey(0).astype(jnp.int32), "raw JAX key, uint32"),
+        (lambda: jax.random.key_data(jax.random.key(0)).astype(jnp.float32), "raw JAX key"),
+    ],
+)
+def test_raw_key_mix_ups_are_named(make, match):
+    with pytest.raises(TypeError, match=match):
+        dropkit.dropout(jnp.ones(4), 0.5, rng=make())
+
+
+def test_bad_draws_are_named():
+    from dropkit_jax.keys import Draw
+
+    with pytest.raises(TypeError, match=r"Draw\.key must be uint32 of shape"):
+        dropkit.dropout(jnp.ones(4), 0.5, rng=Draw(jnp.zeros(2), jnp.zeros(2, jnp.uint32)))
+    with pytest.raises(TypeError, match=r"Draw\.counter must be uint32 of shape"):
+        dropkit.dropout(jnp.ones(4), 0.5, rng=Draw(jnp.zeros(2, jnp.uint32), 5))
+    with pytest.raises((ValueError, TypeError), match="counter"):
+        Draw.of(1, counter=2**63)

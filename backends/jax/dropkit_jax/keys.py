@@ -16,6 +16,12 @@ so ``jax.random.PRNGKey(s)`` for ``s < 2**32`` (data ``[0, s]``) is dropkit key
 backend's for ``rng=7``. Split or fold JAX keys as usual to get new masks.
 Only the default ``threefry2x32`` implementation (two words) is accepted.
 
+dropkit's own stream, traced: :class:`Draw` holds a key and a counter as
+``uint32`` words (a pytree, so it can be a ``jit`` argument or a ``scan``
+carry); ``draw.next()`` advances it the way :meth:`dropkit.Generator.draw`
+does, so a loop over ``Draw.of(s)``, ``.next()``, ... gives the masks of
+``dropkit.Generator(s)``.
+
 An ``int`` seed, a :class:`dropkit.Generator` or a ``numpy.random.Generator``
 give their draw as Python integers (eagerly: a Python-side generator cannot
 advance inside a trace, see :func:`seed_words`).
@@ -33,7 +39,7 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -41,11 +47,70 @@ import jax.numpy as jnp
 from dropkit import Generator, as_generator
 from dropkit.philox import split64
 
-__all__ = ["JaxRNGLike", "is_traced", "seed_words"]
+__all__ = ["Draw", "JaxRNGLike", "is_traced", "seed_words"]
 
-JaxRNGLike = Any  # a JAX key (typed or uint32[2]) | int | dropkit.Generator | numpy Generator
+JaxRNGLike = (
+    Any  # a JAX key (typed or uint32[2]) | Draw | int | dropkit.Generator | numpy Generator
+)
 
-_TYPES = "a JAX key (jax.random.key or PRNGKey), an int seed, a dropkit.Generator"
+
+class Draw(NamedTuple):
+    """One dropkit draw as ``uint32`` words: ``key = (lo, hi)``, ``counter = (lo, hi)``.
+
+    A pytree of two ``uint32[2]`` arrays, so it may be traced (a ``jit``
+    argument, a ``scan`` carry, ``vmap``-ed). Counters must stay below
+    ``2**63`` (the range :class:`dropkit.Generator` draws from); :meth:`of`
+    checks that, :meth:`next` cannot under a trace.
+
+    Examples
+    --------
+    >>> import jax, numpy as np, dropkit
+    >>> d = Draw.of(7, counter=2)
+    >>> [int(w) for w in seed_words(d)]
+    [7, 0, 2, 0]
+    >>> [int(w) for w in d.next().counter]
+    [3, 0]
+    >>> g = dropkit.Generator(7, counter=2)
+    >>> y = dropkit.dropout(jax.numpy.ones(5), 0.5, rng=d)
+    >>> bool(np.all(np.asarray(y) == dropkit.dropout(np.ones(5, np.float32), 0.5, rng=g)))
+    True
+    """
+
+    key: Any
+    counter: Any
+
+    @classmethod
+    def of(cls, key: int, counter: int = 0) -> Draw:
+        """The draw ``(key, counter)`` of Python ints, checked as by :class:`dropkit.Generator`."""
+        checked = Generator(key, counter)
+        return cls(
+            jnp.asarray(split64(checked.key), dtype=jnp.uint32),
+            jnp.asarray(split64(checked.counter), dtype=jnp.uint32),
+        )
+
+    def next(self) -> Draw:
+        """The following draw: the counter plus one, carried into the high word (traceable)."""
+        lo = self.counter[0] + jnp.uint32(1)
+        hi = self.counter[1] + (lo == 0).astype(jnp.uint32)
+        return Draw(self.key, jnp.stack([lo, hi]))
+
+
+def _draw_words(draw: Draw) -> tuple[Any, Any, Any, Any]:
+    for name in ("key", "counter"):
+        value = getattr(draw, name)
+        if getattr(value, "dtype", None) != jnp.uint32 or tuple(value.shape) != (2,):
+            raise TypeError(
+                f"Draw.{name} must be uint32 of shape (2,) (low word, high word), got "
+                f"{getattr(value, 'dtype', type(value).__name__)} of shape "
+                f"{tuple(getattr(value, 'shape', ()))}; build draws with Draw.of(key, counter)"
+            )
+    return draw.key[0], draw.key[1], draw.counter[0], draw.counter[1]
+
+
+_TYPES = (
+    "a JAX key (jax.random.key or PRNGKey), a dropkit_jax.keys.Draw, an int seed, "
+    "a dropkit.Generator"
+)
 
 
 def is_traced(*values: Any) -> bool:
@@ -75,6 +140,8 @@ def seed_words(rng: JaxRNGLike, *, traced: bool = False) -> tuple[Any, Any, Any,
         A key of the wrong dtype or shape, a key of another PRNG
         implementation, ``None``, or a generator inside a trace.
     """
+    if isinstance(rng, Draw):
+        return _draw_words(rng)
     if isinstance(rng, jax.Array) or hasattr(rng, "dtype"):
         dtype = rng.dtype
         if jnp.issubdtype(dtype, jax.dtypes.prng_key):
@@ -92,9 +159,19 @@ def seed_words(rng: JaxRNGLike, *, traced: bool = False) -> tuple[Any, Any, Any,
                 )
             return _from_key_data(data)
         if tuple(rng.shape) != (2,) or dtype != jnp.uint32:
+            shape = tuple(rng.shape)
+            hint = ""
+            if dtype == jnp.uint32 and len(shape) == 2 and shape[1] == 2:
+                hint = f": that is a batch of {shape[0]} raw keys; pass one per call (or vmap)"
+            elif dtype == jnp.uint32 and shape == (4,):
+                hint = (
+                    ": a uint32[4] array is ambiguous (a raw key of another PRNG "
+                    "implementation, or dropkit's key and counter words); use a typed key "
+                    "(jax.random.key) or dropkit_jax.keys.Draw(key, counter)"
+                )
             raise TypeError(
                 f"rng as an array must be a raw JAX key, uint32 of shape (2,) "
-                f"(jax.random.PRNGKey), got {dtype} of shape {tuple(rng.shape)}"
+                f"(jax.random.PRNGKey), got {dtype} of shape {shape}{hint}"
             )
         return _from_key_data(jnp.asarray(rng))
     if rng is None:
