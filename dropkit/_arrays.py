@@ -6,8 +6,10 @@ from numbers import Integral, Real
 from typing import Any
 
 import array_api_compat
+import numpy as np
 
 __all__ = [
+    "check_flag",
     "check_floating",
     "check_mode",
     "check_noise_shape",
@@ -64,6 +66,25 @@ def check_p(p: Any) -> float:
             f"p is the probability of DROPPING a unit and must be in [0, 1], got {p!r}"
         )
     return value
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """Validate a boolean argument: a ``bool`` or a NumPy boolean, nothing merely truthy.
+
+    Examples
+    --------
+    >>> check_flag(True, "training")
+    True
+    >>> check_flag("no", "training")
+    Traceback (most recent call last):
+    ...
+    TypeError: training must be a bool (True or False), got 'no' (str)
+    """
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise TypeError(
+        f"{name} must be a bool (True or False), got {value!r} ({type(value).__name__})"
+    )
 
 
 def check_mode(mode: Any) -> str:

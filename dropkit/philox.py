@@ -298,7 +298,12 @@ def random_bits_words(
 
 
 def random_bits_elementwise(
-    xp: Any, key_words: Sequence[Any], counter_words: Sequence[Any], shape: tuple[int, ...]
+    xp: Any,
+    key_words: Sequence[Any],
+    counter_words: Sequence[Any],
+    shape: tuple[int, ...],
+    *,
+    row: int | None = None,
 ) -> Any:
     """The reference words of an array of ``shape``, each element from its own block.
 
@@ -310,7 +315,11 @@ def random_bits_elementwise(
     words, which XLA on CPU turns into a transpose about 80 times slower than the
     Philox itself; a fusing compiler (``jax.jit``) makes the whole mask one
     loop. Meant for such compilers; eager namespaces should use
-    :func:`random_bits_words`. ``prod(shape)`` must be at most ``2**32``.
+    :func:`random_bits_words`.
+
+    Up to ``2**32`` elements the index is one ``uint32``; beyond, the elements
+    are laid out in rows of ``row`` (a power of two, default ``2**30``) and
+    the block index takes two words.
 
     Examples
     --------
@@ -320,21 +329,35 @@ def random_bits_elementwise(
     >>> got = random_bits_elementwise(xp, words[:2], words[2:], (2, 3))
     >>> bool(np.all(got == np.reshape(random_bits(xp, 7, 3, 6), (2, 3))))
     True
+    >>> rows = random_bits_elementwise(xp, words[:2], words[2:], (2, 3), row=4)
+    >>> bool(np.all(rows == got))
+    True
     """
     k0, k1 = key_words
     c0, c1 = counter_words
     device = array_api_compat.device(k0)
     n = math.prod(shape)
-    if n > 1 << 32:
-        raise ValueError(
-            f"random_bits_elementwise draws at most 2**32 words, got shape {shape}; "
-            "use random_bits_words, or split the array"
-        )
     if n == 0:
         return xp.zeros(shape, dtype=xp.uint32, device=device)
-    index = xp.reshape(xp.arange(n, dtype=xp.uint32, device=device), shape)
-    zero = xp.zeros((), dtype=xp.uint32, device=device)
-    two, three = (xp.asarray(v, dtype=xp.uint32, device=device) for v in (2, 3))
-    w0, w1, w2, w3 = philox4x32(xp, (index >> two, zero, c0, c1), (k0, k1))
-    lane = index & three
-    return xp.where(lane == 0, w0, xp.where(lane == 1, w1, xp.where(lane == 2, w2, w3)))
+    u32 = {v: xp.asarray(v, dtype=xp.uint32, device=device) for v in (2, 3)}
+    if row is None and n <= 1 << 32:
+        index = xp.reshape(xp.arange(n, dtype=xp.uint32, device=device), shape)
+        block_lo, block_hi, lane = index >> u32[2], 0, index & u32[3]
+    else:
+        row = 1 << 30 if row is None else row
+        if row < 4 or row & (row - 1) or row > 1 << 32:
+            raise ValueError(f"row must be a power of two in [4, 2**32], got {row}")
+        rows = -(-n // row)
+        if rows > 1 << 32:
+            raise ValueError(f"random_bits_elementwise draws fewer than 2**62 words, got {shape}")
+        shift = (row // 4).bit_length() - 1  # block = r * 2**shift + c // 4
+        r = xp.reshape(xp.arange(rows, dtype=xp.uint32, device=device), (rows, 1))
+        c = xp.reshape(xp.arange(row, dtype=xp.uint32, device=device), (1, row))
+        up, down = (xp.asarray(v, dtype=xp.uint32, device=device) for v in (shift, 32 - shift))
+        block_hi = r >> down if shift else 0  # the bits of r shifted past 32
+        block_lo, lane = (r << up) | (c >> u32[2]), c & u32[3]
+    w0, w1, w2, w3 = philox4x32(xp, (block_lo, block_hi, c0, c1), (k0, k1))
+    out = xp.where(lane == 0, w0, xp.where(lane == 1, w1, xp.where(lane == 2, w2, w3)))
+    if out.shape != shape:
+        out = xp.reshape(xp.reshape(out, (-1,))[:n], shape)
+    return out

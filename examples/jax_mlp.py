@@ -154,8 +154,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--every", type=int, default=25, help="print every N epochs")
     args = parser.parse_args(argv)
-    if args.epochs < 1:
-        parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    for name in ("epochs", "every"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if not 0.0 <= args.p <= 1.0:  # (NaN fails too)
+        parser.error(f"--p is the drop probability and must be in [0, 1], got {args.p}")
+    if args.train_size is not None and not 1 <= args.train_size <= 4000:
+        parser.error(f"--train-size must be between 1 and 4000 (MNIST-1D), got {args.train_size}")
 
     data = load_dataset("mnist1d", train_size=args.train_size)
     x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)

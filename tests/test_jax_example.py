@@ -31,6 +31,18 @@ def test_the_jitted_example_learns(framework, package, capsys):
     assert result["best_test_acc"] > 0.25
 
 
-def test_the_example_refuses_zero_epochs():
-    with pytest.raises(SystemExit):
-        _load().main(["--epochs", "0"])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--every", "0"], "--every must be at least 1"),
+        (["--p", "1.5"], "--p is the drop probability"),
+        (["--p", "nan"], "--p is the drop probability"),
+        (["--train-size", "0"], "--train-size must be between 1 and 4000"),
+        (["--framework", "keras"], "invalid choice"),
+    ],
+)
+def test_the_example_refuses_bad_options_with_a_usage_message(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _load().main(args)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -198,3 +198,58 @@ def test_equinox_bad_use_is_named(eqx):
         layer(jnp.ones(3), key=jnp.ones(2))
     with pytest.raises(ValueError, match="not an axis"):
         Dropout(0.5, broadcast_dims=("a",))(jnp.ones(3), key=jax.random.key(0))
+
+
+# ---------------------------------------------------------------- the audit's cases
+
+
+def test_nnx_refuses_what_flax_refuses_and_draws_no_key_at_rate_1(nnx):
+    from dropkit_jax.nnx import Dropout
+
+    with pytest.raises(TypeError, match=r"an nnx\.RngStream or a JAX key"):
+        Dropout(0.5)(jnp.ones(3), rngs=0)
+    with pytest.raises(TypeError, match="rngs must be"):
+        Dropout(0.5)(jnp.ones(3), rngs=dropkit.Generator(0))
+    with pytest.raises(ValueError, match="Dropout's rate: p is the probability of DROPPING"):
+        Dropout(1.5)
+    ours, theirs = Dropout(1.0, rngs=nnx.Rngs(0)), nnx.Dropout(1.0, rngs=nnx.Rngs(0))
+    np.testing.assert_array_equal(ours(jnp.ones(4)), theirs(jnp.ones(4)))
+    assert int(ours.rngs.count[...]) == int(theirs.rngs.count[...]) == 0
+    # evaluation returns the input as is, whatever its dtype (as Flax does)
+    ints = jnp.arange(4)
+    assert Dropout(0.5, deterministic=True)(ints) is ints
+
+
+def test_nnx_rate_as_a_concrete_scalar_array(nnx):
+    from dropkit_jax.nnx import Dropout
+
+    key = jax.random.key(3)
+    np.testing.assert_array_equal(
+        Dropout(jnp.float32(0.25))(jnp.ones(16), rngs=key), Dropout(0.25)(jnp.ones(16), rngs=key)
+    )
+
+
+def test_nnx_hessian_through_the_layer(nnx):
+    from dropkit_jax.nnx import Dropout
+
+    layer, key = Dropout(0.5), jax.random.key(4)
+    x = jnp.linspace(-1.0, 1.0, 12)
+    hess = jax.hessian(lambda t: (jnp.tanh(layer(t, rngs=key)) ** 2).sum())(x)
+    dropped = np.asarray(layer(jnp.ones(12), rngs=key)) == 0
+    np.testing.assert_array_equal(np.asarray(hess)[dropped], 0.0)
+
+
+def test_equinox_inference_returns_the_input_and_flags_are_checked(eqx):
+    from dropkit_jax.equinox import Dropout
+
+    ints = jnp.arange(4)
+    assert Dropout(0.5, inference=True)(ints) is ints
+    with pytest.raises(TypeError, match="inference must be a bool"):
+        Dropout(0.5, inference="yes")
+    with pytest.raises(ValueError, match="probability of DROPPING"):
+        Dropout(-0.1)
+    layer = Dropout(0.5)
+    with pytest.raises(TypeError, match="inference is a traced value; it must be a Python bool"):
+        eqx.filter_jit(lambda m, x, i: m(x, key=jax.random.key(0), inference=i))(
+            layer, jnp.ones(3), jnp.array(True)
+        )

@@ -1,4 +1,4 @@
-"""dropkit inside JAX's machinery: traced keys under jit, custom_vjp, vmap, scan, bad keys."""
+"""dropkit inside JAX's machinery: traced keys under jit, custom_jvp, vmap, scan, bad keys."""
 
 import numpy as np
 import pytest
@@ -190,3 +190,128 @@ def test_bad_draws_are_named():
         dropkit.dropout(jnp.ones(4), 0.5, rng=Draw(jnp.zeros(2, jnp.uint32), 5))
     with pytest.raises((ValueError, TypeError), match="counter"):
         Draw.of(1, counter=2**63)
+
+
+# ---------------------------------------------------------------- the audit's cases
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: dropkit.Generator(0), lambda: np.random.default_rng(0)],
+    ids=["dropkit", "numpy"],
+)
+def test_a_python_generator_inside_jit_is_refused_even_with_a_constant_input(make):
+    gen, constant = make(), jnp.ones(8)
+    step = jax.jit(lambda k: dropkit.dropout(constant, 0.5, rng=gen) + 0 * k)
+    with pytest.raises(TypeError, match="Python state that a JAX trace would freeze"):
+        step(1.0)
+    with pytest.raises(TypeError, match="Python state"):
+        jax.lax.scan(
+            lambda c, _: (dropkit.dropout(constant, 0.5, rng=gen), None), constant, None, length=2
+        )
+    # eager calls (grad and vmap run the Python once per call) still take a generator
+    grads = jax.grad(lambda x: dropkit.dropout(x, 0.5, rng=gen).sum())(constant)
+    assert set(np.unique(np.asarray(grads))) <= {0.0, 2.0}
+
+
+@pytest.mark.parametrize("training", ["no", None, 1, jnp.asarray(True)])
+def test_training_must_be_a_bool(training):
+    with pytest.raises(TypeError, match="training must be a bool"):
+        dropkit.dropout(jnp.ones(4), 0.5, rng=1, training=training)
+    with pytest.raises(TypeError, match="training must be a bool"):
+        dropkit.dropout_backward(jnp.ones(4), 0.5, rng=1, training=training)
+
+
+def test_a_numpy_bool_is_a_bool():
+    y = dropkit.dropout(jnp.ones(4), 0.5, rng=1, training=np.bool_(False))
+    np.testing.assert_array_equal(y, jnp.ones(4))
+
+
+def test_traced_training_in_the_backwards_is_refused_with_the_fix():
+    g, key = jnp.ones((4, 8)), jax.random.key(0)
+    with pytest.raises(TypeError, match="static_argnames='training'"):
+        jax.jit(lambda g, t: dropkit.dropout_backward(g, 0.5, rng=key, training=t))(g, True)
+    with pytest.raises(TypeError, match="static_argnames='training'"):
+        jax.jit(lambda g, t: dropkit.relu_dropout_backward(g, g, 0.5, training=t))(g, True)
+
+
+def test_forward_mode_jvp_jacfwd_and_hessian_use_the_forward_mask():
+    key = jax.random.key(6)
+    x = jnp.asarray(np.random.default_rng(4).standard_normal(50).astype(np.float32))
+    scaled_mask = np.where(np.asarray(dropkit.dropout(x, 0.5, rng=key)) != 0, 2.0, 0.0)
+    _, tangent = jax.jvp(lambda t: dropkit.dropout(t, 0.5, rng=key), (x,), (jnp.ones(50),))
+    np.testing.assert_array_equal(tangent, scaled_mask)
+    jac = jax.jacfwd(lambda t: dropkit.dropout(t, 0.5, rng=key))(x)
+    np.testing.assert_array_equal(jac, np.diag(scaled_mask))
+    np.testing.assert_array_equal(jax.jacrev(lambda t: dropkit.dropout(t, 0.5, rng=key))(x), jac)
+    relu = jax.jvp(lambda t: dropkit.relu_dropout(t, 0.5, rng=key), (x,), (jnp.ones(50),))[1]
+    np.testing.assert_array_equal(relu, np.where(np.asarray(x) > 0, scaled_mask, 0.0))
+
+    def loss(t):
+        return (jnp.tanh(dropkit.dropout(t, 0.5, rng=key)) ** 2).sum()
+
+    hess = np.asarray(jax.hessian(loss)(x))
+    np.testing.assert_array_equal(hess[scaled_mask == 0], 0.0)  # dropped rows
+    assert np.all(np.diag(hess)[scaled_mask != 0] != 0)
+    hvp = jax.jvp(jax.grad(loss), (x,), (jnp.ones(50),))[1]
+    np.testing.assert_allclose(hvp, hess.sum(axis=1), rtol=1e-5, atol=1e-6)
+
+
+def test_the_relu_form_saves_only_its_output(capsys):
+    key = jax.random.key(1)
+    print_saved_residuals(lambda t: dropkit.relu_dropout(t, 0.5, rng=key).sum(), jnp.ones(1000))
+    saved = capsys.readouterr().out.strip().splitlines()
+    assert len(saved) == 1 and saved[0].startswith("f32[1000]"), saved
+
+
+def test_checkpointed_dropout_regenerates_the_same_mask():
+    key = jax.random.key(2)
+    x = jnp.asarray(np.random.default_rng(5).standard_normal(64).astype(np.float32))
+    f = jax.checkpoint(lambda t: jnp.sin(dropkit.dropout(t, 0.5, rng=key)).sum())
+    plain = jax.grad(lambda t: jnp.sin(dropkit.dropout(t, 0.5, rng=key)).sum())(x)
+    np.testing.assert_array_equal(jax.grad(f)(x), plain)
+
+
+def test_a_packed_mask_leaves_jit_and_vmap():
+    x, key = jnp.ones(13), jax.random.key(0)
+    y, packed = jax.jit(lambda x, k: dropkit.dropout(x, 0.5, rng=k, return_mask="packed"))(x, key)
+    np.testing.assert_array_equal(dropkit.unpack_mask(packed), np.asarray(y) != 0)
+    keys = jax.random.split(key, 3)
+    masks = jax.vmap(
+        lambda k: dropkit.unpack_mask(dropkit.dropout(x, 0.5, rng=k, return_mask="packed")[1])
+    )(keys)
+    for i in range(3):
+        np.testing.assert_array_equal(masks[i], dropkit.dropout(x, 0.5, rng=keys[i]) != 0)
+
+
+@pytest.mark.parametrize("seed", [np.int64(3), np.uint32(3), np.array(3), jnp.int32(3)])
+def test_a_concrete_integer_array_seed_is_the_int_seed(seed):
+    np.testing.assert_array_equal(
+        dropkit.dropout(jnp.ones(16), 0.5, rng=seed), dropkit.dropout(jnp.ones(16), 0.5, rng=3)
+    )
+
+
+def test_a_traced_integer_seed_is_refused_with_the_fix():
+    with pytest.raises(TypeError, match=r"jax\.random\.key\(seed\)"):
+        jax.jit(lambda x, s: dropkit.dropout(x, 0.5, rng=s))(jnp.ones(4), 3)
+
+
+def test_a_concrete_scalar_array_p_is_its_value():
+    key = jax.random.key(0)
+    np.testing.assert_array_equal(
+        dropkit.dropout(jnp.ones(16), jnp.float32(0.25), rng=key),
+        dropkit.dropout(jnp.ones(16), 0.25, rng=key),
+    )
+
+
+def test_beyond_2_to_the_32_elements_traces():
+    big = jax.ShapeDtypeStruct((2**17, 2**16), jnp.bfloat16)  # 16 GiB: shape only
+    out = jax.eval_shape(lambda x, k: dropkit.dropout(x, 0.5, rng=k), big, jax.random.key(0))
+    assert out.shape == big.shape and out.dtype == jnp.bfloat16
+
+
+def test_a_draw_at_the_last_counter_is_refused():
+    from dropkit_jax.keys import Draw
+
+    with pytest.raises(OverflowError, match="2\\*\\*63 draws"):
+        Draw.of(1, counter=2**63 - 1)

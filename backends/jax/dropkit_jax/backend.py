@@ -5,7 +5,7 @@ JAX without x64 has no 64-bit integers; the core's reference Philox needs none
 backend uses it as is. JAX arrays are immutable: ``inplace=True`` is refused,
 and the training loop takes the functional path. The ops run in JAX's own
 form (:mod:`dropkit_jax.functional`): JAX keys, traced under ``jit``, and a
-``custom_vjp`` that regenerates the mask.
+``custom_jvp`` whose backward regenerates the mask.
 """
 
 from __future__ import annotations

@@ -30,6 +30,8 @@ except ImportError as exc:  # pragma: no cover - depends on the machine
 
 import jax
 
+from dropkit._arrays import check_flag
+
 from . import functional
 from ._shapes import noise_shape
 from .keys import is_traced
@@ -37,8 +39,8 @@ from .keys import is_traced
 __all__ = ["Dropout"]
 
 _STATIC_FIX = (
-    "use eqx.filter_jit (it keeps Python floats and bools static) instead of jax.jit, "
-    "or eqx.nn.inference_mode to switch dropout off"
+    "it must be a Python {kind}: under jax.jit use eqx.filter_jit instead (it keeps "
+    "Python floats and bools static), and do not pass it as a JAX array"
 )
 
 
@@ -70,8 +72,8 @@ class Dropout(eqx.Module):
     def __init__(
         self, p: float = 0.5, inference: bool = False, *, broadcast_dims: Sequence[int] = ()
     ) -> None:
-        self.p = p
-        self.inference = inference
+        self.p = functional.static_p(p)
+        self.inference = check_flag(inference, "inference")
         self.broadcast_dims = tuple(broadcast_dims)
 
     def __call__(
@@ -98,14 +100,16 @@ class Dropout(eqx.Module):
         if inference is None:
             inference = self.inference
         if is_traced(inference) or is_traced(self.p):
-            name = "inference" if is_traced(inference) else "p"
-            raise TypeError(f"Dropout's {name} is a traced value; {_STATIC_FIX}")
-        if inference or self.p == 0.0:
-            return functional.dropout(x, self.p, training=not inference)
+            name, kind = ("inference", "bool") if is_traced(inference) else ("p", "float")
+            raise TypeError(f"Dropout's {name} is a traced value; {_STATIC_FIX.format(kind=kind)}")
+        inference = check_flag(inference, "inference")
+        p = functional.static_p(self.p)
+        if inference or p == 0.0:  # as in Equinox: the input as is
+            return x
         if key is None:
             raise RuntimeError(
                 "Dropout requires a key when running in non-inference mode: pass key=..., "
                 "or switch it off with eqx.nn.inference_mode"
             )
         noise = noise_shape(tuple(x.shape), self.broadcast_dims)
-        return functional.dropout(x, self.p, noise_shape=noise, rng=key)
+        return functional.dropout(x, p, noise_shape=noise, rng=key)

@@ -1,12 +1,13 @@
-"""The ops in JAX's own form: traced keys, ``custom_vjp``, no stored mask.
+"""The ops in JAX's own form: traced keys, ``custom_jvp``, no stored mask.
 
 ``dropkit.dropout`` & co. route JAX arrays here. The semantics are the
 core's; the machinery is JAX's:
 
 - the key is a JAX key or four ``uint32`` words (:mod:`dropkit_jax.keys`), so
   under ``jax.jit`` it is an argument: one compilation for every key;
-- the random part is a ``jax.custom_vjp`` whose residual is the 16-byte draw:
-  the backward regenerates the mask (the ReLU variant keeps its output);
+- the random part is a ``jax.custom_jvp`` (so forward mode works too) whose
+  tangent saves nothing but the 16-byte draw: the backward regenerates the
+  mask (the ReLU variant keeps its output, which the next layer holds anyway);
 - ``p``, ``training``, ``mode`` and ``noise_shape`` are static Python values
   (a traced ``p`` is refused with the fix in the message).
 
@@ -32,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from dropkit import keep_threshold, unpack_mask
-from dropkit._arrays import check_mode, check_noise_shape, check_p
+from dropkit._arrays import check_flag, check_mode, check_noise_shape, check_p
 from dropkit.ops import (
     check_backward_source,
     eval_factor,
@@ -49,6 +50,15 @@ __all__ = ["dropout", "dropout_backward", "keep_mask", "relu_dropout_backward"]
 
 _FULL = 1 << 32
 
+# A packed mask is a pytree (its bits the leaf, its shape static), so it can be
+# returned from jit, vmap and scan. Under vmap the bits gain the batch axis while
+# the shape stays the per-call one: unpack it inside the vmapped function.
+jax.tree_util.register_pytree_node(
+    PackedMask,
+    lambda m: ((m.bits,), m.shape),
+    lambda shape, leaves: PackedMask(leaves[0], shape),
+)
+
 
 def _check_array(x: Any, name: str) -> None:
     if not jnp.issubdtype(x.dtype, jnp.floating):
@@ -58,14 +68,26 @@ def _check_array(x: Any, name: str) -> None:
         )
 
 
-def _static_p(p: Any) -> float:
+def static_p(p: Any) -> float:
+    """``p`` as a checked Python float; a traced ``p`` is refused with the fix."""
     if is_traced(p):
         raise TypeError(
             "p is a traced value; dropkit needs p as a static Python float (its threshold "
             "is part of the compiled computation): mark it static, e.g. "
             "jax.jit(f, static_argnames='p'), or close over it"
         )
+    if isinstance(p, jax.Array) and p.ndim == 0 and not jnp.issubdtype(p.dtype, jnp.bool_):
+        p = float(p)  # a concrete scalar array: its value is known here
     return check_p(p)
+
+
+def _static_training(training: Any) -> bool:
+    if is_traced(training):
+        raise TypeError(
+            "training is a traced value; pass it as a static Python bool (e.g. "
+            "jax.jit(f, static_argnames='training'))"
+        )
+    return check_flag(training, "training")
 
 
 @partial(jax.jit, static_argnums=(1, 2))
@@ -90,7 +112,10 @@ def _apply(x: Any, keep: Any, scale: float) -> Any:
     return jnp.where(keep, x * factor, jnp.zeros((), dtype=x.dtype))
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+_REMAT = partial(jax.checkpoint, policy=jax.checkpoint_policies.nothing_saveable)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5))
 def _drop(x: Any, words: Any, shape: tuple, threshold: int, scale: float, relu: bool) -> Any:
     keep = keep_mask(words, shape, threshold)
     if relu:
@@ -98,23 +123,25 @@ def _drop(x: Any, words: Any, shape: tuple, threshold: int, scale: float, relu: 
     return _apply(x, keep, scale)
 
 
-def _drop_fwd(x: Any, words: Any, shape: tuple, threshold: int, scale: float, relu: bool):
+@_drop.defjvp
+def _drop_jvp(shape: tuple, threshold: int, scale: float, relu: bool, primals, tangents):
+    # The op is linear in x for a fixed mask, so its tangent is the op on the
+    # tangent. Wrapped in a remat that saves nothing but its inputs: reverse
+    # mode (the transpose of this tangent) keeps only the 16-byte draw and
+    # regenerates the mask; the ReLU form keeps its output h, which the next
+    # layer holds anyway. Forward mode (jvp, jacfwd, hessian) works as well.
+    x, words = primals
+    dx, _ = tangents
     y = _drop(x, words, shape, threshold, scale, relu)
-    return y, (y if relu else None, words)  # the draw (16 bytes), never a mask
+    if relu:
+        dy = _REMAT(lambda t, h: _apply(t, h > 0, scale))(dx, y)
+    else:
+        dy = _REMAT(lambda t, w: _apply(t, keep_mask(w, shape, threshold), scale))(dx, words)
+    return y, dy
 
 
-def _drop_bwd(shape: tuple, threshold: int, scale: float, relu: bool, saved: Any, g: Any):
-    h, words = saved
-    # ReLU: gradient where the output is positive; otherwise the regenerated mask
-    dx = _apply(g, h > 0, scale) if relu else _drop(g, words, shape, threshold, scale, False)
-    return dx, None
-
-
-_drop.defvjp(_drop_fwd, _drop_bwd)
-
-
-def _words_array(rng: JaxRNGLike, x: Any) -> Any:
-    return jnp.stack(seed_words(rng, traced=is_traced(x)))
+def _words_array(rng: JaxRNGLike) -> Any:
+    return jnp.stack(seed_words(rng))
 
 
 def dropout(
@@ -131,18 +158,15 @@ def dropout(
 ) -> Any:
     """Dropout (of ``relu(x)`` if ``relu``) of a JAX array; see :func:`dropkit.dropout`."""
     _check_array(x, "x")
-    p = _static_p(p)
+    p = static_p(p)
     mode = check_mode(mode)
     shape = check_noise_shape(noise_shape, tuple(x.shape))
     if inplace:
         raise TypeError(
             "inplace=True on a JAX array: JAX arrays are immutable; use the returned array"
         )
-    if is_traced(training):
-        raise TypeError(
-            "training is a traced value; pass it as a static Python bool (e.g. "
-            "jax.jit(f, static_argnames='training'))"
-        )
+    training = _static_training(training)
+    relu = check_flag(relu, "relu")
     if not training or p == 0.0:
         factor = 1.0 if training else eval_factor(p, mode)
         zero = jnp.zeros((), dtype=x.dtype)
@@ -153,7 +177,7 @@ def dropout(
     threshold = _FULL if p == 1.0 else keep_threshold(p)
     scale = 0.0 if p == 1.0 else train_scale(p, mode)
     # p = 1 draws nothing (like the core)
-    words = jnp.zeros(4, dtype=jnp.uint32) if p == 1.0 else _words_array(rng, x)
+    words = jnp.zeros(4, dtype=jnp.uint32) if p == 1.0 else _words_array(rng)
     if return_mask:
         mask = keep_mask(words, shape, threshold)
         keep = mask & (x > 0) if relu else mask
@@ -173,9 +197,10 @@ def dropout_backward(
 ) -> Any:
     """Gradient of :func:`dropout`; see :func:`dropkit.dropout_backward`."""
     _check_array(grad, "grad")
-    p = _static_p(p)
+    p = static_p(p)
     mode = check_mode(mode)
     shape = check_noise_shape(noise_shape, tuple(grad.shape))
+    training = _static_training(training)
     if not training or p == 0.0:
         factor = 1.0 if training else eval_factor(p, mode)
         return grad if factor == 1.0 else grad * jnp.asarray(factor, dtype=grad.dtype)
@@ -184,7 +209,7 @@ def dropout_backward(
     check_backward_source(mask, rng)
     threshold, scale = keep_threshold(p), train_scale(p, mode)
     if mask is None:
-        return _drop(grad, _words_array(rng, grad), shape, threshold, scale, False)
+        return _drop(grad, _words_array(rng), shape, threshold, scale, False)
     if isinstance(mask, PackedMask):
         mask = unpack_mask(mask)
     if not isinstance(mask, jax.Array):
@@ -210,7 +235,8 @@ def relu_dropout_backward(
             f"grad and h come from different array libraries (jax and {library}); "
             "convert one of them"
         )
-    scale = relu_backward_factor(grad, h, _static_p(p), training=training, mode=mode)
+    training = _static_training(training)
+    scale = relu_backward_factor(grad, h, static_p(p), training=training, mode=mode)
     if scale is None:
         return jnp.zeros_like(grad)
     return _apply(grad, h > 0, scale)

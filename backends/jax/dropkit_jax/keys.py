@@ -82,10 +82,10 @@ class Draw(NamedTuple):
     @classmethod
     def of(cls, key: int, counter: int = 0) -> Draw:
         """The draw ``(key, counter)`` of Python ints, checked as by :class:`dropkit.Generator`."""
-        checked = Generator(key, counter)
+        key, counter = Generator(key, counter).draw()  # refuses the last counter too
         return cls(
-            jnp.asarray(split64(checked.key), dtype=jnp.uint32),
-            jnp.asarray(split64(checked.counter), dtype=jnp.uint32),
+            jnp.asarray(split64(key), dtype=jnp.uint32),
+            jnp.asarray(split64(counter), dtype=jnp.uint32),
         )
 
     def next(self) -> Draw:
@@ -118,21 +118,29 @@ def is_traced(*values: Any) -> bool:
     return any(isinstance(v, jax.core.Tracer) for v in values)
 
 
+def _staging() -> bool:
+    """Whether a staging trace (``jit``, ``scan``, ``eval_shape``...) is active.
+
+    Inside one, even an operation on constants gives a tracer; ``grad`` and
+    ``vmap`` run eagerly and do not count (their Python runs once per call).
+    """
+    return isinstance(jnp.zeros((), dtype=jnp.uint32), jax.core.Tracer)
+
+
 def _from_key_data(data: Any) -> tuple[Any, Any, Any, Any]:
     zero = jnp.zeros((), dtype=jnp.uint32)
     return data[1], data[0], zero, zero
 
 
-def seed_words(rng: JaxRNGLike, *, traced: bool = False) -> tuple[Any, Any, Any, Any]:
+def seed_words(rng: JaxRNGLike) -> tuple[Any, Any, Any, Any]:
     """The words ``(key_lo, key_hi, counter_lo, counter_hi)`` of one draw from ``rng``.
 
     Parameters
     ----------
-    rng : JAX key, int, dropkit.Generator or numpy.random.Generator
-        See the module docs for the mapping.
-    traced : bool, optional
-        The call is being traced (e.g. the input is a tracer): a Python-side
-        generator is then refused, since the trace would freeze its state.
+    rng : JAX key, Draw, int, dropkit.Generator or numpy.random.Generator
+        See the module docs for the mapping. A Python-side generator is
+        refused inside a staging trace (``jit``, ``scan``), which would freeze
+        its state; eager transforms (``grad``, ``vmap``) run it once per call.
 
     Raises
     ------
@@ -158,6 +166,14 @@ def seed_words(rng: JaxRNGLike, *, traced: bool = False) -> tuple[Any, Any, Any,
                     "threefry2x32 keys (uint32[2]) to its draws: use jax.random.key(seed)"
                 )
             return _from_key_data(data)
+        if tuple(rng.shape) == () and jnp.issubdtype(dtype, jnp.integer):
+            if is_traced(rng):
+                raise TypeError(
+                    "rng is a traced integer; a seed cannot enter a trace as an array: pass "
+                    "rng=jax.random.key(seed) (for seeds below 2**32 the same mask as "
+                    "rng=seed), or close over the seed as a Python int"
+                )
+            return seed_words(int(rng))  # a concrete NumPy/JAX integer
         if tuple(rng.shape) != (2,) or dtype != jnp.uint32:
             shape = tuple(rng.shape)
             hint = ""
@@ -176,7 +192,7 @@ def seed_words(rng: JaxRNGLike, *, traced: bool = False) -> tuple[Any, Any, Any,
         return _from_key_data(jnp.asarray(rng))
     if rng is None:
         raise TypeError(f"rng is required on JAX arrays ({_TYPES}): JAX has no global random state")
-    if traced and not isinstance(rng, int):
+    if not isinstance(rng, int) and _staging():
         raise TypeError(
             f"rng={type(rng).__name__} is Python state that a JAX trace would freeze (the "
             "same mask on every call); pass a JAX key as an argument of the traced function "

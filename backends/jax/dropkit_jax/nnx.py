@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 try:
@@ -37,6 +38,13 @@ from ._shapes import noise_shape
 from .keys import is_traced
 
 __all__ = ["Dropout"]
+
+
+def _check_rate(rate: Any) -> float:
+    try:
+        return functional.static_p(rate)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"Dropout's rate: {exc}") from None
 
 
 class Dropout(nnx.Dropout):
@@ -65,6 +73,23 @@ class Dropout(nnx.Dropout):
     >>> bool(np.all(np.asarray(y) == dropkit.dropout(np.ones(8, np.float32), 0.3, rng=7)))
     True
     """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        broadcast_dims: Sequence[int] = (),
+        deterministic: bool | None = False,
+        rng_collection: str = "dropout",
+        rngs: nnx.Rngs | nnx.RngStream | None = None,
+    ) -> None:
+        super().__init__(
+            _check_rate(rate),
+            broadcast_dims=broadcast_dims,
+            deterministic=deterministic,
+            rng_collection=rng_collection,
+            rngs=rngs,
+        )
 
     def __call__(
         self,
@@ -103,8 +128,11 @@ class Dropout(nnx.Dropout):
                 "deterministic is a traced value; it must be a static Python bool (set it "
                 "with .train() / .eval(), or mark it static in jax.jit)"
             )
-        if deterministic or self.rate == 0.0:  # no key drawn; p and the dtype still checked
-            return functional.dropout(inputs, self.rate, training=not deterministic)
+        rate = _check_rate(self.rate)
+        if deterministic or rate == 0.0:  # as in Flax: the input as is, no key drawn
+            return inputs
+        if rate == 1.0:  # no key drawn either (Flax's stream count stays the same)
+            return functional.dropout(inputs, rate, rng=None)
         source = self.rngs if rngs is None else rngs
         if source is None:
             raise ValueError(
@@ -115,7 +143,12 @@ class Dropout(nnx.Dropout):
             key = source[self.rng_collection]()
         elif isinstance(source, nnx.RngStream):
             key = source()
-        else:
+        elif isinstance(source, jax.Array):
             key = source
+        else:
+            raise TypeError(
+                f"rngs must be an nnx.Rngs, an nnx.RngStream or a JAX key, got "
+                f"{type(source).__name__}; for a fixed seed pass jax.random.key(seed)"
+            )
         noise = noise_shape(tuple(inputs.shape), self.broadcast_dims)
         return functional.dropout(inputs, self.rate, noise_shape=noise, rng=key)
