@@ -660,6 +660,15 @@ def test_cifar_finite_float_pixels_load(tmp_path):
     assert np.isfinite(d.x_train).all() and d.n_features == 3072
 
 
+# case: finite float pixels so large that standardising overflows (1e308)
+def test_cifar_huge_float_pixels(tmp_path):
+    data = np.zeros((4, 3072))
+    data[0, 0], data[1, 0] = 1e308, -1e308
+    _write_cifar_python(tmp_path, data_batch_1={b"data": data})
+    with pytest.raises(ValueError, match=r"too large to standardise"):
+        load_dataset("cifar10", data_dir=tmp_path)
+
+
 # case: pixels of a non-numeric dtype (strings, booleans, complex)
 @pytest.mark.parametrize("dtype", ["S1", "U1", "?", "c16"])
 def test_cifar_pixels_of_the_wrong_dtype(tmp_path, dtype):
@@ -775,6 +784,21 @@ def test_cifar_data_dir_is_a_file_or_missing(tmp_path):
         load_dataset("cifar10", data_dir=tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match=r"nope does not exist"):
         load_dataset("mnist", data_dir=tmp_path / "nope")
+
+
+# case: several threads load the same files at once (loaders keep no shared state)
+def test_concurrent_loads_agree(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _write_mnist(tmp_path / "m", gz=True)
+    _write_cifar_python(tmp_path / "c", protocol=5)
+    with ThreadPoolExecutor(4) as pool:
+        mnist = list(pool.map(lambda _: load_mnist_idx(tmp_path / "m"), range(4)))
+        cifar = list(pool.map(lambda _: load_cifar10(tmp_path / "c"), range(4)))
+    for got in (mnist, cifar):
+        for d in got[1:]:
+            for key in ("x", "y", "x_test", "y_test"):
+                np.testing.assert_array_equal(d[key], got[0][key])
 
 
 # ==== load_dataset options ================================================================
@@ -968,6 +992,27 @@ def test_safe_unpickle_refuses_structured_dtype_state(tmp_path):
     path.write_bytes(pickle.dumps(_Reduce(np.dtype, ("V8", False, True), state), 2))
     with pytest.raises(DataFileError, match=r"x.pkl: not a readable"):
         safe_unpickle(path)
+
+
+# case: BUILD on an allowed global (would set attributes on the loader's own functions/classes)
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\x80\x02cnumpy\ndtype\nN}X\x08\x00\x00\x00__init__K\x01s\x86b.",  # slot state
+        b"\x80\x02cnumpy\ndtype\n}X\x01\x00\x00\x00xK\x01sb.",  # dict state
+        b"\x80\x02c_codecs\nencode\nN}X\x0c\x00\x00\x00__defaults__)s\x86b.",
+        b"\x80\x02cnumpy\nndarray\n}X\x01\x00\x00\x00xK\x01sb.",
+        b"\x80\x02cnumpy\nndarray\n.",  # a bare global as the result
+    ],
+)
+def test_safe_unpickle_globals_cannot_be_modified(tmp_path, raw):
+    path = tmp_path / "x.pkl"
+    path.write_bytes(raw)
+    with pytest.raises(DataFileError, match=r"x.pkl: not a readable"):
+        safe_unpickle(path)
+    path.write_bytes(pickle.dumps({"a": np.arange(3, dtype=np.uint8), "b": b"xy"}, 2))
+    got = safe_unpickle(path)  # the loader is unchanged
+    assert got["a"].tolist() == [0, 1, 2] and got["b"] == b"xy"
 
 
 # case: a BUILD state of the wrong form for an array

@@ -48,11 +48,42 @@ class _Refused(pickle.UnpicklingError):
     pass
 
 
-class _NdarraySentinel:
+class _Frozen:
+    """No instance attributes can be set: a pickle's BUILD on it fails.
+
+    Every object :meth:`_Unpickler.find_class` hands out is one of these, so a
+    crafted ``BUILD`` cannot set attributes on the loader's own functions or
+    classes (which would persist into later loads).
+    """
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise _Refused(f"a pickle may not set attribute {name!r} on {self!r}")
+
+
+class _NdarraySentinel(_Frozen):
     """Stands for ``numpy.ndarray`` in a pickle; deliberately not callable."""
+
+    __slots__ = ()
 
     def __repr__(self) -> str:
         return "<numpy.ndarray (not callable here)>"
+
+
+class _Global(_Frozen):
+    """An allowed callable, wrapped so that a pickle can call it but not modify it."""
+
+    __slots__ = ("_func",)
+
+    def __init__(self, func: Any) -> None:
+        object.__setattr__(self, "_func", func)
+
+    def __call__(self, *args: Any) -> Any:
+        return self._func(*args)
+
+    def __repr__(self) -> str:
+        return f"<allowed {getattr(self._func, '__name__', self._func)}>"
 
 
 _NDARRAY = _NdarraySentinel()
@@ -60,6 +91,8 @@ _NDARRAY = _NdarraySentinel()
 
 class _Dtype:
     """Stands for ``numpy.dtype(spec, align, copy)`` followed by ``BUILD state``."""
+
+    __slots__ = ("dtype",)
 
     def __init__(self, spec: Any, align: Any = False, copy: Any = True) -> None:
         if not isinstance(spec, str | bytes):
@@ -133,10 +166,12 @@ def _build(shape: Any, dtype: Any, fortran: bool, raw: Any) -> np.ndarray:
 
 
 class _Array:
-    """Stands for ``_reconstruct(ndarray, shape, dtype)``; filled only by ``BUILD``."""
+    """Stands for an array until loading ends; filled by ``BUILD`` or at creation."""
 
-    def __init__(self) -> None:
-        self.array: np.ndarray | None = None
+    __slots__ = ("array", "scalar")
+
+    def __init__(self, array: np.ndarray | None = None, scalar: bool = False) -> None:
+        self.array, self.scalar = array, scalar
 
     def __setstate__(self, state: Any) -> None:
         if not isinstance(state, tuple) or len(state) not in (4, 5):
@@ -146,6 +181,11 @@ class _Array:
         shape, dtype, fortran, raw = state[-4:]
         self.array = _build(shape, dtype, bool(fortran), raw)
 
+    def value(self) -> Any:
+        if self.array is None:
+            raise _Refused("an array with no data (a _reconstruct never filled): crafted file")
+        return self.array[()] if self.scalar else self.array
+
 
 def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> _Array:
     if subtype is not _NDARRAY:
@@ -153,16 +193,16 @@ def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> _Array:
     return _Array()  # the declared shape is ignored: the data and its shape come in BUILD
 
 
-def _frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+def _frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> _Array:
     if order not in ("C", "F"):
         raise _Refused(f"array order {order!r}")
-    return _build(shape, dtype, order == "F", buf)
+    return _Array(_build(shape, dtype, order == "F", buf))
 
 
-def _scalar(dtype: Any, raw: Any = None) -> Any:
+def _scalar(dtype: Any, raw: Any = None) -> _Array:
     if raw is None:
         raise _Refused("a NumPy scalar without data")
-    return _build((), dtype, False, raw)[()]
+    return _Array(_build((), dtype, False, raw), scalar=True)
 
 
 def _bytes(*args: Any) -> bytes:
@@ -179,14 +219,17 @@ def _encode(text: Any, encoding: Any = "utf-8") -> bytes:
     return codecs.encode(text, "latin1")
 
 
-_ALLOWED: dict[tuple[str, str], Any] = {("numpy", "ndarray"): _NDARRAY, ("numpy", "dtype"): _Dtype}
+_ALLOWED: dict[tuple[str, str], _Frozen] = {
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _Global(_Dtype),
+    ("_codecs", "encode"): _Global(_encode),
+    ("builtins", "bytes"): _Global(_bytes),
+    ("__builtin__", "bytes"): _Global(_bytes),
+}
 for _core in ("numpy.core", "numpy._core"):
-    _ALLOWED[(f"{_core}.multiarray", "_reconstruct")] = _reconstruct
-    _ALLOWED[(f"{_core}.multiarray", "scalar")] = _scalar
-    _ALLOWED[(f"{_core}.numeric", "_frombuffer")] = _frombuffer
-_ALLOWED[("_codecs", "encode")] = _encode
-_ALLOWED[("builtins", "bytes")] = _bytes
-_ALLOWED[("__builtin__", "bytes")] = _bytes
+    _ALLOWED[(f"{_core}.multiarray", "_reconstruct")] = _Global(_reconstruct)
+    _ALLOWED[(f"{_core}.multiarray", "scalar")] = _Global(_scalar)
+    _ALLOWED[(f"{_core}.numeric", "_frombuffer")] = _Global(_frombuffer)
 
 
 class _Unpickler(pickle.Unpickler):
@@ -218,13 +261,11 @@ def _check_lengths(raw: bytes) -> None:
 def _materialise(obj: Any, depth: int = 0, seen: dict[int, Any] | None = None) -> Any:
     """Replace the stand-ins by arrays and dtypes throughout ``obj``."""
     if isinstance(obj, _Array):
-        if obj.array is None:
-            raise _Refused("an array with no data (a _reconstruct never filled): crafted file")
-        return obj.array
+        return obj.value()
     if isinstance(obj, _Dtype):
         return obj.dtype
-    if obj is _NDARRAY:
-        raise _Refused("a bare numpy.ndarray reference")
+    if isinstance(obj, _Frozen):
+        raise _Refused(f"a bare global {obj!r} in the data")
     if not isinstance(obj, dict | list | tuple | set | frozenset):
         return obj
     if depth >= MAX_DEPTH:
@@ -250,7 +291,7 @@ def _materialise(obj: Any, depth: int = 0, seen: dict[int, Any] | None = None) -
 
 
 def _plain_key(key: Any) -> None:
-    if isinstance(key, _Array | _Dtype | _NdarraySentinel):
+    if isinstance(key, _Array | _Dtype | _Frozen):
         raise _Refused("an array or dtype used as a dict key or set member")
 
 
