@@ -18,6 +18,9 @@ True
 from __future__ import annotations
 
 import hashlib
+import math
+import numbers
+import operator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,14 +63,57 @@ def standardize(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Standardise features with the training statistics; guard zero variance.
 
+    Parameters
+    ----------
+    x_train, x_test : array_like
+        2-d arrays (examples x features) of finite real numbers, with the same
+        number of features; ``x_train`` must have at least one row.
+    eps : float
+        Features whose training standard deviation is at most ``eps`` are only
+        centred (a finite number >= 0).
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not fit, a non-finite value (its array and first index
+        are named), ``eps`` out of range, or values so large that their variance
+        overflows float64.
+
     Examples
     --------
     >>> a = np.array([[1.0, 5.0], [3.0, 5.0]])
     >>> standardize(a, a)[0].tolist()
     [[-1.0, 0.0], [1.0, 0.0]]
     """
-    mean = x_train.mean(axis=0, dtype=np.float64)
-    std = x_train.std(axis=0, dtype=np.float64)
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 <= eps < math.inf:
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    x_train, x_test = np.asarray(x_train), np.asarray(x_test)
+    for name, a in (("x_train", x_train), ("x_test", x_test)):
+        if a.ndim != 2:
+            raise ValueError(
+                f"standardize takes 2-d arrays (examples x features); {name} is {a.ndim}-d"
+            )
+        if a.dtype.kind not in "iuf":
+            raise ValueError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    if x_train.shape[1] != x_test.shape[1]:
+        raise ValueError(
+            f"x_train has {x_train.shape[1]} features and x_test {x_test.shape[1]}: they must match"
+        )
+    if x_train.shape[0] == 0:
+        raise ValueError("x_train has no rows: nothing to take statistics from")
+    for name, a in (("x_train", x_train), ("x_test", x_test)):
+        bad = ~np.isfinite(a)
+        if bad.any():
+            index = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), a.shape))
+            raise ValueError(f"{name} holds a non-finite value {a[index]} at {index}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = x_train.mean(axis=0, dtype=np.float64)
+        std = x_train.std(axis=0, dtype=np.float64)
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        raise ValueError(
+            "features too large to standardise: their mean or variance overflows float64 "
+            "(rescale the data first)"
+        )
     std = np.where(std > eps, std, 1.0)
     return (
         ((x_train - mean) / std).astype(np.float32),
@@ -106,8 +152,34 @@ def load_dataset(
         Where the files of ``cifar10`` or ``mnist`` are.
     train_size : int, optional
         Keep only the first ``train_size`` training examples (to show how
-        dropout's effect grows as the training set shrinks).
+        dropout's effect grows as the training set shrinks); an integer
+        (Python or NumPy) between 1 and the number of training examples.
+
+    Raises
+    ------
+    FileNotFoundError, NotADirectoryError
+        ``data_dir`` missing, not a folder, or without the dataset's files.
+    DataFileError
+        A file is truncated, corrupt or holds bad labels or pixels (a
+        ``ValueError``; the message names the file and the first bad index).
+    ValueError, TypeError
+        An unknown ``name``, ``data_dir`` for a generated dataset, a bad
+        ``train_size``.
     """
+    if name in ("mnist1d", "digits") and data_dir is not None:
+        raise ValueError(
+            f"dataset {name!r} is generated or bundled, not read from files: drop data_dir "
+            f"(--data-dir {data_dir}), or choose the dataset the files hold (cifar10, mnist)"
+        )
+    if train_size is not None:
+        if isinstance(train_size, bool | np.bool_):
+            raise TypeError(f"train_size must be an integer, got {train_size!r}")
+        try:
+            train_size = operator.index(train_size)
+        except TypeError:
+            raise TypeError(
+                f"train_size must be an integer, got {train_size!r} ({type(train_size).__name__})"
+            ) from None
     if name == "mnist1d":
         raw = make_mnist1d()
     elif name == "digits":

@@ -18,6 +18,9 @@ Examples
 
 from __future__ import annotations
 
+import math
+import numbers
+import operator
 from typing import Any
 
 import numpy as np
@@ -100,13 +103,95 @@ def _transform(x: np.ndarray, rs: np.random.RandomState, a: dict[str, Any]) -> n
     return _resample(out, a["final_seq_length"])
 
 
+def _integer(a: dict[str, Any], key: str, low: int, high: int | None = None) -> int:
+    value = a[key]
+    try:
+        if isinstance(value, bool | np.bool_):
+            raise TypeError
+        n = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{key} must be an integer, got {value!r}") from None
+    if n < low or (high is not None and n > high):
+        span = (
+            f">= {low}" if high is None else f"in {low}..{'2**32-1' if high == 2**32 - 1 else high}"
+        )
+        raise ValueError(f"{key} must be an integer {span}, got {n}")
+    return n
+
+
+def _real(a: dict[str, Any], key: str, *, nonnegative: bool = True) -> float:
+    value = a[key]
+    what = "a finite number >= 0" if nonnegative else "a finite number"
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{key} must be {what}, got {value!r}")
+    x = float(value)
+    if not math.isfinite(x) or (nonnegative and x < 0):
+        raise ValueError(f"{key} must be {what}, got {value!r}")
+    return x
+
+
+def check_options(a: dict[str, Any]) -> dict[str, Any]:
+    """Check every MNIST-1D generator option; return them normalised (Python ints, floats).
+
+    Raises
+    ------
+    TypeError, ValueError
+        An option of the wrong type or out of range, named with its value.
+
+    Examples
+    --------
+    >>> check_options({**DEFAULTS, "num_samples": 5})
+    Traceback (most recent call last):
+    ...
+    ValueError: num_samples must be an integer >= 10 (one per digit), got 5
+    """
+    out = dict(a)
+    try:
+        out["num_samples"] = _integer(a, "num_samples", 10)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace(", got", " (one per digit), got")) from None
+    split = a["train_split"]
+    if isinstance(split, bool | np.bool_) or not isinstance(split, numbers.Real):
+        raise TypeError(f"train_split must be a number in (0, 1), got {split!r}")
+    if not 0 < float(split) < 1:
+        raise ValueError(f"train_split must be a number in (0, 1), got {split!r}")
+    out["train_split"] = float(split)
+    n = out["num_samples"] // 10 * 10
+    n_train = int(n * out["train_split"])
+    if not 1 <= n_train < n:
+        raise ValueError(
+            f"num_samples={out['num_samples']} with train_split={split!r} leaves {n_train} "
+            f"training and {n - n_train} test examples: both need at least one"
+        )
+    out["template_len"] = _integer(a, "template_len", 1)
+    pad = a["padding"]
+    message = f"padding must be two integers 0 <= low <= high, got {pad!r}"
+    if not isinstance(pad, tuple | list) or len(pad) != 2:
+        raise TypeError(message)
+    try:
+        low, high = (_integer({"padding": p}, "padding", 0) for p in pad)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(message) from None
+    if low > high:
+        raise ValueError(message)
+    out["padding"] = (low, high)
+    for key in ("scale_coeff", "corr_noise_scale", "iid_noise_scale"):
+        out[key] = _real(a, key)
+    out["shear_scale"] = _real(a, "shear_scale", nonnegative=False)
+    out["max_translation"] = _integer(a, "max_translation", 1)
+    out["final_seq_length"] = _integer(a, "final_seq_length", 1)
+    out["seed"] = _integer(a, "seed", 0, 2**32 - 1)
+    return out
+
+
 def make_mnist1d(**overrides: Any) -> dict[str, np.ndarray]:
     """Generate MNIST-1D: ``{"x", "y", "x_test", "y_test"}`` (float64 x, int64 y).
 
     Parameters
     ----------
     **overrides
-        Any of :data:`DEFAULTS` (``num_samples``, ``seed``, ...).
+        Any of :data:`DEFAULTS` (``num_samples``, ``seed``, ...), checked by
+        :func:`check_options`.
 
     Examples
     --------
@@ -117,7 +202,7 @@ def make_mnist1d(**overrides: Any) -> dict[str, np.ndarray]:
     unknown = set(overrides) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"unknown MNIST-1D parameters {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    a = {**DEFAULTS, **overrides}
+    a = check_options({**DEFAULTS, **overrides})
     rs = np.random.RandomState(a["seed"])
     tpl = templates()
     per_class = a["num_samples"] // len(tpl)
