@@ -30,9 +30,8 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     rows = [("name", "distribution", "version", "status", "summary / reason")]
     for info in list_backends():
         status = "available" if info.available else "unavailable"
-        rows.append(
-            (info.name, info.distribution, info.version, status, info.reason or info.summary)
-        )
+        cells = (info.name, info.distribution, info.version, status, info.reason or info.summary)
+        rows.append(tuple(" ".join(str(c).split()) for c in cells))  # one line per backend
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[4])
@@ -296,7 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, RuntimeError, OSError, ImportError) as exc:
         print(f"dropkit: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if str(exc) or args.command not in ("train", "compare"):  # e.g. "while loading ..."
+            print(f"dropkit: interrupted {exc}".rstrip(), file=sys.stderr)
+            return 130
         print(
             "dropkit: interrupted; the last finished epoch is saved: continue with --resume",
             file=sys.stderr,

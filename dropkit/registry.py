@@ -19,8 +19,10 @@ True
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -29,6 +31,16 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from ._plugin_guard import (
+    PluginError,
+    backend_problem,
+    call_plugin,
+    describe_exception,
+    guarded_plugin,
+    record_problem,
+    short,
+    take_records,
+)
 from .backend import ArrayAPIBackend, Backend, BackendInfo, BackendRecord
 
 __all__ = [
@@ -44,6 +56,17 @@ __all__ = [
 
 ENV_VAR = "DROPKIT_BACKEND"
 DEFAULT_BACKEND = "numpy"
+
+#: The built-in backends' names and the distributions that own them: a plugin
+#: from another distribution cannot take these names (the duplicate is reported).
+BUILTIN = {
+    "numpy": "dropkit-numpy",
+    "array_api_strict": "dropkit-array-api-strict",
+    "cupy": "dropkit-cupy",
+    "torch": "dropkit-torch",
+    "dask": "dropkit-dask",
+    "jax": "dropkit-jax",
+}
 
 #: Array library (top-level module name) -> loaded backend with the ops in that
 #: framework's own form (``dropout_native``, e.g. a registered torch custom op).
@@ -79,7 +102,7 @@ def native_backend(x: Any, name: str | None = None) -> Backend | None:
     backend = _NATIVE.get(type(x).__module__.partition(".")[0])
     if backend is None:
         return None
-    chosen = name or os.environ.get(ENV_VAR) or backend.name
+    chosen = name or os.environ.get(ENV_VAR, "").strip() or backend.name
     return backend if chosen == backend.name else None
 
 
@@ -88,7 +111,12 @@ class _Entry:
     record: BackendRecord | None
     distribution: str
     version: str
-    error: str | None = None  # plugin-level failure (import or hook)
+    error: str | None = None  # why it cannot be selected (broken plugin, duplicate name)
+    plugin: str = "?"  # the entry point's name
+
+    @property
+    def label(self) -> str:
+        return f"plugin {self.plugin!r} ({self.distribution} {self.version})"
 
 
 @dataclass
@@ -98,46 +126,77 @@ class Registry:
     Attributes
     ----------
     manager : pluggy.PluginManager
-        The plugin manager (other hooks are called through it).
+        The plugin manager (other hooks are called through it; an entry-point
+        plugin's hooks are guarded: one that fails is reported and switched off).
     entries : dict
-        Backend name -> entry, including broken plugins.
+        Backend name -> entry, including broken plugins (by entry-point name).
+    rejected : list
+        ``(name, entry)`` listed but never selected: a duplicate of a built-in
+        backend's name, a second registration of an ambiguous name, a broken
+        plugin whose entry-point name a backend already has.
     """
 
     manager: pluggy.PluginManager
     entries: dict[str, _Entry] = field(default_factory=dict)
+    rejected: list[tuple[str, _Entry]] = field(default_factory=list)
     _loaded: dict[str, Backend] = field(default_factory=dict)
     _failed: dict[str, str] = field(default_factory=dict)
 
-    def load(self, name: str) -> Backend:
-        """Load (once) and return the backend called ``name``."""
+    def load(self, name: str, *, source: str = "") -> Backend:
+        """Load (once) and return the backend called ``name``.
+
+        ``source`` says where the name came from, for the message of an unknown
+        name (e.g. ``" (from $DROPKIT_BACKEND)"``).
+        """
         if name in self._loaded:
             return self._loaded[name]
         entry = self.entries.get(name)
         if entry is None:
-            installed = ", ".join(sorted(self.entries)) or "none"
-            raise ValueError(
-                f"unknown backend {name!r}; installed backends: {installed}. "
-                "Install a backend distribution (e.g. dropkit-numpy) or fix the name."
-            )
-        if entry.record is None:
-            raise RuntimeError(f"backend plugin {name!r} is broken: {entry.error}")
+            raise ValueError(self._unknown(name, source))
+        if entry.error is not None:
+            raise RuntimeError(f"backend {name!r} is unavailable: {entry.error}")
         if name in self._failed:
             raise RuntimeError(f"backend {name!r} is unavailable: {self._failed[name]}")
+        record = entry.record
+        assert record is not None  # an entry without error has its record
         try:
-            backend = entry.record.load()
-        except Exception as exc:  # a missing library or device
-            self._failed[name] = f"{type(exc).__name__}: {exc}"
+            backend = call_plugin(
+                record.load, f"loading backend {name!r} ({entry.distribution} {entry.version})"
+            )
+            problem = backend_problem(backend, name)
+            if problem is not None:
+                raise PluginError(problem)
+        except PluginError as exc:  # a missing library or device, or a plugin bug
+            self._failed[name] = f"{exc} [{entry.label}]"
             raise RuntimeError(f"backend {name!r} is unavailable: {self._failed[name]}") from exc
         self._loaded[name] = backend
         if hasattr(backend, "dropout_native"):
-            for library in entry.record.namespaces:
-                _NATIVE.setdefault(library, backend)
+            for library in record.namespaces:
+                if self._claimant(library) == name:
+                    _NATIVE.setdefault(library, backend)
         return backend
 
+    def _unknown(self, name: str, source: str) -> str:
+        names = sorted(self.entries)
+        close = [n for n in names if n.lower() == name.lower()]
+        close = close or difflib.get_close_matches(name, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        return (
+            f"unknown backend {name!r}{source}; installed backends: "
+            f"{', '.join(names) or 'none'}{hint} Install a backend distribution (e.g. "
+            "dropkit-numpy) or fix the name."
+        )
+
     def info(self) -> list[BackendInfo]:
-        """Every registered backend with its availability, sorted by name."""
+        """Every registered backend with its availability, sorted by name.
+
+        A rejected duplicate is listed just before the entry that holds its
+        name, so that ``{b.name: b for b in info()}`` keeps the one in use.
+        """
+        rows = [(name, 1, entry) for name, entry in self.entries.items()]
+        rows += [(name, 0, entry) for name, entry in self.rejected]
         infos = []
-        for name, entry in sorted(self.entries.items()):
+        for name, _, entry in sorted(rows, key=lambda r: (r[0], r[1])):
             reason = entry.error
             if reason is None:
                 try:
@@ -152,56 +211,194 @@ class Registry:
             )
         return infos
 
+    def _claimants(self, library: str) -> list[str]:
+        return [
+            name
+            for name, entry in sorted(self.entries.items())
+            if entry.error is None
+            and entry.record is not None
+            and library in entry.record.namespaces
+        ]
+
+    def _claimant(self, library: str) -> str | None:
+        """The backend for arrays of ``library``: the only claimant, or the built-in one."""
+        names = self._claimants(library)
+        if len(names) > 1:
+            builtin = [n for n in names if _is_builtin(self.entries[n].distribution)]
+            if len(builtin) == 1:
+                return builtin[0]
+            who = ", ".join(f"{n!r} ({self.entries[n].distribution})" for n in names)
+            raise RuntimeError(
+                f"{library} arrays are claimed by several backends: {who}; choose one with "
+                f"backend=... or ${ENV_VAR}"
+            )
+        return names[0] if names else None
+
     def name_for_array(self, x: Any) -> str | None:
-        """The backend registered for the library of array ``x``, if any."""
-        library = type(x).__module__.partition(".")[0]
-        for name, entry in sorted(self.entries.items()):
-            if entry.record is not None and library in entry.record.namespaces:
-                return name
-        return None
+        """The backend registered for the library of array ``x``, if any.
+
+        When several backends claim the library, a built-in backend's claim
+        wins; between third-party ones there is no choice (RuntimeError).
+        """
+        return self._claimant(type(x).__module__.partition(".")[0])
 
 
-def _register_entry_point(registry: Registry, ep: Any) -> None:
+def _normal(dist: str) -> str:
+    return re.sub(r"[-_.]+", "-", dist).lower()
+
+
+def _is_builtin(dist: str) -> bool:
+    return _normal(dist) in BUILTIN.values()
+
+
+def _dist_of(ep: Any) -> tuple[str, str]:
     dist = getattr(ep, "dist", None)
-    dist_name = dist.name if dist is not None else "?"
-    version = dist.version if dist is not None else "?"
+    name = getattr(dist, "name", None) if dist is not None else None
+    version = getattr(dist, "version", None) if dist is not None else None
+    return (name or "unknown distribution", version or "?")
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+def _hook_functions(manager: pluggy.PluginManager, plugin: Any) -> dict[str, Any]:
+    """Attribute name -> hook implementation found on ``plugin`` (plugin code runs: guard)."""
+    found = {}
+    for attr in dir(plugin):
+        if manager.parse_hookimpl_opts(plugin, attr) is not None:
+            found[attr] = getattr(plugin, attr)
+    return found
+
+
+_HOOKS = frozenset(n for n in dir(hookspecs) if n.startswith(f"{hookspecs.PROJECT}_"))
+
+
+def _register_entry_point(
+    registry: Registry, ep: Any, candidates: dict[str, list[_Entry]], broken: list[_Entry]
+) -> None:
+    """Import one entry point, register its guarded hooks, collect its backend records."""
+    dist, version = _dist_of(ep)
+    label = f"plugin {ep.name!r} ({ep.value}, from {dist} {version})"
+
+    def fail(message: str) -> None:
+        _warn(message)
+        broken.append(_Entry(None, dist, version, message, ep.name))
+
     try:
-        plugin = ep.load()
-        registry.manager.register(plugin, name=ep.name)
-    except Exception as exc:
-        message = f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}"
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
-        registry.entries.setdefault(ep.name, _Entry(None, dist_name, version, message))
+        plugin = call_plugin(ep.load, f"importing plugin {ep.name!r} ({ep.value}, from {dist})")
+        functions = call_plugin(
+            lambda: _hook_functions(registry.manager, plugin), f"inspecting plugin {ep.name!r}"
+        )
+    except PluginError as exc:
+        fail(f"{label} failed to load: {exc}")
         return
-    impls = [
-        impl
-        for impl in registry.manager.hook.dropkit_backends.get_hookimpls()
-        if impl.plugin is plugin
-    ]
-    for impl in impls:
-        try:
-            records = list(impl.function())
-        except Exception as exc:
-            message = f"plugin {ep.name!r}: dropkit_backends raised {type(exc).__name__}: {exc}"
-            warnings.warn(message, RuntimeWarning, stacklevel=3)
-            registry.entries.setdefault(ep.name, _Entry(None, dist_name, version, message))
+    hooks: dict[str, Any] = {}
+    for attr, fn in functions.items():
+        opts = registry.manager.parse_hookimpl_opts(plugin, attr) or {}
+        hook = opts.get("specname") or attr
+        if hook not in _HOOKS:
+            _warn(
+                f"{label}: {hook!r} is not a dropkit hook (typo?), so it is never called; "
+                f"the hooks are {', '.join(sorted(_HOOKS))}"
+            )
+        elif opts.get("hookwrapper") or opts.get("wrapper"):
+            _warn(f"{label}: {hook!r} is a hook wrapper, which dropkit does not run: ignored")
+        else:
+            hooks[attr] = fn
+    proxy = guarded_plugin(hooks, label, proxy_name=f"dropkit-plugin:{dist}:{ep.name}")
+    try:
+        registry.manager.register(proxy, name=f"{dist}:{ep.name}")
+    except Exception as exc:  # pluggy's validation: unknown arguments, ...
+        fail(f"{label} failed to load: {describe_exception(exc)}")
+        return
+    bad = []
+    for attr, fn in hooks.items():
+        opts = registry.manager.parse_hookimpl_opts(plugin, attr) or {}
+        if (opts.get("specname") or attr) != "dropkit_backends":
             continue
-        for record in records:
-            if record.name in registry.entries:
-                other = registry.entries[record.name].distribution
-                warnings.warn(
-                    f"backend {record.name!r} from {dist_name} ignored: already registered by "
-                    f"{other}",
-                    RuntimeWarning,
-                    stacklevel=3,
+        try:
+            items = call_plugin(lambda fn=fn: take_records(fn()), f"calling {label}'s {attr}")
+        except PluginError as exc:
+            raised = "raised " if exc.__cause__ is not None else ""
+            fail(f"{label}: dropkit_backends {raised}{exc}")
+            return
+        for item in items:
+            problem = record_problem(item)
+            if problem is None:
+                candidates.setdefault(item.name, []).append(
+                    _Entry(item, dist, version, plugin=ep.name)
                 )
-                continue
-            registry.entries[record.name] = _Entry(record, dist_name, version)
+            else:
+                bad.append(problem)
+    if bad:
+        fail(
+            f"{label}: dropkit_backends returned {len(bad)} invalid record(s) (valid ones are "
+            f"kept): {'; '.join(bad)}"
+        )
+
+
+def _resolve(registry: Registry, candidates: dict[str, list[_Entry]], broken: list[_Entry]) -> None:
+    """Give each name to one entry; report duplicates, never prefer one by sort order."""
+    for name, entries in sorted(candidates.items()):
+        owner = BUILTIN.get(name)
+        keep = [e for e in entries if _normal(e.distribution) == owner]
+        if len(entries) == 1:
+            registry.entries[name] = entries[0]
+        elif len(keep) == 1:
+            registry.entries[name] = keep[0]
+            for entry in entries:
+                if entry is not keep[0]:
+                    entry.error = (
+                        f"{name!r} is the built-in backend of {owner}: this duplicate from "
+                        f"{entry.label} is ignored; uninstall {entry.distribution} or ask its "
+                        "authors to rename the backend"
+                    )
+                    _warn(f"backend {entry.error}")
+                    registry.rejected.append((name, entry))
+        else:
+            who = ", ".join(e.label for e in entries)
+            message = (
+                f"backend {name!r} is registered by {len(entries)} plugins: {who}; dropkit "
+                "does not choose between them: uninstall all but one"
+            )
+            _warn(message)
+            for entry in entries:
+                entry.error = message
+            registry.entries[name] = entries[0]
+            registry.rejected += [(name, e) for e in entries[1:]]
+    for entry in broken:
+        if entry.plugin in registry.entries:
+            registry.rejected.append((entry.plugin, entry))
+        else:
+            registry.entries[entry.plugin] = entry
+    for library in sorted(
+        {
+            n
+            for e in registry.entries.values()
+            if e.record is not None and e.error is None
+            for n in e.record.namespaces
+        }
+    ):
+        names = registry._claimants(library)
+        builtin = [n for n in names if _is_builtin(registry.entries[n].distribution)]
+        if len(names) > 1 and len(builtin) == 1:
+            for other in names:
+                if other != builtin[0]:
+                    _warn(
+                        f"backend {other!r} ({registry.entries[other].label}) also claims "
+                        f"{library} arrays, which the built-in backend {builtin[0]!r} serves: "
+                        "it is used for them only when selected by name"
+                    )
 
 
 @functools.cache
 def get_registry() -> Registry:
     """The process-wide registry, built on first use from entry points.
+
+    Every plugin is isolated: one that fails to import, whose hook raises or
+    returns junk, or that calls ``sys.exit`` is listed as unavailable with the
+    reason and its distribution, and never breaks the others.
 
     Examples
     --------
@@ -211,8 +408,12 @@ def get_registry() -> Registry:
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
     registry = Registry(manager)
-    for ep in sorted(entry_points(group=hookspecs.PROJECT), key=lambda e: e.name):
-        _register_entry_point(registry, ep)
+    candidates: dict[str, list[_Entry]] = {}
+    broken: list[_Entry] = []
+    eps = sorted(entry_points(group=hookspecs.PROJECT), key=lambda e: (e.name, _dist_of(e)))
+    for ep in eps:
+        _register_entry_point(registry, ep, candidates, broken)
+    _resolve(registry, candidates, broken)
     return registry
 
 
@@ -250,8 +451,14 @@ def get_backend(name: str | None = None, *arrays: Any) -> Backend:
 
     Raises
     ------
+    TypeError
+        For a name that is not a string.
     ValueError
-        For an unknown name (the message lists the installed backends).
+        For an empty or unknown name (the message lists the installed backends
+        and says when the name came from ``$DROPKIT_BACKEND``).
+    RuntimeError
+        For a backend that cannot be loaded here (with the reason and the
+        distribution), or arrays claimed by several third-party backends.
 
     Examples
     --------
@@ -264,8 +471,20 @@ def get_backend(name: str | None = None, *arrays: Any) -> Backend:
     ValueError: unknown backend 'no-such'; installed backends: ...
     """
     registry = get_registry()
-    if name is None:
-        name = os.environ.get(ENV_VAR) or None
+    source = ""
+    if name is not None:
+        if not isinstance(name, str):
+            raise TypeError(
+                f"backend name must be a string, got {short(name)} ({type(name).__name__})"
+            )
+        if not name.strip():
+            raise ValueError(
+                "backend name is empty: pass an installed backend's name "
+                f"({', '.join(sorted(registry.entries))}) or None for the default"
+            )
+    else:
+        name = os.environ.get(ENV_VAR, "").strip() or None  # unset or empty: not chosen
+        source = f" (from ${ENV_VAR})"
     if name is None and arrays:
         name = registry.name_for_array(arrays[0])
         if name is None:
@@ -275,4 +494,4 @@ def get_backend(name: str | None = None, *arrays: Any) -> Backend:
 
             xp = namespace_of(arrays[0], "x")
             return ArrayAPIBackend(f"array-api:{xp.__name__}", xp)
-    return registry.load(name or DEFAULT_BACKEND)
+    return registry.load(name or DEFAULT_BACKEND, source=source if name else "")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from typing import Any
 
 import numba as nb
@@ -28,7 +29,34 @@ __all__ = ["dropout_fused_numba", "random_bits_numba", "sgd_update_numba"]
 _CHUNK = 1 << 12  # blocks per parallel task (64 KiB of words)
 #: Arrays with fewer elements run on one thread (thread start-up costs more).
 PARALLEL_MIN = 1 << 18
-_JIT = {"nogil": True, "cache": True, "fastmath": False, "error_model": "numpy"}
+
+
+def _can_cache() -> bool:
+    """Whether Numba can cache this package's kernels on disk (one warning when not).
+
+    Numba refuses ``cache=True`` at decoration when neither ``$NUMBA_CACHE_DIR``,
+    the package folder nor the user's cache folder is writable (a read-only
+    install and ``HOME``): the kernels are then compiled in each process.
+    """
+
+    def probe() -> None:  # pragma: no cover - never called
+        return None
+
+    try:
+        nb.njit(cache=True)(probe)
+    except Exception as exc:
+        warnings.warn(
+            f"dropkit-numpy: Numba cannot cache its compiled kernels here ({exc}); they are "
+            "compiled in each process instead (seconds at the first call). Set "
+            "NUMBA_CACHE_DIR to a writable folder to cache them.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
+    return True
+
+
+_JIT = {"nogil": True, "cache": _can_cache(), "fastmath": False, "error_model": "numpy"}
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     nb.config.THREADING_LAYER = "workqueue"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import array_api_compat.numpy as xp
@@ -15,14 +16,41 @@ __all__ = ["KERNELS_ENV_VAR", "NumpyBackend"]
 #: Set to ``numpy`` to force the pure-NumPy kernels (``numba`` is the default).
 KERNELS_ENV_VAR = "DROPKIT_NUMPY_KERNELS"
 
+_NUMBA_ERROR: str | None = None  # why the Numba kernels failed to import (warned once)
+
+
+def _warn_numba(reason: str) -> None:
+    warnings.warn(
+        f"dropkit-numpy: the Numba kernels failed to import ({reason}); using the pure-NumPy "
+        f"kernels (same results, slower). Set {KERNELS_ENV_VAR}=numpy to silence this.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+
 
 def _numba_kernels() -> tuple[Any, Any, Any, Any, Any] | None:
+    """The Numba kernels, or None for the pure-NumPy ones.
+
+    Numba missing is the documented fallback (silent); Numba failing otherwise
+    at import (a broken llvmlite, a bad ``NUMBA_*`` setting) warns once per
+    process and falls back too: the backend stays available.
+    """
     if os.environ.get(KERNELS_ENV_VAR, "numba") == "numpy":
+        return None
+    global _NUMBA_ERROR
+    if _NUMBA_ERROR is not None:
         return None
     try:
         from ._masked_numba import masked_numba, relu_backward_numba
         from ._philox_numba import dropout_fused_numba, random_bits_numba, sgd_update_numba
-    except ImportError:
+    except ImportError as exc:
+        if getattr(exc, "name", None) not in ("numba", "llvmlite"):
+            _NUMBA_ERROR = f"{type(exc).__name__}: {exc}"
+            _warn_numba(_NUMBA_ERROR)
+        return None
+    except Exception as exc:
+        _NUMBA_ERROR = f"{type(exc).__name__}: {exc}"
+        _warn_numba(_NUMBA_ERROR)
         return None
     return (
         random_bits_numba,
