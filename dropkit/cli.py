@@ -375,7 +375,10 @@ def _gib(n: int) -> str:
 def _check_memory(config: TrainConfig, data: Any) -> None:
     from .train import memory_estimate
 
-    params, need = memory_estimate(config, data.n_features, data.n_classes)
+    batch = min(config.batch_size, data.x_train.shape[0])
+    params, need = memory_estimate(
+        dataclasses.replace(config, batch_size=batch), data.n_features, data.n_classes
+    )
     total = _physical_memory()
     if total is not None and need > total:
         layers = "-".join(str(w) for w in (data.n_features, *config.hidden, data.n_classes))
@@ -407,31 +410,48 @@ def _check_checkpoints(plan: _Plan, command: str, data: Any, backend: str) -> No
             )
 
 
+def _prepare(args: argparse.Namespace, command: str) -> tuple[_Plan, Any]:
+    """Work out and check everything the command needs; nothing is written."""
+    from .data import load_dataset
+
+    given = _given(args)
+    if args.resume is not None:
+        plan = _plan_resume(args, command, given)
+    else:
+        plan = _plan_fresh(args, command, given)
+    backend = get_backend(plan.config.backend)
+    data = load_dataset(plan.config.dataset, **plan.data_args)
+    _check_memory(plan.config, data)
+    if plan.resume:
+        _check_checkpoints(plan, command, data, backend.name)
+    return plan, data
+
+
 def _setup(args: argparse.Namespace, command: str) -> tuple[Any, Any, Path, bool, Any]:
     from .checkpoint import atomic_write_text
-    from .data import load_dataset
     from .reporters import MetricsFile, Progress
     from .rundir import CONFIG_NAME, RunLock, remove_stale_temporaries
 
-    given = _given(args)
-    plan = _plan_resume(args, command, given) if args.resume else _plan_fresh(args, command, given)
-    config = plan.config
-    backend = get_backend(config.backend)
-    data = load_dataset(config.dataset, **plan.data_args)
-    _check_memory(config, data)
-    if plan.resume:
-        _check_checkpoints(plan, command, data, backend.name)
-    # everything is checked: only now does the command write, holding the folder
-    lock = RunLock(plan.out, command=f"dropkit {' '.join(sys.argv[1:]) or command}").acquire()
+    for flag in ("out", "resume"):
+        if getattr(args, flag) == "":
+            raise ValueError(f"--{flag} needs a folder name, got ''")
+    holder = "dropkit " + " ".join(getattr(args, "argv", [command]))
+    for _attempt in range(3):
+        plan, data = _prepare(args, command)
+        # everything is checked: only now does the command write, holding the folder
+        lock = RunLock(plan.out, command=holder).acquire()
+        if _folder_state(plan.out) == plan.state:
+            break
+        lock.release()  # another run wrote there meanwhile: check again
+    else:
+        raise RuntimeError(
+            f"{plan.out} changed while this command got ready (another run wrote to it); "
+            "run the command again"
+        )
     try:
-        if _folder_state(plan.out) != plan.state:
-            raise RuntimeError(
-                f"{plan.out} changed while this command got ready (another run wrote to it); "
-                "run the command again"
-            )
         remove_stale_temporaries(plan.out)
         if plan.write_config:
-            doc = {"command": command, "config": config.to_dict(), "data": plan.data_args}
+            doc = {"command": command, "config": plan.config.to_dict(), "data": plan.data_args}
             atomic_write_text(plan.out / CONFIG_NAME, json.dumps(doc, indent=2))
         pm = get_plugin_manager()
         plugins = [MetricsFile()] + ([] if args.quiet else [Progress()])
@@ -440,7 +460,7 @@ def _setup(args: argparse.Namespace, command: str) -> tuple[Any, Any, Path, bool
     except BaseException:
         lock.release()
         raise
-    return config, data, plan.out, plan.resume, (pm, plugins, lock)
+    return plan.config, data, plan.out, plan.resume, (pm, plugins, lock)
 
 
 def _teardown(handle: Any) -> None:
@@ -534,7 +554,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from .train import TrainingDivergedError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.argv = argv
     try:
         status = args.func(args)
     except TrainingDivergedError as exc:
@@ -552,10 +574,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dropkit: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "dropkit: interrupted; the last finished epoch is saved: continue with --resume",
-            file=sys.stderr,
-        )
+        folder = getattr(args, "resume", None) or getattr(args, "out", None)
+        if args.command in ("train", "compare"):
+            where = f" {folder}" if folder else " RUN_FOLDER"
+            message = f"every finished epoch is saved: continue with --resume{where}"
+        else:
+            message = "nothing was saved"
+        print(f"dropkit: interrupted; {message}", file=sys.stderr)
         return 130
     return status
 

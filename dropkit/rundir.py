@@ -153,7 +153,13 @@ class RunLock:
         if fcntl is None:  # pragma: no cover
             _HELD[_key(self.folder)] = threading.get_ident()
             return self
-        fd = os.open(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise OSError(
+                f"cannot lock the run folder {self.folder}: {self.folder / LOCK_NAME}: "
+                f"{exc.strerror}; make it a writable file (or remove it) or choose another --out"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

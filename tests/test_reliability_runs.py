@@ -122,7 +122,7 @@ HOLDER = textwrap.dedent(
 
 # `dropkit` with a plugin that stops the process at a chosen moment (printing "stopped"), so
 # that the test can SIGKILL it there: "start" (before the first epoch), "write" (in the middle
-# of writing the first checkpoint, its temporary file half written).
+# of writing the first checkpoint, its temporary file half written), or "none" (no stop).
 STOPPED = textwrap.dedent(
     """
     import sys, time
@@ -145,9 +145,10 @@ STOPPED = textwrap.dedent(
         stop()
 
     where = sys.argv[1]
+    get_plugin_manager().unregister(name="plots")  # a second a run, not needed here
     if where == "start":
         get_plugin_manager().register(AtStart())
-    else:
+    elif where == "write":
         dropkit.checkpoint.np.savez = half_written
     from dropkit.cli import main
     sys.exit(main(sys.argv[2:]))
@@ -178,12 +179,9 @@ def _wait_for(proc: subprocess.Popen, word: str) -> None:
 # case: two `dropkit train` processes started at once into one --out
 def test_two_trains_at_once_into_one_folder(tmp_path):
     out = tmp_path / "both"
-    cmd = [sys.executable, "-m", "dropkit.cli", "train", *TINY, "--epochs", "4", "--out", str(out)]
-    procs = [
-        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-        for _ in range(2)
-    ]
-    results = [(p.pid, *p.communicate(timeout=300), p.returncode) for p in procs]
+    procs = [_start(STOPPED, "none", "train", *TINY, "--epochs", "4", "--out", str(out))]
+    procs.append(_start(STOPPED, "none", "train", *TINY, "--epochs", "4", "--out", str(out)))
+    results = [(p.pid, *p.communicate("", timeout=300), p.returncode) for p in procs]
     codes = sorted(r[3] for r in results)
     assert codes == [0, 2], results
     (winner,) = [r for r in results if r[3] == 0]
@@ -487,6 +485,19 @@ def test_killed_before_first_checkpoint_then_resume_or_restart(tmp_path):
         where: _start(STOPPED, where, "train", *TINY, "--out", str(folder))
         for where, folder in folders.items()
     }
+    # case: Ctrl-C (SIGINT) before the first epoch: status 130, the folder resumable
+    interrupted = tmp_path / "interrupted"
+    ctrl_c = _start(STOPPED, "start", "train", *TINY, "--out", str(interrupted))
+    _wait_for(ctrl_c, "stopped")
+    ctrl_c.send_signal(signal.SIGINT)
+    _, err = ctrl_c.communicate(timeout=60)
+    assert ctrl_c.returncode == 130, err
+    assert (
+        f"interrupted; every finished epoch is saved: continue with --resume {interrupted}" in err
+    )
+    assert main(["train", "--resume", str(interrupted), "--quiet"]) == 0
+    assert _epochs(interrupted) == [1, 2]
+
     for where, proc in procs.items():
         _wait_for(proc, "stopped")
         proc.send_signal(signal.SIGKILL)
@@ -652,7 +663,7 @@ def _set(d, key, value):
         (lambda a, m: _set(a, "param_0", a["param_0"][:, :-1]), "'param_0' has shape"),
         (lambda a, m: a.pop("velocity_1"), "has no array 'velocity_1'"),
         (lambda a, m: _set(a, "param_2", a["param_2"] * np.nan), "'param_2' holds NaN or inf"),
-        (lambda a, m: _set(a, "velocity_0", a["velocity_0"] / 0), "'velocity_0' holds NaN or"),
+        (lambda a, m: _set(a, "velocity_0", a["velocity_0"] + np.inf), "'velocity_0' holds NaN or"),
         (lambda a, m: _set(a, "param_0", a["param_0"].astype(int)), "'param_0' has dtype int"),
         (lambda a, m: _set(a, "extra", np.ones(2)), "unexpected array 'extra'"),
         (lambda a, m: _set(m, "generators", [{"key": -1}] * 2), "generator state 0"),
@@ -907,3 +918,120 @@ def test_memory_error_is_one_clear_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(train_module, "MLP", no_memory)
     status, err = _cli(capsys, "train", *TINY, "--out", str(tmp_path / "x"))
     assert status == 2 and "out of memory" in err and "--hidden" in err, err
+
+
+# ---------------------------------------------------------------------------------------------
+# Beyond the list: more run-folder and option cases
+
+
+# case: the folder changes between the checks and the lock (another run wrote there)
+def test_folder_changed_while_getting_ready(tmp_path, capsys, monkeypatch):
+    import dropkit.rundir
+
+    out = _made(tmp_path)
+    real = dropkit.rundir.RunLock.acquire
+
+    def racing(self):
+        (out / "config.json").write_text((out / "config.json").read_text() + " ")
+        return real(self)
+
+    monkeypatch.setattr(dropkit.rundir.RunLock, "acquire", racing)
+    status, err = _cli(capsys, "train", "--resume", str(out), "--epochs", "3")
+    assert status == 2 and "changed while this command got ready" in err, err
+    assert _epochs(out) == [1, 2]
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(out), "--epochs", "3"]) == 0
+
+
+# case: --resume "" and --out "" (an empty folder name)
+@pytest.mark.parametrize("flag", ["--resume", "--out"])
+def test_empty_folder_names(tmp_path, capsys, monkeypatch, flag):
+    monkeypatch.chdir(tmp_path)
+    _refused(capsys, tmp_path, "train", *TINY, flag, "", match=f"{flag} needs a folder name")
+
+
+# case: --out under a regular file (its parent is not a folder)
+def test_out_below_a_file(tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    err = _refused(
+        capsys, tmp_path, "train", *TINY, "--out", str(tmp_path / "file" / "run"), match="file"
+    )
+    assert (tmp_path / "file").read_text() == "mine" and "Traceback" not in err
+
+
+# case: the folder's .dropkit.lock is a folder (cannot be locked): clear error
+def test_lock_file_that_is_a_folder(tmp_path, capsys):
+    out = tmp_path / "x"
+    (out / ".dropkit.lock").mkdir(parents=True)
+    _refused(capsys, out, "train", *TINY, "--out", str(out), match="cannot lock the run folder")
+
+
+# case: --out with spaces and non-ASCII characters (correct acceptance)
+def test_out_with_spaces_and_unicode(tmp_path):
+    out = tmp_path / "my runs" / "dropout ü 1"
+    assert main(["train", *TINY, "--out", str(out)]) == 0
+    assert main(["train", "--resume", str(out), "--epochs", "3", "--quiet"]) == 0
+    assert _epochs(out) == [1, 2, 3]
+
+
+# case: metrics.csv deleted or damaged before --resume: rewritten from the checkpoint
+def test_resume_rewrites_a_lost_metrics_file(tmp_path):
+    out = _made(tmp_path)
+    (out / "metrics.csv").write_text("garbage")
+    assert main(["train", "--resume", str(out), "--epochs", "3", "--quiet"]) == 0
+    assert _metrics_epochs(out) == [1, 2, 3]
+
+
+# case: a huge --batch-size (more than the data) and extreme but valid values are accepted
+def test_extreme_valid_options(tmp_path):
+    out = tmp_path / "x"
+    args = ["--batch-size", str(10**12), "--seed", str(2**64 - 1), "--momentum", "0"]
+    args += ["--lr-every", "0", "--lr-times", "0", "--weight-decay", "0", "--lr", "1e-300"]
+    assert main(["train", *TINY, "--out", str(out), *args]) == 0
+    _, meta = load_checkpoint(out / "checkpoint.npz")
+    assert (
+        meta["config"]["seed"] == 2**64 - 1 and [r["lr"] for r in meta["history"]] == [1e-300] * 2
+    )
+
+
+# case: --train-size beyond the data, and $DROPKIT_BACKEND naming no backend (already clear)
+def test_data_and_backend_environment_errors(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "x"
+    _refused(capsys, out, "train", *TINY, "--out", str(out), "--train-size", "4001", match="4001")
+    monkeypatch.setenv("DROPKIT_BACKEND", "nope")
+    _refused(capsys, out, "train", *TINY, "--out", str(out), match="unknown backend 'nope'")
+    assert not out.exists()
+
+
+# case: a fresh compare into a folder held by a running train (and the reverse) is refused
+def test_compare_into_a_held_folder(tmp_path, capsys):
+    from dropkit.rundir import RunLock
+
+    out = tmp_path / "x"
+    held, done = threading.Event(), threading.Event()
+
+    def hold():
+        with RunLock(out, command="dropkit train --out x"):
+            held.set()
+            done.wait(60)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert held.wait(60)
+        err = _refused(capsys, out, "compare", *TINY, "--out", str(out), match="is in use")
+        assert "dropkit train --out x" in err
+    finally:
+        done.set()
+        thread.join()
+
+
+# case: the diverged run prints no NumPy overflow warnings, only its message
+def test_divergence_is_not_a_warning_storm(tmp_path, capsys):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status, _ = _cli(capsys, "train", *TINY, "--out", str(tmp_path / "x"), "--lr", "1e30")
+    assert status == 3
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
