@@ -54,6 +54,7 @@ __all__ = [
     "LOCK_NAME",
     "NET_FOLDERS",
     "RunConfig",
+    "RunConfigError",
     "RunFolderBusyError",
     "RunLock",
     "holds_run",
@@ -322,6 +323,16 @@ def read_run_config(folder: str | Path, fields: list[str]) -> RunConfig:
     RunConfigError
         The file is not valid JSON or not what dropkit writes; the message
         names the file and the key.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "config.json").write_text('{"config": {"lr": "fast"}, "data": {}}')
+    >>> read_run_config(folder, ["lr"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    dropkit.rundir.RunConfigError: .../config.json: 'config.lr' must be a number, got 'fast'; ...
     """
     folder = Path(folder)
     path = folder / CONFIG_NAME
