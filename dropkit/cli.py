@@ -11,7 +11,10 @@ backend numpy ...
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -45,6 +48,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .testing.stats import FALSE_FAILURE_RATE, binomial_interval
 
     check_p(args.p)
+    if args.size < 1:
+        raise ValueError(f"--size must be at least 1, got {args.size}")
+    if not 0 <= args.seed < 2**64:
+        raise ValueError(f"--seed must be an integer in [0, 2**64), got {args.seed}")
+    total = _physical_memory()
+    need = 3 * 4 * args.size  # input, output and mask words, float32
+    if total is not None and need > total:
+        raise ValueError(
+            f"--size {args.size} needs {_gib(need)} (float32 input, output and mask), more "
+            f"than this machine's {_gib(total)} of memory; choose a smaller --size"
+        )
     backend = get_backend(args.backend)
     xp = backend.xp
     print(f"backend {backend.name} ({backend!r}); p = {args.p} is the DROP probability")
@@ -92,13 +106,13 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", choices=DATASETS, default=None, help="default: mnist1d")
     g.add_argument("--data-dir", default=None, help="folder with the cifar10 or mnist files")
     g.add_argument(
-        "--train-size", type=int, default=None, help="use only the first N training examples"
+        "--train-size", type=_integer, default=None, help="use only the first N training examples"
     )
     g.add_argument(
         "--backend", default=None, help="backend name (default: $DROPKIT_BACKEND or numpy)"
     )
-    g.add_argument("--seed", type=int, default=None, help="default: 0")
-    g.add_argument("--epochs", type=int, default=None, help="default: 300")
+    g.add_argument("--seed", type=_integer, default=None, help="default: 0")
+    g.add_argument("--epochs", type=_integer, default=None, help="default: 300")
     g.add_argument(
         "--hidden",
         type=_widths,
@@ -108,26 +122,28 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--p-hidden",
-        type=float,
+        type=_finite,
         default=None,
         help="DROP probability of hidden units (default: 0.5)",
     )
     g.add_argument(
-        "--p-input", type=float, default=None, help="DROP probability of input units (default: 0)"
+        "--p-input", type=_finite, default=None, help="DROP probability of input units (default: 0)"
     )
     g.add_argument("--mode", choices=("inverted", "vanilla"), default=None)
-    g.add_argument("--lr", type=float, default=None, help="default: 0.05")
+    g.add_argument("--lr", type=_finite, default=None, help="default: 0.05")
     g.add_argument(
         "--lr-every",
-        type=int,
+        type=_integer,
         default=None,
         help="halve the learning rate every K epochs (default: 75)",
     )
-    g.add_argument("--lr-times", type=int, default=None, help="... at most N times (default: 3)")
-    g.add_argument("--momentum", type=float, default=None, help="default: 0.9")
+    g.add_argument(
+        "--lr-times", type=_integer, default=None, help="... at most N times (default: 3)"
+    )
+    g.add_argument("--momentum", type=_finite, default=None, help="default: 0.9")
     g.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum")
-    g.add_argument("--weight-decay", type=float, default=None, help="L2 on weights (1e-3)")
-    g.add_argument("--batch-size", type=int, default=None, help="default: 256")
+    g.add_argument("--weight-decay", type=_finite, default=None, help="L2 on weights (1e-3)")
+    g.add_argument("--batch-size", type=_integer, default=None, help="default: 256")
     g.add_argument("--dtype", choices=("float16", "float32", "float64"), default=None)
     g = p.add_argument_group("output")
     g.add_argument(
@@ -140,6 +156,25 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
         help="continue the run saved in DIR (its config.json; --epochs may extend it)",
     )
     g.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _finite(text: str) -> float:
+    """An argparse type: a finite float (``nan`` and ``inf`` are refused up front)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _integer(text: str) -> int:
+    """An argparse type: an integer."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -172,50 +207,266 @@ _CONFIG_FLAGS = (
     "backend",
     "dtype",
 )
+_DATA_FLAGS = ("data_dir", "train_size")
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _show(key: str, value: Any) -> str:
+    if key == "hidden" and isinstance(value, list | tuple):
+        return ",".join(str(w) for w in value)
+    return str(value)
+
+
+def _config(values: dict[str, Any], where: Path | None = None) -> TrainConfig:
+    """``TrainConfig(**values)``; its errors name the flag (or the file ``where``)."""
+    try:
+        return TrainConfig(**values)
+    except (TypeError, ValueError) as exc:
+        message = str(exc)
+        if where is not None:
+            raise type(exc)(f"{where}: {message}; {_FIX}") from None
+        for key in _CONFIG_FLAGS:
+            if message.startswith(f"{key} "):
+                message = _flag(key) + message[len(key) :]
+                break
+        raise type(exc)(message) from None
+
+
+_FIX = "it was left as is: fix it, or start a new run in another --out folder"
+
+
+def _folder_state(out: Path) -> list[tuple[str, int, int] | None]:
+    """What a run's files look like now (to notice a change while getting ready)."""
+    from .checkpoint import CHECKPOINT_NAME
+    from .rundir import CONFIG_NAME, NET_FOLDERS
+
+    paths = [out / CONFIG_NAME, out / CHECKPOINT_NAME]
+    paths += [out / net / CHECKPOINT_NAME for net in NET_FOLDERS]
+    state: list[tuple[str, int, int] | None] = []
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            state.append(None)
+        else:
+            state.append((str(path), st.st_size, st.st_mtime_ns))
+    return state
+
+
+def _same_dir(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return a == b
+    return a == b or os.path.realpath(a) == os.path.realpath(b)
+
+
+class _Plan:
+    """What a train/compare command will do, worked out without writing anything."""
+
+    def __init__(self, out: Path, config: TrainConfig, data_args: dict[str, Any]) -> None:
+        self.out = out
+        self.config = config
+        self.data_args = data_args
+        self.resume = False
+        self.write_config = True
+        self.state = _folder_state(out)
+
+
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    given: dict[str, Any] = dict(PRESETS[args.preset]) if args.preset else {}
+    given.update({k: getattr(args, k) for k in _CONFIG_FLAGS if getattr(args, k) is not None})
+    if args.train_size is not None and args.train_size < 1:
+        raise ValueError(f"--train-size must be at least 1, got {args.train_size}")
+    return given
+
+
+def _plan_fresh(args: argparse.Namespace, command: str, given: dict[str, Any]) -> _Plan:
+    from .rundir import RunLock, holds_run
+
+    config = _config(given)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path("runs") / f"{command}-{stamp}"
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is not a folder: choose another --out")
+    RunLock.probe(out)
+    if holds_run(out):
+        raise FileExistsError(
+            f"{out} already holds a run: continue it with --resume {out}, or choose another --out"
+        )
+    return _Plan(out, config, {k: getattr(args, k) for k in _DATA_FLAGS})
+
+
+def _plan_resume(args: argparse.Namespace, command: str, given: dict[str, Any]) -> _Plan:
+    from .rundir import RunLock, read_run_config, run_command
+
+    out = Path(args.resume)
+    if args.out is not None and not _same_dir(args.out, args.resume):
+        raise ValueError(
+            f"--resume continues the run in its own folder {out}: leave out --out {args.out} "
+            "(or give the same folder)"
+        )
+    if out.is_dir():
+        RunLock.probe(out)
+    fields = list(TrainConfig().to_dict())
+    saved = read_run_config(out, fields)
+    made_by = run_command(out, saved.command)
+    if made_by is not None and made_by != command:
+        raise ValueError(
+            f"{out} was made by `dropkit {made_by}`: continue it with `dropkit {made_by} "
+            f"--resume {out}`"
+        )
+    base = _config(saved.config, saved.path)
+    wanted = _config({**base.to_dict(), **given})
+    differences = []
+    for key in _CONFIG_FLAGS:
+        before, after = getattr(base, key), getattr(wanted, key)
+        if key == "epochs" or before == after:
+            continue
+        if key == "backend" and before is None:
+            before = f"None (the default, {_default_backend()})"
+            if after == _default_backend():
+                continue
+        differences.append(f"{_flag(key)}: saved {_show(key, before)}, now {_show(key, after)}")
+    for key in _DATA_FLAGS:
+        value = getattr(args, key)
+        if value is not None and not _same_dir(str(value), _as_str(saved.data[key])):
+            differences.append(f"{_flag(key)}: saved {saved.data[key]}, now {value}")
+    if differences:
+        raise ValueError(
+            f"--resume {out}: the run was made with other options ({saved.path}): "
+            f"{'; '.join(differences)}. Resume with the saved values (or without these "
+            "options), or start a new run in another --out folder; nothing was changed"
+        )
+    config = dataclasses.replace(base, epochs=wanted.epochs)
+    plan = _Plan(out, config, saved.data)
+    plan.resume = True
+    plan.write_config = config != base or saved.command is None
+    return plan
+
+
+def _as_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _default_backend() -> str:
+    try:
+        return get_backend(None).name
+    except (ValueError, RuntimeError, ImportError):
+        return "numpy"
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX
+        return None
+
+
+def _gib(n: int) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def _check_memory(config: TrainConfig, data: Any) -> None:
+    from .train import memory_estimate
+
+    batch = min(config.batch_size, data.x_train.shape[0])
+    params, need = memory_estimate(
+        dataclasses.replace(config, batch_size=batch), data.n_features, data.n_classes
+    )
+    total = _physical_memory()
+    if total is not None and need > total:
+        layers = "-".join(str(w) for w in (data.n_features, *config.hidden, data.n_classes))
+        raise ValueError(
+            f"--hidden {_show('hidden', config.hidden)}: the net {layers} has {params:,} "
+            f"parameters, which need {_gib(need)} to train ({config.dtype} weights, gradients, "
+            f"momentum and a batch of activations), more than this machine's {_gib(total)} of "
+            "memory; choose smaller --hidden widths (or a smaller --batch-size)"
+        )
+
+
+def _check_checkpoints(plan: _Plan, command: str, data: Any, backend: str) -> None:
+    """Check every checkpoint the resumed run would continue; nothing is written."""
+    from .checkpoint import CHECKPOINT_NAME
+    from .experiment import net_configs
+    from .train import check_checkpoint
+
+    nets = net_configs(plan.config) if command == "compare" else {"": plan.config}
+    for net, cfg in nets.items():
+        ckpt = plan.out / net / CHECKPOINT_NAME
+        if not ckpt.exists():
+            continue
+        _, meta = check_checkpoint(ckpt, cfg, data, backend)
+        trained = len(meta["history"])
+        if plan.config.epochs < trained:
+            raise ValueError(
+                f"--epochs {plan.config.epochs} is fewer than the {trained} epochs already "
+                f"trained in {plan.out}; give --epochs {trained} or more (or leave it out)"
+            )
+
+
+def _prepare(args: argparse.Namespace, command: str) -> tuple[_Plan, Any]:
+    """Work out and check everything the command needs; nothing is written."""
+    from .data import load_dataset
+
+    given = _given(args)
+    if args.resume is not None:
+        plan = _plan_resume(args, command, given)
+    else:
+        plan = _plan_fresh(args, command, given)
+    backend = get_backend(plan.config.backend)
+    data = load_dataset(plan.config.dataset, **plan.data_args)
+    _check_memory(plan.config, data)
+    if plan.resume:
+        _check_checkpoints(plan, command, data, backend.name)
+    return plan, data
 
 
 def _setup(args: argparse.Namespace, command: str) -> tuple[Any, Any, Path, bool, Any]:
     from .checkpoint import atomic_write_text
-    from .data import load_dataset
     from .reporters import MetricsFile, Progress
+    from .rundir import CONFIG_NAME, RunLock, remove_stale_temporaries
 
-    explicit = {k: getattr(args, k) for k in _CONFIG_FLAGS if getattr(args, k) is not None}
-    if args.resume:
-        out = Path(args.resume)
-        saved = out / "config.json"
-        if not saved.exists():
-            raise FileNotFoundError(f"nothing to resume in {out}: no config.json there")
-        meta = json.loads(saved.read_text())
-        base = {k: v for k, v in meta["config"].items()}
-        data_args = meta["data"]
+    for flag in ("out", "resume"):
+        if getattr(args, flag) == "":
+            raise ValueError(f"--{flag} needs a folder name, got ''")
+    holder = "dropkit " + " ".join(getattr(args, "argv", [command]))
+    for _attempt in range(3):
+        plan, data = _prepare(args, command)
+        # everything is checked: only now does the command write, holding the folder
+        lock = RunLock(plan.out, command=holder).acquire()
+        if _folder_state(plan.out) == plan.state:
+            break
+        lock.release()  # another run wrote there meanwhile: check again
     else:
-        preset = dict(PRESETS[args.preset]) if args.preset else {}
-        base = TrainConfig(**preset).to_dict()
-        data_args = {"data_dir": args.data_dir, "train_size": args.train_size}
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        out = Path(args.out) if args.out else Path("runs") / f"{command}-{stamp}"
-        if (out / "config.json").exists():
-            raise FileExistsError(
-                f"{out} already holds a run: continue it with --resume {out}, or choose "
-                "another --out"
-            )
-    config = TrainConfig.from_dict({**base, **explicit})
-    data = load_dataset(config.dataset, **data_args)
-    atomic_write_text(
-        out / "config.json",
-        json.dumps({"config": config.to_dict(), "data": data_args}, indent=2),
-    )
-    pm = get_plugin_manager()
-    plugins = [MetricsFile()] + ([] if args.quiet else [Progress()])
-    for plugin in plugins:
-        pm.register(plugin)
-    return config, data, out, bool(args.resume), (pm, plugins)
+        raise RuntimeError(
+            f"{plan.out} changed while this command got ready (another run wrote to it); "
+            "run the command again"
+        )
+    try:
+        remove_stale_temporaries(plan.out)
+        if plan.write_config:
+            doc = {"command": command, "config": plan.config.to_dict(), "data": plan.data_args}
+            atomic_write_text(plan.out / CONFIG_NAME, json.dumps(doc, indent=2))
+        pm = get_plugin_manager()
+        plugins = [MetricsFile()] + ([] if args.quiet else [Progress()])
+        for plugin in plugins:
+            pm.register(plugin)
+    except BaseException:
+        lock.release()
+        raise
+    return plan.config, data, plan.out, plan.resume, (pm, plugins, lock)
 
 
 def _teardown(handle: Any) -> None:
-    pm, plugins = handle
+    pm, plugins, lock = handle
     for plugin in plugins:
         pm.unregister(plugin)
+    lock.release()
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -232,12 +483,18 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .checkpoint import CHECKPOINT_NAME
     from .train import train
 
     config, data, out, resume, handle = _setup(args, "train")
     try:
         result = train(
-            config, data, name="train", out_dir=out, resume=resume, plugin_manager=handle[0]
+            config,
+            data,
+            name="train",
+            out_dir=out,
+            resume=resume and (out / CHECKPOINT_NAME).exists(),  # none: from epoch 0
+            plugin_manager=handle[0],
         )
     finally:
         _teardown(handle)
@@ -271,9 +528,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--backend", default=None, help="backend name (default: $DROPKIT_BACKEND or numpy)"
     )
-    p.add_argument("--p", type=float, default=0.5, help="drop probability (default 0.5)")
-    p.add_argument("--seed", type=int, default=0, help="generator key (default 0)")
-    p.add_argument("--size", type=int, default=1 << 20, help="elements (default 2**20)")
+    p.add_argument("--p", type=_finite, default=0.5, help="drop probability (default 0.5)")
+    p.add_argument("--seed", type=_integer, default=0, help="generator key (default 0)")
+    p.add_argument("--size", type=_integer, default=1 << 20, help="elements (default 2**20)")
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser(
         "compare",
@@ -288,21 +545,44 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
+    """Run the command line; return the exit status.
+
+    0: success; 2: a usage error (one line on stderr, nothing written); 3: the
+    training diverged (NaN or inf loss; the last finite checkpoint is kept);
+    130: interrupted.
+    """
+    from .train import TrainingDivergedError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.argv = argv
     try:
         status = args.func(args)
+    except TrainingDivergedError as exc:
+        print(f"dropkit: error: {exc}", file=sys.stderr)
+        return 3
+    except MemoryError as exc:
+        sizes = "--size" if args.command == "demo" else "--hidden, --batch-size or --train-size"
+        detail = f" ({exc})" if str(exc) else ""
+        print(
+            f"dropkit: error: out of memory{detail}; choose a smaller {sizes}",
+            file=sys.stderr,
+        )
+        return 2
     except (ValueError, TypeError, RuntimeError, OSError, ImportError) as exc:
         print(f"dropkit: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        if str(exc) or args.command not in ("train", "compare"):  # e.g. "while loading ..."
+        if str(exc):  # e.g. "while loading backend 'x' (dist 1.0)"
             print(f"dropkit: interrupted {exc}".rstrip(), file=sys.stderr)
             return 130
-        print(
-            "dropkit: interrupted; the last finished epoch is saved: continue with --resume",
-            file=sys.stderr,
-        )
+        folder = getattr(args, "resume", None) or getattr(args, "out", None)
+        if args.command in ("train", "compare"):
+            where = f" {folder}" if folder else " RUN_FOLDER"
+            message = f"every finished epoch is saved: continue with --resume{where}"
+        else:
+            message = "nothing was saved"
+        print(f"dropkit: interrupted; {message}", file=sys.stderr)
         return 130
     return status
 

@@ -18,14 +18,22 @@ import pluggy
 from .checkpoint import CHECKPOINT_NAME, atomic_write_text
 from .data import Dataset
 from .registry import get_plugin_manager
+from .rundir import RunLock, is_held_here
 from .train import TrainConfig, TrainResult, train
 
-__all__ = ["NETS", "format_table", "run_compare"]
+__all__ = ["NETS", "format_table", "net_configs", "run_compare"]
 
 NETS = ("standard", "dropout")
 
 
-def _configs(config: TrainConfig) -> dict[str, TrainConfig]:
+def net_configs(config: TrainConfig) -> dict[str, TrainConfig]:
+    """The two nets' configurations: ``config`` without dropout, and ``config``.
+
+    Examples
+    --------
+    >>> net_configs(TrainConfig(p_hidden=0.3))["standard"].p_hidden
+    0.0
+    """
     return {
         "standard": dataclasses.replace(config, p_hidden=0.0, p_input=0.0),
         "dropout": config,
@@ -51,11 +59,29 @@ def run_compare(
     ...                       load_dataset(train_size=300), out)
     >>> sorted(json.load(open(f"{out}/summary.json")))
     ['dataset', 'dropout', 'standard']
+
+    The run holds ``out_dir``'s :class:`~dropkit.rundir.RunLock` (unless this
+    thread already does): another run there is refused.
     """
     out = Path(out_dir)
+    lock = None if is_held_here(out) else RunLock(out).acquire()
+    try:
+        return _run_compare(config, data, out, resume, plugin_manager)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_compare(
+    config: TrainConfig,
+    data: Dataset,
+    out: Path,
+    resume: bool,
+    plugin_manager: pluggy.PluginManager | None,
+) -> dict[str, TrainResult]:
     pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
     results = {}
-    for name, cfg in _configs(config).items():
+    for name, cfg in net_configs(config).items():
         net_dir = out / name
         results[name] = train(
             cfg,

@@ -23,24 +23,78 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
+import operator
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pluggy
 
-from ._arrays import check_mode, check_p, to_numpy
+from ._arrays import check_flag, check_mode, check_p, to_numpy
 from .checkpoint import CHECKPOINT_NAME as CHECKPOINT
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .data import Dataset
+from .data import DATASETS, Dataset
 from .nn import MLP, accuracy, softmax_cross_entropy
 from .optim import SGD, StepSchedule
 from .random import Generator
 from .registry import get_backend, get_plugin_manager
+from .rundir import RunLock, is_held_here, remove_stale_temporaries
 
-__all__ = ["PRESETS", "Run", "TrainConfig", "TrainResult", "evaluate", "train"]
+__all__ = [
+    "PRESETS",
+    "Run",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDivergedError",
+    "check_checkpoint",
+    "evaluate",
+    "memory_estimate",
+    "train",
+]
+
+_DTYPES = ("float16", "float32", "float64")
+
+
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be an integer, got {value!r} (bool)")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an integer, got {value!r} ({type(value).__name__})"
+        ) from None
+
+
+def _real(name: str, value: Any) -> float:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return value
+
+
+def _hidden(value: Any) -> tuple[int, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
+        raise TypeError(f"hidden must be a sequence of positive integers, got {value!r}")
+    widths = []
+    for w in value:
+        if isinstance(w, bool | np.bool_):
+            raise TypeError(f"hidden sizes must be integers, got {tuple(value)!r}")
+        try:
+            widths.append(operator.index(w))
+        except TypeError:
+            raise TypeError(f"hidden sizes must be integers, got {tuple(value)!r}") from None
+    if not widths or min(widths) < 1:
+        raise ValueError(f"hidden sizes must be positive, got {tuple(widths)}")
+    return tuple(widths)
 
 
 @dataclass(frozen=True)
@@ -69,18 +123,36 @@ class TrainConfig:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
+        # types first (bools are not numbers, numbers are not flags), then ranges
+        put = object.__setattr__
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        put(self, "hidden", _hidden(self.hidden))
+        for name in ("p_hidden", "p_input", "lr", "momentum", "weight_decay"):
+            put(self, name, _real(name, getattr(self, name)))
+        for name in ("lr_every", "lr_times", "batch_size", "epochs", "seed"):
+            put(self, name, _integer(name, getattr(self, name)))
+        put(self, "nesterov", check_flag(self.nesterov, "nesterov"))
         check_p(self.p_hidden)
         check_p(self.p_input)
         check_mode(self.mode)
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.hidden or min(self.hidden) < 1:
-            raise ValueError(f"hidden sizes must be positive, got {self.hidden}")
+        for name in ("lr_every", "lr_times"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0: no halving), got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.dtype not in ("float16", "float32", "float64"):
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.seed < 2**64:
+            raise ValueError(f"seed must be an integer in [0, 2**64), got {self.seed}")
+        if self.backend is not None and not isinstance(self.backend, str):
+            raise TypeError(f"backend must be a string or None, got {self.backend!r}")
+        if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be float16, float32 or float64, got {self.dtype!r}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,8 +163,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**{**d, "hidden": tuple(d["hidden"])})
+        """Inverse of :meth:`to_dict` (missing keys take their defaults; unknown keys fail)."""
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}")
+        return cls(**d)
 
 
 #: Named hyperparameter sets. ``article-cifar10``: the source article's run.
@@ -190,10 +265,59 @@ def _state_arrays(net: MLP, opt: SGD) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _check_resumable(path: Path, meta: dict[str, Any], config: TrainConfig, data: Dataset) -> None:
+class TrainingDivergedError(RuntimeError):
+    """The training loss (or a parameter) became NaN or infinite; nothing of it was saved."""
+
+    def __init__(self, message: str, *, epoch: int, kept_epoch: int) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.kept_epoch = kept_epoch
+
+
+def _layers(config: TrainConfig, n_features: int, n_classes: int) -> list[int]:
+    return [int(n_features), *config.hidden, int(n_classes)]
+
+
+def memory_estimate(config: TrainConfig, n_features: int, n_classes: int) -> tuple[int, int]:
+    """Parameters of the net and the bytes its training needs at least.
+
+    Counts weights, gradients and momentum (three copies of the parameters) and
+    one batch of activations, forward and backward, in the run's dtype.
+
+    Examples
+    --------
+    >>> memory_estimate(TrainConfig(hidden=(10,), batch_size=1, dtype="float64"), 4, 2)
+    (72, 2112)
+    """
+    layers = _layers(config, n_features, n_classes)
+    params = sum((a + 1) * b for a, b in itertools.pairwise(layers))
+    itemsize = np.dtype(config.dtype).itemsize
+    activations = 3 * config.batch_size * sum(layers)
+    return params, (3 * params + activations) * itemsize
+
+
+def _param_shapes(config: TrainConfig, n_features: int, n_classes: int) -> list[tuple[int, ...]]:
+    layers = _layers(config, n_features, n_classes)
+    shapes: list[tuple[int, ...]] = []
+    for fan_in, fan_out in itertools.pairwise(layers):
+        shapes += [(fan_in, fan_out), (fan_out,)]
+    return shapes
+
+
+def _check_resumable(
+    path: Path, meta: dict[str, Any], config: TrainConfig, data: Dataset, backend: str | None
+) -> None:
     saved = meta.get("config", {})
+    if not isinstance(saved, dict):
+        saved = {}
     mine = config.to_dict()
-    different = sorted(k for k in mine if k != "epochs" and saved.get(k) != mine[k])
+    different = sorted(
+        k for k in mine if k not in ("epochs", "backend") and saved.get(k) != mine[k]
+    )
+    if backend is not None and meta.get("backend", backend) != backend:
+        different.append("backend")
+        saved = {**saved, "backend": meta.get("backend")}
+        mine["backend"] = backend
     if different:
         detail = ", ".join(f"{k}: saved {saved.get(k)!r}, now {mine[k]!r}" for k in different)
         raise CheckpointError(
@@ -206,6 +330,100 @@ def _check_resumable(path: Path, meta: dict[str, Any], config: TrainConfig, data
             f"{meta.get('dataset_fingerprint')} != {data.fingerprint()}); resume with the same "
             "dataset, data dir and train size"
         )
+
+
+_RECORD = {"epoch", "loss", "train_acc", "test_acc", "lr", "seconds"}
+
+
+def _check_state(
+    path: Path,
+    arrays: dict[str, np.ndarray],
+    meta: dict[str, Any],
+    config: TrainConfig,
+    data: Dataset,
+) -> None:
+    def bad(problem: str) -> CheckpointError:
+        return CheckpointError(f"checkpoint {path} {problem}; it was left as is")
+
+    shapes = _param_shapes(config, data.n_features, data.n_classes)
+    wanted = [f"{kind}_{i}" for kind in ("param", "velocity") for i in range(len(shapes))]
+    for name in wanted:
+        if name not in arrays:
+            raise bad(f"has no array {name!r}")
+        a, shape = arrays[name], shapes[int(name.rsplit("_", 1)[1])]
+        if a.shape != shape:
+            raise bad(f"is damaged: {name!r} has shape {a.shape}, the net needs {shape}")
+        if a.dtype.kind != "f":
+            raise bad(f"is damaged: {name!r} has dtype {a.dtype}, not a float dtype")
+        if not np.isfinite(a).all():
+            raise bad(f"is damaged: {name!r} holds NaN or inf")
+    extra = sorted(set(arrays) - set(wanted))
+    if extra:
+        raise bad(f"is damaged: unexpected array {extra[0]!r}")
+    generators = meta.get("generators")
+    if generators is None:
+        raise bad("has no 'generators' (the dropout streams)")
+    n = len(config.hidden) + 1
+    if not isinstance(generators, list) or len(generators) != n:
+        raise bad(f"is damaged: the net needs {n} generator states, got {generators!r}")
+    for i, state in enumerate(generators):
+        try:
+            Generator.from_state(state)
+        except (TypeError, ValueError) as exc:
+            raise bad(f"is damaged: generator state {i} {state!r}: {exc}") from None
+    history = meta.get("history")
+    if not isinstance(history, list):
+        raise bad(f"is damaged: 'history' must be a list, got {history!r}")
+    for i, record in enumerate(history):
+        if not isinstance(record, dict) or set(record) != _RECORD or record["epoch"] != i + 1:
+            raise bad(f"is damaged: history entry {i} is {record!r}")
+
+
+def check_checkpoint(
+    path: str | Path, config: TrainConfig, data: Dataset, backend: str | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Load a checkpoint and check it can continue ``config`` on ``data``.
+
+    Checks the configuration (all but ``epochs``), the backend name if given,
+    the data fingerprint, every array's presence, shape, dtype and finiteness,
+    the generator states and the history.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the file and what is wrong with it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dropkit.data import load_dataset
+    >>> data, config = load_dataset(train_size=100), TrainConfig(epochs=1, hidden=(4,))
+    >>> out = tempfile.mkdtemp()
+    >>> _ = train(config, data, out_dir=out)
+    >>> arrays, meta = check_checkpoint(f"{out}/checkpoint.npz", config, data)
+    >>> meta["epoch"]
+    1
+    """
+    path = Path(path)
+    arrays, meta = load_checkpoint(path)
+    _check_resumable(path, meta, config, data, backend)
+    _check_state(path, arrays, meta, config, data)
+    return arrays, meta
+
+
+def _diverged(
+    name: str, what: str, epoch: int, lr: float, ckpt: Path | None
+) -> TrainingDivergedError:
+    if ckpt is not None and epoch > 1:
+        kept = f"the last finite checkpoint (epoch {epoch - 1}) is kept in {ckpt.parent}"
+    else:
+        kept = "no checkpoint was written"
+    return TrainingDivergedError(
+        f"[{name}] diverged: {what} in epoch {epoch} (learning rate {lr:g}); {kept}. Start "
+        "again with a lower --lr (or more --weight-decay, less --momentum)",
+        epoch=epoch,
+        kept_epoch=epoch - 1,
+    )
 
 
 def train(
@@ -229,18 +447,43 @@ def train(
         The run's name (hooks, file names).
     out_dir : path, optional
         Folder for ``checkpoint.npz`` (and the plugins' files). Without it,
-        nothing is written.
+        nothing is written. The run holds the folder's :class:`~dropkit.rundir.RunLock`
+        (unless this thread already does): another run there is refused.
     resume : bool
         Continue from ``out_dir/checkpoint.npz``. Without it an existing
         checkpoint is an error, never silently overwritten.
     plugin_manager : pluggy.PluginManager, optional
         Whose hooks announce the events (default: the entry-point plugins).
+
+    Raises
+    ------
+    TrainingDivergedError
+        The loss or a parameter became NaN or infinite; the last checkpoint
+        (of the last finite epoch) is kept, nothing of the diverged epoch is saved.
     """
-    pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
     out = Path(out_dir) if out_dir is not None else None
-    ckpt = out / CHECKPOINT if out is not None else None
-    if resume and ckpt is None:
+    if resume and out is None:
         raise ValueError("resume needs out_dir (the folder holding checkpoint.npz)")
+    lock = None if out is None or is_held_here(out) else RunLock(out).acquire()
+    try:
+        if out is not None:
+            remove_stale_temporaries(out)
+        return _train(config, data, name, out, resume, plugin_manager)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(
+    config: TrainConfig,
+    data: Dataset,
+    name: str,
+    out: Path | None,
+    resume: bool,
+    plugin_manager: pluggy.PluginManager | None,
+) -> TrainResult:
+    pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
+    ckpt = out / CHECKPOINT if out is not None else None
     if ckpt is not None and ckpt.exists() and not resume:
         raise FileExistsError(
             f"{ckpt} already exists: resume it (--resume {out}) or choose another --out"
@@ -250,8 +493,13 @@ def train(
 
     backend = get_backend(config.backend)
     xp = backend.xp
+    history: list[dict[str, Any]] = []
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict[str, Any] = {}
+    if resume and ckpt is not None:
+        arrays, meta = check_checkpoint(ckpt, config, data, backend.name)
     net = MLP(
-        [data.n_features, *config.hidden, data.n_classes],
+        _layers(config, data.n_features, data.n_classes),
         backend=backend,
         rng=Generator(config.seed),
         p_hidden=config.p_hidden,
@@ -269,10 +517,7 @@ def train(
         backend=backend,
     )
     schedule = StepSchedule(config.lr, config.lr_every, config.lr_times)
-    history: list[dict[str, Any]] = []
-    if resume and ckpt is not None:
-        arrays, meta = load_checkpoint(ckpt)
-        _check_resumable(ckpt, meta, config, data)
+    if meta:
         dtype = getattr(xp, config.dtype)
         for i in range(len(net.params)):
             net.params[i] = xp.asarray(arrays[f"param_{i}"], dtype=dtype)
@@ -290,41 +535,48 @@ def train(
     run = Run(name, config, out, backend.name, n, data.x_test.shape[0], history, len(history))
     pm.hook.dropkit_train_start(run=run)
 
-    for epoch in range(len(history), config.epochs):
-        start = time.perf_counter()
-        lr = schedule.lr(epoch)
-        order = np.random.default_rng([config.seed, epoch]).permutation(n)
-        loss_sum = 0.0
-        for b in range(0, n, config.batch_size):
-            idx = xp.asarray(order[b : b + config.batch_size])
-            xb, yb = xp.take(x_train, idx, axis=0), xp.take(y_train, idx, axis=0)
-            loss, dlogits = softmax_cross_entropy(xp, net.forward(xb, training=True), yb)
-            opt.step(net.backward(dlogits), lr)
-            loss_sum += loss * xb.shape[0]
-        record = {
-            "epoch": epoch + 1,
-            "loss": loss_sum / n,
-            "train_acc": evaluate(net, x_train, y_train),
-            "test_acc": evaluate(net, x_test, y_test),
-            "lr": lr,
-            "seconds": time.perf_counter() - start,
-        }
-        history.append(record)
-        if ckpt is not None:
-            save_checkpoint(
-                ckpt,
-                _state_arrays(net, opt),
-                {
-                    "name": name,
-                    "epoch": epoch + 1,
-                    "config": config.to_dict(),
-                    "history": history,
-                    "generators": [layer.generator.state for layer in net.dropouts],
-                    "dataset_fingerprint": fingerprint,
-                    "backend": backend.name,
-                },
-            )
-        pm.hook.dropkit_epoch_end(run=run, record=record)
+    # overflow is checked below (loss and parameters), not warned about
+    with np.errstate(over="ignore", invalid="ignore"):
+        for epoch in range(len(history), config.epochs):
+            start = time.perf_counter()
+            lr = schedule.lr(epoch)
+            order = np.random.default_rng([config.seed, epoch]).permutation(n)
+            loss_sum = 0.0
+            for b in range(0, n, config.batch_size):
+                idx = xp.asarray(order[b : b + config.batch_size])
+                xb, yb = xp.take(x_train, idx, axis=0), xp.take(y_train, idx, axis=0)
+                loss, dlogits = softmax_cross_entropy(xp, net.forward(xb, training=True), yb)
+                if not math.isfinite(loss):
+                    raise _diverged(name, f"the training loss became {loss}", epoch + 1, lr, ckpt)
+                opt.step(net.backward(dlogits), lr)
+                loss_sum += loss * xb.shape[0]
+            record = {
+                "epoch": epoch + 1,
+                "loss": loss_sum / n,
+                "train_acc": evaluate(net, x_train, y_train),
+                "test_acc": evaluate(net, x_test, y_test),
+                "lr": lr,
+                "seconds": time.perf_counter() - start,
+            }
+            state = _state_arrays(net, opt)
+            if not all(np.isfinite(a).all() for a in state.values()):
+                raise _diverged(name, "a parameter became NaN or inf", epoch + 1, lr, ckpt)
+            history.append(record)
+            if ckpt is not None:
+                save_checkpoint(
+                    ckpt,
+                    state,
+                    {
+                        "name": name,
+                        "epoch": epoch + 1,
+                        "config": config.to_dict(),
+                        "history": history,
+                        "generators": [layer.generator.state for layer in net.dropouts],
+                        "dataset_fingerprint": fingerprint,
+                        "backend": backend.name,
+                    },
+                )
+            pm.hook.dropkit_epoch_end(run=run, record=record)
 
     result = TrainResult(name, config, history, [to_numpy(p) for p in net.params])
     pm.hook.dropkit_train_end(run=run, result=result)
