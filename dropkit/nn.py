@@ -76,6 +76,8 @@ def softmax_cross_entropy(xp: Any, logits: Any, labels: Any) -> tuple[float, Any
     """Mean softmax cross-entropy and its gradient with respect to the logits.
 
     Stable for any logits: the row maximum is subtracted before ``exp``.
+    ``logits`` is ``(N, C)``; ``labels`` ``N`` integers in ``[0, C)``, checked
+    (a label out of range would silently match no class).
 
     Examples
     --------
@@ -84,16 +86,41 @@ def softmax_cross_entropy(xp: Any, logits: Any, labels: Any) -> tuple[float, Any
     >>> loss, g = softmax_cross_entropy(xp, np.array([[1000.0, 0.0]]), np.array([0]))
     >>> loss, g.tolist()
     (0.0, [[0.0, 0.0]])
+    >>> softmax_cross_entropy(xp, np.zeros((2, 3)), np.array([0, 3]))
+    Traceback (most recent call last):
+    ...
+    ValueError: labels must be class indices in [0, 3) (logits have 3 columns), got 3 at index 1
     """
+    if len(logits.shape) != 2:
+        raise ValueError(f"logits must be 2-d (N, classes), got shape {tuple(logits.shape)}")
+    n, c = logits.shape
+    if tuple(labels.shape) != (n,) or not xp.isdtype(labels.dtype, "integral"):
+        raise ValueError(
+            f"labels must be a 1-d integer array of the {n} rows of logits, got shape "
+            f"{tuple(labels.shape)} and dtype {labels.dtype}"
+        )
     shifted = logits - xp.max(logits, axis=1, keepdims=True)
     exp = xp.exp(shifted)
     total = xp.sum(exp, axis=1, keepdims=True)
-    classes = xp.arange(logits.shape[1], device=array_api_compat.device(labels))
-    onehot = xp.astype(labels[:, None] == classes[None, :], logits.dtype)
+    classes = xp.arange(c, device=array_api_compat.device(labels))
+    hits = labels[:, None] == classes[None, :]
+    _check_labels(xp, labels, hits, c)
+    onehot = xp.astype(hits, logits.dtype)
     picked = xp.sum(shifted * onehot, axis=1)
     loss = float(xp.mean(xp.log(total[:, 0]) - picked))
     grad = (exp / total - onehot) / logits.shape[0]
     return loss, grad
+
+
+def _check_labels(xp: Any, labels: Any, hits: Any, classes: int) -> None:
+    """Raise naming the first label that matches no class (one reduction on the labels)."""
+    matched = xp.any(hits, axis=1)
+    if labels.shape[0] and not bool(xp.all(matched)):
+        first = int(xp.argmax(xp.astype(xp.logical_not(matched), xp.int32)))
+        raise ValueError(
+            f"labels must be class indices in [0, {classes}) (logits have {classes} columns), "
+            f"got {int(labels[first])} at index {first}"
+        )
 
 
 def accuracy(xp: Any, logits: Any, labels: Any) -> int:
@@ -323,6 +350,12 @@ class MLP:
         """Gradients of the loss for every parameter, from the last training forward."""
         if not self._cache:
             raise RuntimeError("MLP.backward needs a forward pass with training=True first")
+        want = (self._cache[0].shape[0], self.sizes[-1])
+        if tuple(dlogits.shape) != want:
+            raise ValueError(
+                f"dlogits must have the shape of the last training forward's logits {want}, "
+                f"got {tuple(dlogits.shape)}"
+            )
         xp = self.xp
         grads: list[Any] = [None] * len(self.params)
         delta = dlogits

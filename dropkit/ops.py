@@ -209,6 +209,14 @@ def _check_scale(xp: Any, dtype: Any, scale: float, p: float) -> None:
         check_scale(scale, p, dtype, xp.finfo(dtype))
 
 
+def _check_writeable(x: Any) -> None:
+    if not array_api_compat.is_writeable_array(x):
+        raise ValueError(
+            f"inplace=True but x ({type(x).__module__}.{type(x).__qualname__}) is read-only; "
+            "pass inplace=False (the default) or a writeable copy"
+        )
+
+
 def _relu_keep(xp: Any, z: Any) -> Any:
     """Where ReLU passes ``z``: ``not (z <= 0)``, so NaN passes (as ``torch.relu``)."""
     return xp.logical_not(z <= 0)
@@ -336,6 +344,8 @@ def _forward(
     training = check_flag(training, "training")
     inplace = check_flag(inplace, "inplace")
     return_mask = check_return_mask(return_mask)
+    if inplace:
+        _check_writeable(x)
     device = array_api_compat.device(x)
 
     if not training or p == 0.0:
@@ -577,6 +587,8 @@ def relu_dropout(
     mode = check_mode(mode)
     training = check_flag(training, "training")
     inplace = check_flag(inplace, "inplace")
+    if inplace:
+        _check_writeable(x)
     if not training or p == 0.0:
         factor = 1.0 if training else eval_factor(p, mode)
         y = xp.where(_relu_keep(xp, x), _times(xp, x, factor), xp.zeros((), dtype=x.dtype))

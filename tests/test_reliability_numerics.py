@@ -8,6 +8,8 @@ backend; unavailable ones, e.g. CuPy without CUDA, skip with the reason).
 from __future__ import annotations
 
 import ctypes
+import math
+import re
 import shutil
 import subprocess
 
@@ -644,3 +646,100 @@ def test_inf_inputs_stay_inf_where_kept_and_zero_where_dropped(backend):
     y = to_numpy(dropkit.dropout(backend.xp.asarray(a), 0.5, rng=2))
     keep = _mask(a.shape, 0.5, 2)
     np.testing.assert_array_equal(y, np.where(keep, a, 0).astype(np.float32))
+
+
+def test_inplace_on_a_read_only_array():
+    a = np.ones(8)
+    a.flags.writeable = False
+    for call in (
+        lambda: dropkit.dropout(a, 0.5, rng=0, inplace=True),
+        lambda: dropkit.relu_dropout(a, 0.5, rng=0, inplace=True),
+        lambda: dropkit.dropout(a, 0.5, training=False, mode="vanilla", inplace=True),
+    ):
+        with pytest.raises(ValueError, match=r"inplace=True but x .* is read-only"):
+            call()
+    np.testing.assert_array_equal(a, 1.0)  # untouched
+    assert dropkit.dropout(a, 0.5, rng=0).shape == (8,)  # not in place: fine
+
+
+def test_scalars_zero_d_big_endian_and_strided_inputs_are_accepted():
+    assert dropkit.dropout(np.float32(3.0), 0.0, rng=0).dtype == np.float32
+    assert dropkit.dropout(np.array(1.0), 0.5, rng=0).shape == ()
+    big = dropkit.dropout(np.ones(16, ">f4"), 0.5, rng=1)
+    np.testing.assert_array_equal(big, dropkit.dropout(np.ones(16, np.float32), 0.5, rng=1))
+    a = np.ones((4, 8))[:, ::2]
+    out = dropkit.dropout(a, 0.5, rng=2, inplace=True)
+    assert out is a
+    np.testing.assert_array_equal(a, dropkit.dropout(np.ones((4, 4)), 0.5, rng=2))
+
+
+def test_p_as_a_zero_d_array_is_a_clear_error():
+    with pytest.raises(TypeError, match=r"p must be a real number.*ndarray"):
+        dropkit.dropout(np.ones(3), np.array(0.5), rng=0)
+
+
+def test_generator_spawn_counts():
+    assert len(Generator(0).spawn(np.int64(2))) == 2
+    with pytest.raises(ValueError, match="n must be a non-negative integer"):
+        Generator(0).spawn(-1)
+    with pytest.raises(TypeError, match="n must be a non-negative integer"):
+        Generator(0).spawn(2.0)
+
+
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [
+        (np.array([0, 5]), r"labels must be class indices in \[0, 3\).*got 5 at index 1"),
+        (np.array([-1, 0]), r"got -1 at index 0"),
+        (np.array([0.0, 1.0]), r"labels must be a 1-d integer array.*float64"),
+        (np.array([0]), r"labels must be a 1-d integer array of the 2 rows.*\(1,\)"),
+        (np.array([[0], [1]]), r"1-d integer array"),
+    ],
+)
+def test_softmax_cross_entropy_labels(labels, match):
+    from dropkit.nn import softmax_cross_entropy
+
+    with pytest.raises(ValueError, match=match):
+        softmax_cross_entropy(npx_namespace(), np.zeros((2, 3)), labels)
+
+
+def test_softmax_cross_entropy_accepts_unsigned_labels():
+    from dropkit.nn import softmax_cross_entropy
+
+    loss, _ = softmax_cross_entropy(npx_namespace(), np.zeros((2, 3)), np.array([2, 0], np.uint8))
+    assert loss == pytest.approx(math.log(3))
+
+
+def test_mlp_backward_with_a_wrong_gradient_shape(net):
+    net.forward(np.ones((2, 3), np.float32), training=True)
+    for shape in ((5, 2), (2, 3)):
+        with pytest.raises(
+            ValueError, match=r"dlogits must have .*\(2, 2\), got " + re.escape(str(shape))
+        ):
+            net.backward(np.ones(shape, np.float32))
+    net.forward(np.ones((2, 3), np.float32), training=False)
+    with pytest.raises(RuntimeError, match="training=True first"):
+        net.backward(np.ones((2, 2), np.float32))
+
+
+def test_mlp_with_float16_and_p_near_one_names_the_scale():
+    net = MLP([3, 4, 2], backend="numpy", rng=0, p_hidden=0.99999, dtype="float16")
+    with pytest.raises(ValueError, match="float16"):
+        net.forward(np.ones((2, 3), np.float16), training=True)
+    assert np.isfinite(net.forward(np.ones((2, 3), np.float16), training=False)).all()
+
+
+def npx_namespace():
+    import array_api_compat.numpy as xp
+
+    return xp
+
+
+def test_scale_overflow_and_nan_on_dask_float16_chunks():
+    da = pytest.importorskip("dask.array")
+    x = da.ones(64, dtype="float16", chunks=16)
+    with pytest.raises(ValueError, match="float16"):
+        dropkit.dropout(x, 0.99999, rng=0)  # refused before any chunk is computed
+    a = SPECIAL.astype(np.float16)
+    h = dropkit.relu_dropout(da.from_array(a, chunks=5), 0.5, rng=6).compute()
+    np.testing.assert_array_equal(h, _relu_reference(a, _mask(a.shape, 0.5, 6), 2.0))
