@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import operator
 from numbers import Integral, Real
 from typing import Any
 
@@ -14,7 +16,10 @@ __all__ = [
     "check_mode",
     "check_noise_shape",
     "check_p",
+    "check_return_mask",
     "check_same_array_kind",
+    "check_scale",
+    "check_shape",
     "namespace_of",
     "to_numpy",
 ]
@@ -22,8 +27,28 @@ __all__ = [
 MODES = ("inverted", "vanilla")
 
 
+def _refuse_numpy_subclass(x: Any, name: str) -> None:
+    """Refuse NumPy subclasses whose semantics differ from an array's: never guessed.
+
+    ``numpy.matrix`` (``*`` is a matrix product, results stay 2-d) and
+    ``numpy.ma.MaskedArray`` (the masked values would be used as data).
+    """
+    if isinstance(x, np.matrix):
+        raise TypeError(
+            f"{name} is a numpy.matrix, whose operators differ from an array's; convert it "
+            f"first with np.asarray({name})"
+        )
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a numpy.ma.MaskedArray, whose masked values would be used as data; "
+            f"convert it first with np.asarray({name}.filled(0)) (or np.asarray({name}))"
+        )
+
+
 def namespace_of(x: Any, name: str) -> Any:
     """The array-API namespace of ``x``, or a TypeError naming the argument."""
+    if type(x) is not np.ndarray and isinstance(x, np.ndarray):
+        _refuse_numpy_subclass(x, name)
     try:
         return array_api_compat.array_namespace(x)
     except TypeError as exc:
@@ -84,6 +109,106 @@ def check_flag(value: Any, name: str) -> bool:
         return bool(value)
     raise TypeError(
         f"{name} must be a bool (True or False), got {value!r} ({type(value).__name__})"
+    )
+
+
+def check_return_mask(value: Any) -> Any:
+    """Validate ``return_mask``: False, True (or NumPy booleans) or ``"packed"``.
+
+    Examples
+    --------
+    >>> check_return_mask("packed")
+    'packed'
+    >>> check_return_mask(1)
+    Traceback (most recent call last):
+    ...
+    TypeError: return_mask must be False, True or 'packed', got 1 (int)
+    """
+    if isinstance(value, str) and value == "packed":
+        return value
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    kind = ValueError if isinstance(value, str) else TypeError
+    raise kind(
+        f"return_mask must be False, True or 'packed', got {value!r} ({type(value).__name__})"
+    )
+
+
+def check_shape(shape: Any, name: str = "shape") -> tuple[int, ...]:
+    """A shape as a tuple of non-negative Python ints (entries through ``operator.index``).
+
+    A single integer is a 1-d shape, as in NumPy. Floats, strings and bools are refused.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_shape((np.int64(2), 3))
+    (2, 3)
+    >>> check_shape((2.7,))
+    Traceback (most recent call last):
+    ...
+    TypeError: shape must be a tuple of non-negative integers, got (2.7,): entry 0 is 2.7 (float)
+    """
+    if isinstance(shape, Integral) and not isinstance(shape, bool | np.bool_):
+        shape = (shape,)
+    if isinstance(shape, str | bytes) or not hasattr(shape, "__iter__"):
+        raise TypeError(
+            f"{name} must be a tuple of non-negative integers, got {shape!r} "
+            f"({type(shape).__name__})"
+        )
+    entries = tuple(shape)
+    out = []
+    for i, n in enumerate(entries):
+        try:
+            if isinstance(n, bool | np.bool_):
+                raise TypeError
+            value = operator.index(n)
+        except TypeError:
+            raise TypeError(
+                f"{name} must be a tuple of non-negative integers, got {entries!r}: "
+                f"entry {i} is {n!r} ({type(n).__name__})"
+            ) from None
+        if value < 0:
+            raise ValueError(
+                f"{name} must be a tuple of non-negative integers, got {entries!r}: "
+                f"entry {i} is {value}"
+            )
+        out.append(value)
+    return tuple(out)
+
+
+def _overflow_bound(finfo: Any) -> float:
+    """The smallest positive value that rounds to infinity (or NaN) in a float format."""
+    fmax, eps = float(finfo.max), float(finfo.eps)
+    _, exponent = math.frexp(fmax)  # fmax = m * 2**exponent, 0.5 <= m < 1
+    return fmax + math.ldexp(eps, exponent - 2)  # max + half an ulp at max (inf for float64)
+
+
+def check_scale(scale: float, p: float, dtype: Any, finfo: Any) -> None:
+    """Raise ValueError where the training scale ``1 / (1 - p)`` is not finite in ``dtype``.
+
+    ``finfo`` is the namespace's ``finfo(dtype)`` (``max`` and ``eps`` are
+    read). In float16, ``p`` above ``1 - 1/65520`` (about 0.9999847) would make
+    every kept unit inf; the remedy is a wider dtype or vanilla mode.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_scale(1e4, 0.9999, "float16", np.finfo(np.float16))
+    >>> check_scale(1e5, 0.99999, "float16", np.finfo(np.float16))
+    Traceback (most recent call last):
+    ...
+    ValueError: p=0.99999 makes the inverted-dropout scale 1/(1 - p) = 100000 not finite in float16 (largest finite value 65504): every kept unit would be inf; use p < 0.99998473 with float16, a wider dtype (e.g. float32), or mode='vanilla'
+    """  # noqa: E501
+    bound = _overflow_bound(finfo)
+    if scale < bound:
+        return
+    name = getattr(dtype, "name", None) or str(dtype)
+    limit = math.floor((1.0 - 1.0 / bound) * 1e8) / 1e8
+    raise ValueError(
+        f"p={p!r} makes the inverted-dropout scale 1/(1 - p) = {scale:.6g} not finite in "
+        f"{name} (largest finite value {float(finfo.max):.6g}): every kept unit would be inf; "
+        f"use p < {limit:.8f} with {name}, a wider dtype (e.g. float32), or mode='vanilla'"
     )
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._arrays import check_mode, check_p
+from ._arrays import check_flag, check_mode, check_p
 from .ops import (
     dropout,
     dropout1d,
@@ -79,8 +79,11 @@ class Dropout:
         self._last: Generator | None = None
 
     def train(self, mode: bool = True) -> Dropout:
-        """Switch to training (or, with ``mode=False``, evaluation); return self."""
-        self.training = bool(mode)
+        """Switch to training (or, with ``mode=False``, evaluation); return self.
+
+        ``mode`` must be a bool (``"no"`` is refused, not read as truthy).
+        """
+        self.training = check_flag(mode, "mode")
         return self
 
     def eval(self) -> Dropout:

@@ -19,6 +19,7 @@ Examples
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 from .nn import MLP
@@ -26,6 +27,21 @@ from .ops import dropout, relu_dropout
 from .random import RNGLike, as_generator
 
 __all__ = ["mc_dropout_forward", "mc_dropout_predict"]
+
+
+def _check_samples(samples: Any) -> int:
+    try:
+        if isinstance(samples, bool):
+            raise TypeError
+        count = operator.index(samples)
+    except TypeError:
+        raise TypeError(
+            f"samples must be a positive int, got {samples!r} ({type(samples).__name__}); "
+            "it is the number of passes"
+        ) from None
+    if count < 1:
+        raise ValueError(f"samples must be a positive int, got {count}; it is the number of passes")
+    return count
 
 
 def mc_dropout_forward(net: MLP, x: Any, *, samples: int, rng: RNGLike = None) -> Any:
@@ -38,12 +54,22 @@ def mc_dropout_forward(net: MLP, x: Any, *, samples: int, rng: RNGLike = None) -
     x : array
         Inputs ``(N, features)``.
     samples : int
-        Number of passes T.
+        Number of passes T (a positive integer; NumPy integers too).
     rng : None, int, Generator or numpy.random.Generator
         Stream for the masks (one child stream per dropout layer).
+
+    Raises
+    ------
+    TypeError
+        ``net`` is not an :class:`~dropkit.nn.MLP`; ``samples`` is not an
+        integer; ``x`` is not an array of the net's library and dtype.
+    ValueError
+        ``samples < 1``; ``x`` is not of shape ``(N, net.sizes[0])``.
     """
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples must be a positive int, got {samples!r}")
+    samples = _check_samples(samples)
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be a dropkit.nn.MLP, got {type(net).__name__}")
+    net.check_input(x)
     xp = net.xp
     streams = as_generator(rng).spawn(len(net.hidden_dropouts) + 1)
     h = xp.broadcast_to(x[None, ...], (samples, *x.shape))
@@ -77,10 +103,10 @@ def mc_dropout_predict(
     mean, variance : arrays of shape ``(N, classes)``
         Over the T passes (variance with denominator T).
     """
-    if output not in ("probabilities", "logits"):
+    if not isinstance(output, str) or output not in ("probabilities", "logits"):
         raise ValueError(f"output must be 'probabilities' or 'logits', got {output!r}")
-    xp = net.xp
     out = mc_dropout_forward(net, x, samples=samples, rng=rng)
+    xp = net.xp
     if output == "probabilities":
         shifted = out - xp.max(out, axis=-1, keepdims=True)
         e = xp.exp(shifted)

@@ -22,15 +22,18 @@ Examples
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from typing import Any
 
 import array_api_compat
 
+from ._arrays import check_flag, namespace_of
 from .backend import Backend
 from .layers import Dropout
 from .ops import relu_dropout, relu_dropout_backward
-from .random import Generator
+from .random import Generator, RNGLike, as_generator
+from .registry import get_backend
 
 __all__ = ["MLP", "accuracy", "he_normal", "softmax_cross_entropy", "standard_normal"]
 
@@ -73,6 +76,8 @@ def softmax_cross_entropy(xp: Any, logits: Any, labels: Any) -> tuple[float, Any
     """Mean softmax cross-entropy and its gradient with respect to the logits.
 
     Stable for any logits: the row maximum is subtracted before ``exp``.
+    ``logits`` is ``(N, C)``; ``labels`` ``N`` integers in ``[0, C)``, checked
+    (a label out of range would silently match no class).
 
     Examples
     --------
@@ -81,21 +86,120 @@ def softmax_cross_entropy(xp: Any, logits: Any, labels: Any) -> tuple[float, Any
     >>> loss, g = softmax_cross_entropy(xp, np.array([[1000.0, 0.0]]), np.array([0]))
     >>> loss, g.tolist()
     (0.0, [[0.0, 0.0]])
+    >>> softmax_cross_entropy(xp, np.zeros((2, 3)), np.array([0, 3]))
+    Traceback (most recent call last):
+    ...
+    ValueError: labels must be class indices in [0, 3) (logits have 3 columns), got 3 at index 1
     """
+    if len(logits.shape) != 2:
+        raise ValueError(f"logits must be 2-d (N, classes), got shape {tuple(logits.shape)}")
+    n, c = logits.shape
+    if tuple(labels.shape) != (n,) or not xp.isdtype(labels.dtype, "integral"):
+        raise ValueError(
+            f"labels must be a 1-d integer array of the {n} rows of logits, got shape "
+            f"{tuple(labels.shape)} and dtype {labels.dtype}"
+        )
     shifted = logits - xp.max(logits, axis=1, keepdims=True)
     exp = xp.exp(shifted)
     total = xp.sum(exp, axis=1, keepdims=True)
-    classes = xp.arange(logits.shape[1], device=array_api_compat.device(labels))
-    onehot = xp.astype(labels[:, None] == classes[None, :], logits.dtype)
+    classes = xp.arange(c, device=array_api_compat.device(labels))
+    hits = labels[:, None] == classes[None, :]
+    _check_labels(xp, labels, hits, c)
+    onehot = xp.astype(hits, logits.dtype)
     picked = xp.sum(shifted * onehot, axis=1)
     loss = float(xp.mean(xp.log(total[:, 0]) - picked))
     grad = (exp / total - onehot) / logits.shape[0]
     return loss, grad
 
 
+def _check_labels(xp: Any, labels: Any, hits: Any, classes: int) -> None:
+    """Raise naming the first label that matches no class (one reduction on the labels)."""
+    matched = xp.any(hits, axis=1)
+    if labels.shape[0] and not bool(xp.all(matched)):
+        first = int(xp.argmax(xp.astype(xp.logical_not(matched), xp.int32)))
+        raise ValueError(
+            f"labels must be class indices in [0, {classes}) (logits have {classes} columns), "
+            f"got {int(labels[first])} at index {first}"
+        )
+
+
 def accuracy(xp: Any, logits: Any, labels: Any) -> int:
     """Number of rows whose arg-max equals the label."""
     return int(xp.sum(xp.astype(xp.argmax(logits, axis=1) == labels, xp.int32)))
+
+
+def _check_sizes(sizes: Any) -> list[int]:
+    """Layer widths: at least two positive integers (NumPy integers too)."""
+    problem = (
+        f"sizes must be a sequence of positive integers (the widths, input first), got {sizes!r}"
+    )
+    if isinstance(sizes, str | bytes):
+        raise TypeError(problem)
+    try:
+        entries = list(sizes)
+    except TypeError:
+        raise TypeError(problem) from None
+    out = []
+    for i, n in enumerate(entries):
+        try:
+            if isinstance(n, bool):
+                raise TypeError
+            width = operator.index(n)
+        except TypeError:
+            raise TypeError(
+                f"sizes must be a sequence of positive integers, got {entries!r}: entry {i} is "
+                f"{n!r} ({type(n).__name__})"
+            ) from None
+        if width < 1:
+            raise ValueError(
+                f"sizes must be a sequence of positive integers, got {entries!r}: entry {i} is "
+                f"{width}"
+            )
+        out.append(width)
+    if len(out) < 2:
+        raise ValueError(f"sizes must list at least 2 positive widths, got {entries!r}")
+    return out
+
+
+def _check_backend(backend: Any) -> Backend:
+    """A loaded backend, or a backend name to load."""
+    if isinstance(backend, str):
+        return get_backend(backend)
+    if not all(hasattr(backend, attr) for attr in ("name", "xp", "random_bits")):
+        raise TypeError(
+            "backend must be a loaded dropkit backend (dropkit.get_backend(name)) or a backend "
+            f"name, got {backend!r} ({type(backend).__name__})"
+        )
+    return backend
+
+
+def _is_dtype(xp: Any, dtype: Any) -> bool:
+    try:
+        xp.isdtype(dtype, "real floating")
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return True
+
+
+def _float_dtype(xp: Any, dtype: Any) -> Any:
+    """The namespace's dtype for ``dtype`` (a name or a dtype); it must be real floating."""
+    names = [n for n in ("float16", "float32", "float64") if hasattr(xp, n)]
+    resolved = dtype
+    if isinstance(dtype, str):
+        resolved = getattr(xp, dtype, None) if dtype.isidentifier() else None
+        if resolved is None or not _is_dtype(xp, resolved):
+            raise ValueError(f"dtype {dtype!r} is not a dtype of {xp.__name__}; use one of {names}")
+    if not _is_dtype(xp, resolved):
+        raise TypeError(
+            f"dtype must be a float dtype name ({', '.join(names)}) or a dtype of "
+            f"{xp.__name__}, got {dtype!r} ({type(dtype).__name__})"
+        )
+    if not xp.isdtype(resolved, "real floating"):
+        raise TypeError(
+            f"dtype must be a real floating dtype ({', '.join(names)}), got {dtype!r}: the "
+            "parameters and activations of the net share it"
+        )
+    return resolved
 
 
 class MLP:
@@ -105,17 +209,18 @@ class MLP:
     ----------
     sizes : sequence of int
         Layer widths, input first: ``[40, 512, 256, 10]``.
-    backend : Backend
-        Where the arrays live.
-    rng : Generator
+    backend : Backend or str
+        Where the arrays live (a loaded backend, or its name).
+    rng : Generator, int or None
         Source of the initial weights and of the dropout layers' streams
-        (one spawned child each, so the weights do not depend on ``p``).
+        (one spawned child each, so the weights do not depend on ``p``); an
+        int seed or None as for every ``rng=`` argument.
     p_hidden, p_input : float
         Drop probabilities on hidden units and on input units.
     mode : {"inverted", "vanilla"}
         Dropout mode.
-    dtype : str
-        Floating dtype of parameters and activations.
+    dtype : str or dtype
+        Real floating dtype of parameters and activations (``"float32"``, ...).
 
     Attributes
     ----------
@@ -129,22 +234,21 @@ class MLP:
         self,
         sizes: Sequence[int],
         *,
-        backend: Backend,
-        rng: Generator,
+        backend: Backend | str,
+        rng: RNGLike,
         p_hidden: float = 0.0,
         p_input: float = 0.0,
         mode: str = "inverted",
         dtype: str = "float32",
         device: Any = None,
     ) -> None:
-        if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
-            raise ValueError(f"sizes must list at least 2 positive widths, got {list(sizes)}")
-        self.sizes = [int(s) for s in sizes]
+        self.sizes = _check_sizes(sizes)
+        backend = _check_backend(backend)
         self.backend = backend
         self.xp = backend.xp
-        self.dtype = getattr(self.xp, dtype)
+        self.dtype = _float_dtype(self.xp, dtype)
         self.device = device
-        init_rng, dropout_rng = rng.spawn(2)
+        init_rng, dropout_rng = as_generator(rng).spawn(2)
         self.params: list[Any] = []
         for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
             self.params.append(he_normal(backend, init_rng, fan_in, fan_out, self.dtype, device))
@@ -166,12 +270,53 @@ class MLP:
         """Which parameters get weight decay: the weights, not the biases."""
         return [i % 2 == 0 for i in range(len(self.params))]
 
+    def check_input(self, x: Any) -> None:
+        """Raise unless ``x`` is a ``(N, sizes[0])`` array of the net's library and dtype.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from dropkit import get_backend
+        >>> net = MLP([3, 2], backend=get_backend("numpy"), rng=0)
+        >>> net.check_input(np.ones((4, 5), np.float32))
+        Traceback (most recent call last):
+        ...
+        ValueError: x must have shape (N, 3) (N inputs of the net's 3 features), got shape (4, 5)
+        """
+        xp = namespace_of(x, "x")
+        if xp is not self.xp:
+            raise TypeError(
+                f"x is an array of {xp.__name__}, but the net's parameters are arrays of "
+                f"{self.xp.__name__} (backend {self.backend.name!r}); convert x first"
+            )
+        width = self.sizes[0]
+        if len(x.shape) != 2 or x.shape[1] != width:
+            raise ValueError(
+                f"x must have shape (N, {width}) (N inputs of the net's {width} features), got "
+                f"shape {tuple(x.shape)}"
+            )
+        if not xp.isdtype(x.dtype, "real floating"):
+            raise TypeError(
+                f"x must have a real floating dtype, got dtype {x.dtype}; convert it first, "
+                f"e.g. xp.astype(x, {self.params[0].dtype})"
+            )
+        if x.dtype != self.params[0].dtype:
+            raise TypeError(
+                f"x has dtype {x.dtype} but the net's parameters have dtype "
+                f"{self.params[0].dtype}; convert x first (xp.astype(x, net.params[0].dtype)) "
+                "rather than mixing precisions"
+            )
+
     def forward(self, x: Any, *, training: bool) -> Any:
         """Logits for ``x``; in training mode the activations are kept for backward.
 
         Each hidden layer is ``relu_dropout(h @ W + b)``, fused and in place
         where the backend allows; its output is all the backward pass needs.
+        ``x`` must be a ``(N, sizes[0])`` array of the parameters' library and
+        dtype (see :meth:`check_input`); ``training`` a bool.
         """
+        training = check_flag(training, "training")
+        self.check_input(x)
         for layer in self.dropouts:
             layer.train(training)
         h = self.input_dropout(x) if self.input_dropout.p > 0 else x
@@ -205,6 +350,12 @@ class MLP:
         """Gradients of the loss for every parameter, from the last training forward."""
         if not self._cache:
             raise RuntimeError("MLP.backward needs a forward pass with training=True first")
+        want = (self._cache[0].shape[0], self.sizes[-1])
+        if tuple(dlogits.shape) != want:
+            raise ValueError(
+                f"dlogits must have the shape of the last training forward's logits {want}, "
+                f"got {tuple(dlogits.shape)}"
+            )
         xp = self.xp
         grads: list[Any] = [None] * len(self.params)
         delta = dlogits

@@ -31,17 +31,22 @@ True
 from __future__ import annotations
 
 import math
+import operator
 import sys
 from typing import Any
 
 import array_api_compat
 
 from ._arrays import (
+    check_flag,
     check_floating,
     check_mode,
     check_noise_shape,
     check_p,
+    check_return_mask,
     check_same_array_kind,
+    check_scale,
+    check_shape,
     namespace_of,
 )
 from .backend import Backend
@@ -198,6 +203,25 @@ def _times(xp: Any, z: Any, factor: float) -> Any:
     return z * xp.asarray(factor, dtype=z.dtype, device=array_api_compat.device(z))
 
 
+def _check_scale(xp: Any, dtype: Any, scale: float, p: float) -> None:
+    """Refuse a training scale that is not finite in ``dtype`` (float16 with p near 1)."""
+    if scale > 1.0:
+        check_scale(scale, p, dtype, xp.finfo(dtype))
+
+
+def _check_writeable(x: Any) -> None:
+    if not array_api_compat.is_writeable_array(x):
+        raise ValueError(
+            f"inplace=True but x ({type(x).__module__}.{type(x).__qualname__}) is read-only; "
+            "pass inplace=False (the default) or a writeable copy"
+        )
+
+
+def _relu_keep(xp: Any, z: Any) -> Any:
+    """Where ReLU passes ``z``: ``not (z <= 0)``, so NaN passes (as ``torch.relu``)."""
+    return xp.logical_not(z <= 0)
+
+
 def _masked(xp: Any, z: Any, mask: Any, scale: float) -> Any:
     """``z * scale`` where kept, exactly 0 where dropped (even for inf or NaN)."""
     return xp.where(mask, _times(xp, z, scale), xp.zeros((), dtype=z.dtype))
@@ -240,7 +264,7 @@ def _fused_or_masked(
         rng = Generator(key, counter)  # the kernel declined: replay the same draw
     mask = _draw_mask(b, xp, tuple(z.shape), p, rng, array_api_compat.device(z))
     if relu:
-        mask = xp.logical_and(mask, z > 0)
+        mask = xp.logical_and(mask, _relu_keep(xp, z))
     y = _masked(xp, z, mask, scale)
     if inplace:
         if math.prod(z.shape):  # (Dask cannot assign into an empty array)
@@ -264,8 +288,9 @@ def dropout_mask(
 
     Parameters
     ----------
-    shape : tuple of int
-        Shape of the mask.
+    shape : tuple of int, or int
+        Shape of the mask: non-negative integers (NumPy integers too; an int
+        is a 1-d shape).
     p : float
         Drop probability in [0, 1].
     rng : None, int, Generator or numpy.random.Generator, optional
@@ -282,9 +307,9 @@ def dropout_mask(
     >>> 700 < int(np.sum(m)) < 800
     True
     """
+    shape = check_shape(shape)
     p = check_p(p)
     b = get_backend(backend)
-    shape = tuple(int(n) for n in shape)
     return _draw_mask(b, b.xp, shape, p, rng, device)
 
 
@@ -316,6 +341,11 @@ def _forward(
     p = check_p(p)
     mode = check_mode(mode)
     shape = check_noise_shape(noise_shape, tuple(x.shape))
+    training = check_flag(training, "training")
+    inplace = check_flag(inplace, "inplace")
+    return_mask = check_return_mask(return_mask)
+    if inplace:
+        _check_writeable(x)
     device = array_api_compat.device(x)
 
     if not training or p == 0.0:
@@ -341,6 +371,7 @@ def _forward(
         return (y, returned_mask(mask, return_mask)) if return_mask else y
 
     scale = train_scale(p, mode)
+    _check_scale(xp, x.dtype, scale, p)
     if not return_mask and shape == tuple(x.shape):
         return _fused_or_masked(b, xp, x, p, scale, rng, inplace=inplace)
     mask = _draw_mask(b, xp, shape, p, rng, device)
@@ -349,7 +380,7 @@ def _forward(
 
 
 def relu_backward_factor(grad: Any, h: Any, p: Any, *, training: bool, mode: str) -> float | None:
-    """Check :func:`relu_dropout_backward`'s arguments; the gradient's factor where ``h > 0``.
+    """Check :func:`relu_dropout_backward`'s arguments; the gradient's factor where ``h`` passes.
 
     None when training with ``p = 1`` (every unit dropped: the gradient is 0).
     Backends' own forms of the op share it.
@@ -367,6 +398,7 @@ def relu_backward_factor(grad: Any, h: Any, p: Any, *, training: bool, mode: str
         )
     p = check_p(p)
     mode = check_mode(mode)
+    training = check_flag(training, "training")
     if p == 1.0 and training:
         return None
     return train_scale(p, mode) if training else eval_factor(p, mode)
@@ -381,10 +413,11 @@ def returned_mask(mask: Any, how: Any) -> Any:
     >>> returned_mask(np.array([True, False]), "packed").nbytes
     1
     """
+    how = check_return_mask(how)
     if how == "packed":
         return pack_mask(mask)
     if how is not True:
-        raise ValueError(f"return_mask must be False, True or 'packed', got {how!r}")
+        raise ValueError("returned_mask is only called when a mask is asked for")
     return mask
 
 
@@ -407,12 +440,14 @@ def _backward(
     p = check_p(p)
     mode = check_mode(mode)
     shape = check_noise_shape(noise_shape, tuple(grad.shape))
+    training = check_flag(training, "training")
     if not training or p == 0.0:
         return grad if (training or mode == "inverted") else _times(xp, grad, 1.0 - p)
     if p == 1.0:
         return xp.zeros_like(grad)
     check_backward_source(mask, rng)
     scale = train_scale(p, mode)
+    _check_scale(xp, grad.dtype, scale, p)
     if mask is None:
         if shape == tuple(grad.shape):
             return _fused_or_masked(b, xp, grad, p, scale, rng)
@@ -476,9 +511,12 @@ def dropout(
     Raises
     ------
     TypeError
-        ``x`` is not a floating array, or ``p`` is not a real number.
+        ``x`` is not a floating array (or is a ``numpy.matrix``), ``p`` is not
+        a real number, or ``training``/``inplace`` is not a bool.
     ValueError
-        ``p`` outside [0, 1] or NaN; a bad ``mode`` or ``noise_shape``.
+        ``p`` outside [0, 1] or NaN; a bad ``mode`` or ``noise_shape``; in
+        training, a scale ``1 / (1 - p)`` that is not finite in ``x``'s dtype
+        (float16 with ``p`` above about 0.9999847).
 
     Examples
     --------
@@ -520,7 +558,9 @@ def relu_dropout(
     The result ``h`` is all its backward needs: the gradient with respect to
     ``x`` is ``where(h > 0, grad * scale, 0)`` (see
     :func:`relu_dropout_backward`), so neither the mask nor ``x`` has to be
-    kept. Same mask as :func:`dropout` for the same ``rng``.
+    kept. Same mask as :func:`dropout` for the same ``rng``. NaN is not
+    positive but ReLU keeps it, as ``torch.relu`` does: a kept NaN stays NaN
+    (and passes gradient), a dropped one is 0.
 
     Examples
     --------
@@ -545,13 +585,19 @@ def relu_dropout(
         )
     p = check_p(p)
     mode = check_mode(mode)
+    training = check_flag(training, "training")
+    inplace = check_flag(inplace, "inplace")
+    if inplace:
+        _check_writeable(x)
     if not training or p == 0.0:
         factor = 1.0 if training else eval_factor(p, mode)
-        y = xp.where(x > 0, _times(xp, x, factor), xp.zeros((), dtype=x.dtype))
+        y = xp.where(_relu_keep(xp, x), _times(xp, x, factor), xp.zeros((), dtype=x.dtype))
     elif p == 1.0:
         y = xp.zeros_like(x)
     else:
-        return _fused_or_masked(b, xp, x, p, train_scale(p, mode), rng, relu=True, inplace=inplace)
+        scale = train_scale(p, mode)
+        _check_scale(xp, x.dtype, scale, p)
+        return _fused_or_masked(b, xp, x, p, scale, rng, relu=True, inplace=inplace)
     if inplace:
         if math.prod(x.shape):
             x[...] = y
@@ -570,8 +616,9 @@ def relu_dropout_backward(
 ) -> Any:
     """Gradient of :func:`relu_dropout` from its output ``h``: no mask needed.
 
-    A unit passes gradient iff it was kept *and* its input was positive, which
-    is exactly where ``h > 0``; there the gradient is ``grad * scale``. Exact in
+    A unit passes gradient iff it was kept *and* its input was positive (or
+    NaN, as in ``torch.relu``), which is exactly where ``h > 0`` or ``h`` is
+    NaN; there the gradient is ``grad * scale``. Exact in
     training mode and in inverted mode (the factor is >= 1). In vanilla
     evaluation the factor ``1 - p`` < 1 can underflow a positive subnormal
     input to 0, whose gradient is then lost (inputs below about
@@ -614,12 +661,13 @@ def relu_dropout_backward(
     scale = relu_backward_factor(grad, h, p, training=training, mode=mode)
     if scale is None:
         return xp.zeros_like(grad)
+    _check_scale(xp, grad.dtype, scale, float(p))
     fused = getattr(b, "relu_dropout_backward_fused", None)
     if fused is not None:
         y = fused(grad, h, scale)
         if y is not None:
             return y
-    return xp.where(h > 0, _times(xp, grad, scale), xp.zeros((), dtype=grad.dtype))
+    return xp.where(_relu_keep(xp, h), _times(xp, grad, scale), xp.zeros((), dtype=grad.dtype))
 
 
 def dropout_backward(
@@ -711,8 +759,12 @@ def channel_noise_shape(
             f"dropout{spatial_dims}d expects a {ndim}-d input {_RANK_NAMES[spatial_dims]}, got "
             f"shape {tuple(shape)} of rank {len(shape)}{hint}; the rank is never guessed"
         )
-    if isinstance(channel_axis, bool) or not isinstance(channel_axis, int):
-        raise TypeError(f"channel_axis must be an int, got {channel_axis!r}")
+    try:
+        if isinstance(channel_axis, bool):
+            raise TypeError
+        channel_axis = operator.index(channel_axis)  # NumPy integers too
+    except TypeError:
+        raise TypeError(f"channel_axis must be an int, got {channel_axis!r}") from None
     if not -ndim <= channel_axis < ndim or channel_axis % ndim == 0:
         raise ValueError(
             f"channel_axis must name a non-batch axis of a {ndim}-d input (1..{ndim - 1} or "

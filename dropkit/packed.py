@@ -69,9 +69,28 @@ def pack_mask(mask: Any) -> PackedMask:
 
 
 def unpack_mask(packed: PackedMask) -> Any:
-    """The boolean mask back from its bits."""
+    """The boolean mask back from its bits.
+
+    Raises
+    ------
+    TypeError
+        ``packed`` is not a :class:`PackedMask` (or its bits are not an array).
+    ValueError
+        The number of bytes does not match ``ceil(prod(shape) / 8)``.
+    """
+    if not isinstance(packed, PackedMask):
+        raise TypeError(
+            f"packed must be a PackedMask (from return_mask='packed' or pack_mask), got "
+            f"{type(packed).__name__}"
+        )
     bits = packed.bits
     xp = namespace_of(bits, "packed.bits")
+    need = -(-math.prod(packed.shape) // 8)
+    if len(bits.shape) != 1 or bits.shape[0] != need:
+        raise ValueError(
+            f"packed.bits must be {need} bytes for a mask of shape {tuple(packed.shape)}, got "
+            f"bits of shape {tuple(bits.shape)}; the bits and the shape do not belong together"
+        )
     shifts = xp.arange(8, dtype=xp.uint8, device=array_api_compat.device(bits))
     flat = xp.reshape((bits[:, None] >> shifts[None, :]) & 1, (-1,))
     n = math.prod(packed.shape)

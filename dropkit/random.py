@@ -46,6 +46,8 @@ _SPAWN_DOMAIN = 0x80000000
 
 RNGLike = Any  # None | int | Generator | numpy.random.Generator
 
+_FIELD_LIMITS = {"key": _MAX64, "counter": _MAX_COUNTER, "spawned": _MAX64}
+
 
 def _check_u64(name: str, value: object, limit: int = _MAX64) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral):
@@ -70,9 +72,13 @@ class Generator:
     key : int
         The 64-bit key (the seed). Any integer in ``[0, 2**64)``.
     counter : int, optional
-        Number of draws already made from this key.
+        Number of draws already made from this key, in ``[0, 2**63)``.
     spawned : int, optional
-        Number of child streams already spawned.
+        Number of child streams already spawned, in ``[0, 2**64)``.
+
+    Each field is checked whenever it is set (NumPy integers are stored as
+    ``int``); an out-of-range or non-integer value raises and leaves the
+    generator as it was.
 
     Examples
     --------
@@ -87,10 +93,13 @@ class Generator:
     counter: int = 0
     spawned: int = 0
 
-    def __post_init__(self) -> None:
-        self.key = _check_u64("key", self.key)
-        self.counter = _check_u64("counter", self.counter, _MAX_COUNTER)
-        self.spawned = _check_u64("spawned", self.spawned)
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Every assignment is validated (in __init__ and later): a key of 2**64 + 7
+        # must not silently act as key 7 in the 64-bit Philox words.
+        limit = _FIELD_LIMITS.get(name)
+        if limit is not None and not (type(value) is int and 0 <= value < limit):
+            value = _check_u64(name, value, limit)
+        object.__setattr__(self, name, value)
 
     def draw(self) -> tuple[int, int]:
         """Return ``(key, counter)`` for one draw and advance the counter.
@@ -103,7 +112,7 @@ class Generator:
         if self.counter + 1 >= _MAX_COUNTER:
             raise OverflowError("this generator has made 2**63 draws; spawn a new one")
         pair = (self.key, self.counter)
-        self.counter += 1
+        object.__setattr__(self, "counter", self.counter + 1)  # in range: checked above
         return pair
 
     def spawn(self, n: int) -> list[Generator]:

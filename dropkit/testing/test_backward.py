@@ -132,10 +132,11 @@ def test_packed_mask_gives_the_same_gradient(backend, data, p, key, mode):
 @given(data=st.data(), p=st.floats(0.0, 1.0), key=keys(), mode=modes, training=st.booleans())
 def test_relu_dropout_equals_dropout_of_relu(backend, data, p, key, mode, training):
     xp = backend.xp
-    a = data.draw(arrays("float32", shapes(min_dims=1)))
+    a = data.draw(arrays("float32", shapes(min_dims=1), finite=False))
     g = data.draw(arrays("float32", st.just(a.shape)))
     x, grad = to_namespace(xp, a), to_namespace(xp, g)
-    relu = xp.where(x > 0, x, xp.zeros((), dtype=x.dtype))
+    # ReLU as torch.relu: x <= 0 gives 0, NaN stays NaN (and passes gradient)
+    relu = xp.where(x <= 0, xp.zeros((), dtype=x.dtype), x)
     want = to_numpy(dropkit.dropout(relu, p, rng=key, mode=mode, training=training))
     h = dropkit.relu_dropout(x, p, rng=key, mode=mode, training=training)
     np.testing.assert_array_equal(to_numpy(h), want)
@@ -149,7 +150,7 @@ def test_relu_dropout_equals_dropout_of_relu(backend, data, p, key, mode, traini
         composed = dropkit.dropout_backward(grad, p, rng=key, mode=mode)
     else:
         composed = dropkit.dropout_backward(grad, p, training=False, mode=mode)
-    composed = np.where(a > 0, to_numpy(composed), 0)
+    composed = np.where(a <= 0, 0, to_numpy(composed))
     got = to_numpy(dropkit.relu_dropout_backward(grad, h, p, mode=mode, training=training))
     # documented limits: vanilla evaluation may underflow a positive input to 0
     # (and a backend that flushes subnormals, XLA on CPU, flushes more of them)
@@ -174,3 +175,19 @@ def test_relu_dropout_backward_on_subnormal_input(backend, training):
     passes = not flushes_subnormals(xp)
     np.testing.assert_array_equal(got, np.array([1.0 if passes else 0.0, 1.0, 0.0], np.float32))
     np.testing.assert_array_equal(to_numpy(h) > 0, got > 0)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_relu_dropout_keeps_nan_as_torch_relu(backend, training):
+    """ReLU keeps NaN (``torch.relu`` does): a kept NaN stays NaN and passes gradient."""
+    xp = backend.xp
+    a = np.array([np.nan, 1.0, -1.0, np.nan, np.inf, -np.inf, 0.0, -0.0] * 4, dtype=np.float32)
+    x = to_namespace(xp, a)
+    h = dropkit.relu_dropout(x, 0.5, rng=5, training=training)
+    keep = to_numpy(dropkit.dropout_mask(a.shape, 0.5, rng=5)) if training else True
+    scale = np.float32(2.0 if training else 1.0)
+    want = np.where(keep, np.where(a <= 0, np.float32(0), a) * scale, np.float32(0))
+    np.testing.assert_array_equal(to_numpy(h), want)
+    assert np.isnan(want).any()  # (seed 5 keeps some NaN)
+    got = to_numpy(dropkit.relu_dropout_backward(xp.ones_like(x), h, 0.5, training=training))
+    np.testing.assert_array_equal(got, np.where(want <= 0, np.float32(0), scale))

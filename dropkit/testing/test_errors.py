@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import dropkit
-from dropkit.testing.strategies import to_numpy
+from dropkit.testing.strategies import float_dtypes, to_numpy
 
 
 @pytest.fixture
@@ -131,3 +131,41 @@ def test_relu_dropout_backward_needs_h_of_the_gradient_shape(x, backend):
     h = backend.xp.ones((2, 3, 4, 1), dtype=backend.xp.float32)
     with pytest.raises(ValueError, match=r"same shape.*\(2, 3, 4, 4\).*\(2, 3, 4, 1\)"):
         dropkit.relu_dropout_backward(x, h, 0.5)
+
+
+def test_scale_not_finite_in_the_dtype(backend):
+    """Inverted training refuses a scale 1/(1 - p) that overflows the dtype (float16)."""
+    xp = backend.xp
+    if "float16" not in float_dtypes(xp):
+        pytest.skip(f"backend {backend.name!r} has no float16")
+    x = xp.ones((2, 3, 4, 4), dtype=xp.float16)
+    for call in (
+        lambda: dropkit.dropout(x, 0.99999, rng=0),
+        lambda: dropkit.dropout2d(x, 0.99999, rng=0),
+        lambda: dropkit.dropout_backward(x, 0.99999, rng=0),
+        lambda: dropkit.relu_dropout(x, 0.99999, rng=0),
+        lambda: dropkit.relu_dropout_backward(x, x, 0.99999),
+    ):
+        with pytest.raises(ValueError, match=r"1/\(1 - p\) = 100000 not finite in .*float16"):
+            call()
+    # a finite scale, vanilla mode and evaluation are fine
+    assert np.isfinite(to_numpy(dropkit.dropout(x, 0.9999, rng=0))).all()
+    assert np.isfinite(to_numpy(dropkit.dropout(x, 0.99999, rng=0, mode="vanilla"))).all()
+    assert dropkit.dropout(x, 0.99999, training=False) is x
+
+
+@pytest.mark.parametrize("value", ["no", 1, None])
+def test_flags_must_be_bools(x, value):
+    for name in ("training", "inplace"):
+        with pytest.raises(TypeError, match=rf"{name} must be a bool.*got {value!r}"):
+            dropkit.dropout(x, 0.5, rng=0, **{name: value})
+    with pytest.raises(TypeError, match=r"training must be a bool"):
+        dropkit.dropout_backward(x, 0.5, rng=0, training=value)
+    with pytest.raises(TypeError, match=r"training must be a bool"):
+        dropkit.relu_dropout(x, 0.5, rng=0, training=value)
+
+
+@pytest.mark.parametrize(("shape", "error"), [((-1,), ValueError), ((2.7,), TypeError)])
+def test_mask_shape_must_be_non_negative_integers(backend, shape, error):
+    with pytest.raises(error, match=r"shape must be a tuple of non-negative integers"):
+        dropkit.dropout_mask(shape, 0.5, rng=0, backend=backend.name)

@@ -73,7 +73,7 @@ DROPOUT_OPERATION = r"""
         if (j < n) {
             T v = x[j];
             bool keep = w[k] >= threshold;
-            if (relu) keep = keep && (v > (T)0.0f);
+            if (relu) keep = keep && !(v <= (T)0.0f);  /* NaN kept, as torch.relu */
             y[j] = keep ? (T)(v * scale) : (T)0.0f;
         }
     }

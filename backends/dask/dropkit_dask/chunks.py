@@ -105,5 +105,5 @@ def chunk_dropout(
     keep = _chunk_words_shaped(key, counter, tuple(info["shape"]), list(info["array-location"]))
     keep = keep >= threshold
     if relu:
-        keep &= block > 0
+        keep &= ~(block <= 0)  # NaN is kept, as torch.relu keeps it
     return np.where(keep, block * block.dtype.type(scale), block.dtype.type(0))

@@ -33,7 +33,14 @@ import jax
 import jax.numpy as jnp
 
 from dropkit import keep_threshold, unpack_mask
-from dropkit._arrays import check_flag, check_mode, check_noise_shape, check_p
+from dropkit._arrays import (
+    check_flag,
+    check_mode,
+    check_noise_shape,
+    check_p,
+    check_return_mask,
+    check_scale,
+)
 from dropkit.ops import (
     check_backward_source,
     eval_factor,
@@ -107,6 +114,17 @@ def keep_mask(words: Any, shape: tuple[int, ...], threshold: int) -> Any:
     return _keep(jnp.asarray(words), tuple(shape), int(threshold))
 
 
+def _relu_keep(x: Any) -> Any:
+    """Where ReLU passes ``x``: not ``x <= 0``, so NaN passes (as ``jax.nn.relu``)."""
+    return jnp.logical_not(x <= 0)
+
+
+def _check_scale(x: Any, scale: float, p: float) -> None:
+    """Refuse a training scale that is not finite in ``x``'s dtype (float16, p near 1)."""
+    if scale > 1.0:
+        check_scale(scale, p, x.dtype, jnp.finfo(x.dtype))
+
+
 def _apply(x: Any, keep: Any, scale: float) -> Any:
     factor = jnp.asarray(scale, dtype=x.dtype)  # rounded to x's dtype, as the core does
     return jnp.where(keep, x * factor, jnp.zeros((), dtype=x.dtype))
@@ -119,7 +137,7 @@ _REMAT = partial(jax.checkpoint, policy=jax.checkpoint_policies.nothing_saveable
 def _drop(x: Any, words: Any, shape: tuple, threshold: int, scale: float, relu: bool) -> Any:
     keep = keep_mask(words, shape, threshold)
     if relu:
-        keep = keep & (x > 0)
+        keep = keep & _relu_keep(x)
     return _apply(x, keep, scale)
 
 
@@ -134,7 +152,7 @@ def _drop_jvp(shape: tuple, threshold: int, scale: float, relu: bool, primals, t
     dx, _ = tangents
     y = _drop(x, words, shape, threshold, scale, relu)
     if relu:
-        dy = _REMAT(lambda t, h: _apply(t, h > 0, scale))(dx, y)
+        dy = _REMAT(lambda t, h: _apply(t, _relu_keep(h), scale))(dx, y)
     else:
         dy = _REMAT(lambda t, w: _apply(t, keep_mask(w, shape, threshold), scale))(dx, words)
     return y, dy
@@ -161,26 +179,28 @@ def dropout(
     p = static_p(p)
     mode = check_mode(mode)
     shape = check_noise_shape(noise_shape, tuple(x.shape))
-    if inplace:
+    if check_flag(inplace, "inplace"):
         raise TypeError(
             "inplace=True on a JAX array: JAX arrays are immutable; use the returned array"
         )
     training = _static_training(training)
     relu = check_flag(relu, "relu")
+    return_mask = check_return_mask(return_mask)
     if not training or p == 0.0:
         factor = 1.0 if training else eval_factor(p, mode)
         zero = jnp.zeros((), dtype=x.dtype)
         y = x if factor == 1.0 else x * jnp.asarray(factor, dtype=x.dtype)
         if relu:
-            y = jnp.where(x > 0, y, zero)
+            y = jnp.where(_relu_keep(x), y, zero)
         return (y, returned_mask(jnp.ones(shape, dtype=bool), return_mask)) if return_mask else y
     threshold = _FULL if p == 1.0 else keep_threshold(p)
     scale = 0.0 if p == 1.0 else train_scale(p, mode)
+    _check_scale(x, scale, p)
     # p = 1 draws nothing (like the core)
     words = jnp.zeros(4, dtype=jnp.uint32) if p == 1.0 else _words_array(rng)
     if return_mask:
         mask = keep_mask(words, shape, threshold)
-        keep = mask & (x > 0) if relu else mask
+        keep = mask & _relu_keep(x) if relu else mask
         return _apply(x, keep, scale), returned_mask(mask, return_mask)
     return _drop(x, words, shape, threshold, scale, relu)
 
@@ -208,6 +228,7 @@ def dropout_backward(
         return jnp.zeros_like(grad)
     check_backward_source(mask, rng)
     threshold, scale = keep_threshold(p), train_scale(p, mode)
+    _check_scale(grad, scale, p)
     if mask is None:
         return _drop(grad, _words_array(rng), shape, threshold, scale, False)
     if isinstance(mask, PackedMask):
@@ -236,7 +257,9 @@ def relu_dropout_backward(
             "convert one of them"
         )
     training = _static_training(training)
-    scale = relu_backward_factor(grad, h, static_p(p), training=training, mode=mode)
+    p = static_p(p)
+    scale = relu_backward_factor(grad, h, p, training=training, mode=mode)
     if scale is None:
         return jnp.zeros_like(grad)
-    return _apply(grad, h > 0, scale)
+    _check_scale(grad, scale, p)
+    return _apply(grad, _relu_keep(h), scale)

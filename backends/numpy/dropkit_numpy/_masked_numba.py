@@ -9,7 +9,7 @@ where dropped (inf and NaN included). Equal to the generic path bit for bit
 (tested).
 
 The backward of ReLU-then-dropout keeps the gradient where the layer's output
-``h`` is positive: ``where(h > 0, grad * scale, 0)`` in one pass, instead of a
+``h`` is positive or NaN: ``where(h <= 0, 0, grad * scale)`` in one pass, instead of a
 product, a comparison and a ``where`` with their temporaries.
 """
 
@@ -137,7 +137,7 @@ _FLAT = 1 << 14  # elements per parallel task
 def _relu_backward(g, h, y, lo, hi, scale):
     zero = g.dtype.type(0)
     for i in range(lo, hi):
-        y[i] = g[i] * scale if h[i] > 0 else zero
+        y[i] = zero if h[i] <= 0 else g[i] * scale  # NaN in h passes, as in torch.relu
 
 
 @nb.njit(parallel=False, **_JIT)
@@ -153,7 +153,7 @@ def _relu_backward_parallel(g, h, y, scale):
 
 
 def relu_backward_numba(grad: np.ndarray, h: np.ndarray, scale: float) -> np.ndarray:
-    """``where(h > 0, grad * scale, 0)`` in one pass, into a new array.
+    """``where(h <= 0, 0, grad * scale)`` in one pass, into a new array (NaN in h passes).
 
     ``grad`` and ``h`` are C-contiguous arrays of one float dtype and one shape.
 

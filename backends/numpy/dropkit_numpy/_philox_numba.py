@@ -109,7 +109,8 @@ def _bits_chunk(out, lo, hi, first, k0, k1, c2, c3):
 def _dropout_chunk(x, y, lo, hi, threshold, scale, relu, k0, k1, c2, c3):
     # Blocks lo..hi-1 of x: draw their words into a cache-resident buffer, then
     # apply them in a second contiguous loop, so that both loops vectorise.
-    # y may be x itself (in place). With relu, non-positive inputs give 0 too.
+    # y may be x itself (in place). With relu, inputs <= 0 give 0 too; NaN is kept
+    # (not (v <= 0)), as torch.relu keeps it.
     n = x.shape[0]
     zero = x.dtype.type(0)
     words = np.empty((hi - lo, 4), dtype=np.uint32)
@@ -120,7 +121,7 @@ def _dropout_chunk(x, y, lo, hi, threshold, scale, relu, k0, k1, c2, c3):
     if relu:
         for j in range(base, stop):
             v = x[j]
-            y[j] = v * scale if (flat[j - base] >= threshold) & (v > zero) else zero
+            y[j] = v * scale if (flat[j - base] >= threshold) & (not v <= zero) else zero
     else:
         for j in range(base, stop):
             y[j] = x[j] * scale if flat[j - base] >= threshold else zero

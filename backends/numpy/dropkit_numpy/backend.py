@@ -137,7 +137,7 @@ class NumpyBackend:
     def relu_dropout_backward_fused(
         self, grad: np.ndarray, h: np.ndarray, scale: float
     ) -> np.ndarray | None:
-        """``where(h > 0, grad * scale, 0)`` in one pass; None to decline."""
+        """``where(h <= 0, 0, grad * scale)`` in one pass (NaN passes); None to decline."""
         if (
             self._relu_backward is None
             or grad.dtype not in (np.float32, np.float64)

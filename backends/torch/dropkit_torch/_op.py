@@ -10,13 +10,14 @@ counter_lo, counter_hi)``: the dropkit draw ``(key, counter)``. A unit of the
 mask (of shape ``noise_shape``, broadcast against ``x``) is kept iff its Philox
 word is ``>= threshold``; kept units of ``x`` are multiplied by ``scale``
 (rounded to ``x``'s dtype), every other unit is exactly 0; with ``relu``, units
-with ``x <= 0`` are 0 too.
+with ``x <= 0`` are 0 too (NaN is kept, as ``torch.relu`` keeps it). A scale
+that is not finite in ``x``'s dtype (float16 with ``p`` near 1) is refused.
 
 To ``torch.compile`` the op is one opaque node with a fake (meta)
 implementation, so forward and backward stay in one graph. Its autograd
 formula saves only ``seed`` (32 bytes): the backward is the same op applied to
 the incoming gradient, which regenerates the mask; for the ReLU variant it
-saves the output ``h`` and passes gradient where ``h > 0``.
+saves the output ``h`` and passes gradient where ``h > 0`` or ``h`` is NaN.
 
 Kernels: on CPU, float32 and float64 run the NumPy backend's Numba kernel on
 the tensor's own memory (zero-copy); other dtypes and devices compute the same
@@ -48,6 +49,7 @@ import torch
 from dropkit_numpy import NumpyBackend
 
 from dropkit import philox
+from dropkit._arrays import check_scale
 from dropkit.philox import MASK32
 
 __all__ = [
@@ -227,6 +229,8 @@ def _compute(
         raise ValueError(f"threshold must be in [0, 2**32], got {threshold}")
     if threshold >= FULL or out.numel() == 0:
         return out.zero_()
+    if scale > 1.0:
+        check_scale(scale, 1.0 - 1.0 / scale, x.dtype, torch.finfo(x.dtype))
     elementwise = tuple(noise_shape) == tuple(x.shape)
     if elementwise and _numpy_kernels(x.device) and x.dtype in _NUMBA_DTYPES:
         key, counter = seed_ints(seed)
@@ -241,7 +245,7 @@ def _compute(
             return out
     keep = keep_mask(seed, noise_shape, threshold, x.device)
     if relu:
-        keep = keep & (x > 0)
+        keep = keep & (x <= 0).logical_not()  # NaN is kept, as torch.relu keeps it
     return _apply(x, keep, scale, out)
 
 
@@ -282,7 +286,7 @@ def _backward(ctx: object, grad: torch.Tensor) -> tuple:
     (saved,) = ctx.saved_tensors
     if ctx.relu:
         factor = torch.tensor(ctx.scale, dtype=grad.dtype, device=grad.device)
-        dx = torch.where(saved > 0, grad * factor, torch.zeros((), dtype=grad.dtype))
+        dx = torch.where(saved <= 0, torch.zeros((), dtype=grad.dtype), grad * factor)
     else:
         dx = dropout_op(grad, saved, ctx.noise_shape, ctx.threshold, ctx.scale, False)
     return dx, None, None, None, None, None

@@ -37,7 +37,14 @@ from typing import Any
 import torch
 
 from dropkit import keep_threshold, unpack_mask
-from dropkit._arrays import check_mode, check_noise_shape, check_p
+from dropkit._arrays import (
+    check_flag,
+    check_mode,
+    check_noise_shape,
+    check_p,
+    check_return_mask,
+    check_scale,
+)
 from dropkit.ops import (
     check_backward_source,
     eval_factor,
@@ -120,6 +127,17 @@ def _zero(x: torch.Tensor) -> torch.Tensor:
     return torch.zeros((), dtype=x.dtype, device=x.device)
 
 
+def _relu_keep(x: torch.Tensor) -> torch.Tensor:
+    """Where ReLU passes ``x``: not ``x <= 0``, so NaN passes (as ``torch.relu``)."""
+    return (x <= 0).logical_not()
+
+
+def _check_scale(x: torch.Tensor, scale: float, p: float) -> None:
+    """Refuse a training scale that is not finite in ``x``'s dtype (float16, p near 1)."""
+    if scale > 1.0:
+        check_scale(scale, p, x.dtype, torch.finfo(x.dtype))
+
+
 def _check_inplace(x: torch.Tensor) -> None:
     if x.is_leaf and x.requires_grad and torch.is_grad_enabled():
         raise ValueError(
@@ -190,11 +208,15 @@ def dropout_with(
     p = torch_p(p)
     mode = check_mode(mode)
     shape = check_noise_shape(noise_shape, tuple(x.shape))
+    training = check_flag(training, "training")
+    relu = check_flag(relu, "relu")
+    inplace = check_flag(inplace, "inplace")
+    return_mask = check_return_mask(return_mask)
     if inplace:
         _check_inplace(x)
     if not training or p == 0.0:
         factor = 1.0 if training else eval_factor(p, mode)
-        y = torch.where(x > 0, _times(x, factor), _zero(x)) if relu else _times(x, factor)
+        y = torch.where(_relu_keep(x), _times(x, factor), _zero(x)) if relu else _times(x, factor)
         y = _write(x, y, inplace)
         if return_mask:
             return (
@@ -204,11 +226,12 @@ def dropout_with(
         return y
     threshold = FULL if p == 1.0 else keep_threshold(p)
     scale = 0.0 if p == 1.0 else train_scale(p, mode)
+    _check_scale(x, scale, p)
     # p = 1 draws nothing (like the core); the op drops every unit and keeps the graph
     seed = torch.zeros(4, dtype=torch.int64, device=x.device) if p == 1.0 else draw()
     if return_mask:
         mask = keep_mask_op(seed, list(shape), threshold)
-        keep = mask & (x > 0) if relu else mask
+        keep = mask & _relu_keep(x) if relu else mask
         y = _write(x, torch.where(keep, _times(x, scale), _zero(x)), inplace)
         return y, returned_mask(mask, return_mask)
     if inplace and not (torch.is_grad_enabled() and x.requires_grad):
@@ -239,12 +262,14 @@ def dropout_backward(
     p = torch_p(p)
     mode = check_mode(mode)
     shape = check_noise_shape(noise_shape, tuple(grad.shape))
+    training = check_flag(training, "training")
     if not training or p == 0.0:
         return grad if (training or mode == "inverted") else _times(grad, eval_factor(p, mode))
     if p == 1.0:
         return torch.zeros_like(grad)
     check_backward_source(mask, rng)
     threshold, scale = keep_threshold(p), train_scale(p, mode)
+    _check_scale(grad, scale, p)
     if mask is None:
         return dropout_op(grad, seed_tensor(rng, grad), list(shape), threshold, scale, False)
     if isinstance(mask, PackedMask):
@@ -275,10 +300,12 @@ def relu_dropout_backward(
     check_tensor(grad, "grad")
     _check_same_kind(grad, h, ("grad", "h"))
     check_tensor(h, "h")
-    scale = relu_backward_factor(grad, h, torch_p(p), training=training, mode=mode)
+    p = torch_p(p)
+    scale = relu_backward_factor(grad, h, p, training=training, mode=mode)
     if scale is None:
         return torch.zeros_like(grad)
-    return torch.where(h > 0, _times(grad, scale), _zero(grad))
+    _check_scale(grad, scale, p)
+    return torch.where(_relu_keep(h), _times(grad, scale), _zero(grad))
 
 
 # Importing the backend registers it with the core (after this module is complete).

@@ -50,7 +50,7 @@ from typing import Any
 import torch
 
 from dropkit import Generator, as_generator, channel_noise_shape
-from dropkit._arrays import check_mode
+from dropkit._arrays import check_flag, check_mode
 from dropkit.philox import MASK32
 
 from . import backend as _backend  # noqa: F401  (registers the ops with the core)
@@ -96,7 +96,7 @@ class Dropout(torch.nn.Module):
         super().__init__()
         self.p = torch_p(p)
         self.mode = check_mode(mode)
-        self.inplace = bool(inplace)
+        self.inplace = check_flag(inplace, "inplace")
         self.generator: torch.Generator | None = None
         if rng is None or isinstance(rng, torch.Generator):
             self.generator = rng
