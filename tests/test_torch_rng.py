@@ -152,3 +152,18 @@ def test_an_explicit_stream_under_compiled_checkpointing_is_an_error_not_wrong()
     with pytest.raises(Exception, match="side effect"):
         f(torch.ones(64, requires_grad=True)).sum().backward()
     assert int(layer.rng_counter) == 0
+
+
+def test_a_numpy_integer_seed_is_a_seed_even_under_activation_checkpointing():
+    import numpy as np
+    from torch.utils.checkpoint import checkpoint
+
+    x = torch.randn(64, requires_grad=True)
+
+    def f(t):
+        return dropkit.dropout(t, 0.5, rng=np.int64(3)).sum()
+
+    g = torch.autograd.grad(checkpoint(f, x, use_reentrant=False), x)[0]
+    np.testing.assert_array_equal(
+        (g != 0).numpy(), (dropkit.dropout(torch.ones(64), 0.5, rng=3) != 0).numpy()
+    )

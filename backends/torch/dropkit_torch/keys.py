@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from dropkit import Generator, as_generator
@@ -112,6 +113,8 @@ def seed_tensor(rng: TorchRNGLike, x: torch.Tensor) -> torch.Tensor:
         A :class:`dropkit.Generator` inside ``torch.compile``.
     """
     device = x.device
+    if isinstance(rng, np.integer):
+        rng = int(rng)  # a NumPy integer seed is a seed (not a stream)
     stateful = rng is not None and not (isinstance(rng, int) and not isinstance(rng, bool))
     if stateful and in_backward():
         raise RuntimeError(
