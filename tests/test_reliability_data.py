@@ -868,13 +868,17 @@ def test_cli_data_dir_with_the_generated_dataset(tmp_path, capsys):
 
 
 # case: --train-size 0 and a --train-size larger than the data (kept: clear)
-@pytest.mark.parametrize("size", ["0", "4001"])
-def test_cli_train_size_out_of_range(tmp_path, capsys, size):
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [("0", "--train-size must be at least 1, got 0"), ("4001", "between 1 and 4000")],
+)
+def test_cli_train_size_out_of_range(tmp_path, capsys, size, message):
     from dropkit.cli import main
 
     argv = ["train", "--train-size", size, "--epochs", "1", "--quiet"]
     status = main([*argv, "--out", str(tmp_path / "run")])
-    assert status == 2 and "train_size must be between 1 and 4000" in capsys.readouterr().err
+    assert status == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # a refused start writes nothing
 
 
 # ==== standardize =========================================================================
