@@ -11,6 +11,7 @@ import array_api_compat
 import numpy as np
 
 __all__ = [
+    "as_integer",
     "check_flag",
     "check_floating",
     "check_mode",
@@ -93,6 +94,26 @@ def check_p(p: Any) -> float:
     return value
 
 
+def as_integer(value: Any) -> int:
+    """``value`` as a Python int if it is an integer (NumPy ones too), never a boolean.
+
+    Raises a bare ``TypeError`` otherwise: callers word the message.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_integer(np.int64(3))
+    3
+    >>> as_integer(True)
+    Traceback (most recent call last):
+    ...
+    TypeError
+    """
+    if isinstance(value, bool | np.bool_):
+        raise TypeError
+    return operator.index(value)
+
+
 def check_flag(value: Any, name: str) -> bool:
     """Validate a boolean argument: a ``bool`` or a NumPy boolean, nothing merely truthy.
 
@@ -160,9 +181,7 @@ def check_shape(shape: Any, name: str = "shape") -> tuple[int, ...]:
     out = []
     for i, n in enumerate(entries):
         try:
-            if isinstance(n, bool | np.bool_):
-                raise TypeError
-            value = operator.index(n)
+            value = as_integer(n)
         except TypeError:
             raise TypeError(
                 f"{name} must be a tuple of non-negative integers, got {entries!r}: "

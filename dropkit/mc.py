@@ -19,9 +19,9 @@ Examples
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
+from ._arrays import as_integer
 from .nn import MLP
 from .ops import dropout, relu_dropout
 from .random import RNGLike, as_generator
@@ -31,9 +31,7 @@ __all__ = ["mc_dropout_forward", "mc_dropout_predict"]
 
 def _check_samples(samples: Any) -> int:
     try:
-        if isinstance(samples, bool):
-            raise TypeError
-        count = operator.index(samples)
+        count = as_integer(samples)
     except TypeError:
         raise TypeError(
             f"samples must be a positive int, got {samples!r} ({type(samples).__name__}); "

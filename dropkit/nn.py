@@ -22,13 +22,12 @@ Examples
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Sequence
 from typing import Any
 
 import array_api_compat
 
-from ._arrays import check_flag, namespace_of
+from ._arrays import as_integer, check_flag, namespace_of
 from .backend import Backend
 from .layers import Dropout
 from .ops import relu_dropout, relu_dropout_backward
@@ -142,9 +141,7 @@ def _check_sizes(sizes: Any) -> list[int]:
     out = []
     for i, n in enumerate(entries):
         try:
-            if isinstance(n, bool):
-                raise TypeError
-            width = operator.index(n)
+            width = as_integer(n)
         except TypeError:
             raise TypeError(
                 f"sizes must be a sequence of positive integers, got {entries!r}: entry {i} is "

@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import operator
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 import pluggy
 
-from ._arrays import check_flag, check_mode, check_p, to_numpy
+from ._arrays import as_integer, check_flag, check_mode, check_p, to_numpy
 from .checkpoint import CHECKPOINT_NAME as CHECKPOINT
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DATASETS, Dataset
@@ -62,10 +61,8 @@ _DTYPES = ("float16", "float32", "float64")
 
 
 def _integer(name: str, value: Any) -> int:
-    if isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name} must be an integer, got {value!r} (bool)")
     try:
-        return operator.index(value)
+        return as_integer(value)
     except TypeError:
         raise TypeError(
             f"{name} must be an integer, got {value!r} ({type(value).__name__})"
@@ -86,10 +83,8 @@ def _hidden(value: Any) -> tuple[int, ...]:
         raise TypeError(f"hidden must be a sequence of positive integers, got {value!r}")
     widths = []
     for w in value:
-        if isinstance(w, bool | np.bool_):
-            raise TypeError(f"hidden sizes must be integers, got {tuple(value)!r}")
         try:
-            widths.append(operator.index(w))
+            widths.append(as_integer(w))
         except TypeError:
             raise TypeError(f"hidden sizes must be integers, got {tuple(value)!r}") from None
     if not widths or min(widths) < 1:

@@ -20,12 +20,12 @@ from __future__ import annotations
 import hashlib
 import math
 import numbers
-import operator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .._arrays import as_integer
 from .files import DataFileError, load_cifar10, load_mnist_idx
 from .mnist1d import make_mnist1d
 
@@ -172,10 +172,8 @@ def load_dataset(
             f"(--data-dir {data_dir}), or choose the dataset the files hold (cifar10, mnist)"
         )
     if train_size is not None:
-        if isinstance(train_size, bool | np.bool_):
-            raise TypeError(f"train_size must be an integer, got {train_size!r}")
         try:
-            train_size = operator.index(train_size)
+            train_size = as_integer(train_size)
         except TypeError:
             raise TypeError(
                 f"train_size must be an integer, got {train_size!r} ({type(train_size).__name__})"

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 from typing import Any
 
 import numpy as np
+
+from .._arrays import as_integer
 
 __all__ = ["DEFAULTS", "make_mnist1d", "templates"]
 
@@ -106,9 +107,7 @@ def _transform(x: np.ndarray, rs: np.random.RandomState, a: dict[str, Any]) -> n
 def _integer(a: dict[str, Any], key: str, low: int, high: int | None = None) -> int:
     value = a[key]
     try:
-        if isinstance(value, bool | np.bool_):
-            raise TypeError
-        n = operator.index(value)
+        n = as_integer(value)
     except TypeError:
         raise TypeError(f"{key} must be an integer, got {value!r}") from None
     if n < low or (high is not None and n > high):
