@@ -286,14 +286,24 @@ def _plan_fresh(args: argparse.Namespace, command: str, given: dict[str, Any]) -
     from .rundir import RunLock, holds_run
 
     config = _config(given)
+    if config.backend is None and os.environ.get("DROPKIT_BACKEND", "").strip():
+        # record the backend the variable chose, so --resume needs no variable
+        config = dataclasses.replace(config, backend=get_backend(None).name)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("runs") / f"{command}-{stamp}"
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is not a folder: choose another --out")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise NotADirectoryError(
+                f"--out {out} cannot be made: {parent} is a file, not a folder; "
+                "choose another --out"
+            )
     RunLock.probe(out)
     if holds_run(out):
+        how = f"--resume {out}" if (out / "config.json").is_file() else "train(..., resume=True)"
         raise FileExistsError(
-            f"{out} already holds a run: continue it with --resume {out}, or choose another --out"
+            f"{out} already holds a run: continue it with {how}, or choose another --out"
         )
     return _Plan(out, config, {k: getattr(args, k) for k in _DATA_FLAGS})
 
@@ -418,6 +428,7 @@ def _prepare(args: argparse.Namespace, command: str) -> tuple[_Plan, Any]:
         plan = _plan_resume(args, command, given)
     else:
         plan = _plan_fresh(args, command, given)
+    args.run_folder = plan.out  # named by the messages of an interrupted run
     backend = get_backend(plan.config.backend)
     data = load_dataset(plan.config.dataset, **plan.data_args)
     _check_memory(plan.config, data)
@@ -549,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     0: success; 2: a usage error (one line on stderr, nothing written); 3: the
     training diverged (NaN or inf loss; the last finite checkpoint is kept);
-    130: interrupted.
+    130: interrupted; 141: the output was closed (a broken pipe).
     """
     from .train import TrainingDivergedError
 
@@ -561,6 +572,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDivergedError as exc:
         print(f"dropkit: error: {exc}", file=sys.stderr)
         return 3
+    except BrokenPipeError:  # e.g. `dropkit train ... | head`: the reader went away
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing more is printed
+        saved = "; every finished epoch is saved" if args.command in ("train", "compare") else ""
+        print(f"dropkit: output closed (broken pipe){saved}", file=sys.stderr)
+        return 141
     except MemoryError as exc:
         sizes = "--size" if args.command == "demo" else "--hidden, --batch-size or --train-size"
         detail = f" ({exc})" if str(exc) else ""
@@ -576,7 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if str(exc):  # e.g. "while loading backend 'x' (dist 1.0)"
             print(f"dropkit: interrupted {exc}".rstrip(), file=sys.stderr)
             return 130
-        folder = getattr(args, "resume", None) or getattr(args, "out", None)
+        folder = getattr(args, "run_folder", None) or getattr(args, "resume", None)
         if args.command in ("train", "compare"):
             where = f" {folder}" if folder else " RUN_FOLDER"
             message = f"every finished epoch is saved: continue with --resume{where}"

@@ -341,6 +341,13 @@ def read_run_config(folder: str | Path, fields: list[str]) -> RunConfig:
     if not folder.is_dir():
         raise NotADirectoryError(f"nothing to resume: {folder} is not a folder")
     if not path.is_file():
+        if holds_run(folder):  # trained through the library's train(), or the file was lost
+            raise FileNotFoundError(
+                f"{folder} holds a checkpoint but no {CONFIG_NAME} (a run of the library's "
+                f"train(..., out_dir=...), or the file was deleted): the command line cannot "
+                f"tell its options; continue it from Python with train(config, data, "
+                f"out_dir={str(folder)!r}, resume=True), or start in another --out folder"
+            )
         raise FileNotFoundError(f"nothing to resume in {folder}: no {CONFIG_NAME} there")
     try:
         doc = json.loads(path.read_bytes().decode())

@@ -35,11 +35,12 @@ from typing import Any
 import numpy as np
 import pluggy
 
-from ._arrays import as_integer, check_flag, check_mode, check_p, to_numpy
+from ._arrays import as_integer, check_flag, check_mode, check_p, check_scale, to_numpy
 from .checkpoint import CHECKPOINT_NAME as CHECKPOINT
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DATASETS, Dataset
 from .nn import MLP, accuracy, softmax_cross_entropy
+from .ops import train_scale
 from .optim import SGD, StepSchedule
 from .random import Generator
 from .registry import get_backend, get_plugin_manager
@@ -149,6 +150,16 @@ class TrainConfig:
             raise TypeError(f"backend must be a string or None, got {self.backend!r}")
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be float16, float32 or float64, got {self.dtype!r}")
+        for name in ("p_hidden", "p_input"):
+            p = getattr(self, name)
+            if 0.0 < p < 1.0:
+                try:  # checked here, so a run never starts (or writes) with it
+                    check_scale(train_scale(p, self.mode), p, self.dtype, np.finfo(self.dtype))
+                except ValueError as exc:
+                    message = str(exc).replace("mode='vanilla'", "mode 'vanilla' (--mode vanilla)")
+                    raise ValueError(
+                        f"{name} is too close to 1 for {self.dtype}: {message}"
+                    ) from None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable form."""
@@ -249,8 +260,9 @@ def evaluate(net: MLP, x: Any, y: Any, batch: int = 4096) -> float:
     correct = 0
     n = x.shape[0]
     for start in range(0, n, batch):
-        logits = net.forward(x[start : start + batch, ...], training=False)
-        correct += accuracy(net.xp, logits, y[start : start + batch])
+        stop = min(start + batch, n)  # (a strict namespace refuses slices past the end)
+        logits = net.forward(x[start:stop, ...], training=False)
+        correct += accuracy(net.xp, logits, y[start:stop])
     return correct / n
 
 
@@ -415,7 +427,8 @@ def _diverged(
         kept = "no checkpoint was written"
     return TrainingDivergedError(
         f"[{name}] diverged: {what} in epoch {epoch} (learning rate {lr:g}); {kept}. Start "
-        "again with a lower --lr (or more --weight-decay, less --momentum)",
+        "a new run in another --out folder with gentler settings (a lower --lr or "
+        "--weight-decay, less --momentum)",
         epoch=epoch,
         kept_epoch=epoch - 1,
     )

@@ -1035,3 +1035,105 @@ def test_divergence_is_not_a_warning_storm(tmp_path, capsys):
         status, _ = _cli(capsys, "train", *TINY, "--out", str(tmp_path / "x"), "--lr", "1e30")
     assert status == 3
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Found by a check of the merged changes (each failed before its fix)
+
+
+# case: float16 with p near 1 used to fail only in training, after writing files (and, in
+# compare, after training the whole standard net); now refused before anything is written
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_float16_scale_overflow_is_refused_before_anything_is_written(tmp_path, capsys, command):
+    out = tmp_path / "f16"
+    status, err = _cli(
+        capsys, command, *TINY, "--dtype", "float16", "--p-hidden", "0.99999", "--out", str(out)
+    )
+    assert status == 2 and "--p-hidden is too close to 1 for float16" in err
+    assert "--mode vanilla" in err
+    assert not out.exists()
+    status, _ = _cli(
+        capsys, command, *TINY, "--dtype", "float16", "--p-hidden", "0.9999", "--out", str(out)
+    )  # the largest representable scales still run
+    assert status == 0
+
+
+# case: `train --backend array_api_strict` crashed in evaluation (a slice past the end)
+def test_training_on_the_strict_backend(tmp_path, capsys):
+    status, err = _cli(
+        capsys, "train", *TINY, "--backend", "array_api_strict", "--out", str(tmp_path / "s")
+    )
+    assert status == 0, err
+    assert _epochs(tmp_path / "s") == [1, 2]
+
+
+# case: a run whose backend came from $DROPKIT_BACKEND could only be resumed with the variable
+# (config.json said null; the two refusals contradicted each other)
+def test_a_backend_chosen_by_the_environment_is_recorded(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "env"
+    monkeypatch.setenv("DROPKIT_BACKEND", "array_api_strict")
+    assert main(["train", *TINY, "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["config"]["backend"] == "array_api_strict"
+    monkeypatch.delenv("DROPKIT_BACKEND")
+    assert main(["train", "--resume", str(out), "--epochs", "3", "--quiet"]) == 0
+    assert _epochs(out) == [1, 2, 3]
+    assert (
+        main(
+            [
+                "train",
+                "--resume",
+                str(out),
+                "--epochs",
+                "4",
+                "--quiet",
+                "--backend",
+                "array_api_strict",
+            ]
+        )
+        == 0
+    )
+
+
+# case: the divergence message sent the user back to the same folder (a dead end)
+def test_divergence_message_points_to_another_folder(tmp_path, capsys):
+    out = tmp_path / "div"
+    status, err = _cli(capsys, "train", *TINY, "--lr", "1e30", "--out", str(out))
+    assert status == 3 and "in another --out folder" in err
+
+
+# case: a folder trained by the library (no config.json): `--resume` said "nothing to resume"
+# and a fresh start said "use --resume"
+def test_a_library_run_folder_says_how_to_continue(tmp_path, capsys):
+    out = tmp_path / "lib"
+    data = load_dataset("mnist1d", train_size=200)
+    train(TrainConfig(epochs=1, hidden=(8,)), data, out_dir=out)
+    status, err = _cli(capsys, "train", "--resume", str(out), "--quiet")
+    assert status == 2 and "no config.json" in err and "resume=True" in err
+    status, err = _cli(capsys, "train", *TINY, "--out", str(out))
+    assert status == 2 and "train(..., resume=True)" in err and "--resume" not in err
+
+
+# case: --out below a plain file gave "[Errno 20] Not a directory" without naming --out
+def test_out_below_a_plain_file_names_the_file(tmp_path, capsys):
+    (tmp_path / "plain").write_text("x")
+    status, err = _cli(capsys, "train", *TINY, "--out", str(tmp_path / "plain" / "run"))
+    assert status == 2 and "is a file, not a folder" in err and "--out" in err
+
+
+# case: a closed stdout (`dropkit train ... | head -0`) was reported as "error" with exit 2
+def test_a_closed_output_is_a_broken_pipe_not_an_error(tmp_path):
+    out = tmp_path / "pipe"
+    code = "import sys; from dropkit.cli import main; sys.exit(main(sys.argv[1:]))"
+    reader = subprocess.Popen(["head", "-c", "0"], stdin=subprocess.PIPE)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "train", *TINY[:-1], "--out", str(out)],
+        stdout=reader.stdin,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
+    reader.stdin.close()
+    reader.wait()
+    assert proc.returncode == 141, proc.stderr
+    assert "broken pipe" in proc.stderr and "error" not in proc.stderr
