@@ -129,3 +129,37 @@ def test_relu_backward_kernel_on_large_input_equals_where(dtype):
     b = NumpyBackend()
     assert b.relu_dropout_backward_fused(g, h.astype(np.float16), 2.0) is None  # mixed dtypes
     assert b.relu_dropout_backward_fused(g[:, ::2], h[:, ::2], 2.0) is None  # strided
+
+
+@pytest.mark.parametrize("cpu", ["haswell", "host"])
+def test_the_vectorised_kernel_is_exact_for_avx2_and_for_the_host(tmp_path, cpu):
+    # The fused kernel's block loop compiles to vector code for the CPU Numba targets:
+    # AVX-512 here on an AVX-512 machine, AVX2 for NUMBA_CPU_NAME=haswell. Both must
+    # give the reference's words, including a partial last block and in place.
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, array_api_compat.numpy as npx\n"
+        "from dropkit import philox\n"
+        "from dropkit_numpy._philox_numba import dropout_fused_numba\n"
+        "for n in (1, 7, 4096 * 4 + 3, 70001):\n"
+        "    x = np.random.default_rng(n).standard_normal(n).astype(np.float32)\n"
+        "    bits = np.asarray(philox.random_bits(npx, 11, 5, n))\n"
+        "    want = np.where(bits >= 2**31, x * np.float32(2), 0).astype(np.float32)\n"
+        "    assert np.array_equal(dropout_fused_numba(x, 11, 5, 2**31, 2.0), want), n\n"
+        "    relu = dropout_fused_numba(x, 11, 5, 2**31, 2.0, relu=True)\n"
+        "    assert np.array_equal(relu, np.where(x > 0, want, 0)), n\n"
+        "    dropout_fused_numba(x, 11, 5, 2**31, 2.0, out=x)\n"
+        "    assert np.array_equal(x, want), n\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    if cpu != "host":  # AVX2 code (ymm registers, no zmm), whatever this machine has
+        env["NUMBA_CPU_NAME"] = cpu
+        env["NUMBA_CPU_FEATURES"] = "+avx2,+fma,-avx512f,-avx512bw,-avx512dq,-avx512vl,-avx512cd"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
