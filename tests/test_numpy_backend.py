@@ -19,6 +19,12 @@ from dropkit import philox
         (5, 1, 300_001, 2),
         (2**64 - 1, 2**63 - 1, 70_001, 3),
         (12345, 6, 4099, 4 * 2**32 - 2001),
+        # block indices past 2**53 (exact only in integer arithmetic) and the last block
+        (9, 2, 16_385, 4 * (2**60 + 3) + 1),
+        (9, 2, 40, 2**64 - 40),
+        # sizes around the kernels' chunk of 4096 blocks
+        (3, 4, 4 * 4096, 0),
+        (3, 4, 4 * 4096 + 1, 3),
     ],
 )
 def test_both_numpy_kernels_equal_the_reference(key, counter, n, offset):

@@ -103,3 +103,23 @@ def test_backends_command_lists_distribution_version_and_status():
     assert "dropkit-numpy" in lines["numpy"] and "available" in lines["numpy"]
     assert "dropkit-array-api-strict" in lines["array_api_strict"]
     assert "0.1.0" in lines["numpy"]
+
+
+def test_the_per_type_lookup_follows_the_environment_and_the_registry(monkeypatch):
+    # dropout caches (array type, backend=, $DROPKIT_BACKEND) -> backend; a change of the
+    # variable or a rebuilt registry must not be hidden by an earlier call.
+    monkeypatch.delenv("DROPKIT_BACKEND", raising=False)
+    x = np.ones(8, np.float32)
+    dropkit.dropout(x, 0.5, rng=0)  # cached: numpy
+    monkeypatch.setenv("DROPKIT_BACKEND", "array_api_strict")
+    with pytest.raises(TypeError, match="serves array_api_strict"):
+        dropkit.dropout(x, 0.5, rng=0)
+    monkeypatch.delenv("DROPKIT_BACKEND")
+    first = dropkit.ops._resolve(x, "x", None)[1]
+    registry.get_registry.cache_clear()
+    try:
+        again = dropkit.ops._resolve(x, "x", None)[1]
+        assert again is not first  # loaded from the new registry, not the stale entry
+        assert again is dropkit.get_backend("numpy")
+    finally:
+        registry.get_registry.cache_clear()
