@@ -24,7 +24,7 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from dropkit.philox import MASK32, PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1, split64
+from dropkit.philox import MASK32, PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1
 
 __all__ = ["dropout_fused_numba", "random_bits_numba", "sgd_update_numba"]
 
@@ -171,20 +171,30 @@ def _sgd_chunk(w, g, v, lo, hi, lr, momentum, decay, nesterov):
 # mix up) its cache entries.
 
 
+@nb.njit(inline="always")
+def _split(key, counter):
+    # (k0, k1, c2, c3): the 32-bit words of the key and the counter, as uint64.
+    m = np.uint64(MASK32)
+    return key & m, key >> np.uint64(32), counter & m, counter >> np.uint64(32)
+
+
 @nb.njit(parallel=False, **_JIT)
-def _bits_serial(out, first, k0, k1, c2, c3):
+def _bits_serial(out, first, key, counter):
+    k0, k1, c2, c3 = _split(key, counter)
     _bits_chunk(out, 0, out.shape[0], first, k0, k1, c2, c3)
 
 
 @nb.njit(parallel=True, **_JIT)
-def _bits_parallel(out, first, k0, k1, c2, c3):
+def _bits_parallel(out, first, key, counter):
+    k0, k1, c2, c3 = _split(key, counter)
     nblocks = out.shape[0]
     for t in nb.prange((nblocks + _CHUNK - 1) // _CHUNK):
         _bits_chunk(out, t * _CHUNK, min(nblocks, (t + 1) * _CHUNK), first, k0, k1, c2, c3)
 
 
 @nb.njit(parallel=False, **_JIT)
-def _dropout_serial(x, y, threshold, scale, relu, k0, k1, c2, c3):
+def _dropout_serial(x, y, threshold, scale, relu, key, counter):
+    k0, k1, c2, c3 = _split(key, counter)
     nblocks = (x.shape[0] + 3) // 4
     for t in range((nblocks + _CHUNK - 1) // _CHUNK):
         lo, hi = t * _CHUNK, min(nblocks, (t + 1) * _CHUNK)
@@ -192,7 +202,8 @@ def _dropout_serial(x, y, threshold, scale, relu, k0, k1, c2, c3):
 
 
 @nb.njit(parallel=True, **_JIT)
-def _dropout_parallel(x, y, threshold, scale, relu, k0, k1, c2, c3):
+def _dropout_parallel(x, y, threshold, scale, relu, key, counter):
+    k0, k1, c2, c3 = _split(key, counter)
     nblocks = (x.shape[0] + 3) // 4
     for t in nb.prange((nblocks + _CHUNK - 1) // _CHUNK):
         lo, hi = t * _CHUNK, min(nblocks, (t + 1) * _CHUNK)
@@ -208,12 +219,6 @@ def _sgd_serial(w, g, v, lr, momentum, decay, nesterov):
     _sgd_chunk(w, g, v, 0, w.shape[0], lr, momentum, decay, nesterov)
 
 
-def _key_words(key: int, counter: int) -> tuple[np.uint64, ...]:
-    k0, k1 = split64(key)
-    c2, c3 = split64(counter)
-    return tuple(np.uint64(v) for v in (k0, k1, c2, c3))
-
-
 def random_bits_numba(key: int, counter: int, n: int, *, offset: int = 0) -> np.ndarray:
     """Philox words of elements ``offset .. offset + n - 1`` (uint32, 1-d).
 
@@ -226,7 +231,9 @@ def random_bits_numba(key: int, counter: int, n: int, *, offset: int = 0) -> np.
         return np.empty(0, dtype=np.uint32)
     first, last = offset // 4, (offset + n - 1) // 4
     words = np.empty((last - first + 1, 4), dtype=np.uint32)
-    _launch(_bits_parallel, _bits_serial, n, words, np.uint64(first), *_key_words(key, counter))
+    _launch(
+        _bits_parallel, _bits_serial, n, words, np.uint64(first), np.uint64(key), np.uint64(counter)
+    )
     begin = offset - 4 * first
     return words.reshape(-1)[begin : begin + n]
 
@@ -254,7 +261,15 @@ def dropout_fused_numba(
         if not out.flags.c_contiguous:
             raise ValueError("out must be C-contiguous")
         y = out.reshape(-1)  # a view of out
-    args = (flat, y, np.uint64(threshold), x.dtype.type(scale), relu, *_key_words(key, counter))
+    args = (
+        flat,
+        y,
+        np.uint64(threshold),
+        x.dtype.type(scale),
+        relu,
+        np.uint64(key),
+        np.uint64(counter),
+    )
     _launch(_dropout_parallel, _dropout_serial, flat.size, *args)
     return y.reshape(x.shape) if out is None else out
 
