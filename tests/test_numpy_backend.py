@@ -137,28 +137,43 @@ def test_relu_backward_kernel_on_large_input_equals_where(dtype):
     assert b.relu_dropout_backward_fused(g[:, ::2], h[:, ::2], 2.0) is None  # strided
 
 
+def _host_has(feature: str) -> bool:
+    import llvmlite.binding as llvm
+
+    return f"+{feature}" in llvm.get_host_cpu_features().flatten().split(",")
+
+
 @pytest.mark.parametrize("cpu", ["haswell", "host"])
 def test_the_vectorised_kernel_is_exact_for_avx2_and_for_the_host(tmp_path, cpu):
-    # The fused kernel's block loop compiles to vector code for the CPU Numba targets:
-    # AVX-512 here on an AVX-512 machine, AVX2 for NUMBA_CPU_NAME=haswell. Both must
-    # give the reference's words, including a partial last block and in place.
+    # The Philox loops compile to vector code for the CPU Numba targets: AVX-512
+    # (zmm registers) on an AVX-512 machine, AVX2 (ymm) for NUMBA_CPU_NAME=haswell.
+    # Both must give the reference's words, including a partial last block and in
+    # place, and the generated assembly must hold the vector 32x32->64 multiply.
     import os
     import subprocess
     import sys
 
+    if cpu == "haswell" and not _host_has("avx2"):
+        pytest.skip("this CPU has no AVX2: the AVX2 code path cannot run here")
+    wide = "zmm" if cpu == "host" and _host_has("avx512f") else "ymm"
     code = (
         "import numpy as np, array_api_compat.numpy as npx\n"
         "from dropkit import philox\n"
-        "from dropkit_numpy._philox_numba import dropout_fused_numba\n"
+        "from dropkit_numpy import _philox_numba as k\n"
         "for n in (1, 7, 4096 * 4 + 3, 70001):\n"
         "    x = np.random.default_rng(n).standard_normal(n).astype(np.float32)\n"
         "    bits = np.asarray(philox.random_bits(npx, 11, 5, n))\n"
+        "    assert np.array_equal(k.random_bits_numba(11, 5, n), bits), n\n"
         "    want = np.where(bits >= 2**31, x * np.float32(2), 0).astype(np.float32)\n"
-        "    assert np.array_equal(dropout_fused_numba(x, 11, 5, 2**31, 2.0), want), n\n"
-        "    relu = dropout_fused_numba(x, 11, 5, 2**31, 2.0, relu=True)\n"
+        "    assert np.array_equal(k.dropout_fused_numba(x, 11, 5, 2**31, 2.0), want), n\n"
+        "    relu = k.dropout_fused_numba(x, 11, 5, 2**31, 2.0, relu=True)\n"
         "    assert np.array_equal(relu, np.where(x > 0, want, 0)), n\n"
-        "    dropout_fused_numba(x, 11, 5, 2**31, 2.0, out=x)\n"
+        "    k.dropout_fused_numba(x, 11, 5, 2**31, 2.0, out=x)\n"
         "    assert np.array_equal(x, want), n\n"
+        "for fn in (k._dropout_serial, k._bits_serial):\n"
+        "    asm = '\\n'.join(fn.inspect_asm().values())\n"
+        "    muls = [line for line in asm.splitlines() if 'vpmuludq' in line]\n"
+        f"    assert any('{wide}' in line for line in muls), fn\n"
         "print('ok')\n"
     )
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
