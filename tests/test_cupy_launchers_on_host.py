@@ -101,8 +101,12 @@ def fake(monkeypatch):
     """``dropkit_cupy.kernels``, ``.backend`` (and ``.torch_cuda``) imported on a fake CuPy."""
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy())
     monkeypatch.setitem(sys.modules, "array_api_compat.cupy", npx)
+    import dropkit_cupy
+
     for name in ("kernels", "backend", "torch_cuda"):
         monkeypatch.delitem(sys.modules, f"dropkit_cupy.{name}", raising=False)
+        # the package attribute too: `from dropkit_cupy import x` reads it first
+        monkeypatch.setattr(dropkit_cupy, name, getattr(dropkit_cupy, name, None), raising=False)
     kernels = importlib.import_module("dropkit_cupy.kernels")
     backend = importlib.import_module("dropkit_cupy.backend")
     LAUNCHES.clear()
