@@ -42,24 +42,28 @@ CUPY, IEEE = "cupy", "ieee"
 _OPTIONS = {CUPY: NVRTC_OPTIONS, IEEE: (*NVRTC_OPTIONS, "-DDK_IEEE_F32=1")}
 
 _modules: dict[str, Any] = {}
-_functions: dict[tuple[int, str, str], Any] = {}
+_functions: dict[tuple[int, str, str], tuple[Any, int]] = {}  # -> (kernel, grid cap)
 _sms: dict[int, int] = {}
 _lock = threading.Lock()
+
+
+def _load(device: int, variant: str, name: str) -> tuple[Any, int]:
+    with _lock:
+        module = _modules.get(variant)
+        if module is None:
+            module = _modules[variant] = cupy.RawModule(
+                code=KERNEL_SOURCE, options=_OPTIONS[variant]
+            )
+        entry = (module.get_function(name), launch.BLOCKS_PER_SM * multiprocessors())
+        _functions[(device, variant, name)] = entry
+    return entry
 
 
 def function(name: str, variant: str = CUPY) -> Any:
     """The ``cupy.RawKernel`` ``name`` of module ``variant`` on the current device."""
     device = cupy.cuda.runtime.getDevice()
-    fn = _functions.get((device, variant, name))
-    if fn is None:
-        with _lock:
-            module = _modules.get(variant)
-            if module is None:
-                module = _modules[variant] = cupy.RawModule(
-                    code=KERNEL_SOURCE, options=_OPTIONS[variant]
-                )
-            fn = _functions[(device, variant, name)] = module.get_function(name)
-    return fn
+    entry = _functions.get((device, variant, name)) or _load(device, variant, name)
+    return entry[0]
 
 
 def multiprocessors() -> int:
@@ -73,9 +77,12 @@ def multiprocessors() -> int:
 
 
 def _run(call: tuple[str, tuple[Any, ...]], work: int, variant: str) -> None:
+    """Launch on the current device and stream: one thread per work item, grid capped."""
     name, args = call
-    grid = launch.grid_size(work, multiprocessors())
-    function(name, variant)((grid,), (launch.THREADS,), args)
+    device = cupy.cuda.runtime.getDevice()
+    fn, cap = _functions.get((device, variant, name)) or _load(device, variant, name)
+    grid = min(-(-work // launch.THREADS), cap) or 1
+    fn((grid,), (launch.THREADS,), args)
 
 
 def _aligned(a: Any, b: Any, kind: str) -> bool:

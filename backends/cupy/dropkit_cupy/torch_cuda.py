@@ -96,16 +96,35 @@ def _index(device: torch.device) -> int:
     return device.index if device.index is not None else torch.cuda.current_device()
 
 
+def _external(current: Any, ptr: int, index: int) -> Any:
+    """A CuPy stream object for torch's stream ``current`` (handle ``ptr`` on device ``index``).
+
+    CuPy 14 prefers ``Stream.from_external`` (the CUDA stream protocol, where
+    torch's stream has it) and deprecates ``ExternalStream``, which older CuPy
+    versions need.
+    """
+    from_external = getattr(getattr(cupy.cuda, "Stream", None), "from_external", None)
+    if from_external is not None and hasattr(current, "__cuda_stream__"):
+        try:
+            return from_external(current)
+        except (TypeError, ValueError):  # a protocol version this CuPy does not read
+            pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return cupy.cuda.ExternalStream(ptr, index)
+
+
 class _OnTorchStream:
     """Make the tensor's device and torch's current stream on it current for CuPy."""
 
     __slots__ = ("_device", "_stream")
 
     def __init__(self, index: int) -> None:
-        ptr = torch.cuda.current_stream(index).cuda_stream
+        current = torch.cuda.current_stream(index)
+        ptr = current.cuda_stream
         stream = _streams.get((index, ptr))
         if stream is None:
-            stream = _streams[(index, ptr)] = cupy.cuda.ExternalStream(ptr, index)
+            stream = _streams[(index, ptr)] = _external(current, ptr, index)
         self._device = cupy.cuda.Device(index)
         self._stream = stream
 
