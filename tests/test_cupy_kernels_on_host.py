@@ -297,6 +297,24 @@ def test_bfloat16_product_equals_torch():
     _assert_same(_bf16_to_f32(y), _bf16_to_f32(want.view(np.uint16)))
 
 
+def test_a_seed_in_device_memory_replaces_key_and_counter():
+    """The torch op's seed tensor (int64 words < 2**32) is read by the kernel itself."""
+    key, counter, n = 2**64 - 5, 2**63 + 2**31 + 7, 1003
+    seed = np.array([key & 0xFFFFFFFF, key >> 32, counter & 0xFFFFFFFF, counter >> 32], np.int64)
+    a = _inputs(np.float32, n, 9)
+    t = keep_threshold(0.5)
+    want = np.where(_words(key, counter, n) >= t, _scaled(a, 2.0, True), np.float32(0))
+    y = np.empty_like(a)
+    call = launch.dropout_call(
+        "float32", a, y, n, 0, 0, t, 2.0, 2.0, relu=False, vec=True, seed=seed
+    )
+    _kernels(True).launch(*call, threads=3)
+    _assert_same(y, want)
+    keep = np.empty(n, dtype=np.uint8)
+    _kernels(True).launch(*launch.keep_mask_call(keep, n, 0, 0, t, vec=True, seed=seed))
+    np.testing.assert_array_equal(keep, _words(key, counter, n) >= t)
+
+
 # ----------------------------------------------------------- channel dropout
 
 

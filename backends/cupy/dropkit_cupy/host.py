@@ -44,8 +44,9 @@ __all__ = ["HOST_WRAPPERS", "HostKernels", "compiler", "host_kernels"]
 
 _T = "dk_i64 threads"
 _LOOP = "for (dk_i64 t = 0; t < threads; ++t)"
-_PHILOX = "dk_u32 threshold, dk_u32 k0, dk_u32 k1, dk_u32 c2, dk_u32 c3"
+_PHILOX = "dk_u32 threshold, dk_u32 k0, dk_u32 k1, dk_u32 c2, dk_u32 c3, const dk_i64 *seed"
 _ARGS = "threshold, k0, k1, c2, c3, t, threads"
+_SEED = "dk_seed(seed, &k0, &k1, &c2, &c3);"
 
 
 def _wrappers() -> str:
@@ -54,16 +55,18 @@ def _wrappers() -> str:
         f"dk_u32 k1, dk_u32 c2, dk_u32 c3, {_T}) {{ {_LOOP} "
         "dk_bits_range(out, first, nblocks, flags, k0, k1, c2, c3, t, threads); }",
         f"void h_dk_keep_mask(unsigned char *keep, dk_i64 n, int flags, {_PHILOX}, {_T}) "
-        f"{{ {_LOOP} dk_keep_mask_range(keep, n, flags, {_ARGS}); }}",
+        f"{{ {_SEED} {_LOOP} dk_keep_mask_range(keep, n, flags, {_ARGS}); }}",
         f"void h_dk_dropout_f32(const float *x, float *y, dk_i64 n, float scale, int flags, "
-        f"{_PHILOX}, {_T}) {{ {_LOOP} dk_dropout_f32_range(x, y, n, scale, flags, {_ARGS}); }}",
+        f"{_PHILOX}, {_T}) {{ {_SEED} {_LOOP} "
+        f"dk_dropout_f32_range(x, y, n, scale, flags, {_ARGS}); }}",
         f"void h_dk_dropout_f64(const double *x, double *y, dk_i64 n, double scale, int flags, "
-        f"{_PHILOX}, {_T}) {{ {_LOOP} dk_dropout_f64_range(x, y, n, scale, flags, {_ARGS}); }}",
+        f"{_PHILOX}, {_T}) {{ {_SEED} {_LOOP} "
+        f"dk_dropout_f64_range(x, y, n, scale, flags, {_ARGS}); }}",
         f"void h_dk_dropout_f16(const dk_u16 *x, dk_u16 *y, dk_i64 n, dk_u32 scale, int flags, "
-        f"{_PHILOX}, {_T}) {{ {_LOOP} "
+        f"{_PHILOX}, {_T}) {{ {_SEED} {_LOOP} "
         f"dk_dropout_16_range(x, y, n, 0, scale, 0.0f, flags, {_ARGS}); }}",
         f"void h_dk_dropout_bf16(const dk_u16 *x, dk_u16 *y, dk_i64 n, float scale, int flags, "
-        f"{_PHILOX}, {_T}) {{ {_LOOP} "
+        f"{_PHILOX}, {_T}) {{ {_SEED} {_LOOP} "
         f"dk_dropout_16_range(x, y, n, 1, 0u, scale, flags, {_ARGS}); }}",
     ]
     for kind, t, st in (
@@ -149,6 +152,9 @@ class HostKernels:
         converted = []
         for i, (arg, kind) in enumerate(zip(args, signature, strict=True)):
             if kind == "ptr":
+                if type(arg) is np.uint64 and arg == 0:  # NULL: 8 zero bytes, as CuPy passes it
+                    converted.append(None)
+                    continue
                 if not isinstance(arg, np.ndarray):
                     raise TypeError(f"{name} argument {i} must be an array, got {type(arg)}")
                 converted.append(arg.ctypes.data)

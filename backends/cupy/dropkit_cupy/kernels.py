@@ -102,15 +102,20 @@ def dropout(
     relu: bool,
     variant: str,
     dtype: str | None = None,
+    seed: Any = None,
 ) -> None:
-    """Fused dropout of ``x`` into ``y`` (``dtype`` names the values when ``x`` holds raw bits)."""
+    """Fused dropout of ``x`` into ``y`` (``dtype`` names the values when ``x`` holds raw bits).
+
+    ``seed``: the draw's four int64 words in device memory, read by the kernel
+    instead of ``key`` and ``counter``.
+    """
     n = x.size
     if n == 0:
         return
     dtype = dtype or x.dtype.name
     vec = _aligned(x, y, launch.KINDS[dtype])
     call = launch.dropout_call(
-        dtype, x, y, n, key, counter, threshold, scale, rounded, relu=relu, vec=vec
+        dtype, x, y, n, key, counter, threshold, scale, rounded, relu=relu, vec=vec, seed=seed
     )
     _run(call, (n + 3) // 4, variant)
 
@@ -137,12 +142,16 @@ def random_bits(key: int, counter: int, n: int, offset: int = 0) -> Any:
     return words[begin : begin + n]
 
 
-def keep_mask(out: Any, key: int, counter: int, threshold: int) -> None:
-    """Write the keep-mask of ``out.size`` elements into the 1-byte array ``out``."""
+def keep_mask(out: Any, key: int, counter: int, threshold: int, *, seed: Any = None) -> None:
+    """Write the keep-mask of ``out.size`` elements into the 1-byte array ``out``.
+
+    ``seed`` as in :func:`dropout`.
+    """
     n = out.size
     if n:
         vec = out.data.ptr % 4 == 0
-        _run(launch.keep_mask_call(out, n, key, counter, threshold, vec=vec), (n + 3) // 4, CUPY)
+        call = launch.keep_mask_call(out, n, key, counter, threshold, vec=vec, seed=seed)
+        _run(call, (n + 3) // 4, CUPY)
 
 
 def masked(

@@ -142,6 +142,17 @@ DK_INLINE void dk_block(dk_u64 b, dk_u32 k0, dk_u32 k1, dk_u32 c2, dk_u32 c3, dk
     dk_philox4x32_10(w, k0, k1);
 }
 
+/* The draw's words from a seed in device memory (int64 key_lo, key_hi, counter_lo,
+   counter_hi: the torch op's seed tensor, read without a host round trip), when given. */
+DK_INLINE void dk_seed(const dk_i64 *seed, dk_u32 *k0, dk_u32 *k1, dk_u32 *c2, dk_u32 *c3) {
+    if (seed) {
+        *k0 = (dk_u32)seed[0];
+        *k1 = (dk_u32)seed[1];
+        *c2 = (dk_u32)seed[2];
+        *c3 = (dk_u32)seed[3];
+    }
+}
+
 /* ------------------------------------------------- bits and vector memory */
 
 #if DK_DEVICE
@@ -520,26 +531,34 @@ __global__ void dk_bits(dk_u32 *out, dk_u64 first, dk_i64 nblocks, int flags, dk
                         dk_u32 k1, dk_u32 c2, dk_u32 c3) {
     dk_bits_range(out, first, nblocks, flags, k0, k1, c2, c3, DK_THREAD, DK_THREADS);
 }
-__global__ void dk_keep_mask(unsigned char *keep, dk_i64 n, int flags, DK_PHILOX_ARGS) {
+/* Kernels taking a draw end with (threshold, k0, k1, c2, c3, seed): seed, if not
+   NULL, points to the draw's words in device memory and replaces k0 .. c3. */
+#define DK_SEEDED DK_PHILOX_ARGS, const dk_i64 *seed
+__global__ void dk_keep_mask(unsigned char *keep, dk_i64 n, int flags, DK_SEEDED) {
+    dk_seed(seed, &k0, &k1, &c2, &c3);
     dk_keep_mask_range(keep, n, flags, threshold, k0, k1, c2, c3, DK_THREAD, DK_THREADS);
 }
 __global__ void dk_dropout_f32(const float *x, float *y, dk_i64 n, float scale, int flags,
-                               DK_PHILOX_ARGS) {
+                               DK_SEEDED) {
+    dk_seed(seed, &k0, &k1, &c2, &c3);
     dk_dropout_f32_range(x, y, n, scale, flags, threshold, k0, k1, c2, c3, DK_THREAD,
                          DK_THREADS);
 }
 __global__ void dk_dropout_f64(const double *x, double *y, dk_i64 n, double scale, int flags,
-                               DK_PHILOX_ARGS) {
+                               DK_SEEDED) {
+    dk_seed(seed, &k0, &k1, &c2, &c3);
     dk_dropout_f64_range(x, y, n, scale, flags, threshold, k0, k1, c2, c3, DK_THREAD,
                          DK_THREADS);
 }
 __global__ void dk_dropout_f16(const dk_u16 *x, dk_u16 *y, dk_i64 n, dk_u32 scale, int flags,
-                               DK_PHILOX_ARGS) {
+                               DK_SEEDED) {
+    dk_seed(seed, &k0, &k1, &c2, &c3);
     dk_dropout_16_range(x, y, n, 0, scale, 0.0f, flags, threshold, k0, k1, c2, c3, DK_THREAD,
                         DK_THREADS);
 }
 __global__ void dk_dropout_bf16(const dk_u16 *x, dk_u16 *y, dk_i64 n, float scale, int flags,
-                                DK_PHILOX_ARGS) {
+                                DK_SEEDED) {
+    dk_seed(seed, &k0, &k1, &c2, &c3);
     dk_dropout_16_range(x, y, n, 1, 0u, scale, flags, threshold, k0, k1, c2, c3, DK_THREAD,
                         DK_THREADS);
 }

@@ -35,6 +35,7 @@ __all__ = [
     "ALIGNMENT",
     "BLOCKS_PER_SM",
     "KINDS",
+    "NULL",
     "SIGNATURES",
     "THREADS",
     "bf16_round",
@@ -60,7 +61,7 @@ KINDS = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16
 ALIGNMENT = {"f32": 16, "f64": 16, "f16": 8, "bf16": 8}
 
 _P, _I32, _I64, _U32, _U64, _F32, _F64 = "ptr", "i32", "i64", "u32", "u64", "f32", "f64"
-_PHILOX = (_U32,) * 5  # threshold, k0, k1, c2, c3
+_PHILOX = (*(_U32,) * 5, _P)  # threshold, k0, k1, c2, c3, seed (NULL: use k0 .. c3)
 _SCALE = {"f32": _F32, "f64": _F64, "f16": _U32, "bf16": _F32}
 
 #: C parameter types of every kernel, in order (checked against the source by the tests).
@@ -117,6 +118,10 @@ def scale_arg(kind: str, rounded: float) -> np.generic:
     return np.float64(rounded) if kind == "f64" else np.float32(rounded)
 
 
+#: A NULL pointer argument: 8 zero bytes (CuPy passes a NumPy scalar by its size).
+NULL = np.uint64(0)
+
+
 def _key_words(key: int, counter: int) -> tuple[np.uint32, ...]:
     k0, k1 = split64(key)
     c2, c3 = split64(counter)
@@ -136,12 +141,16 @@ def dropout_call(
     *,
     relu: bool,
     vec: bool,
+    seed: Any = None,
 ) -> tuple[str, tuple[Any, ...]]:
     """Kernel name and arguments of the fused dropout of ``n`` elements.
 
     ``scale`` is the Python float (multiply only when it is not 1, as the
     array-API path does), ``rounded`` the same rounded to the dtype; ``vec``
-    says that both pointers are aligned to :data:`ALIGNMENT`.
+    says that both pointers are aligned to :data:`ALIGNMENT`. ``seed``, if
+    given, is an array of four int64 words ``(key_lo, key_hi, counter_lo,
+    counter_hi)`` in device memory that the kernel reads instead of ``key``
+    and ``counter`` (no host round trip).
     """
     kind = KINDS[dtype]
     flags = (DK_RELU if relu else 0) | (DK_SCALE if scale != 1.0 else 0) | (DK_VEC if vec else 0)
@@ -153,6 +162,7 @@ def dropout_call(
         np.int32(flags),
         np.uint32(threshold),
         *_key_words(key, counter),
+        NULL if seed is None else seed,
     )
     return f"dk_dropout_{kind}", args
 
@@ -166,12 +176,16 @@ def bits_call(
 
 
 def keep_mask_call(
-    out: Any, n: int, key: int, counter: int, threshold: int, *, vec: bool
+    out: Any, n: int, key: int, counter: int, threshold: int, *, vec: bool, seed: Any = None
 ) -> tuple[str, tuple[Any, ...]]:
-    """Kernel name and arguments of the boolean keep-mask of elements ``0 .. n - 1``."""
+    """Kernel name and arguments of the boolean keep-mask of elements ``0 .. n - 1``.
+
+    ``seed`` as in :func:`dropout_call`.
+    """
     flags = np.int32(DK_VEC if vec else 0)
     words = _key_words(key, counter)
-    return "dk_keep_mask", (out, np.int64(n), flags, np.uint32(threshold), *words)
+    seed = NULL if seed is None else seed
+    return "dk_keep_mask", (out, np.int64(n), flags, np.uint32(threshold), *words, seed)
 
 
 def masked_call(

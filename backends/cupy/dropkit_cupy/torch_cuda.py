@@ -32,7 +32,15 @@ import torch
 from . import kernels
 from .launch import bf16_round
 
-__all__ = ["dropout", "keep_mask", "rounded_scale", "supports", "usable", "words"]
+__all__ = [
+    "device_seed",
+    "dropout",
+    "keep_mask",
+    "rounded_scale",
+    "supports",
+    "usable",
+    "words",
+]
 
 _DTYPES = {
     torch.float32: "float32",
@@ -48,6 +56,24 @@ _lock = threading.Lock()
 def supports(x: torch.Tensor) -> bool:
     """Whether the fused kernels serve ``x``'s dtype."""
     return x.dtype in _DTYPES
+
+
+def device_seed(seed: torch.Tensor, device: torch.device) -> torch.Tensor | None:
+    """``seed`` if the kernels can read it where it is (int64 (4,) on ``device``), else None.
+
+    A seed on the GPU is read by the kernel itself: no copy to the host, hence
+    no synchronisation (its words are taken modulo 2**32 there; seeds made by
+    ``dropkit_torch.keys`` are already 32-bit words). Others go through
+    ``seed_ints`` on the host, which checks them.
+    """
+    if (
+        seed.device == device
+        and seed.dtype == torch.int64
+        and tuple(seed.shape) == (4,)
+        and seed.is_contiguous()
+    ):
+        return seed
+    return None
 
 
 def usable(device: torch.device) -> bool:
@@ -152,10 +178,12 @@ def dropout(
     threshold: int,
     scale: float,
     relu: bool,
+    seed: torch.Tensor | None = None,
 ) -> None:
     """Fused dropout of the C-contiguous CUDA tensor ``x`` into ``out`` (may be ``x``).
 
-    ``out`` has ``x``'s shape, dtype and device and is C-contiguous.
+    ``out`` has ``x``'s shape, dtype and device and is C-contiguous. ``seed``
+    (from :func:`device_seed`), when given, replaces ``key`` and ``counter``.
     """
     if x.numel() == 0:
         return
@@ -174,17 +202,28 @@ def dropout(
             relu=relu,
             variant=kernels.IEEE,
             dtype=dtype,
+            seed=None if seed is None else _wrap(seed),
         )
 
 
 def keep_mask(
-    key: int, counter: int, shape: tuple[int, ...], threshold: int, device: torch.device
+    key: int,
+    counter: int,
+    shape: tuple[int, ...],
+    threshold: int,
+    device: torch.device,
+    seed: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The boolean keep-mask of ``shape`` (C order) on a CUDA ``device`` (threshold < 2**32)."""
+    """The boolean keep-mask of ``shape`` (C order) on a CUDA ``device`` (threshold < 2**32).
+
+    ``seed`` as in :func:`dropout`.
+    """
     mask = torch.empty(shape, dtype=torch.bool, device=device)
     if math.prod(shape):
         with _OnTorchStream(_index(mask.device)):
-            kernels.keep_mask(_wrap(mask.view(torch.uint8)), key, counter, threshold)
+            on_device = None if seed is None else _wrap(seed)
+            out = _wrap(mask.view(torch.uint8))
+            kernels.keep_mask(out, key, counter, threshold, seed=on_device)
     return mask
 
 

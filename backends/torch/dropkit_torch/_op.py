@@ -214,14 +214,16 @@ def keep_mask(
         return torch.zeros(shape, dtype=torch.bool, device=device)
     if threshold <= 0:
         return torch.ones(shape, dtype=torch.bool, device=device)
+    cuda = _cuda_kernels(device)
+    if cuda is not None:  # one kernel writes the mask's bytes (reading a GPU seed itself)
+        on_device = cuda.device_seed(seed, device)
+        key, counter = (0, 0) if on_device is not None else seed_ints(seed)
+        return cuda.keep_mask(key, counter, shape, threshold, device, seed=on_device)
     key, counter = seed_ints(seed)
     n = math.prod(shape)
     if _numpy_kernels(device):  # compare the uint32 words in NumPy: no int64 copy
         bits = _NUMPY.random_bits(key, counter, n)
         return torch.from_numpy(bits >= np.uint32(threshold)).reshape(shape)
-    cuda = _cuda_kernels(device)
-    if cuda is not None:  # one kernel writes the mask's bytes
-        return cuda.keep_mask(key, counter, shape, threshold, device)
     return (words(key, counter, n, device) >= threshold).reshape(shape)
 
 
@@ -277,10 +279,11 @@ def _compute(
             return out
     cuda = _cuda_kernels(x.device) if elementwise else None
     if cuda is not None and cuda.supports(x):  # the CuPy kernel on the tensor's memory
-        key, counter = seed_ints(seed)
+        on_device = cuda.device_seed(seed, x.device)  # read by the kernel: no host sync
+        key, counter = (0, 0) if on_device is not None else seed_ints(seed)
         src = x.contiguous()
         dst = out if out.is_contiguous() else torch.empty_like(src)
-        cuda.dropout(src, dst, key, counter, threshold, scale, relu)
+        cuda.dropout(src, dst, key, counter, threshold, scale, relu, on_device)
         if dst is not out:
             out.copy_(dst)
         return out
