@@ -328,15 +328,16 @@ DK_INLINE void dk_dropout_f32_range(const float *x, float *y, dk_i64 n, float sc
     dk_i64 nblocks = (n + 3) / 4, full = n / 4;
     for (dk_i64 b = start; b < nblocks; b += stride) {
         dk_u32 w[4];
-        dk_block((dk_u64)b, k0, k1, c2, c3, w);
         if ((flags & DK_VEC) && b < full) {
             dk_u32 v[4];
-            dk_ld128(x, b, v);
+            dk_ld128(x, b, v); /* issued before the rounds: its latency overlaps them */
+            dk_block((dk_u64)b, k0, k1, c2, c3, w);
             DK_UNROLL
             for (int k = 0; k < 4; ++k)
                 v[k] = dk_bits32(dk_drop_f32(dk_f32(v[k]), w[k] >= threshold, scale, flags));
             dk_st128(y, b, v);
         } else {
+            dk_block((dk_u64)b, k0, k1, c2, c3, w);
             DK_UNROLL
             for (int k = 0; k < 4; ++k) {
                 dk_i64 j = 4 * b + k;
@@ -351,7 +352,6 @@ DK_INLINE void dk_dropout_f64_range(const double *x, double *y, dk_i64 n, double
     dk_i64 nblocks = (n + 3) / 4, full = n / 4;
     for (dk_i64 b = start; b < nblocks; b += stride) {
         dk_u32 w[4];
-        dk_block((dk_u64)b, k0, k1, c2, c3, w);
         if ((flags & DK_VEC) && b < full) {
 #if DK_DEVICE
             double2 lo = ((const double2 *)x)[2 * b], hi = ((const double2 *)x)[2 * b + 1];
@@ -360,6 +360,7 @@ DK_INLINE void dk_dropout_f64_range(const double *x, double *y, dk_i64 n, double
             double v[4];
             memcpy(v, x + 4 * b, 32);
 #endif
+            dk_block((dk_u64)b, k0, k1, c2, c3, w);
             DK_UNROLL
             for (int k = 0; k < 4; ++k) v[k] = dk_drop_f64(v[k], w[k] >= threshold, scale, flags);
 #if DK_DEVICE
@@ -369,6 +370,7 @@ DK_INLINE void dk_dropout_f64_range(const double *x, double *y, dk_i64 n, double
             memcpy(y + 4 * b, v, 32);
 #endif
         } else {
+            dk_block((dk_u64)b, k0, k1, c2, c3, w);
             DK_UNROLL
             for (int k = 0; k < 4; ++k) {
                 dk_i64 j = 4 * b + k;
@@ -391,10 +393,10 @@ DK_INLINE void dk_dropout_16_range(const dk_u16 *x, dk_u16 *y, dk_i64 n, int bf1
     dk_i64 nblocks = (n + 3) / 4, full = n / 4;
     for (dk_i64 b = start; b < nblocks; b += stride) {
         dk_u32 w[4];
-        dk_block((dk_u64)b, k0, k1, c2, c3, w);
         if ((flags & DK_VEC) && b < full) {
             dk_u32 t[2]; /* element 4b in the low half of t[0] (little-endian) */
             dk_ld64(x, b, t);
+            dk_block((dk_u64)b, k0, k1, c2, c3, w);
             dk_u32 v[4] = {t[0] & 0xFFFFu, t[0] >> 16, t[1] & 0xFFFFu, t[1] >> 16};
             DK_UNROLL
             for (int k = 0; k < 4; ++k)
@@ -403,6 +405,7 @@ DK_INLINE void dk_dropout_16_range(const dk_u16 *x, dk_u16 *y, dk_i64 n, int bf1
             t[1] = v[2] | (v[3] << 16);
             dk_st64(y, b, t);
         } else {
+            dk_block((dk_u64)b, k0, k1, c2, c3, w);
             DK_UNROLL
             for (int k = 0; k < 4; ++k) {
                 dk_i64 j = 4 * b + k;
