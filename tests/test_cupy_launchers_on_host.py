@@ -249,6 +249,25 @@ def test_torch_op_cuda_branch_equals_the_torch_operations(torch_fake, monkeypatc
         np.testing.assert_array_equal(a.float().numpy(), b.float().numpy())
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_torch_relu_dropout_backward_through_the_cuda_branch(torch_fake, monkeypatch, dtype):
+    torch, _op = torch_fake
+    dt = getattr(torch, dtype)
+    x = torch.randn(50, 7, generator=torch.Generator().manual_seed(1)).to(dt)
+    x[0, :2] = float("nan")
+    seed = torch.tensor([1, 2, 3, 4])
+    t = keep_threshold(0.5)
+    grads = []
+    for kernels_on in (True, False):
+        if not kernels_on:
+            monkeypatch.setattr(_op, "_cuda_kernels", lambda device: None)
+        leaf = x.clone().requires_grad_(True)
+        h = _op.dropout_op(leaf, seed, list(x.shape), t, 2.0, True)
+        h.backward(torch.linspace(-3, 3, x.numel()).reshape(x.shape).to(dt))
+        grads.append(leaf.grad.float().numpy())
+    np.testing.assert_array_equal(grads[0], grads[1])
+
+
 def test_torch_keep_mask_and_words_through_the_cuda_branch(torch_fake):
     torch, _op = torch_fake
     seed = torch.tensor([9, 1, 2, 0])

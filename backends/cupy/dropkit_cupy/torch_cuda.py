@@ -36,6 +36,7 @@ __all__ = [
     "device_seed",
     "dropout",
     "keep_mask",
+    "relu_backward",
     "rounded_scale",
     "supports",
     "usable",
@@ -164,7 +165,12 @@ class _OnTorchStream:
 
 
 def _wrap(t: torch.Tensor) -> Any:
-    """A CuPy array on ``t``'s memory (bfloat16 through an int16 view)."""
+    """A CuPy array on ``t``'s memory (bfloat16 through an int16 view).
+
+    Detached first: DLPack refuses tensors that require grad, and the op's
+    autograd formula, not this memory access, is what autograd sees.
+    """
+    t = t.detach()
     if t.dtype == torch.bfloat16:
         t = t.view(torch.int16)
     return cupy.from_dlpack(t)
@@ -204,6 +210,26 @@ def dropout(
             dtype=dtype,
             seed=None if seed is None else _wrap(seed),
         )
+
+
+def relu_backward(grad: torch.Tensor, h: torch.Tensor, scale: float) -> torch.Tensor:
+    """``where(h <= 0, 0, grad * scale)`` (NaN in ``h`` passes) in one kernel, a new tensor.
+
+    ``grad`` and ``h``: C-contiguous CUDA tensors of one dtype, shape and device.
+    """
+    y = torch.empty_like(grad)
+    if grad.numel():
+        with _OnTorchStream(_index(grad.device)):
+            kernels.relu_backward(
+                _wrap(grad),
+                _wrap(h),
+                _wrap(y),
+                scale,
+                rounded_scale(grad.dtype, scale),
+                variant=kernels.IEEE,
+                dtype=_DTYPES[grad.dtype],
+            )
+    return y
 
 
 def keep_mask(
