@@ -15,7 +15,10 @@ values are loaded with one 128-bit load (float32), one 64-bit load
 (float16/bfloat16) or two 128-bit loads (float64), compared, scaled and stored
 the same way. The last, partial block and arrays whose pointers are not
 aligned for the vector loads (flag ``DK_VEC`` clear) take a scalar path. The
-in-place form passes the same pointer as ``x`` and ``y``.
+in-place form passes the same pointer as ``x`` and ``y``. The kernels that
+draw take the draw as ``(threshold, k0, k1, c2, c3, seed)``: ``seed``, when
+not NULL, points to the four words in device memory (the torch op's seed
+tensor), so a seed that lives on the GPU never makes a round trip to the host.
 
 Floating-point semantics
 ------------------------
