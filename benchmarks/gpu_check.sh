@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# One command for a machine with an NVIDIA GPU, CuPy and PyTorch installed, and no internet:
-#   1. the conformance suite on the cupy backend, and the CuPy-specific tests;
-#   2. dropout forward/backward vs PyTorch CUDA F.dropout and the device's copy bandwidth;
+# One command for a machine with an NVIDIA GPU, CuPy and PyTorch installed, and no internet
+# (about 2-3 minutes on an H100):
+#   1. the conformance suite on the cupy backend (and numpy), and the CuPy-specific tests
+#      (GPU tests incl. torch CUDA tensors; the kernels' source on the host; NVRTC's code);
+#   2. benchmarks/bench_gpu.py: every GPU ratio of issue 12 (forward/backward/ReLU/in place
+#      vs copy and F.dropout in float32/float16/bfloat16, per-call cost, training step);
 #   3. a short `dropkit compare --backend cupy`.
 # array-api-compat, if missing there, is taken from wheels in .whl/ (see README, "GPU").
 # Usage: bash benchmarks/gpu_check.sh [OUTDIR]     (PYTHON=... to choose the interpreter)
@@ -20,7 +23,7 @@ if ! "$py" -c "import array_api_compat" 2>/dev/null; then
   "$py" -m pip install -q --no-index --no-deps --no-compile --target "$site" "$repo"/.whl/*.whl
 fi
 "$py" "$repo/benchmarks/register_workspace.py" "$site" || exit 2
-export PYTHONPATH="$site:$repo:$repo/backends/numpy:$repo/backends/cupy:$repo/backends/strict:$repo/plugins/plots${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$site:$repo:$repo/backends/numpy:$repo/backends/cupy:$repo/backends/torch:$repo/backends/strict:$repo/plugins/plots${PYTHONPATH:+:$PYTHONPATH}"
 cd "$repo"
 status=0
 echo "== backends"; "$py" -m dropkit.cli backends | tee "$out/backends.txt"
@@ -28,7 +31,9 @@ echo "== conformance suite on cupy"
 "$py" -m pytest -q -p no:cacheprovider --pyargs dropkit.testing --dropkit-backend cupy \
   --dropkit-backend numpy 2>&1 | tee "$out/suite.txt" || status=1
 echo "== cupy-specific tests"
-"$py" -m pytest -q -p no:cacheprovider tests/test_cupy_backend.py 2>&1 | tee "$out/cupy_tests.txt" || status=1
+"$py" -m pytest -q -p no:cacheprovider -rs tests/test_cupy_backend.py \
+  tests/test_cupy_kernels_on_host.py tests/test_cupy_launchers_on_host.py 2>&1 \
+  | tee "$out/cupy_tests.txt" || status=1
 echo "== benchmark"
 "$py" benchmarks/bench_gpu.py 2>&1 | tee "$out/bench_gpu.txt" || status=1
 echo "== dropkit compare --backend cupy (20 epochs)"

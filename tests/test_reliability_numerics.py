@@ -7,18 +7,16 @@ backend; unavailable ones, e.g. CuPy without CUDA, skip with the reason).
 
 from __future__ import annotations
 
-import ctypes
 import math
 import re
 import shutil
-import subprocess
 
 import array_api_compat
 import numpy as np
 import pytest
 
 import dropkit
-from dropkit import Generator, get_backend, philox
+from dropkit import Generator, get_backend
 from dropkit.layers import Dropout, Dropout2d
 from dropkit.nn import MLP
 from dropkit.packed import PackedMask, pack_mask, unpack_mask
@@ -123,35 +121,15 @@ CC = shutil.which("cc") or shutil.which("gcc")
 
 
 @pytest.mark.skipif(CC is None, reason="no C compiler to build the CuPy kernel source on the host")
-def test_relu_dropout_nan_in_the_cupy_kernel_source(tmp_path):
-    from dropkit_cupy.kernels_src import DROPOUT_OPERATION, PHILOX_SOURCE
+@pytest.mark.parametrize("ieee", [False, True])
+def test_relu_dropout_nan_in_the_cupy_kernel_source(ieee):
+    from dropkit_cupy.host import host_kernels
+    from dropkit_cupy.launch import dropout_call
 
-    source = (
-        "#include <stdbool.h>\n#define T float\n"
-        + PHILOX_SOURCE
-        + "void drop(const float *x, long long n, dk_u32 threshold, float scale, bool relu,"
-        " dk_u32 k0, dk_u32 k1, dk_u32 c2, dk_u32 c3, float *y) {"
-        f" for (long long i = 0; i < (n + 3) / 4; ++i) {{ {DROPOUT_OPERATION} }} }}"
-    )
-    (tmp_path / "k.c").write_text(source)
-    so = tmp_path / "k.so"
-    subprocess.run(
-        [CC, "-O2", "-std=c99", "-shared", "-fPIC", "-o", str(so), str(tmp_path / "k.c")],
-        check=True,
-        capture_output=True,
-    )
-    lib = ctypes.CDLL(str(so))
     y = np.full_like(SPECIAL, 7.0)
     t = dropkit.keep_threshold(0.5)
-    lib.drop(
-        SPECIAL.ctypes.data_as(ctypes.c_void_p),
-        ctypes.c_longlong(SPECIAL.size),
-        ctypes.c_uint32(t),
-        ctypes.c_float(2.0),
-        ctypes.c_bool(True),
-        *[ctypes.c_uint32(w) for w in (*philox.split64(6), 0, 0)],
-        y.ctypes.data_as(ctypes.c_void_p),
-    )
+    call = dropout_call("float32", SPECIAL, y, SPECIAL.size, 6, 0, t, 2.0, 2.0, relu=True, vec=True)
+    host_kernels(ieee=ieee).launch(*call)
     np.testing.assert_array_equal(y, _relu_reference(SPECIAL, _mask(SPECIAL.shape, 0.5, 6), 2.0))
 
 

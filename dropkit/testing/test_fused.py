@@ -137,3 +137,50 @@ def test_relu_backward_kernel_equals_array_api_path(backend, data, scale):
     assert got.dtype == g.dtype and got.shape == g.shape
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(to_numpy(grad), g)  # input untouched
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+@pytest.mark.parametrize("relu", [False, True])
+def test_fused_kernels_on_subnormals_equal_the_backends_own_arithmetic(backend, scale, relu):
+    """Subnormal inputs, explicitly (random arrays seldom hold them).
+
+    Each fused kernel equals the array-API path computed with the backend's own
+    operations, flushing or not, and the suite's NumPy expectation of it
+    (:mod:`dropkit.testing.subnormals`) agrees. A scale of 1 multiplies nothing.
+    """
+    xp = backend.xp
+    f32 = np.finfo(np.float32)
+    tiny = f32.smallest_subnormal
+    a = np.array([tiny, -tiny, 5 * tiny, f32.tiny / 2, f32.tiny, 1.0, -1.0, 0.0, np.nan], "float32")
+    x = to_namespace(xp, a)
+    zero = xp.zeros((), dtype=x.dtype)
+    factor = xp.asarray(scale, dtype=x.dtype)
+    product = x * factor if scale != 1.0 else x  # what the ops compute on this backend
+    passes = xp.logical_not(x <= 0)
+    seen = as_backend_computes(xp, a)
+    expected_product = scaled(xp, a, scale)
+    checked = 0
+    fused = getattr(backend, "dropout_fused", None)
+    y = fused(x, 3, 4, 0, scale, relu=relu) if fused is not None else None  # all kept
+    if y is not None:
+        want = xp.where(passes, product, zero) if relu else product
+        np.testing.assert_array_equal(to_numpy(y), to_numpy(want))
+        keep = ~(seen <= 0) if relu else np.ones(a.shape, dtype=bool)
+        np.testing.assert_array_equal(to_numpy(y), np.where(keep, expected_product, 0))
+        checked += 1
+    kernel = getattr(backend, "relu_dropout_backward_fused", None)
+    y = kernel(x, x, scale) if kernel is not None else None
+    if y is not None:
+        want = xp.where(passes, product, zero)
+        np.testing.assert_array_equal(to_numpy(y), to_numpy(want))
+        np.testing.assert_array_equal(to_numpy(y), np.where(seen <= 0, 0, expected_product))
+        checked += 1
+    kernel = getattr(backend, "dropout_masked", None)
+    mask = to_namespace(xp, np.ones((1,), dtype=bool))
+    y = kernel(x, mask, scale) if kernel is not None else None
+    if y is not None:
+        np.testing.assert_array_equal(to_numpy(y), to_numpy(product))
+        np.testing.assert_array_equal(to_numpy(y), expected_product)
+        checked += 1
+    if not checked:
+        pytest.skip(f"backend {backend.name!r} has no fused kernel for float32")

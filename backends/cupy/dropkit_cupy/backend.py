@@ -1,13 +1,17 @@
-"""The loaded CuPy backend: namespace, devices, Philox words, fused dropout.
+"""The loaded CuPy backend: namespace, devices, Philox words and the fused kernels.
 
 Importing this module imports CuPy and checks for a CUDA device; the plugin
 imports it only when the backend is loaded, so a machine without CUDA lists the
 backend as unavailable with this module's error as the reason.
 
-Kernels: one thread per Philox block (4 elements) computes the block's words
-in registers, compares them with the threshold, scales and writes: no mask is
-materialised. Inputs that are not C-contiguous are copied to a contiguous
-array first (the element index is the C-order index, as on every backend).
+Kernels (:mod:`dropkit_cupy.kernels`): fused dropout (one thread per Philox
+block of 4 elements, vector loads and stores, no mask materialised), the
+broadcast-mask kernel of channel dropout, the fused ReLU-dropout backward and
+the fused SGD step, each equal to the array-API path on CuPy bit for bit
+(CuPy's float32 semantics included: see :mod:`dropkit_cupy.kernels_src`).
+Inputs that are not C-contiguous are copied to a contiguous array first (the
+element index is the C-order index, as on every backend); contiguous ones are
+used as they are.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ except ImportError as exc:  # pragma: no cover - depends on the machine
     ) from exc
 
 import array_api_compat.cupy as xp
+import numpy as np
 
-from dropkit.philox import split64
-
-from .kernels_src import BITS_OPERATION, DROPOUT_OPERATION, PHILOX_SOURCE
+from . import kernels
+from .launch import split_broadcast
 
 __all__ = ["CupyBackend"]
 
@@ -40,22 +44,25 @@ def _device_count() -> int:
 if _device_count() < 1:  # pragma: no cover - depends on the machine
     raise RuntimeError("no CUDA device found")
 
-_BITS = cupy.ElementwiseKernel(
-    "uint64 first, uint32 k0, uint32 k1, uint32 c2, uint32 c3",
-    "raw uint32 out",
-    BITS_OPERATION,
-    "dropkit_philox_bits",
-    preamble=PHILOX_SOURCE,
-)
 
-_DROPOUT = cupy.ElementwiseKernel(
-    "raw T x, int64 n, uint32 threshold, T scale, bool relu, uint32 k0, uint32 k1, "
-    "uint32 c2, uint32 c3",
-    "raw T y",
-    DROPOUT_OPERATION,
-    "dropkit_philox_dropout",
-    preamble=PHILOX_SOURCE,
-)
+def _dtypes() -> dict[Any, str]:
+    """The dtypes the kernels serve: float16/32/64, and bfloat16 where CuPy has it (ml_dtypes)."""
+    found = {np.dtype(name): name for name in ("float16", "float32", "float64")}
+    try:
+        import ml_dtypes
+    except ImportError:
+        return found
+    found[np.dtype(ml_dtypes.bfloat16)] = "bfloat16"
+    return found
+
+
+_DTYPES = _dtypes()
+_SGD_DTYPES = (np.dtype("float32"), np.dtype("float64"))
+
+
+def _rounded(dtype: Any, scale: float) -> float:
+    """``scale`` rounded to ``dtype`` as CuPy rounds a Python float (directly)."""
+    return float(dtype.type(scale))
 
 
 class CupyBackend:
@@ -63,8 +70,8 @@ class CupyBackend:
 
     Examples
     --------
-    >>> b = CupyBackend()  # doctest: +SKIP
-    >>> int(b.random_bits(0, 0, 1)[0]) == 0x6627E8D5  # doctest: +SKIP
+    >>> b = CupyBackend()
+    >>> int(b.random_bits(0, 0, 1)[0]) == 0x6627E8D5
     True
     """
 
@@ -80,15 +87,7 @@ class CupyBackend:
     ) -> Any:
         """Philox words of elements ``offset .. offset + n - 1`` (uint32, 1-d)."""
         with _on(device):
-            if n == 0:
-                return cupy.empty(0, dtype=cupy.uint32)
-            first, last = offset // 4, (offset + n - 1) // 4
-            words = cupy.empty(4 * (last - first + 1), dtype=cupy.uint32)
-            k0, k1 = split64(key)
-            c2, c3 = split64(counter)
-            _BITS(cupy.uint64(first), k0, k1, c2, c3, words, size=last - first + 1)
-            begin = offset - 4 * first
-            return words[begin : begin + n]
+            return kernels.random_bits(key, counter, n, offset)
 
     def dropout_fused(
         self,
@@ -102,30 +101,82 @@ class CupyBackend:
         out: Any = None,
     ) -> Any:
         """Draw, compare and scale in one kernel; None where it does not apply."""
-        if x.dtype not in (cupy.float16, cupy.float32, cupy.float64) or threshold >= 1 << 32:
+        dtype = _DTYPES.get(x.dtype)
+        if dtype is None or threshold >= 1 << 32:
             return None
         if out is not None and not out.flags.c_contiguous:
             return None
-        with _on(x.device):
-            src = cupy.ascontiguousarray(x).reshape(-1)
-            dst = out.reshape(-1) if out is not None else cupy.empty_like(src)
-            if src.size:
-                k0, k1 = split64(key)
-                c2, c3 = split64(counter)
-                _DROPOUT(
-                    src,
-                    src.size,
-                    threshold,
-                    x.dtype.type(scale),
-                    relu,
-                    k0,
-                    k1,
-                    c2,
-                    c3,
-                    dst,
-                    size=(src.size + 3) // 4,
+        with x.device:
+            src = x if x.flags.c_contiguous else cupy.ascontiguousarray(x)
+            dst = out if out is not None else cupy.empty(x.shape, dtype=x.dtype)
+            rounded = _rounded(x.dtype, scale)
+            kernels.dropout(
+                src, dst, key, counter, threshold, scale, rounded, relu=relu, variant=kernels.CUPY
+            )
+        return dst
+
+    def dropout_masked(self, x: Any, mask: Any, scale: float, *, out: Any = None) -> Any:
+        """``where(mask, x * scale, 0)``, mask broadcast (channel dropout); None to decline."""
+        if (
+            x.dtype not in _DTYPES
+            or mask.dtype != cupy.bool_
+            or x.size == 0
+            or mask.ndim != x.ndim
+            or not x.flags.c_contiguous
+        ):
+            return None
+        if out is not None and not out.flags.c_contiguous:
+            return None
+        parts = split_broadcast(tuple(x.shape), tuple(mask.shape))
+        if parts is None:
+            return None
+        with x.device:
+            keep = mask if mask.flags.c_contiguous else cupy.ascontiguousarray(mask)
+            y = out if out is not None else cupy.empty(x.shape, dtype=x.dtype)
+            kernels.masked(x, y, keep, parts, scale, _rounded(x.dtype, scale), variant=kernels.CUPY)
+        return y
+
+    def relu_dropout_backward_fused(self, grad: Any, h: Any, scale: float) -> Any:
+        """``where(h <= 0, 0, grad * scale)`` in one pass (NaN passes); None to decline."""
+        if (
+            grad.dtype not in _DTYPES
+            or h.dtype != grad.dtype
+            or h.shape != grad.shape
+            or not (grad.flags.c_contiguous and h.flags.c_contiguous)
+        ):
+            return None
+        with grad.device:
+            y = cupy.empty(grad.shape, dtype=grad.dtype)
+            if grad.size:
+                rounded = _rounded(grad.dtype, scale)
+                kernels.relu_backward(grad, h, y, scale, rounded, variant=kernels.CUPY)
+        return y
+
+    def sgd_update(
+        self,
+        w: Any,
+        g: Any,
+        v: Any,
+        *,
+        lr: float,
+        momentum: float,
+        weight_decay: float,
+        nesterov: bool,
+    ) -> bool:
+        """In-place SGD step in one kernel; False (nothing done) where it does not apply."""
+        arrays = (w, g, v)
+        if (
+            w.dtype not in _SGD_DTYPES
+            or any(a.dtype != w.dtype or a.shape != w.shape for a in arrays)
+            or not all(a.flags.c_contiguous for a in arrays)
+        ):
+            return False
+        if w.size:
+            with w.device:
+                kernels.sgd(
+                    w, g, v, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov
                 )
-            return out if out is not None else dst.reshape(x.shape)
+        return True
 
     def __repr__(self) -> str:
         return f"<dropkit backend 'cupy' ({_device_count()} device(s))>"

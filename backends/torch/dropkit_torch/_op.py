@@ -22,7 +22,11 @@ saves the output ``h`` and passes gradient where ``h > 0`` or ``h`` is NaN.
 Kernels: on CPU, float32 and float64 run the NumPy backend's Numba kernel on
 the tensor's own memory (zero-copy); other dtypes and devices compute the same
 words (the Numba kernel on CPU, the int64 array-API reference elsewhere) and
-apply them with torch operations. All agree bit for bit with the NumPy
+apply them with torch operations. On CUDA, where CuPy and ``dropkit-cupy`` are
+installed, the CuPy backend's kernels run on the tensor's memory (zero-copy
+through DLPack, on torch's current stream; :mod:`dropkit_cupy.torch_cuda`):
+the fused dropout for float16, bfloat16, float32 and float64, and the words
+and keep-masks of channel dropout. All agree bit for bit with the NumPy
 backend.
 
 Examples
@@ -74,10 +78,32 @@ LARGE = 1 << 20
 #: Whether CPU tensors use the NumPy backend's kernels (tests switch it off to run,
 #: on the CPU, the device-independent path that CUDA tensors take).
 CPU_KERNELS = True
+#: Whether CUDA tensors use the CuPy backend's kernels where CuPy is installed
+#: (tests switch it off to compare them with the torch-operations path).
+CUDA_KERNELS = True
+_CUDA: dict[str, object] = {}  # "module": dropkit_cupy.torch_cuda, or None where unavailable
 
 
 def _numpy_kernels(device: torch.device) -> bool:
     return CPU_KERNELS and device.type == "cpu"
+
+
+def _cuda_kernels(device: torch.device) -> object | None:
+    """``dropkit_cupy.torch_cuda`` for a CUDA ``device`` where CuPy can run, else None.
+
+    Imported once per process; without CuPy (or dropkit-cupy) the torch
+    operations serve CUDA tensors, as before.
+    """
+    if not CUDA_KERNELS or device.type != "cuda":
+        return None
+    if "module" not in _CUDA:
+        try:
+            from dropkit_cupy import torch_cuda
+        except Exception:  # no CuPy, no dropkit-cupy, or CuPy without a usable CUDA
+            torch_cuda = None
+        _CUDA["module"] = torch_cuda
+    module = _CUDA["module"]
+    return module if module is not None and module.usable(device) else None
 
 
 def _advise_huge_pages() -> Callable[[int, int], object] | None:
@@ -167,6 +193,9 @@ def words(key: int, counter: int, n: int, device: torch.device, *, offset: int =
     if _numpy_kernels(device):
         bits = _NUMPY.random_bits(key, counter, n, offset=offset)
         return torch.from_numpy(bits.astype("int64"))
+    cuda = _cuda_kernels(device)
+    if cuda is not None:
+        return cuda.words(key, counter, n, device, offset=offset)
     return philox.random_bits(xp, key, counter, n, offset=offset, device=device, int64=True)
 
 
@@ -185,6 +214,11 @@ def keep_mask(
         return torch.zeros(shape, dtype=torch.bool, device=device)
     if threshold <= 0:
         return torch.ones(shape, dtype=torch.bool, device=device)
+    cuda = _cuda_kernels(device)
+    if cuda is not None:  # one kernel writes the mask's bytes (reading a GPU seed itself)
+        on_device = cuda.device_seed(seed, device)
+        key, counter = (0, 0) if on_device is not None else seed_ints(seed)
+        return cuda.keep_mask(key, counter, shape, threshold, device, seed=on_device)
     key, counter = seed_ints(seed)
     n = math.prod(shape)
     if _numpy_kernels(device):  # compare the uint32 words in NumPy: no int64 copy
@@ -243,6 +277,16 @@ def _compute(
             if dst is not out:
                 out.copy_(dst)
             return out
+    cuda = _cuda_kernels(x.device) if elementwise else None
+    if cuda is not None and cuda.supports(x):  # the CuPy kernel on the tensor's memory
+        on_device = cuda.device_seed(seed, x.device)  # read by the kernel: no host sync
+        key, counter = (0, 0) if on_device is not None else seed_ints(seed)
+        src = x.contiguous()
+        dst = out if out.is_contiguous() else torch.empty_like(src)
+        cuda.dropout(src, dst, key, counter, threshold, scale, relu, on_device)
+        if dst is not out:
+            out.copy_(dst)
+        return out
     keep = keep_mask(seed, noise_shape, threshold, x.device)
     if relu:
         keep = keep & (x <= 0).logical_not()  # NaN is kept, as torch.relu keeps it
@@ -284,6 +328,17 @@ def _setup_context(ctx: object, inputs: tuple, output: torch.Tensor) -> None:
 
 def _backward(ctx: object, grad: torch.Tensor) -> tuple:
     (saved,) = ctx.saved_tensors
+    cuda = _cuda_kernels(grad.device) if ctx.relu else None
+    if (
+        cuda is not None
+        and cuda.supports(grad)
+        and saved.dtype == grad.dtype
+        and saved.shape == grad.shape
+        and saved.device == grad.device
+        and grad.is_contiguous()
+        and saved.is_contiguous()
+    ):  # the CuPy kernel: one pass instead of a product, a comparison and a where
+        return cuda.relu_backward(grad, saved, ctx.scale), None, None, None, None, None
     if ctx.relu:
         factor = torch.tensor(ctx.scale, dtype=grad.dtype, device=grad.device)
         dx = torch.where(saved <= 0, torch.zeros((), dtype=grad.dtype), grad * factor)

@@ -1,0 +1,275 @@
+"""The kernels' arguments and launch sizes, computed without CuPy.
+
+Both the CuPy launcher (:mod:`dropkit_cupy.kernels`) and the host harness
+(:mod:`dropkit_cupy.host`) build every call's arguments here, so the argument
+types (NumPy scalars of the kernels' exact C types: CuPy passes a NumPy scalar
+by its own size, a Python ``int`` as 8 bytes and a ``float`` as a double),
+the flags and the scale encodings are tested on the host against the C
+signatures in :data:`dropkit_cupy.kernels_src.KERNEL_SOURCE`.
+
+Examples
+--------
+>>> name, args = dropout_call("float32", "X", "Y", 10, 7, 0, 2**31, 2.0, 2.0, relu=True, vec=True)
+>>> name, [type(a).__name__ for a in args[2:6]]
+('dk_dropout_f32', ['int64', 'float32', 'int32', 'uint32'])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dropkit.philox import split64
+
+from .kernels_src import (
+    DK_DECAY,
+    DK_MOMENTUM,
+    DK_NESTEROV,
+    DK_RELU,
+    DK_SCALE,
+    DK_VEC,
+)
+
+__all__ = [
+    "ALIGNMENT",
+    "BLOCKS_PER_SM",
+    "KINDS",
+    "NULL",
+    "SIGNATURES",
+    "THREADS",
+    "bf16_round",
+    "bits_call",
+    "dropout_call",
+    "grid_size",
+    "keep_mask_call",
+    "masked_call",
+    "relu_backward_call",
+    "scale_arg",
+    "sgd_call",
+    "split_broadcast",
+]
+
+#: Threads per block of every launch.
+THREADS = 256
+#: Grid-stride loops launch at most this many blocks per multiprocessor.
+BLOCKS_PER_SM = 16
+
+#: dtype name -> kernel suffix.
+KINDS = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}
+#: Bytes of alignment the vector path needs (one Philox block of 4 values).
+ALIGNMENT = {"f32": 16, "f64": 16, "f16": 8, "bf16": 8}
+
+_P, _I32, _I64, _U32, _U64, _F32, _F64 = "ptr", "i32", "i64", "u32", "u64", "f32", "f64"
+_PHILOX = (*(_U32,) * 5, _P)  # threshold, k0, k1, c2, c3, seed (NULL: use k0 .. c3)
+_SCALE = {"f32": _F32, "f64": _F64, "f16": _U32, "bf16": _F32}
+
+#: C parameter types of every kernel, in order (checked against the source by the tests).
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    "dk_bits": (_P, _U64, _I64, _I32, _U32, _U32, _U32, _U32),
+    "dk_keep_mask": (_P, _I64, _I32, *_PHILOX),
+    **{f"dk_dropout_{k}": (_P, _P, _I64, s, _I32, *_PHILOX) for k, s in _SCALE.items()},
+    **{f"dk_masked_{k}": (_P, _P, _P, _I64, _I64, _I64, s, _I32) for k, s in _SCALE.items()},
+    **{f"dk_relu_backward_{k}": (_P, _P, _P, _I64, s, _I32) for k, s in _SCALE.items()},
+    "dk_sgd_f32": (_P, _P, _P, _I64, _F32, _F32, _F32, _I32),
+    "dk_sgd_f64": (_P, _P, _P, _I64, _F64, _F64, _F64, _I32),
+}
+
+
+def grid_size(work: int, sms: int) -> int:
+    """Blocks of :data:`THREADS` for ``work`` items: one item per thread, capped.
+
+    Examples
+    --------
+    >>> grid_size(1000, 132), grid_size(10**9, 132)
+    (4, 2112)
+    """
+    return max(1, min(-(-work // THREADS), BLOCKS_PER_SM * sms))
+
+
+def bf16_round(value: float) -> float:
+    """``value`` rounded to bfloat16 as PyTorch rounds it: to float32, then to nearest-even.
+
+    Examples
+    --------
+    >>> bf16_round(1.0 + 2**-8), bf16_round(1.0 + 3 * 2**-9)
+    (1.0, 1.0078125)
+    """
+    bits = int(np.array(value, dtype=np.float32).view(np.uint32))
+    if (bits & 0x7FFFFFFF) > 0x7F800000:
+        return float("nan")
+    bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+    return float(np.array(bits & 0xFFFFFFFF, dtype=np.uint32).view(np.float32))
+
+
+def scale_arg(kind: str, rounded: float) -> np.generic:
+    """The kernel argument for a scale already rounded to the dtype.
+
+    float16 kernels take the 16-bit pattern in a ``uint32``; bfloat16 kernels
+    the value as a float32 (exact).
+
+    Examples
+    --------
+    >>> hex(int(scale_arg("f16", 2.0)))
+    '0x4000'
+    """
+    if kind == "f16":
+        return np.uint32(np.float16(rounded).view(np.uint16))
+    return np.float64(rounded) if kind == "f64" else np.float32(rounded)
+
+
+#: A NULL pointer argument: 8 zero bytes (CuPy passes a NumPy scalar by its size).
+NULL = np.uint64(0)
+
+
+def _key_words(key: int, counter: int) -> tuple[np.uint32, ...]:
+    k0, k1 = split64(key)
+    c2, c3 = split64(counter)
+    return np.uint32(k0), np.uint32(k1), np.uint32(c2), np.uint32(c3)
+
+
+def dropout_call(
+    dtype: str,
+    x: Any,
+    y: Any,
+    n: int,
+    key: int,
+    counter: int,
+    threshold: int,
+    scale: float,
+    rounded: float,
+    *,
+    relu: bool,
+    vec: bool,
+    seed: Any = None,
+) -> tuple[str, tuple[Any, ...]]:
+    """Kernel name and arguments of the fused dropout of ``n`` elements.
+
+    ``scale`` is the Python float (multiply only when it is not 1, as the
+    array-API path does), ``rounded`` the same rounded to the dtype; ``vec``
+    says that both pointers are aligned to :data:`ALIGNMENT`. ``seed``, if
+    given, is an array of four int64 words ``(key_lo, key_hi, counter_lo,
+    counter_hi)`` in device memory that the kernel reads instead of ``key``
+    and ``counter`` (no host round trip).
+    """
+    kind = KINDS[dtype]
+    flags = (DK_RELU if relu else 0) | (DK_SCALE if scale != 1.0 else 0) | (DK_VEC if vec else 0)
+    args = (
+        x,
+        y,
+        np.int64(n),
+        scale_arg(kind, rounded),
+        np.int32(flags),
+        np.uint32(threshold),
+        *_key_words(key, counter),
+        NULL if seed is None else seed,
+    )
+    return f"dk_dropout_{kind}", args
+
+
+def bits_call(
+    out: Any, first: int, nblocks: int, key: int, counter: int, *, vec: bool
+) -> tuple[str, tuple[Any, ...]]:
+    """Kernel name and arguments of the words of blocks ``first .. first + nblocks - 1``."""
+    flags = np.int32(DK_VEC if vec else 0)
+    return "dk_bits", (out, np.uint64(first), np.int64(nblocks), flags, *_key_words(key, counter))
+
+
+def keep_mask_call(
+    out: Any, n: int, key: int, counter: int, threshold: int, *, vec: bool, seed: Any = None
+) -> tuple[str, tuple[Any, ...]]:
+    """Kernel name and arguments of the boolean keep-mask of elements ``0 .. n - 1``.
+
+    ``seed`` as in :func:`dropout_call`.
+    """
+    flags = np.int32(DK_VEC if vec else 0)
+    words = _key_words(key, counter)
+    seed = NULL if seed is None else seed
+    return "dk_keep_mask", (out, np.int64(n), flags, np.uint32(threshold), *words, seed)
+
+
+def masked_call(
+    dtype: str,
+    x: Any,
+    y: Any,
+    keep: Any,
+    parts: tuple[int, int, int],
+    scale: float,
+    rounded: float,
+) -> tuple[str, tuple[Any, ...]]:
+    """Kernel name and arguments of ``where(keep, x * scale, 0)``, ``x`` viewed as ``parts``.
+
+    ``parts`` is ``(A, B, C)`` of :func:`split_broadcast`; ``keep`` is ``(A, C)``.
+    """
+    kind = KINDS[dtype]
+    outer, spread, inner = parts
+    flags = np.int32(DK_SCALE if scale != 1.0 else 0)
+    n = outer * spread * inner
+    args = (x, y, keep, np.int64(n), np.int64(spread * inner), np.int64(inner))
+    return f"dk_masked_{kind}", (*args, scale_arg(kind, rounded), flags)
+
+
+def relu_backward_call(
+    dtype: str, g: Any, h: Any, y: Any, n: int, scale: float, rounded: float
+) -> tuple[str, tuple[Any, ...]]:
+    """Kernel name and arguments of ``where(h <= 0, 0, g * scale)`` (NaN in ``h`` passes)."""
+    kind = KINDS[dtype]
+    flags = np.int32(DK_SCALE if scale != 1.0 else 0)
+    return f"dk_relu_backward_{kind}", (g, h, y, np.int64(n), scale_arg(kind, rounded), flags)
+
+
+def sgd_call(
+    dtype: str,
+    w: Any,
+    g: Any,
+    v: Any,
+    n: int,
+    *,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    nesterov: bool,
+) -> tuple[str, tuple[Any, ...]]:
+    """Kernel name and arguments of one in-place SGD step (float32 or float64)."""
+    kind = KINDS[dtype]
+    t = np.float32 if kind == "f32" else np.float64
+    flags = (
+        (DK_DECAY if weight_decay else 0)
+        | (DK_MOMENTUM if momentum else 0)
+        | (DK_NESTEROV if nesterov and momentum else 0)
+    )
+    args = (w, g, v, np.int64(n), t(lr), t(momentum), t(weight_decay), np.int32(flags))
+    return f"dk_sgd_{kind}", args
+
+
+def split_broadcast(shape: tuple[int, ...], noise: tuple[int, ...]) -> tuple[int, int, int] | None:
+    """``(A, B, C)``: ``shape`` as outer, broadcast and inner sizes, or None.
+
+    ``None`` when the mask is not broadcast along one contiguous run of axes.
+    (The NumPy backend's rule, repeated here so that this package does not
+    import Numba.)
+
+    Examples
+    --------
+    >>> split_broadcast((8, 3, 32, 32), (8, 3, 1, 1))
+    (24, 1024, 1)
+    >>> split_broadcast((8, 32, 32, 3), (8, 1, 1, 3))
+    (8, 1024, 3)
+    >>> split_broadcast((8, 3, 32, 32), (8, 1, 32, 1)) is None
+    True
+    """
+    spread = [i for i, (n, m) in enumerate(zip(shape, noise, strict=True)) if m == 1 and n != 1]
+    if not spread:
+        return None
+    lo, hi = spread[0], spread[-1] + 1
+    if any(noise[i] != 1 and shape[i] != 1 for i in range(lo, hi)):
+        return None
+    outer = inner = 1
+    for n in shape[:lo]:
+        outer *= n
+    for n in shape[hi:]:
+        inner *= n
+    middle = 1
+    for n in shape[lo:hi]:
+        middle *= n
+    return outer, middle, inner

@@ -1,0 +1,283 @@
+"""The CuPy backend's Python code on a NumPy-backed stand-in for CuPy, without a GPU.
+
+``dropkit_cupy.kernels``, ``.backend`` and ``.torch_cuda`` import CuPy; here a
+small fake ``cupy`` module (NumPy arrays with a ``data.ptr``, a ``RawModule``
+whose kernels run the host-compiled CUDA source of :mod:`dropkit_cupy.host`
+over ``grid * block`` simulated threads) is put in ``sys.modules`` and the
+modules are imported fresh. This checks, on the CPU, what the host harness
+alone does not: the backend's decline rules, contiguity and ``out`` handling,
+the dtype table, the scale rounding, the module chosen (CuPy's flush-to-zero or
+IEEE), the launch sizes, and the torch custom op's CUDA branch (DLPack views,
+in place, bfloat16 through int16). What it cannot check: CuPy itself, the
+devices and streams.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+
+import array_api_compat.numpy as npx
+import numpy as np
+import pytest
+from dropkit_cupy.host import compiler, host_kernels
+
+import dropkit
+from dropkit import keep_threshold, philox
+
+pytestmark = pytest.mark.skipif(compiler() is None, reason="no C compiler to build the harness")
+
+LAUNCHES: list[tuple[str, bool, int, int]] = []  # (kernel, ieee, grid, block)
+
+
+class FakeArray(np.ndarray):
+    """A NumPy array with the two CuPy attributes the launchers use."""
+
+    @property
+    def data(self):
+        return types.SimpleNamespace(ptr=self.__array_interface__["data"][0])
+
+    @property
+    def device(self):
+        return _Device(0)
+
+
+class _Device:
+    def __init__(self, index=0):
+        self.id = index
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+class _Kernel:
+    def __init__(self, name, ieee):
+        self.name, self.ieee = name, ieee
+
+    def __call__(self, grid, block, args):
+        assert all(type(v) is int for v in (*grid, *block)) and len(grid) == len(block) == 1
+        LAUNCHES.append((self.name, self.ieee, grid[0], block[0]))
+        args = tuple(np.asarray(a) if isinstance(a, np.ndarray) else a for a in args)
+        host_kernels(ieee=self.ieee).launch(self.name, args, threads=grid[0] * block[0])
+
+
+class _RawModule:
+    def __init__(self, *, code, options):
+        assert code and all(isinstance(o, str) for o in options)
+        self.ieee = "-DDK_IEEE_F32=1" in options
+
+    def get_function(self, name):
+        return _Kernel(name, self.ieee)
+
+
+def _fake(a):
+    return np.asarray(a).view(FakeArray)
+
+
+def _fake_cupy():
+    cupy = types.ModuleType("cupy")
+    runtime = types.SimpleNamespace(
+        getDevice=lambda: 0,
+        getDeviceCount=lambda: 1,
+        getDeviceProperties=lambda i: {"multiProcessorCount": 2},
+    )
+    cupy.cuda = types.SimpleNamespace(
+        runtime=runtime, Device=_Device, ExternalStream=lambda ptr, index: _Device(index)
+    )
+    cupy.RawModule = _RawModule
+    cupy.empty = lambda shape, dtype: _fake(np.empty(shape, dtype=dtype))
+    cupy.ascontiguousarray = lambda a: _fake(np.ascontiguousarray(a))
+    cupy.from_dlpack = lambda t: _fake(np.from_dlpack(t))
+    cupy.uint32, cupy.bool_, cupy.int32 = np.uint32, np.bool_, np.int32
+    return cupy
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """``dropkit_cupy.kernels``, ``.backend`` (and ``.torch_cuda``) imported on a fake CuPy."""
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy())
+    monkeypatch.setitem(sys.modules, "array_api_compat.cupy", npx)
+    import dropkit_cupy
+
+    for name in ("kernels", "backend", "torch_cuda"):
+        monkeypatch.delitem(sys.modules, f"dropkit_cupy.{name}", raising=False)
+        # the package attribute too: `from dropkit_cupy import x` reads it first
+        monkeypatch.setattr(dropkit_cupy, name, getattr(dropkit_cupy, name, None), raising=False)
+    kernels = importlib.import_module("dropkit_cupy.kernels")
+    backend = importlib.import_module("dropkit_cupy.backend")
+    LAUNCHES.clear()
+    yield types.SimpleNamespace(kernels=kernels, backend=backend.CupyBackend())
+    for name in ("kernels", "backend", "torch_cuda"):
+        sys.modules.pop(f"dropkit_cupy.{name}", None)
+
+
+def _reference(a, key, counter, threshold, scale, relu):
+    keep = np.asarray(philox.random_bits(npx, key, counter, a.size)).reshape(a.shape) >= threshold
+    if relu:
+        keep &= ~(a <= 0)
+    value = a * a.dtype.type(scale) if scale != 1.0 else a
+    return np.where(keep, value, a.dtype.type(0))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+def test_fused_dropout_contiguous_strided_out_and_inplace(fake, dtype, relu):
+    b = fake.backend
+    rs = np.random.default_rng(0)
+    base = rs.standard_normal((40, 30)).astype(dtype)
+    t, scale = keep_threshold(0.4), 1 / 0.6
+    for a in (base, base[::2, 1::3], base.T, base[:, 1:]):  # contiguous, strided, F-order, offset
+        x = _fake(a)
+        y = b.dropout_fused(x, 3, 8, t, scale, relu=relu)
+        np.testing.assert_array_equal(y, _reference(np.asarray(a), 3, 8, t, scale, relu))
+        np.testing.assert_array_equal(x, a)  # input untouched
+        assert y.shape == a.shape and y.flags.c_contiguous
+    x = _fake(base.copy())
+    assert b.dropout_fused(x, 3, 8, t, scale, relu=relu, out=x) is x  # in place
+    np.testing.assert_array_equal(x, _reference(base, 3, 8, t, scale, relu))
+    assert b.dropout_fused(x, 3, 8, t, scale, out=_fake(base.T)) is None  # out not contiguous
+    assert b.dropout_fused(_fake(base.astype(np.int32)), 3, 8, t, 2.0) is None
+    assert b.dropout_fused(x, 3, 8, 1 << 32, 2.0) is None
+    assert {ieee for _, ieee, _, _ in LAUNCHES} == {False}  # CuPy arrays: CuPy's semantics
+
+
+def test_vector_path_only_for_aligned_pointers_and_grid_is_capped(fake):
+    b = fake.backend
+    a = np.random.default_rng(1).standard_normal(4 * 256 * 2 * 16 * 3 + 5).astype(np.float32)
+    x = _fake(a)
+    y = b.dropout_fused(x, 1, 2, keep_threshold(0.5), 2.0)
+    np.testing.assert_array_equal(y, _reference(a, 1, 2, keep_threshold(0.5), 2.0, False))
+    name, _, grid, block = LAUNCHES[-1]
+    assert (name, grid, block) == ("dk_dropout_f32", 2 * 16, 256)  # 16 blocks per SM (2 SMs)
+    call_vec = []
+    original = fake.kernels.launch.dropout_call
+
+    def spy(*args, **kwargs):
+        call_vec.append(kwargs["vec"])
+        return original(*args, **kwargs)
+
+    fake.kernels.launch.dropout_call = spy
+    try:
+        b.dropout_fused(_fake(a[1:]), 1, 2, keep_threshold(0.5), 2.0)  # 4-byte offset
+        b.dropout_fused(_fake(a[4:]), 1, 2, keep_threshold(0.5), 2.0)  # 16-byte offset
+    finally:
+        fake.kernels.launch.dropout_call = original
+    assert call_vec == [False, True]
+
+
+def test_random_bits_and_offsets(fake):
+    b = fake.backend
+    whole = np.asarray(philox.random_bits(npx, 3, 4, 1003))
+    np.testing.assert_array_equal(b.random_bits(3, 4, 1003), whole)
+    np.testing.assert_array_equal(b.random_bits(3, 4, 101, offset=501), whole[501:602])
+    assert b.random_bits(3, 4, 0).shape == (0,)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_masked_relu_backward_and_sgd_equal_the_numpy_backend(fake, dtype):
+    b, ref = fake.backend, dropkit.get_backend("numpy")
+    rs = np.random.default_rng(2)
+    a = rs.standard_normal((4, 3, 5, 5)).astype(dtype)
+    mask = rs.random((4, 3, 1, 1)) < 0.5
+    want = np.where(mask, a * dtype(2.0), dtype(0))
+    np.testing.assert_array_equal(b.dropout_masked(_fake(a), _fake(mask), 2.0), want)
+    x = _fake(a.copy())
+    assert b.dropout_masked(x, _fake(mask), 2.0, out=x) is x
+    np.testing.assert_array_equal(x, want)
+    assert b.dropout_masked(_fake(a), _fake(mask.astype(np.uint8)), 2.0) is None
+    assert b.dropout_masked(_fake(a), _fake(rs.random((4, 1, 5, 1)) < 0.5), 2.0) is None
+    g, h = rs.standard_normal((7, 9)).astype(dtype), rs.standard_normal((7, 9)).astype(dtype)
+    got = b.relu_dropout_backward_fused(_fake(g), _fake(h), 2.0)
+    np.testing.assert_array_equal(got, np.where(h <= 0, dtype(0), g * dtype(2.0)))
+    assert b.relu_dropout_backward_fused(_fake(g), _fake(h.T.copy().T), 2.0) is None
+    if dtype == np.float16:
+        assert not b.sgd_update(_fake(g), _fake(g), _fake(g), lr=0.1, momentum=0.9,
+                                weight_decay=0.0, nesterov=False)  # fmt: skip
+        return
+    w1, v1 = g.copy(), h.copy()
+    w2, v2 = _fake(g.copy()), _fake(h.copy())
+    kwargs = {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-3, "nesterov": True}
+    assert ref.sgd_update(w1, h, v1, **kwargs)
+    assert b.sgd_update(w2, _fake(h), v2, **kwargs)
+    np.testing.assert_array_equal(w2, w1)
+    np.testing.assert_array_equal(v2, v1)
+    assert not b.sgd_update(_fake(g.T), _fake(h.T), _fake(h.T), **kwargs) or g.shape[0] == 1
+
+
+# ------------------------------------------------------------ torch CUDA op
+
+
+@pytest.fixture
+def torch_fake(fake, monkeypatch):
+    """The torch op's CUDA branch taken by CPU tensors, on the fake CuPy."""
+    torch = pytest.importorskip("torch")
+    from dropkit_torch import _op
+
+    stream = types.SimpleNamespace(cuda_stream=0)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda index=None: stream)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    torch_cuda = importlib.import_module("dropkit_cupy.torch_cuda")
+    monkeypatch.setattr(_op, "_cuda_kernels", lambda device: torch_cuda)
+    monkeypatch.setattr(_op, "CPU_KERNELS", False)
+    return torch, _op
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+@pytest.mark.parametrize("relu", [False, True])
+def test_torch_op_cuda_branch_equals_the_torch_operations(torch_fake, monkeypatch, dtype, relu):
+    torch, _op = torch_fake
+    dt = getattr(torch, dtype)
+    x = torch.randn(37, 11, generator=torch.Generator().manual_seed(0)).to(dt)
+    x[0, :4] = torch.tensor([float("nan"), float("inf"), -0.0, 1e-45])
+    seed = torch.tensor([5, 0, 7, 0])
+    t, scale = keep_threshold(0.3), 1 / 0.7
+    got = _op.dropout_op(x, seed, list(x.shape), t, scale, relu)
+    strided = _op.dropout_op(x.T, seed, [11, 37], t, scale, relu)
+    inplace = x.clone()
+    _op.dropout_inplace_op(inplace, seed, list(x.shape), t, scale, relu)
+    launched = len(LAUNCHES)
+    monkeypatch.setattr(_op, "_cuda_kernels", lambda device: None)  # torch operations
+    want = _op.dropout_op(x, seed, list(x.shape), t, scale, relu)
+    want_strided = _op.dropout_op(x.T, seed, [11, 37], t, scale, relu)
+    assert len(LAUNCHES) == launched and LAUNCHES[-1][1] is True  # IEEE module
+    for a, b in ((got, want), (strided, want_strided), (inplace, want)):
+        assert a.dtype == dt and a.shape == b.shape
+        np.testing.assert_array_equal(a.float().numpy(), b.float().numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_torch_relu_dropout_backward_through_the_cuda_branch(torch_fake, monkeypatch, dtype):
+    torch, _op = torch_fake
+    dt = getattr(torch, dtype)
+    x = torch.randn(50, 7, generator=torch.Generator().manual_seed(1)).to(dt)
+    x[0, :2] = float("nan")
+    seed = torch.tensor([1, 2, 3, 4])
+    t = keep_threshold(0.5)
+    grads = []
+    for kernels_on in (True, False):
+        if not kernels_on:
+            monkeypatch.setattr(_op, "_cuda_kernels", lambda device: None)
+        leaf = x.clone().requires_grad_(True)
+        h = _op.dropout_op(leaf, seed, list(x.shape), t, 2.0, True)
+        h.backward(torch.linspace(-3, 3, x.numel()).reshape(x.shape).to(dt))
+        grads.append(leaf.grad.float().numpy())
+    np.testing.assert_array_equal(grads[0], grads[1])
+
+
+def test_torch_keep_mask_and_words_through_the_cuda_branch(torch_fake):
+    torch, _op = torch_fake
+    seed = torch.tensor([9, 1, 2, 0])
+    key, counter = _op.seed_ints(seed)
+    t = keep_threshold(0.5)
+    mask = _op.keep_mask(seed, (3, 5, 7), t, torch.device("cpu"))
+    ref = np.asarray(philox.random_bits(npx, key, counter, 105)) >= t
+    assert mask.dtype == torch.bool
+    np.testing.assert_array_equal(mask.numpy().reshape(-1), ref)
+    words = _op.words(key, counter, 33, torch.device("cpu"), offset=7)
+    want = np.asarray(philox.random_bits(npx, key, counter, 33, offset=7)).astype(np.int64)
+    assert words.dtype == torch.int64
+    np.testing.assert_array_equal(words.numpy(), want)
