@@ -69,9 +69,12 @@ __all__ = [
     "Task",
     "dataset_entry",
     "format_study_table",
+    "progress_printer",
     "read_study_plan",
+    "run_folder",
     "run_study",
     "run_tasks",
+    "runs_by_method",
     "study_summary",
     "thread_limits",
     "write_study_files",
@@ -112,8 +115,8 @@ class StudyPlan:
     Examples
     --------
     >>> plan = StudyPlan(TrainConfig(), ("standard", "dropout"), (3, 4), activation="selu")
-    >>> [(s, m, c.activation, c.p_hidden) for (s, m), c in plan.configs().items()]
-    [(3, 'standard', 'selu', 0.0), (3, 'dropout', 'selu', 0.5), (4, 'standard', 'selu', 0.0), (4, 'dropout', 'selu', 0.5)]
+    >>> [(s, m, c.activation, c.p_hidden) for (s, m), c in plan.configs().items()][:3]
+    [(3, 'standard', 'selu', 0.0), (3, 'dropout', 'selu', 0.5), (4, 'standard', 'selu', 0.0)]
     """
 
     config: TrainConfig
@@ -349,9 +352,9 @@ def run_study(
             jobs=jobs,
             metrics=metrics,
             plugin_manager=plugin_manager,
-            on_done=_progress_printer(len(tasks), progress),
+            on_done=progress_printer(len(tasks), progress),
         )
-        runs = _by_method(plan, results)
+        runs = runs_by_method(plan, results)
         pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
         write_study_files(out, plan, runs, data, pm)
         return runs
@@ -360,16 +363,20 @@ def run_study(
             lock.release()
 
 
-def _by_method(plan: StudyPlan, results: list[TrainResult]) -> dict[str, dict[int, TrainResult]]:
+def runs_by_method(
+    plan: StudyPlan, results: list[TrainResult]
+) -> dict[str, dict[int, TrainResult]]:
+    """``{method: {seed: result}}`` from the results in the order of :meth:`StudyPlan.configs`."""
     runs: dict[str, dict[int, TrainResult]] = {m: {} for m in plan.methods}
     for ((seed, method), _), result in zip(plan.configs().items(), results, strict=True):
         runs[method][seed] = result
     return runs
 
 
-def _progress_printer(
+def progress_printer(
     total: int, stream: TextIO | None
 ) -> Callable[[Task, TrainResult, int], None] | None:
+    """An ``on_done`` for :func:`run_tasks` printing a line per finished run (None: silent)."""
     if stream is None:
         return None
     start = time.perf_counter()
@@ -477,8 +484,8 @@ def format_study_table(summary: dict[str, Any], stream: TextIO = sys.stdout) -> 
     standard deviation, and the 95% t-interval of the mean.
     """
     methods = summary["methods"]
-    first = next(iter(methods.values()))
-    cfg, d = first["config"], summary["dataset"]
+    cfg = max((m["config"] for m in methods.values()), key=lambda c: c["p_hidden"])
+    d = summary["dataset"]
     layers = "-".join(str(s) for s in (d["n_features"], *cfg["hidden"], d["n_classes"]))
     seeds = summary["seeds"]
     print(
