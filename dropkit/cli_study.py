@@ -144,7 +144,9 @@ def _plan(args: argparse.Namespace, command: str) -> _StudyJob:
             f"{out}`, or choose another --out"
         )
     fresh = cli._plan_fresh(plain, command, given)
-    methods = [m.name for m in parse_methods("standard,dropout" if args.methods is None else args.methods)]
+    methods = [
+        m.name for m in parse_methods("standard,dropout" if args.methods is None else args.methods)
+    ]
     n = args.seeds if args.seeds is not None else 1
     seeds = tuple(fresh.config.seed + i for i in range(n))
     if seeds[-1] >= 2**64:

@@ -60,7 +60,7 @@ from .methods import METHODS, check_activation, noise_layer
 from .registry import get_plugin_manager
 from .rundir import RunConfigError, RunLock, is_held_here
 from .stats import describe
-from .train import TrainConfig, TrainResult, train
+from .train import TrainConfig, TrainingDivergedError, TrainResult, train
 
 __all__ = [
     "STATS_KEYS",
@@ -221,13 +221,25 @@ def _init_worker(datasets: dict[str, Dataset], metrics: bool) -> None:
     _WORKER["metrics"] = metrics
 
 
-def _run_task(task: Task) -> TrainResult:
+@dataclass(frozen=True)
+class _Diverged:
+    """A worker's TrainingDivergedError, in a form that crosses the process boundary."""
+
+    message: str
+    epoch: int
+    kept_epoch: int
+
+
+def _run_task(task: Task) -> TrainResult | _Diverged:
     from .reporters import MetricsFile
 
     pm = get_plugin_manager()
     if _WORKER["metrics"] and not any(isinstance(p, MetricsFile) for p in pm.get_plugins()):
         pm.register(MetricsFile())
-    return _train_task(task, _WORKER["datasets"][task.data], pm)
+    try:
+        return _train_task(task, _WORKER["datasets"][task.data], pm)
+    except TrainingDivergedError as exc:  # its keyword-only fields do not unpickle
+        return _Diverged(str(exc), exc.epoch, exc.kept_epoch)
 
 
 def _train_task(task: Task, data: Dataset, pm: pluggy.PluginManager) -> TrainResult:
@@ -295,7 +307,12 @@ def run_tasks(
             futures = {pool.submit(_run_task, task): i for i, task in enumerate(tasks)}
             for finished, future in enumerate(concurrent.futures.as_completed(futures), 1):
                 i = futures[future]
-                results[i] = future.result()
+                result = future.result()
+                if isinstance(result, _Diverged):
+                    raise TrainingDivergedError(
+                        result.message, epoch=result.epoch, kept_epoch=result.kept_epoch
+                    )
+                results[i] = result
                 if on_done is not None:
                     on_done(tasks[i], results[i], finished)
         except BaseException:

@@ -381,7 +381,7 @@ def test_an_interrupted_study_resumes_to_the_uninterrupted_result(tmp_path, caps
         pm.unregister(stop)
     assert f"continue with --resume {cut}" in capsys.readouterr().err
     assert not (cut / "summary.json").exists()
-    assert main(["compare", "--resume", str(cut), "--quiet"]) == 0
+    assert main(["compare", "--resume", str(cut), "--quiet", "--jobs", "1"]) == 0
     for seed in (0, 1):
         for method in ("standard", "dropout"):
             for a, b in zip(
@@ -395,7 +395,7 @@ def test_an_interrupted_study_resumes_to_the_uninterrupted_result(tmp_path, caps
     for method in ("standard", "dropout"):
         assert s1[method]["stats"]["best_test_acc"] == s2[method]["stats"]["best_test_acc"]
     # to more epochs, from the command line
-    assert main(["compare", "--resume", str(cut), "--epochs", "4", "--quiet"]) == 0
+    assert main(["compare", "--resume", str(cut), "--epochs", "4", "--quiet", "--jobs", "1"]) == 0
     history = json.loads((cut / "history.json").read_text())
     assert [r["epoch"] for r in history["dropout"]["1"]] == [1, 2, 3, 4]
 
@@ -419,7 +419,7 @@ def test_sweep_writes_its_table_and_figures(tmp_path, capsys, with_plots):
         assert (out / f"size-{n}" / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     # resumed as a whole: nothing left to train, the files are rewritten from the checkpoints
-    assert main(["sweep", "--resume", str(out), "--quiet"]) == 0
+    assert main(["sweep", "--resume", str(out), "--quiet", "--jobs", "1"]) == 0
     assert json.loads((out / "sweep.json").read_text())["table"] == doc["table"]
 
 
