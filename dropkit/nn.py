@@ -21,6 +21,7 @@ Examples
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -336,10 +337,11 @@ class MLP:
             self.params.append(self.xp.zeros((fan_out,), dtype=self.dtype, device=device))
         n_hidden = len(self.sizes) - 2
         streams = dropout_rng.spawn(n_hidden + 1)
-        self.input_dropout = noise(p_input, rng=streams[0], mode=mode, backend=backend.name)
-        self.hidden_dropouts = [
-            noise(p_hidden, rng=s, mode=mode, backend=backend.name) for s in streams[1:]
-        ]
+        options: dict[str, Any] = {"backend": backend.name}
+        if noise is Dropout or "mode" in inspect.signature(noise).parameters:
+            options["mode"] = mode  # (a noise layer without modes, e.g. alpha dropout, has none)
+        self.input_dropout = noise(p_input, rng=streams[0], **options)
+        self.hidden_dropouts = [noise(p_hidden, rng=s, **options) for s in streams[1:]]
         self._cache: list[Any] = []
         self._outputs: list[Any] = []
 
