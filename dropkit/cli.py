@@ -95,7 +95,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_training_flags(p: argparse.ArgumentParser) -> None:
+def _add_training_flags(p: argparse.ArgumentParser, *, sizes: bool = False) -> None:
     g = p.add_argument_group("experiment (defaults: the MNIST-1D experiment, or --preset)")
     g.add_argument(
         "--preset",
@@ -105,9 +105,20 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--dataset", choices=DATASETS, default=None, help="default: mnist1d")
     g.add_argument("--data-dir", default=None, help="folder with the cifar10 or mnist files")
-    g.add_argument(
-        "--train-size", type=_integer, default=None, help="use only the first N training examples"
-    )
+    if sizes:  # dropkit sweep: a list, parsed (and refused if bad) by the command
+        g.add_argument(
+            "--train-size",
+            default=None,
+            metavar="N1,N2,...",
+            help="a study on the first N training examples for each N (default 500,1000,2000,4000)",
+        )
+    else:
+        g.add_argument(
+            "--train-size",
+            type=_integer,
+            default=None,
+            help="use only the first N training examples",
+        )
     g.add_argument(
         "--backend", default=None, help="backend name (default: $DROPKIT_BACKEND or numpy)"
     )
@@ -319,6 +330,12 @@ def _plan_resume(args: argparse.Namespace, command: str, given: dict[str, Any]) 
         )
     if out.is_dir():
         RunLock.probe(out)
+    study = _study_command(out)
+    if study is not None:
+        raise ValueError(
+            f"{out} was made by `dropkit {study}`: continue it with "
+            f"`dropkit {study} --resume {out}`"
+        )
     fields = list(TrainConfig().to_dict())
     saved = read_run_config(out, fields)
     made_by = run_command(out, saved.command)
@@ -354,6 +371,14 @@ def _plan_resume(args: argparse.Namespace, command: str, given: dict[str, Any]) 
     plan.resume = True
     plan.write_config = config != base or saved.command is None
     return plan
+
+
+def _study_command(out: Path) -> str | None:
+    """The command of a study folder (its study.json), or None."""
+    try:
+        return str(json.loads((out / "study.json").read_text()).get("command", "compare"))
+    except (OSError, ValueError, AttributeError):
+        return "compare" if (out / "study.json").is_file() else None
 
 
 def _as_str(value: Any) -> str | None:
@@ -481,8 +506,11 @@ def _teardown(handle: Any) -> None:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from .cli_study import cmd_study, is_study
     from .experiment import format_table, run_compare
 
+    if is_study(args):  # --methods, --seeds, --jobs or --activation, or a study's folder
+        return cmd_study(args, "compare")
     config, data, out, resume, handle = _setup(args, "compare")
     try:
         results = run_compare(config, data, out, resume=resume, plugin_manager=handle[0])
@@ -491,6 +519,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     format_table(results, data, sys.stdout)
     _report_files(out, ["summary.json", "history.json", "curves.png"])
     return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .cli_study import cmd_study
+
+    return cmd_study(args, "sweep")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -528,6 +562,8 @@ def _report_files(out: Path, names: list[str]) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .cli_study import add_study_flags
+
     parser = argparse.ArgumentParser(
         prog="dropkit", description="Framework-agnostic, provably correct dropout."
     )
@@ -548,11 +584,22 @@ def _parser() -> argparse.ArgumentParser:
         help="train a net without and with dropout from the same start, compare them",
     )
     _add_training_flags(p)
+    add_study_flags(p)
     p.set_defaults(func=_cmd_compare)
+    p = sub.add_parser(
+        "sweep",
+        help="a multi-seed comparison for each of several training-set sizes",
+    )
+    _add_training_flags(p, sizes=True)
+    add_study_flags(p, sweep=True)
+    p.set_defaults(func=_cmd_sweep)
     p = sub.add_parser("train", help="train one configuration")
     _add_training_flags(p)
     p.set_defaults(func=_cmd_train)
     return parser
+
+
+_TRAINING = ("train", "compare", "sweep")  # commands that save every finished epoch
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -574,7 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     except BrokenPipeError:  # e.g. `dropkit train ... | head`: the reader went away
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing more is printed
-        saved = "; every finished epoch is saved" if args.command in ("train", "compare") else ""
+        saved = "; every finished epoch is saved" if args.command in _TRAINING else ""
         print(f"dropkit: output closed (broken pipe){saved}", file=sys.stderr)
         return 141
     except MemoryError as exc:
@@ -593,7 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"dropkit: interrupted {exc}".rstrip(), file=sys.stderr)
             return 130
         folder = getattr(args, "run_folder", None) or getattr(args, "resume", None)
-        if args.command in ("train", "compare"):
+        if args.command in _TRAINING:
             where = f" {folder}" if folder else " RUN_FOLDER"
             message = f"every finished epoch is saved: continue with --resume{where}"
         else:

@@ -79,3 +79,28 @@ def dropkit_compare_end(out_dir: Any, results: dict[str, Any]) -> None:
     ``out_dir`` is the comparison's output folder (a ``pathlib.Path``), where
     plugins may write files (the plots plugin writes ``curves.png``).
     """
+
+
+@hookspec
+def dropkit_study_end(out_dir: Any, runs: dict[str, dict[int, Any]]) -> None:
+    """A multi-method, multi-seed comparison (:mod:`dropkit.study`) finished.
+
+    ``runs`` maps each method name to ``{seed: result}`` (each a
+    :class:`dropkit.train.TrainResult`, in the order of the study's methods and
+    seeds); ``out_dir`` is the study's folder (a ``pathlib.Path``), already
+    holding ``summary.json`` and ``history.json``. The plots plugin writes
+    ``curves.png`` there: each method's mean curves with the spread over seeds
+    shaded. Called once per train size by ``dropkit sweep``.
+    """
+
+
+@hookspec
+def dropkit_sweep_end(out_dir: Any, table: list[dict[str, Any]]) -> None:
+    """``dropkit sweep`` finished: ``table`` has one row per (train size, method).
+
+    Each row: ``train_size``, ``method``, and ``best_test_acc`` and
+    ``final_gap`` as :func:`dropkit.stats.describe` dictionaries (``mean``,
+    ``std``, ``ci95``, ``n``, ``values``). ``out_dir`` (a ``pathlib.Path``)
+    already holds ``sweep.json`` and ``sweep.md``; the plots plugin writes
+    ``sweep.png`` (best test accuracy against train size, error bars over seeds).
+    """

@@ -21,6 +21,7 @@ Examples
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -34,7 +35,19 @@ from .ops import relu_dropout, relu_dropout_backward
 from .random import Generator, RNGLike, as_generator
 from .registry import get_backend
 
-__all__ = ["MLP", "accuracy", "he_normal", "softmax_cross_entropy", "standard_normal"]
+__all__ = [
+    "MLP",
+    "accuracy",
+    "he_normal",
+    "lecun_normal",
+    "selu",
+    "softmax_cross_entropy",
+    "standard_normal",
+]
+
+#: SELU's constants (Klambauer et al. 2017, eq. 14), to the digits of their paper's code.
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def standard_normal(
@@ -69,6 +82,54 @@ def he_normal(
 ) -> Any:
     """He (Kaiming) normal weights of shape ``(fan_in, fan_out)``: std sqrt(2 / fan_in)."""
     return standard_normal(backend, rng, (fan_in, fan_out), dtype, device) * math.sqrt(2.0 / fan_in)
+
+
+def lecun_normal(
+    backend: Backend, rng: Generator, fan_in: int, fan_out: int, dtype: Any, device: Any = None
+) -> Any:
+    """LeCun normal weights of shape ``(fan_in, fan_out)``: std sqrt(1 / fan_in), for SELU nets.
+
+    The same standard normals as :func:`he_normal` for the same ``rng``, scaled
+    by 1/sqrt(2) relative to it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dropkit import get_backend
+    >>> w = lecun_normal(get_backend("numpy"), Generator(0), 400, 300, np.float64)
+    >>> round(float(w.std() * 20), 1)
+    1.0
+    """
+    return standard_normal(backend, rng, (fan_in, fan_out), dtype, device) * math.sqrt(1.0 / fan_in)
+
+
+_INITS = {"relu": he_normal, "selu": lecun_normal}
+
+
+def selu(xp: Any, z: Any) -> Any:
+    """SELU: ``scale * z`` for z > 0, ``scale * alpha * (exp(z) - 1)`` otherwise.
+
+    Examples
+    --------
+    >>> import array_api_compat.numpy as xp
+    >>> [round(float(v), 4) for v in selu(xp, xp.asarray([-50.0, 0.0, 1.0]))]
+    [-1.7581, 0.0, 1.0507]
+    """
+    negative = xp.where(z > 0, xp.zeros_like(z), z)  # no overflow of exp for large z
+    return SELU_SCALE * xp.where(z > 0, z, SELU_ALPHA * xp.expm1(negative))
+
+
+def _activate(xp: Any, activation: str, z: Any) -> Any:
+    if activation == "selu":
+        return selu(xp, z)
+    return xp.where(z > 0, z, xp.zeros_like(z))
+
+
+def _activation_grad(xp: Any, activation: str, a: Any, grad: Any) -> Any:
+    """``grad * act'(z)`` from the activation's output ``a = act(z)``."""
+    if activation == "selu":  # for z <= 0: scale * alpha * exp(z) = a + scale * alpha
+        return grad * xp.where(a > 0, xp.full_like(a, SELU_SCALE), a + SELU_SCALE * SELU_ALPHA)
+    return xp.where(a > 0, grad, xp.zeros_like(grad))
 
 
 def softmax_cross_entropy(xp: Any, logits: Any, labels: Any) -> tuple[float, Any]:
@@ -200,7 +261,7 @@ def _float_dtype(xp: Any, dtype: Any) -> Any:
 
 
 class MLP:
-    """Fully connected ReLU network with dropout after each hidden activation.
+    """Fully connected ReLU or SELU net, dropout (or another noise) after each hidden layer.
 
     Parameters
     ----------
@@ -218,6 +279,16 @@ class MLP:
         Dropout mode.
     dtype : str or dtype
         Real floating dtype of parameters and activations (``"float32"``, ...).
+    activation : {"relu", "selu"}
+        The hidden activation; the weights are He normal for ReLU, LeCun
+        normal for SELU (the same normals, scaled).
+    noise : type, optional
+        The noise layer class (:class:`~dropkit.layers.Dropout` or a subclass
+        with its constructor, e.g. Gaussian or alpha dropout), built with
+        ``p_input`` and ``p_hidden``; default :class:`~dropkit.layers.Dropout`.
+        ReLU with :class:`~dropkit.layers.Dropout` runs the fused
+        :func:`~dropkit.relu_dropout`; any other pair runs
+        ``noise(act(z))`` with the layer's own backward.
 
     Attributes
     ----------
@@ -238,6 +309,8 @@ class MLP:
         mode: str = "inverted",
         dtype: str = "float32",
         device: Any = None,
+        activation: str = "relu",
+        noise: type | None = None,
     ) -> None:
         self.sizes = _check_sizes(sizes)
         backend = _check_backend(backend)
@@ -245,18 +318,32 @@ class MLP:
         self.xp = backend.xp
         self.dtype = _float_dtype(self.xp, dtype)
         self.device = device
+        if not isinstance(activation, str) or activation not in _INITS:
+            raise ValueError(f"activation must be one of {', '.join(_INITS)}, got {activation!r}")
+        noise = Dropout if noise is None else noise
+        if not (isinstance(noise, type) and issubclass(noise, Dropout)):
+            raise TypeError(
+                f"noise must be dropkit.layers.Dropout or a subclass of it (a layer class), got "
+                f"{noise!r}"
+            )
+        self.activation = activation
+        self.noise = noise
+        self._fused = activation == "relu" and noise is Dropout
+        init = _INITS[activation]
         init_rng, dropout_rng = as_generator(rng).spawn(2)
         self.params: list[Any] = []
         for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
-            self.params.append(he_normal(backend, init_rng, fan_in, fan_out, self.dtype, device))
+            self.params.append(init(backend, init_rng, fan_in, fan_out, self.dtype, device))
             self.params.append(self.xp.zeros((fan_out,), dtype=self.dtype, device=device))
         n_hidden = len(self.sizes) - 2
         streams = dropout_rng.spawn(n_hidden + 1)
-        self.input_dropout = Dropout(p_input, rng=streams[0], mode=mode, backend=backend.name)
-        self.hidden_dropouts = [
-            Dropout(p_hidden, rng=s, mode=mode, backend=backend.name) for s in streams[1:]
-        ]
-        self._cache: list[tuple[Any, Any]] = []
+        options: dict[str, Any] = {"backend": backend.name}
+        if noise is Dropout or "mode" in inspect.signature(noise).parameters:
+            options["mode"] = mode  # (a noise layer without modes, e.g. alpha dropout, has none)
+        self.input_dropout = noise(p_input, rng=streams[0], **options)
+        self.hidden_dropouts = [noise(p_hidden, rng=s, **options) for s in streams[1:]]
+        self._cache: list[Any] = []
+        self._outputs: list[Any] = []
 
     @property
     def dropouts(self) -> list[Dropout]:
@@ -309,6 +396,8 @@ class MLP:
 
         Each hidden layer is ``relu_dropout(h @ W + b)``, fused and in place
         where the backend allows; its output is all the backward pass needs.
+        Other activations or noise layers: ``noise(act(h @ W + b))``, keeping
+        ``act``'s output for the backward pass (the noise is regenerated).
         ``x`` must be a ``(N, sizes[0])`` array of the parameters' library and
         dtype (see :meth:`check_input`); ``training`` a bool.
         """
@@ -318,6 +407,7 @@ class MLP:
             layer.train(training)
         h = self.input_dropout(x) if self.input_dropout.p > 0 else x
         activations = [h]
+        outputs: list[Any] = []  # the activations before the noise (generic path only)
         n_layers = len(self.params) // 2
         for i in range(n_layers):
             z = h @ self.params[2 * i]
@@ -330,17 +420,23 @@ class MLP:
                 h = z
                 break
             layer = self.hidden_dropouts[i]
-            h = relu_dropout(
-                z,
-                layer.p,
-                rng=layer.generator,
-                training=training,
-                mode=layer.mode,
-                inplace=writable,
-                backend=self.backend.name,
-            )
+            if self._fused:
+                h = relu_dropout(
+                    z,
+                    layer.p,
+                    rng=layer.generator,
+                    training=training,
+                    mode=layer.mode,
+                    inplace=writable,
+                    backend=self.backend.name,
+                )
+            else:
+                a = _activate(self.xp, self.activation, z)
+                outputs.append(a)
+                h = layer(a) if layer.p > 0 else a
             activations.append(h)
         self._cache = activations if training else []
+        self._outputs = outputs if training else []
         return h
 
     def backward(self, dlogits: Any) -> list[Any]:
@@ -363,5 +459,9 @@ class MLP:
                 break  # no gradient for the input is needed
             layer = self.hidden_dropouts[i - 1]
             dh = delta @ xp.matrix_transpose(self.params[2 * i])
-            delta = relu_dropout_backward(dh, self._cache[i], layer.p, mode=layer.mode)
+            if self._fused:
+                delta = relu_dropout_backward(dh, self._cache[i], layer.p, mode=layer.mode)
+            else:
+                dh = layer.backward(dh) if layer.p > 0 else dh
+                delta = _activation_grad(xp, self.activation, self._outputs[i - 1], dh)
         return grads

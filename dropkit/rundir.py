@@ -207,7 +207,7 @@ def _net_folders(folder: Path) -> list[Path]:
 
 
 def holds_run(folder: str | Path) -> bool:
-    """Whether ``folder`` holds a trained epoch: a checkpoint of ``train`` or ``compare``.
+    """Whether ``folder`` holds a trained epoch: a checkpoint of ``train``, ``compare`` or a study.
 
     Examples
     --------
@@ -215,7 +215,9 @@ def holds_run(folder: str | Path) -> bool:
     >>> holds_run(tempfile.mkdtemp())
     False
     """
-    return any((f / CHECKPOINT_NAME).is_file() for f in _net_folders(Path(folder)))
+    folder = Path(folder)
+    study = [*folder.glob("seed-*/*"), *folder.glob("size-*/seed-*/*")]  # dropkit.study runs
+    return any((f / CHECKPOINT_NAME).is_file() for f in [*_net_folders(folder), *study])
 
 
 def run_command(folder: str | Path, saved: str | None = None) -> str | None:
@@ -251,7 +253,9 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
 
 _NUMBERS = ("p_hidden", "p_input", "lr", "momentum", "weight_decay")
 _INTEGERS = ("lr_every", "lr_times", "batch_size", "epochs", "seed")
-_STRINGS = ("dataset", "mode", "dtype")
+_STRINGS = ("dataset", "mode", "dtype", "noise", "activation")
+#: Config keys a folder may lack (made before they existed); absent, they take their defaults.
+OPTIONAL_KEYS = ("noise", "activation")
 
 
 @dataclass(frozen=True)
@@ -276,10 +280,12 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _check_keys(path: Path, where: str, got: dict[str, Any], want: list[str]) -> None:
+def _check_keys(
+    path: Path, where: str, got: dict[str, Any], want: list[str], optional: tuple[str, ...] = ()
+) -> None:
     prefix = f"{where}." if where else ""
     for key in want:
-        if key not in got:
+        if key not in got and key not in optional:
             raise RunConfigError(f"{path}: missing key '{prefix}{key}'; {_FIX}")
     for key in got:
         if key not in want:
@@ -315,6 +321,9 @@ def _check_value(path: Path, key: str, value: Any) -> None:
 
 def read_run_config(folder: str | Path, fields: list[str]) -> RunConfig:
     """Read and check ``folder/config.json`` (``fields``: the config keys it must hold).
+
+    The keys of :data:`OPTIONAL_KEYS` may be missing (folders made before them);
+    :attr:`RunConfig.config` then lacks them, and they take their defaults.
 
     Raises
     ------
@@ -362,7 +371,7 @@ def read_run_config(folder: str | Path, fields: list[str]) -> RunConfig:
     for key in ("config", "data"):
         if not isinstance(doc[key], dict):
             raise RunConfigError(f"{path}: '{key}' must be an object, got {doc[key]!r}; {_FIX}")
-    _check_keys(path, "config", doc["config"], fields)
+    _check_keys(path, "config", doc["config"], fields, OPTIONAL_KEYS)
     for key, value in doc["config"].items():
         _check_value(path, key, value)
     data = doc["data"]

@@ -39,6 +39,7 @@ from ._arrays import as_integer, check_flag, check_mode, check_p, check_scale, t
 from .checkpoint import CHECKPOINT_NAME as CHECKPOINT
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DATASETS, Dataset
+from .methods import OPTIONAL_DEFAULTS, check_activation, noise_layer
 from .nn import MLP, accuracy, softmax_cross_entropy
 from .ops import train_scale
 from .optim import SGD, StepSchedule
@@ -98,7 +99,10 @@ class TrainConfig:
     """Hyperparameters of one run (defaults: the MNIST-1D experiment).
 
     ``p_hidden`` and ``p_input`` are DROP probabilities. The learning rate is
-    ``lr`` halved every ``lr_every`` epochs, ``lr_times`` times.
+    ``lr`` halved every ``lr_every`` epochs, ``lr_times`` times. ``noise``
+    names the noise layer (:data:`dropkit.methods.NOISES`: ``"dropout"``,
+    ``"gaussian"``, ``"alpha"``), ``activation`` the hidden activation
+    (``"relu"`` with He-normal weights, ``"selu"`` with LeCun-normal ones).
     """
 
     dataset: str = "mnist1d"
@@ -117,6 +121,8 @@ class TrainConfig:
     seed: int = 0
     backend: str | None = None
     dtype: str = "float32"
+    noise: str = "dropout"
+    activation: str = "relu"
 
     def __post_init__(self) -> None:
         # types first (bools are not numbers, numbers are not flags), then ranges
@@ -150,6 +156,8 @@ class TrainConfig:
             raise TypeError(f"backend must be a string or None, got {self.backend!r}")
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be float16, float32 or float64, got {self.dtype!r}")
+        check_activation(self.activation)
+        noise_layer(self.noise)  # a known name whose layer this installation has
         for name in ("p_hidden", "p_input"):
             p = getattr(self, name)
             if 0.0 < p < 1.0:
@@ -317,6 +325,7 @@ def _check_resumable(
     saved = meta.get("config", {})
     if not isinstance(saved, dict):
         saved = {}
+    saved = {**OPTIONAL_DEFAULTS, **saved}  # checkpoints older than these keys
     mine = config.to_dict()
     different = sorted(
         k for k in mine if k not in ("epochs", "backend") and saved.get(k) != mine[k]
@@ -514,6 +523,8 @@ def _train(
         p_input=config.p_input,
         mode=config.mode,
         dtype=config.dtype,
+        activation=config.activation,
+        noise=noise_layer(config.noise),
     )
     opt = SGD(
         xp,

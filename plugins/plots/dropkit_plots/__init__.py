@@ -1,17 +1,17 @@
-"""dropkit plugin that draws accuracy and loss curves (``curves.png``).
+"""dropkit plugin that draws accuracy and loss curves (``curves.png``) and sweeps (``sweep.png``).
 
-``plot_histories`` is imported on first use: the plugin is loaded on every
+The figure functions are imported on first use: the plugin is loaded on every
 process's first dropkit call, and matplotlib takes 1-2 s to import.
 """
 
 from typing import Any
 
-__all__ = ["plot_histories"]
+__all__ = ["plot_histories", "plot_study", "plot_sweep"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "plot_histories":
-        from .figures import plot_histories
+    if name in __all__:
+        from . import figures
 
-        return plot_histories
+        return getattr(figures, name)
     raise AttributeError(f"module 'dropkit_plots' has no attribute {name!r}")

@@ -1,0 +1,341 @@
+"""The command line of studies: ``dropkit compare --methods/--seeds/...`` and ``dropkit sweep``.
+
+Like the other commands, everything is worked out and checked before anything
+is written (method names, seed and job counts, train sizes, the output
+folder, the data, memory, and on ``--resume`` the saved plan, the options and
+every checkpoint); then the command holds the folder's lock, writes
+``study.json`` and runs. ``dropkit compare`` without these four flags is the
+two-net comparison of :mod:`dropkit.cli`, unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import cli
+from .methods import ACTIVATIONS, METHODS, parse_methods
+from .registry import get_backend, get_plugin_manager
+from .study import STUDY_NAME, StudyPlan, read_study_plan, run_folder
+from .sweep import DEFAULT_SIZES, parse_train_sizes, size_folder
+
+__all__ = ["add_study_flags", "cmd_study", "is_study"]
+
+_STUDY_FLAGS = ("methods", "seeds", "jobs", "activation")
+
+
+def add_study_flags(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
+    """The flags of a study (on ``compare`` they switch it from the two-net comparison)."""
+    g = p.add_argument_group(
+        "methods and seeds"
+        + ("" if sweep else " (any of these runs a study instead of the two-net comparison)")
+    )
+    g.add_argument(
+        "--methods",
+        default=None,
+        metavar="M1,M2,...",
+        help=f"methods to compare, among {', '.join(METHODS)} (default: standard,dropout)",
+    )
+    g.add_argument(
+        "--seeds",
+        type=cli._integer,
+        default=None,
+        metavar="N",
+        help="repeat the comparison for N seeds: --seed, --seed+1, ... (default: 1)",
+    )
+    g.add_argument(
+        "--jobs",
+        type=cli._integer,
+        default=None,
+        metavar="J",
+        help=f"runs at once, in worker processes (default: the number of cores, {os.cpu_count()})",
+    )
+    g.add_argument(
+        "--activation",
+        choices=tuple(ACTIVATIONS),
+        default=None,
+        help="activation of the nets (default relu, He-normal weights; selu: LeCun-normal); "
+        "alpha always runs with selu",
+    )
+
+
+def is_study(args: argparse.Namespace) -> bool:
+    """Whether a ``compare`` command line asks for a study (or resumes one)."""
+    if any(getattr(args, flag, None) is not None for flag in _STUDY_FLAGS):
+        return True
+    return bool(args.resume) and (Path(args.resume) / STUDY_NAME).is_file()
+
+
+@dataclasses.dataclass
+class _StudyJob:
+    command: str
+    out: Path
+    plan: StudyPlan
+    data_args: dict[str, Any]
+    sizes: list[int] | None
+    jobs: int
+    write_doc: bool
+    state: list[tuple[str, int, int]]
+    datasets: dict[int | None, Any] = dataclasses.field(default_factory=dict)
+
+    def doc(self) -> dict[str, Any]:
+        doc = {"command": self.command, **self.plan.to_dict(), "data": self.data_args}
+        if self.sizes is not None:
+            doc["train_sizes"] = self.sizes
+        return doc
+
+    def folders(self) -> list[tuple[int | None, Path]]:
+        """Each dataset's study folder: ``(None, out)``, or ``(size, out/size-n)`` per size."""
+        if self.sizes is None:
+            return [(None, self.out)]
+        return [(n, size_folder(self.out, n)) for n in self.sizes]
+
+
+def _state(out: Path) -> list[tuple[str, int, int]]:
+    """What the study's files look like now (to notice a change while getting ready)."""
+    state = []
+    if out.is_dir():
+        for path in sorted([out / STUDY_NAME, *out.rglob("checkpoint.npz")]):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            state.append((str(path), st.st_size, st.st_mtime_ns))
+    return state
+
+
+def _counts(args: argparse.Namespace) -> None:
+    if args.seeds is not None and args.seeds < 1:
+        raise ValueError(
+            f"--seeds must be at least 1 (how many seeds repeat the comparison), got {args.seeds}"
+        )
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError(
+            f"--jobs must be at least 1 (how many runs train at once; default: the "
+            f"{os.cpu_count()} cores), got {args.jobs}"
+        )
+
+
+def _plan(args: argparse.Namespace, command: str) -> _StudyJob:
+    """Work out the study; nothing is written."""
+    for flag in ("out", "resume"):
+        if getattr(args, flag) == "":
+            raise ValueError(f"--{flag} needs a folder name, got ''")
+    _counts(args)
+    sizes = None
+    if command == "sweep":
+        sizes = list(DEFAULT_SIZES) if args.train_size is None else args.train_size
+    plain = copy.copy(args)
+    plain.train_size = None if command == "sweep" else args.train_size
+    given = cli._given(plain)
+    jobs = args.jobs if args.jobs is not None else os.cpu_count() or 1
+    if args.resume is not None:
+        return _plan_resume(args, command, given, sizes, jobs)
+    out = Path(args.out) if args.out else None
+    if out is not None and (out / STUDY_NAME).is_file():
+        raise FileExistsError(
+            f"{out} already holds a study: continue it with `dropkit {command} --resume "
+            f"{out}`, or choose another --out"
+        )
+    fresh = cli._plan_fresh(plain, command, given)
+    methods = [
+        m.name for m in parse_methods("standard,dropout" if args.methods is None else args.methods)
+    ]
+    n = args.seeds if args.seeds is not None else 1
+    seeds = tuple(fresh.config.seed + i for i in range(n))
+    if seeds[-1] >= 2**64:
+        raise ValueError(
+            f"--seed {fresh.config.seed} with --seeds {n}: the last seed {seeds[-1]} is not "
+            "below 2**64; choose a smaller --seed or fewer --seeds"
+        )
+    plan = StudyPlan(fresh.config, methods, seeds, args.activation or "relu")
+    data_args = {"data_dir": args.data_dir, "train_size": None if sizes else args.train_size}
+    return _StudyJob(command, fresh.out, plan, data_args, sizes, jobs, True, _state(fresh.out))
+
+
+def _plan_resume(
+    args: argparse.Namespace,
+    command: str,
+    given: dict[str, Any],
+    sizes: list[int] | None,
+    jobs: int,
+) -> _StudyJob:
+    from .rundir import RunLock
+
+    out = Path(args.resume)
+    if args.out is not None and not cli._same_dir(args.out, args.resume):
+        raise ValueError(
+            f"--resume continues the study in its own folder {out}: leave out --out {args.out} "
+            "(or give the same folder)"
+        )
+    if not (out / STUDY_NAME).is_file():
+        if not out.exists():
+            raise FileNotFoundError(f"nothing to resume: there is no folder {out}")
+        if command == "compare":
+            raise ValueError(
+                f"{out} holds a two-net comparison, not a study (no {STUDY_NAME}): resume it "
+                f"without {', '.join('--' + f for f in _STUDY_FLAGS)}, or start a study in "
+                "another --out folder"
+            )
+        raise FileNotFoundError(f"nothing to resume in {out}: no {STUDY_NAME} there")
+    RunLock.probe(out)
+    doc, saved = read_study_plan(out)
+    if doc["command"] != command:
+        raise ValueError(
+            f"{out} was made by `dropkit {doc['command']}`: continue it with "
+            f"`dropkit {doc['command']} --resume {out}`"
+        )
+    base = saved.config
+    wanted = cli._config({**base.to_dict(), **given})
+    differences = []
+    for key in cli._CONFIG_FLAGS:
+        before, after = getattr(base, key), getattr(wanted, key)
+        if key != "epochs" and before != after:
+            differences.append(
+                f"{cli._flag(key)}: saved {cli._show(key, before)}, now {cli._show(key, after)}"
+            )
+    if args.methods is not None:
+        names = [m.name for m in parse_methods(args.methods)]
+        if names != list(saved.methods):
+            differences.append(f"--methods: saved {','.join(saved.methods)}, now {args.methods}")
+    if args.seeds is not None and args.seeds != len(saved.seeds):
+        differences.append(f"--seeds: saved {len(saved.seeds)}, now {args.seeds}")
+    if args.activation is not None and args.activation != saved.activation:
+        differences.append(f"--activation: saved {saved.activation}, now {args.activation}")
+    if args.data_dir is not None and not cli._same_dir(args.data_dir, doc["data"].get("data_dir")):
+        differences.append(f"--data-dir: saved {doc['data'].get('data_dir')}, now {args.data_dir}")
+    saved_sizes = doc.get("train_sizes")
+    if command == "sweep":
+        if args.train_size is not None and args.train_size != saved_sizes:
+            differences.append(
+                f"--train-size: saved {','.join(map(str, saved_sizes or []))}, now "
+                f"{','.join(map(str, args.train_size))}"
+            )
+        sizes = saved_sizes
+    elif args.train_size is not None and args.train_size != doc["data"].get("train_size"):
+        differences.append(
+            f"--train-size: saved {doc['data'].get('train_size')}, now {args.train_size}"
+        )
+    if differences:
+        raise ValueError(
+            f"--resume {out}: the study was made with other options ({out / STUDY_NAME}): "
+            f"{'; '.join(differences)}. Resume with the saved values (or without these "
+            "options), or start a new study in another --out folder; nothing was changed"
+        )
+    if command == "sweep" and not (
+        isinstance(sizes, list) and sizes and all(type(n) is int and n > 0 for n in sizes)
+    ):
+        raise ValueError(f"{out / STUDY_NAME}: 'train_sizes' is damaged: {sizes!r}")
+    config = dataclasses.replace(base, epochs=wanted.epochs)
+    plan = StudyPlan(config, saved.methods, saved.seeds, saved.activation)
+    data_args = {"data_dir": doc["data"].get("data_dir"), "train_size": None}
+    if command == "compare":
+        data_args["train_size"] = doc["data"].get("train_size")
+    return _StudyJob(command, out, plan, data_args, sizes, jobs, config != base, _state(out))
+
+
+def _load(job: _StudyJob) -> None:
+    """Load the data (per size) and check memory and every checkpoint; nothing is written."""
+    from .data import load_dataset
+    from .train import check_checkpoint
+
+    backend = get_backend(job.plan.config.backend).name
+    for size, folder in job.folders():
+        train_size = job.data_args["train_size"] if size is None else size
+        try:
+            data = load_dataset(
+                job.plan.config.dataset, data_dir=job.data_args["data_dir"], train_size=train_size
+            )
+        except ValueError as exc:
+            if size is None or "train_size" not in str(exc):
+                raise
+            raise ValueError(f"--train-size {size}: {exc}") from None
+        job.datasets[size] = data
+        cli._check_memory(job.plan.config, data)
+        for (seed, method), cfg in job.plan.configs().items():
+            ckpt = run_folder(folder, seed, method) / "checkpoint.npz"
+            if not ckpt.exists():
+                continue
+            _, meta = check_checkpoint(ckpt, cfg, data, backend)
+            trained = len(meta["history"])
+            if job.plan.config.epochs < trained:
+                raise ValueError(
+                    f"--epochs {job.plan.config.epochs} is fewer than the {trained} epochs "
+                    f"already trained in {ckpt.parent}; give --epochs {trained} or more (or "
+                    "leave it out)"
+                )
+
+
+def cmd_study(args: argparse.Namespace, command: str) -> int:
+    """Run ``dropkit compare`` as a study, or ``dropkit sweep``; return the exit status."""
+    from .checkpoint import atomic_write_text
+    from .rundir import RunLock, remove_stale_temporaries
+    from .study import format_study_table, run_study
+    from .sweep import format_sweep_table, run_sweep
+
+    if command == "sweep" and args.train_size is not None:
+        args.train_size = parse_train_sizes(args.train_size)
+    holder = "dropkit " + " ".join(getattr(args, "argv", [command]))
+    for _attempt in range(3):
+        job = _plan(args, command)
+        args.run_folder = job.out  # named by the messages of an interrupted study
+        _load(job)
+        lock = RunLock(job.out, command=holder).acquire()
+        if _state(job.out) == job.state:
+            break
+        lock.release()
+    else:
+        raise RuntimeError(
+            f"{job.out} changed while this command got ready (another run wrote to it); "
+            "run the command again"
+        )
+    progress = None if args.quiet else sys.stderr
+    try:
+        remove_stale_temporaries(job.out)
+        if job.write_doc:
+            atomic_write_text(job.out / STUDY_NAME, json.dumps(job.doc(), indent=2))
+        runs = len(job.plan.configs()) * len(job.folders())
+        if progress is not None:
+            workers = min(job.jobs, runs)
+            print(
+                f"{command}: {runs} runs ({len(job.plan.methods)} methods x "
+                f"{len(job.plan.seeds)} seeds"
+                + (f" x {len(job.sizes)} train sizes" if job.sizes else "")
+                + f"), {workers} at a time, in {job.out}",
+                file=progress,
+                flush=True,
+            )
+        pm = get_plugin_manager()
+        if job.sizes is None:
+            run_study(
+                job.plan,
+                job.datasets[None],
+                job.out,
+                jobs=job.jobs,
+                plugin_manager=pm,
+                progress=progress,
+            )
+        else:
+            run_sweep(
+                job.plan,
+                {n: job.datasets[n] for n in job.sizes},
+                job.out,
+                jobs=job.jobs,
+                plugin_manager=pm,
+                progress=progress,
+            )
+    finally:
+        lock.release()
+    if job.sizes is None:
+        format_study_table(json.loads((job.out / "summary.json").read_text()), sys.stdout)
+        cli._report_files(job.out, ["summary.json", "history.json", "curves.png"])
+    else:
+        format_sweep_table(job.out, sys.stdout)
+        cli._report_files(job.out, ["sweep.json", "sweep.md", "sweep.png"])
+    return 0

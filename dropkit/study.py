@@ -1,0 +1,577 @@
+"""Multi-method, multi-seed comparisons: independent runs in parallel processes, aggregated.
+
+A study trains every method of :mod:`dropkit.methods` it is given for every
+seed: each (seed, method) pair is an independent :func:`~dropkit.train.train`
+run in its own folder ``<out>/seed-<s>/<method>/`` (checkpoint, metrics), so
+all methods of one seed start from the same weights and see the same batches.
+The runs go to ``jobs`` worker processes (``spawn`` start: no forked
+Numba/OpenBLAS thread pools), each limited to ``cores // jobs`` BLAS, OpenMP
+and Numba threads through the environment variables it starts with (those the
+user set are left alone); with ``jobs=1`` they run one after the other in
+this process. A run's result does not depend on where it ran.
+
+The study writes ``study.json`` (its plan: base configuration, methods, seeds,
+activation, data), then, at the end, ``history.json`` (every run's epochs) and
+``summary.json``: a top-level entry per method with the seed means of
+:meth:`~dropkit.train.TrainResult.summary`'s values (today's
+``{"standard": ..., "dropout": ...}`` shape), ``"methods"`` with every
+method's per-seed values and their statistics (:func:`dropkit.stats.describe`:
+mean, sample standard deviation, 95% t-interval), ``"seeds"`` and
+``"dataset"``; and calls the ``dropkit_study_end`` hook (the plots plugin
+draws the mean curves with the spread over seeds shaded).
+
+Resuming (``resume=True``) continues each run from its checkpoint; finished
+runs are only read back.
+
+Examples
+--------
+>>> import tempfile
+>>> from dropkit.data import load_dataset
+>>> from dropkit.train import TrainConfig
+>>> plan = StudyPlan(TrainConfig(epochs=1, hidden=(8,)), ("standard", "dropout"), (0, 1))
+>>> out = tempfile.mkdtemp()
+>>> runs = run_study(plan, load_dataset(train_size=200), out, jobs=1)
+>>> sorted(runs), sorted(runs["dropout"])
+(['dropout', 'standard'], [0, 1])
+>>> sorted(json.load(open(f"{out}/summary.json")))
+['dataset', 'dropout', 'methods', 'seeds', 'standard']
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import pluggy
+
+from .checkpoint import CHECKPOINT_NAME, atomic_write_text
+from .data import Dataset
+from .methods import METHODS, check_activation, noise_layer
+from .registry import get_plugin_manager
+from .rundir import RunConfigError, RunLock, is_held_here
+from .stats import describe
+from .train import TrainConfig, TrainingDivergedError, TrainResult, train
+
+__all__ = [
+    "STATS_KEYS",
+    "STUDY_NAME",
+    "StudyPlan",
+    "Task",
+    "dataset_entry",
+    "format_study_table",
+    "progress_printer",
+    "read_study_plan",
+    "run_folder",
+    "run_study",
+    "run_tasks",
+    "runs_by_method",
+    "study_summary",
+    "thread_limits",
+    "write_study_files",
+]
+
+#: The study's plan file in its folder.
+STUDY_NAME = "study.json"
+#: The per-run values whose statistics over seeds ``summary.json`` gives.
+STATS_KEYS = ("best_test_acc", "final_gap", "best_train_acc", "final_test_acc")
+#: The variables that size the thread pools of BLAS, OpenMP and Numba in a worker.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """What a study trains: ``config`` for every method and seed.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The base configuration (its ``seed``, ``noise`` and ``activation`` are
+        replaced per run; ``p_hidden``/``p_input`` are 0 for "standard").
+    methods : sequence of str
+        Names in :data:`dropkit.methods.METHODS`.
+    seeds : sequence of int
+        Distinct seeds, each a whole comparison.
+    activation : {"relu", "selu"}
+        The activation of the methods that do not need their own (alpha: SELU).
+
+    Examples
+    --------
+    >>> plan = StudyPlan(TrainConfig(), ("standard", "dropout"), (3, 4), activation="selu")
+    >>> [(s, m, c.activation, c.p_hidden) for (s, m), c in plan.configs().items()][:3]
+    [(3, 'standard', 'selu', 0.0), (3, 'dropout', 'selu', 0.5), (4, 'standard', 'selu', 0.0)]
+    """
+
+    config: TrainConfig
+    methods: tuple[str, ...]
+    seeds: tuple[int, ...]
+    activation: str = "relu"
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        if not isinstance(self.config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {self.config!r}")
+        put(self, "methods", tuple(self.methods))
+        put(self, "seeds", tuple(self.seeds))
+        if not self.methods:
+            raise ValueError(f"a study needs at least one method among {', '.join(METHODS)}")
+        for name in self.methods:
+            if name not in METHODS:
+                raise ValueError(f"unknown method {name!r}; the methods are {', '.join(METHODS)}")
+            noise_layer(METHODS[name].noise, method=name)
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"each method may be listed once, got {list(self.methods)}")
+        if not self.seeds:
+            raise ValueError("a study needs at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"the seeds must be distinct, got {list(self.seeds)}")
+        check_activation(self.activation)
+        self.configs()  # every run's configuration is valid
+
+    def run_config(self, method: str, seed: int) -> TrainConfig:
+        """The configuration of one run."""
+        m = METHODS[method]
+        changes: dict[str, Any] = {
+            "seed": seed,
+            "noise": m.noise,
+            "activation": m.activation_for(self.activation),
+        }
+        if not m.drop:
+            changes.update(p_hidden=0.0, p_input=0.0)
+        return dataclasses.replace(self.config, **changes)
+
+    def configs(self) -> dict[tuple[int, str], TrainConfig]:
+        """Every run's configuration, seed-major: ``{(seed, method): config}``."""
+        return {(s, m): self.run_config(m, s) for s in self.seeds for m in self.methods}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form written to ``study.json`` (with the command and the data options)."""
+        return {
+            "config": self.config.to_dict(),
+            "methods": list(self.methods),
+            "seeds": list(self.seeds),
+            "activation": self.activation,
+        }
+
+
+def run_folder(out: str | Path, seed: int, method: str) -> Path:
+    """Where the run of ``method`` with ``seed`` lives in the study folder ``out``."""
+    return Path(out) / f"seed-{seed}" / method
+
+
+# ---- running -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Task:
+    """One run for a worker: its data (a key of the datasets), name, folder and configuration."""
+
+    data: str
+    name: str
+    folder: Path
+    config: TrainConfig
+
+
+def thread_limits(jobs: int, cores: int | None = None) -> dict[str, str]:
+    """The thread-pool variables for ``jobs`` workers on ``cores`` cores (``cores // jobs``).
+
+    Examples
+    --------
+    >>> thread_limits(4, cores=16)["OPENBLAS_NUM_THREADS"]
+    '4'
+    """
+    cores = cores if cores is not None else os.cpu_count() or 1
+    return {name: str(max(1, cores // jobs)) for name in THREAD_VARIABLES}
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set the variables not already set (the user's choice wins) while the block runs."""
+    added = {k: v for k, v in values.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(datasets: dict[str, Dataset], metrics: bool) -> None:
+    _WORKER["datasets"] = datasets
+    _WORKER["metrics"] = metrics
+
+
+@dataclass(frozen=True)
+class _Diverged:
+    """A worker's TrainingDivergedError, in a form that crosses the process boundary."""
+
+    message: str
+    epoch: int
+    kept_epoch: int
+
+
+def _run_task(task: Task) -> TrainResult | _Diverged:
+    from .reporters import MetricsFile
+
+    pm = get_plugin_manager()
+    if _WORKER["metrics"] and not any(isinstance(p, MetricsFile) for p in pm.get_plugins()):
+        pm.register(MetricsFile())
+    try:
+        return _train_task(task, _WORKER["datasets"][task.data], pm)
+    except TrainingDivergedError as exc:  # its keyword-only fields do not unpickle
+        return _Diverged(str(exc), exc.epoch, exc.kept_epoch)
+
+
+def _train_task(task: Task, data: Dataset, pm: pluggy.PluginManager) -> TrainResult:
+    return train(
+        task.config,
+        data,
+        name=task.name,
+        out_dir=task.folder,
+        resume=(task.folder / CHECKPOINT_NAME).exists(),
+        plugin_manager=pm,
+    )
+
+
+def run_tasks(
+    tasks: Sequence[Task],
+    datasets: dict[str, Dataset],
+    *,
+    jobs: int = 1,
+    metrics: bool = True,
+    plugin_manager: pluggy.PluginManager | None = None,
+    on_done: Callable[[Task, TrainResult, int], None] | None = None,
+) -> list[TrainResult]:
+    """Train every task, ``jobs`` at a time; results in the order of ``tasks``.
+
+    Each task resumes from its folder's checkpoint if there is one. With
+    ``jobs=1`` the tasks run here, on ``plugin_manager`` (default: the
+    entry-point plugins); otherwise in ``min(jobs, len(tasks))`` spawned
+    worker processes, each on its own entry-point plugin manager (plugins
+    registered at run time in this process do not reach them). ``metrics``
+    adds a :class:`~dropkit.reporters.MetricsFile` (``metrics.csv`` per run).
+    ``on_done(task, result, finished)`` is called here as each run ends.
+
+    A failing run stops the others (their finished epochs are saved) and its
+    error is raised; so is an interrupt.
+    """
+    from .reporters import MetricsFile
+
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+    results: list[TrainResult | None] = [None] * len(tasks)
+    if jobs == 1 or len(tasks) <= 1:
+        pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
+        added = None
+        if metrics and not any(isinstance(p, MetricsFile) for p in pm.get_plugins()):
+            added = MetricsFile()
+            pm.register(added)
+        try:
+            for i, task in enumerate(tasks):
+                results[i] = _train_task(task, datasets[task.data], pm)
+                if on_done is not None:
+                    on_done(task, results[i], i + 1)
+        finally:
+            if added is not None:
+                pm.unregister(added)
+        return results  # type: ignore[return-value]
+    workers = min(jobs, len(tasks))
+    with _environment(thread_limits(workers)):
+        pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(datasets, metrics),
+        )
+        try:
+            futures = {pool.submit(_run_task, task): i for i, task in enumerate(tasks)}
+            for finished, future in enumerate(concurrent.futures.as_completed(futures), 1):
+                i = futures[future]
+                result = future.result()
+                if isinstance(result, _Diverged):
+                    raise TrainingDivergedError(
+                        result.message, epoch=result.epoch, kept_epoch=result.kept_epoch
+                    )
+                results[i] = result
+                if on_done is not None:
+                    on_done(tasks[i], results[i], finished)
+        except BaseException:
+            _stop(pool)
+            raise
+        pool.shutdown()
+    return results  # type: ignore[return-value]
+
+
+def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Cancel the queued runs and end the running ones (their finished epochs are saved)."""
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=10)
+
+
+# ---- a study -----------------------------------------------------------------------------------
+
+
+def run_study(
+    plan: StudyPlan,
+    data: Dataset,
+    out_dir: str | Path,
+    *,
+    jobs: int = 1,
+    metrics: bool = True,
+    plugin_manager: pluggy.PluginManager | None = None,
+    progress: TextIO | None = None,
+) -> dict[str, dict[int, TrainResult]]:
+    """Train ``plan``'s runs, write ``history.json`` and ``summary.json``, call the hook.
+
+    Returns ``{method: {seed: result}}``. Existing checkpoints are continued
+    (a study is resumed by running it again). ``progress``: a stream for one
+    line per finished run. Holds ``out_dir``'s :class:`~dropkit.rundir.RunLock`
+    (unless this thread already does); writes ``study.json`` if absent.
+    """
+    out = Path(out_dir)
+    lock = None if is_held_here(out) else RunLock(out).acquire()
+    try:
+        if not (out / STUDY_NAME).exists():
+            doc = {"command": "compare", **plan.to_dict(), "data": {}}
+            atomic_write_text(out / STUDY_NAME, json.dumps(doc, indent=2))
+        tasks = [
+            Task("data", f"seed-{s}/{m}", run_folder(out, s, m), cfg)
+            for (s, m), cfg in plan.configs().items()
+        ]
+        results = run_tasks(
+            tasks,
+            {"data": data},
+            jobs=jobs,
+            metrics=metrics,
+            plugin_manager=plugin_manager,
+            on_done=progress_printer(len(tasks), progress),
+        )
+        runs = runs_by_method(plan, results)
+        pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
+        write_study_files(out, plan, runs, data, pm)
+        return runs
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def runs_by_method(
+    plan: StudyPlan, results: list[TrainResult]
+) -> dict[str, dict[int, TrainResult]]:
+    """``{method: {seed: result}}`` from the results in the order of :meth:`StudyPlan.configs`."""
+    runs: dict[str, dict[int, TrainResult]] = {m: {} for m in plan.methods}
+    for ((seed, method), _), result in zip(plan.configs().items(), results, strict=True):
+        runs[method][seed] = result
+    return runs
+
+
+def progress_printer(
+    total: int, stream: TextIO | None
+) -> Callable[[Task, TrainResult, int], None] | None:
+    """An ``on_done`` for :func:`run_tasks` printing a line per finished run (None: silent)."""
+    if stream is None:
+        return None
+    start = time.perf_counter()
+
+    def report(task: Task, result: TrainResult, finished: int) -> None:
+        s = result.summary()
+        print(
+            f"[{finished:>{len(str(total))}}/{total}] {task.name}: best test "
+            f"{s['best_test_acc']:.2%} (epoch {s['best_test_epoch']}), final gap "
+            f"{s['final_gap'] * 100:.2f} points, {s['seconds']:.1f} s "
+            f"({time.perf_counter() - start:.0f} s since the start)",
+            file=stream,
+            flush=True,
+        )
+
+    return report
+
+
+def dataset_entry(data: Dataset) -> dict[str, Any]:
+    """The ``"dataset"`` entry of ``summary.json``."""
+    return {
+        "name": data.name,
+        "n_train": int(data.x_train.shape[0]),
+        "n_test": int(data.x_test.shape[0]),
+        "n_features": data.n_features,
+        "n_classes": data.n_classes,
+    }
+
+
+def _seed_mean(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Today's summary keys, with each numeric value averaged over the seeds."""
+    mean: dict[str, Any] = {}
+    for key, first in summaries[0].items():
+        same = all(s[key] == first for s in summaries)
+        if key == "config" or (key == "epochs" and same):
+            mean[key] = first
+        else:
+            mean[key] = sum(s[key] for s in summaries) / len(summaries)
+    return mean
+
+
+def study_summary(
+    plan: StudyPlan, runs: dict[str, dict[int, TrainResult]], data: Dataset
+) -> dict[str, Any]:
+    """The contents of ``summary.json`` (see the module's description).
+
+    A method's top-level entry has the keys of
+    :meth:`~dropkit.train.TrainResult.summary`, each the mean over the seeds
+    (``config``: the first seed's).
+    """
+    summary: dict[str, Any] = {}
+    methods: dict[str, Any] = {}
+    for method in plan.methods:
+        per_seed = {seed: runs[method][seed].summary() for seed in plan.seeds}
+        summaries = list(per_seed.values())
+        summary[method] = _seed_mean(summaries)
+        m = METHODS[method]
+        methods[method] = {
+            "description": m.description,
+            "layer": m.layer if m.drop else None,
+            "activation": m.activation_for(plan.activation),
+            "stats": {key: describe([s[key] for s in summaries]) for key in STATS_KEYS},
+            "per_seed": {
+                str(seed): {k: v for k, v in s.items() if k != "config"}
+                for seed, s in per_seed.items()
+            },
+            "config": summaries[0]["config"],
+        }
+    summary["methods"] = methods
+    summary["seeds"] = list(plan.seeds)
+    summary["dataset"] = dataset_entry(data)
+    return summary
+
+
+def write_study_files(
+    out: Path,
+    plan: StudyPlan,
+    runs: dict[str, dict[int, TrainResult]],
+    data: Dataset,
+    pm: pluggy.PluginManager,
+) -> dict[str, Any]:
+    """Write ``history.json`` and ``summary.json`` into ``out``; call ``dropkit_study_end``."""
+    history = {m: {str(s): r.history for s, r in per.items()} for m, per in runs.items()}
+    summary = study_summary(plan, runs, data)
+    atomic_write_text(out / "history.json", json.dumps(history))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    pm.hook.dropkit_study_end(out_dir=out, runs=runs)
+    return summary
+
+
+def _pm(value: float | None, spread: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value * 100:.2f}" + (f" ± {spread * 100:.2f}" if spread is not None else "")
+
+
+def _interval(ci: list[float] | None) -> str:
+    return "n/a (1 seed)" if ci is None else f"[{ci[0] * 100:.2f}, {ci[1] * 100:.2f}]"
+
+
+def format_study_table(summary: dict[str, Any], stream: TextIO = sys.stdout) -> None:
+    """Print a study's table: per method, best test accuracy and final gap over the seeds.
+
+    Values in percent (accuracy) and percentage points (gap): mean ± sample
+    standard deviation, and the 95% t-interval of the mean.
+    """
+    methods = summary["methods"]
+    cfg = max((m["config"] for m in methods.values()), key=lambda c: c["p_hidden"])
+    d = summary["dataset"]
+    layers = "-".join(str(s) for s in (d["n_features"], *cfg["hidden"], d["n_classes"]))
+    seeds = summary["seeds"]
+    print(
+        f"\nDropout study: {d['name']}, {d['n_train']} train / {d['n_test']} test, layers "
+        f"{layers}, {cfg['epochs']} epochs, {len(seeds)} seed{'s' * (len(seeds) > 1)} "
+        f"({', '.join(str(s) for s in seeds)}), p_hidden={cfg['p_hidden']}",
+        file=stream,
+    )
+    header = (
+        "method",
+        "activation",
+        "best test acc % (mean ± std)",
+        "95% interval",
+        "final train-test gap (points)",
+        "95% interval",
+    )
+    rows = [header]
+    for name, m in methods.items():
+        acc, gap = m["stats"]["best_test_acc"], m["stats"]["final_gap"]
+        rows.append(
+            (
+                name,
+                m["activation"],
+                _pm(acc["mean"], acc["std"]),
+                _interval(acc["ci95"]),
+                _pm(gap["mean"], gap["std"]),
+                _interval(gap["ci95"]),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)), file=stream)
+
+
+# ---- study.json --------------------------------------------------------------------------------
+
+
+def read_study_plan(folder: str | Path) -> tuple[dict[str, Any], StudyPlan]:
+    """Read and check ``folder/study.json``: the document and its plan.
+
+    Raises
+    ------
+    RunConfigError
+        The file is not what dropkit writes (the message names it and the key).
+    """
+    path = Path(folder) / STUDY_NAME
+    fix = "it was left as is: fix it, or start a new study in another --out folder"
+    try:
+        doc = json.loads(path.read_bytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunConfigError(f"{path} is not valid JSON ({exc}); {fix}") from None
+    want = {"command", "config", "methods", "seeds", "activation", "data"}
+    if not isinstance(doc, dict) or not want <= set(doc):
+        missing = sorted(want - set(doc)) if isinstance(doc, dict) else sorted(want)
+        raise RunConfigError(f"{path}: missing keys {missing}; {fix}")
+    checks = {
+        "command": lambda v: v in ("compare", "sweep"),
+        "config": lambda v: isinstance(v, dict),
+        "methods": lambda v: isinstance(v, list) and all(isinstance(m, str) for m in v),
+        "seeds": lambda v: isinstance(v, list) and all(type(s) is int for s in v),
+        "activation": lambda v: isinstance(v, str),
+        "data": lambda v: isinstance(v, dict),
+    }
+    for key, ok in checks.items():
+        if not ok(doc[key]):
+            raise RunConfigError(f"{path}: {key!r} is damaged: {doc[key]!r}; {fix}")
+    try:
+        config = TrainConfig.from_dict(doc["config"])
+        plan = StudyPlan(config, doc["methods"], doc["seeds"], doc["activation"])
+    except (TypeError, ValueError) as exc:
+        raise RunConfigError(f"{path}: {exc}; {fix}") from None
+    return doc, plan
