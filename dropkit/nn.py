@@ -30,38 +30,12 @@ import array_api_compat
 from ._arrays import as_integer, check_flag, namespace_of
 from .backend import Backend
 from .layers import Dropout
+from .normals import standard_normal
 from .ops import relu_dropout, relu_dropout_backward
 from .random import Generator, RNGLike, as_generator
 from .registry import get_backend
 
 __all__ = ["MLP", "accuracy", "he_normal", "softmax_cross_entropy", "standard_normal"]
-
-
-def standard_normal(
-    backend: Backend, rng: Generator, shape: tuple[int, ...], dtype: Any, device: Any = None
-) -> Any:
-    """Standard normal samples from one draw of ``rng`` (Box-Muller on Philox words).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from dropkit import get_backend
-    >>> z = standard_normal(get_backend("numpy"), Generator(0), (20000,), np.float64)
-    >>> abs(float(z.mean())) < 0.05 and abs(float(z.std()) - 1) < 0.05
-    True
-    """
-    xp = backend.xp
-    n = math.prod(shape)
-    half = (n + 1) // 2
-    key, counter = rng.draw()
-    bits = backend.random_bits(key, counter, 2 * half, device=device)
-    wide = xp.float64 if hasattr(xp, "float64") else xp.float32
-    u1 = (xp.astype(bits[:half], wide) + 0.5) * 2.0**-32
-    u2 = (xp.astype(bits[half:], wide) + 0.5) * 2.0**-32
-    radius = xp.sqrt(-2.0 * xp.log(u1))
-    angle = (2.0 * math.pi) * u2
-    z = xp.concat([radius * xp.cos(angle), radius * xp.sin(angle)])[:n]
-    return xp.astype(xp.reshape(z, shape), dtype)
 
 
 def he_normal(
