@@ -28,7 +28,18 @@ from .gaussian import (
     gaussian_noise_backward,
 )
 from .hookspecs import hookimpl
-from .layers import Dropout, Dropout1d, Dropout2d, Dropout3d
+from .layers import (
+    AlphaDropout,
+    DropBlock2d,
+    Dropout,
+    Dropout1d,
+    Dropout2d,
+    Dropout3d,
+    DropPath,
+    FeatureAlphaDropout,
+    GaussianDropout,
+    GaussianNoise,
+)
 from .mc import mc_dropout_forward, mc_dropout_predict
 from .ops import (
     RESOLUTION_BITS,
@@ -56,14 +67,20 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RESOLUTION_BITS",
+    "AlphaDropout",
     "ArrayAPIBackend",
     "Backend",
     "BackendInfo",
     "BackendRecord",
+    "DropBlock2d",
+    "DropPath",
     "Dropout",
     "Dropout1d",
     "Dropout2d",
     "Dropout3d",
+    "FeatureAlphaDropout",
+    "GaussianDropout",
+    "GaussianNoise",
     "Generator",
     "PackedMask",
     "alpha_dropout",

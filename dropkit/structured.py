@@ -65,6 +65,7 @@ from .packed import PackedMask, unpack_mask
 from .random import RNGLike
 
 __all__ = [
+    "check_block_size",
     "drop_path",
     "drop_path_backward",
     "dropblock2d",
@@ -178,7 +179,18 @@ def drop_path_backward(
     )
 
 
-def _check_block_size(block_size: Any, height: int, width: int) -> int:
+def check_block_size(block_size: Any, height: int | None = None, width: int | None = None) -> int:
+    """A block side: a positive integer (odd or even), at most ``min(height, width)`` if given.
+
+    Examples
+    --------
+    >>> check_block_size(7)
+    7
+    >>> check_block_size(5, 4, 8)
+    Traceback (most recent call last):
+    ...
+    ValueError: block_size=5 is larger than the feature map (4 x 8): a block must fit in the map; use block_size <= 4
+    """  # noqa: E501
     try:
         k = as_integer(block_size)
     except TypeError:
@@ -190,7 +202,7 @@ def _check_block_size(block_size: Any, height: int, width: int) -> int:
         raise ValueError(
             f"block_size must be a positive integer (the side of the square blocks), got {k}"
         )
-    if k > min(height, width):
+    if height is not None and width is not None and k > min(height, width):
         raise ValueError(
             f"block_size={k} is larger than the feature map ({height} x {width}): a block must "
             f"fit in the map; use block_size <= {min(height, width)}"
@@ -207,7 +219,7 @@ def dropblock_gamma(p: float, block_size: int, height: int, width: int) -> float
     True
     """
     p = check_p(p)
-    k = _check_block_size(block_size, height, width)
+    k = check_block_size(block_size, height, width)
     positions = (height - k + 1) * (width - k + 1)
     return min(1.0, p * height * width / (k * k * positions))
 
@@ -379,7 +391,7 @@ def dropblock2d(
     mode = check_mode(mode)
     axes = _spatial_axes(tuple(x.shape), channel_axis)
     height, width = (int(x.shape[a]) for a in axes)
-    k = _check_block_size(block_size, height, width)
+    k = check_block_size(block_size, height, width)
     training = check_flag(training, "training")
     return_mask = check_return_mask(return_mask)
     device = device_of(x)
@@ -426,7 +438,7 @@ def dropblock2d_backward(
     mode = check_mode(mode)
     axes = _spatial_axes(tuple(grad.shape), channel_axis)
     height, width = (int(grad.shape[a]) for a in axes)
-    k = _check_block_size(block_size, height, width)
+    k = check_block_size(block_size, height, width)
     training = check_flag(training, "training")
     if not training or p == 0.0:
         return eval_output(xp, grad, p, training, mode)
