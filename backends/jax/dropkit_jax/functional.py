@@ -281,5 +281,11 @@ def family_bits(rng: JaxRNGLike, x: Any, n: int) -> Any:
     >>> bool(np.array_equal(np.asarray(w), get_backend("numpy").random_bits(5, 0, 6)))
     True
     """
-    k0, k1, c0, c1 = seed_words(rng)
-    return random_bits_words(jnp, (k0, k1), (c0, c1), n)
+    return _family_words(jnp.stack(seed_words(rng)), int(n))
+
+
+@partial(jax.jit, static_argnums=(1,))
+def _family_words(words: Any, n: int) -> Any:
+    # jitted: one compilation per n (eagerly, each of Philox's array operations
+    # would be dispatched, and compiled per shape, on its own)
+    return random_bits_words(jnp, (words[0], words[1]), (words[2], words[3]), n)
