@@ -298,6 +298,31 @@ def test_dropblock_zeros_form_whole_blocks_at_the_exact_expected_rate(
     assert abs(fractions.mean() - rate) <= bound, (fractions.mean(), rate, bound)
 
 
+@SETTINGS
+@given(p=interior_p, key=keys(), counter=st.integers(0, 2**40), k=st.sampled_from([1, 2, 4]))
+def test_dropblock_mask_equals_the_reference_from_the_words(backend, p, key, counter, k):
+    # Recomputed here from the reference words: a seed where word < round(gamma * 2**32) in
+    # the (N, C, H - k + 1, W - k + 1) positions (C order), each seed covering k x k units.
+    import array_api_compat.numpy as npx
+
+    from dropkit.structured import dropblock_gamma
+
+    n, c, h, w = 3, 2, 7, 6
+    x = backend.xp.ones((n, c, h, w), dtype=backend.xp.float32)
+    _, keep = dropkit.dropblock2d(
+        x, p, block_size=k, rng=dropkit.Generator(key, counter), return_mask=True
+    )
+    seeds_shape = (n, c, h - k + 1, w - k + 1)
+    gamma = dropblock_gamma(p, k, h, w)
+    words = random_bits(npx, key, counter, math.prod(seeds_shape))
+    seeds = (words < dropkit.keep_threshold(gamma)).reshape(seeds_shape)
+    dropped = np.zeros((n, c, h, w), dtype=bool)
+    for i in range(k):
+        for j in range(k):
+            dropped[:, :, i : i + h - k + 1, j : j + w - k + 1] |= seeds
+    np.testing.assert_array_equal(to_numpy(keep), ~dropped)
+
+
 # ---------------------------------------------------------------- all: gradients, regeneration
 
 
