@@ -24,6 +24,19 @@ total is the input's in expectation; ``mode="vanilla"`` does not scale in
 training and multiplies by ``1 - p`` in evaluation. ``block_size = 1`` is
 element-wise dropout renormalised by the kept fraction.
 
+Variational (locked) dropout of sequences (Gal and Ghahramani 2016) needs no
+op of its own: for ``(N, T, F)`` inputs, one mask per sequence and feature,
+shared by every time step, is :func:`dropkit.dropout` with
+``noise_shape=(N, 1, F)`` (or ``(None, 1, None)``); its backward is
+:func:`dropkit.dropout_backward` with the same ``noise_shape``:
+
+>>> import numpy as np
+>>> import dropkit
+>>> seq = np.ones((2, 5, 4))                      # (N, T, F)
+>>> y = dropkit.dropout(seq, 0.5, rng=3, noise_shape=(None, 1, None))
+>>> bool(np.all(y == y[:, :1, :]))                # every time step has the same mask
+True
+
 Examples
 --------
 >>> import numpy as np
