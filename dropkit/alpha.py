@@ -8,7 +8,10 @@ input of mean 0 and variance 1 at mean 0 and variance 1.
 
 The keep-mask ``m`` is :func:`dropkit.dropout`'s for the same ``rng`` (one
 Philox word per unit, kept iff it is at or above ``round(p * 2**32)``), so it
-is bit-identical on every backend and for every dtype.
+is bit-identical on every backend and for every dtype. The op is computed as
+``a * dropout(x - alpha', mode="vanilla") + (a * alpha' + b)``
+(:func:`alpha_from_dropout`): dropout's fused kernels and framework forms do
+the random part, and inside torch and JAX the backward regenerates the mask.
 :func:`feature_alpha_dropout` shares one draw per ``(sample, channel)``.
 
 In evaluation, or with ``p = 0``, the input comes back unchanged; with
@@ -31,8 +34,8 @@ import math
 from typing import Any
 
 from ._arrays import check_flag, check_noise_shape, check_p, check_return_mask
-from ._family import check_axis, check_source, check_stored, device_of, keep_mask, resolve
-from .ops import returned_mask
+from ._family import check_axis, check_source, check_stored, device_of, resolve
+from .ops import dropout, dropout_backward, returned_mask
 from .packed import PackedMask, unpack_mask
 from .random import RNGLike
 
@@ -43,6 +46,7 @@ __all__ = [
     "alpha_coefficients",
     "alpha_dropout",
     "alpha_dropout_backward",
+    "alpha_from_dropout",
     "feature_alpha_dropout",
     "feature_alpha_dropout_backward",
     "feature_noise_shape",
@@ -72,18 +76,36 @@ def alpha_coefficients(p: float) -> tuple[float, float]:
     return a, -a * p * SELU_SATURATION
 
 
-def _apply(xp: Any, x: Any, keep: Any, p: float) -> Any:
+def alpha_from_dropout(xp: Any, x: Any, p: float, drop: Any) -> Any:
+    """Alpha dropout of ``x`` as an affine map of a vanilla dropout of ``x - alpha'``.
+
+    ``drop(z)`` must return ``where(m, z, 0)`` (vanilla dropout in training,
+    ``p`` in (0, 1)), alone or as the first item of a tuple (its other items,
+    e.g. the mask, are passed through). Then
+    ``a * drop(x - alpha') + (a * alpha' + b)`` is ``a * x + b`` where kept (up
+    to two roundings) and exactly ``a * alpha' + b`` where dropped. Built this
+    way, alpha dropout runs on dropout's machinery: the backends' fused
+    kernels, and the framework forms whose backward regenerates the mask
+    (torch's custom op, JAX's ``custom_jvp``), so autograd stores no mask.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import array_api_compat.numpy as xp
+    >>> from dropkit import dropout
+    >>> x = np.linspace(-1, 1, 8)
+    >>> y = alpha_from_dropout(xp, x, 0.5, lambda z: dropout(z, 0.5, rng=1, mode="vanilla"))
+    >>> bool(np.all(y == alpha_dropout(x, 0.5, rng=1)))
+    True
+    """
     a, b = alpha_coefficients(p)
     dtype, device = x.dtype, device_of(x)
-    kept = x * xp.asarray(a, dtype=dtype, device=device) + xp.asarray(b, dtype=dtype, device=device)
-    dropped = xp.asarray(a * SELU_SATURATION + b, dtype=dtype, device=device)
-    return xp.where(keep, kept, dropped)
-
-
-def _grad(xp: Any, grad: Any, keep: Any, p: float) -> Any:
-    a, _ = alpha_coefficients(p)
-    factor = xp.asarray(a, dtype=grad.dtype, device=device_of(grad))
-    return xp.where(keep, grad * factor, xp.zeros((), dtype=grad.dtype))
+    out = drop(x - xp.asarray(SELU_SATURATION, dtype=dtype, device=device))
+    d, rest = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
+    y = d * xp.asarray(a, dtype=dtype, device=device) + xp.asarray(
+        a * SELU_SATURATION + b, dtype=dtype, device=device
+    )
+    return (y, *rest) if rest else y
 
 
 def _forward(
@@ -96,7 +118,7 @@ def _forward(
     return_mask: Any,
     backend: str | None,
 ) -> Any:
-    xp, b = resolve(x, "x", backend)
+    xp, _ = resolve(x, "x", backend)
     p = check_p(p)
     shape = shape_of(tuple(x.shape))
     training = check_flag(training, "training")
@@ -107,9 +129,20 @@ def _forward(
             keep = (xp.ones if y is x else xp.zeros)(shape, dtype=xp.bool, device=device_of(x))
             return y, returned_mask(keep, return_mask)
         return y
-    keep = keep_mask(b, xp, x, rng, shape, p)
-    y = _apply(xp, x, keep, p)
-    return (y, returned_mask(keep, return_mask)) if return_mask else y
+    return alpha_from_dropout(
+        xp,
+        x,
+        p,
+        lambda z: dropout(
+            z,
+            p,
+            rng=rng,
+            mode="vanilla",
+            noise_shape=shape,
+            return_mask=return_mask,
+            backend=backend,
+        ),
+    )
 
 
 def _backward(
@@ -123,7 +156,7 @@ def _backward(
     backend: str | None,
     op: str,
 ) -> Any:
-    xp, b = resolve(grad, "grad", backend)
+    xp, _ = resolve(grad, "grad", backend)
     p = check_p(p)
     shape = shape_of(tuple(grad.shape))
     training = check_flag(training, "training")
@@ -132,12 +165,14 @@ def _backward(
     if p == 1.0:
         return xp.zeros_like(grad)
     check_source(mask, rng, op, "mask")
-    if mask is None:
-        keep = keep_mask(b, xp, grad, rng, shape, p)
-    else:
+    if mask is not None:
         keep = unpack_mask(mask) if isinstance(mask, PackedMask) else mask
         check_stored(xp, grad, keep, shape, "mask", boolean=True)
-    return _grad(xp, grad, keep, p)
+    a, _ = alpha_coefficients(p)
+    dx = dropout_backward(
+        grad, p, mask=mask, rng=rng, mode="vanilla", noise_shape=shape, backend=backend
+    )
+    return dx * xp.asarray(a, dtype=grad.dtype, device=device_of(grad))
 
 
 def alpha_dropout(

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import array_api_compat.torch as xp
 import torch
 
 from dropkit import (
@@ -55,12 +56,12 @@ from dropkit import (
     as_generator,
     channel_noise_shape,
     dropblock2d,
-    feature_alpha_dropout,
     gaussian_dropout,
     gaussian_noise,
 )
 from dropkit._arrays import check_flag, check_mode
 from dropkit._family import check_stddev
+from dropkit.alpha import alpha_from_dropout, feature_noise_shape
 from dropkit.gaussian import gaussian_dropout_stddev
 from dropkit.philox import MASK32
 from dropkit.structured import check_block_size, sample_noise_shape
@@ -401,8 +402,22 @@ class AlphaDropout(_FamilyDropout):
     def __init__(self, p: float = 0.5, *, rng: Any = None) -> None:
         super().__init__(p, rng=rng)
 
+    def _noise_shape(self, x: torch.Tensor) -> tuple[int, ...] | None:
+        return None
+
     def _call(self, x: torch.Tensor, rng: SeedDraw) -> torch.Tensor:
-        return alpha_dropout(x, self.p, rng=rng, training=self.training)
+        if not self.training or self.p == 0.0:
+            return x
+        if self.p == 1.0:
+            return alpha_dropout(x, 1.0)  # zeros (the graph kept)
+        # dropout's custom op on the shifted input: the backward regenerates the mask
+        noise = self._noise_shape(x)
+        return alpha_from_dropout(
+            xp,
+            x,
+            self.p,
+            lambda z: dropout_with(z, self.p, rng.draw, noise_shape=noise, mode="vanilla"),
+        )
 
     def extra_repr(self) -> str:
         """``p`` and the stream (no mode: the affine correction is the op)."""
@@ -429,10 +444,8 @@ class FeatureAlphaDropout(AlphaDropout):
         super().__init__(p, rng=rng)
         self.channel_axis = channel_axis
 
-    def _call(self, x: torch.Tensor, rng: SeedDraw) -> torch.Tensor:
-        return feature_alpha_dropout(
-            x, self.p, channel_axis=self.channel_axis, rng=rng, training=self.training
-        )
+    def _noise_shape(self, x: torch.Tensor) -> tuple[int, ...] | None:
+        return feature_noise_shape(tuple(x.shape), self.channel_axis)
 
     def extra_repr(self) -> str:
         """As :class:`AlphaDropout`, with the channel axis."""
