@@ -31,7 +31,7 @@ from dropkit.structured import dropblock_drop_rate
 from dropkit.testing.stats import FALSE_FAILURE_RATE, binomial_interval
 from dropkit.testing.strategies import float_dtypes, keys, to_namespace, to_numpy, widest_float
 
-SETTINGS = settings(max_examples=6, deadline=None)
+SETTINGS = settings(max_examples=4, deadline=None)
 ALPHA = FALSE_FAILURE_RATE
 # a few values of p, not arbitrary floats: JAX compiles once per p (a static threshold)
 interior_p = st.sampled_from([0.05, 0.2, 0.5, 0.75, 0.9])
@@ -268,8 +268,8 @@ def _blocks_cover(dropped: np.ndarray, k: int) -> bool:
 @given(
     p=st.sampled_from([0.02, 0.1, 0.25, 0.4]),
     key=keys(),
-    k=st.sampled_from([1, 2, 3, 5]),
-    side=st.sampled_from([5, 12]),
+    k=st.sampled_from([1, 3, 5]),
+    side=st.just(9),
     channels_last=st.booleans(),
 )
 def test_dropblock_zeros_form_whole_blocks_at_the_exact_expected_rate(
@@ -299,7 +299,7 @@ def test_dropblock_zeros_form_whole_blocks_at_the_exact_expected_rate(
 
 
 @SETTINGS
-@given(p=interior_p, key=keys(), counter=st.integers(0, 2**40), k=st.sampled_from([1, 2, 4]))
+@given(p=interior_p, key=keys(), counter=st.integers(0, 2**40), k=st.sampled_from([1, 4]))
 def test_dropblock_mask_equals_the_reference_from_the_words(backend, p, key, counter, k):
     # Recomputed here from the reference words: a seed where word < round(gamma * 2**32) in
     # the (N, C, H - k + 1, W - k + 1) positions (C order), each seed covering k x k units.
@@ -327,7 +327,7 @@ def test_dropblock_mask_equals_the_reference_from_the_words(backend, p, key, cou
 
 
 @SETTINGS
-@given(name=st.sampled_from(sorted(DROPPING)), p=interior_p, key=keys())
+@given(name=st.sampled_from(sorted(DROPPING)), p=st.sampled_from([0.2, 0.75]), key=keys())
 def test_gradient_is_zero_exactly_where_the_forward_dropped(backend, name, p, key):
     fwd, bwd, kw, shape = DROPPING[name]
     xp = backend.xp
