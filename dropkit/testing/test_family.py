@@ -379,8 +379,13 @@ def test_layers_regenerate_what_they_drew(backend, name):
     for _ in range(2):  # the layer's stream advances like a Generator
         want = to_numpy(fwd(x, 0.3, rng=gen, **kw))
         np.testing.assert_array_equal(to_numpy(layer(x)), want)
-    if name != "alpha_dropout" and name != "feature_alpha_dropout":
-        np.testing.assert_array_equal(to_numpy(layer.backward(x)), want)
+    grad = to_numpy(layer.backward(x))  # the last draw, regenerated
+    if "alpha" in name:  # a where kept, 0 where dropped
+        bwd = ALL_P_OPS[name][1]
+        np.testing.assert_array_equal(grad, to_numpy(bwd(x, 0.3, rng=dropkit.Generator(5, 1))))
+        assert np.all((grad == 0) == (want == np.float32(want.min())))
+    else:  # grad of ones: the forward of ones
+        np.testing.assert_array_equal(grad, want)
     assert layer.eval()(x) is x
 
 
