@@ -64,3 +64,19 @@ def test_one_seed_gives_numpys_noise_on_every_backend(lib, name, monkeypatch):
             err = np.abs(got.astype(np.float64) - want.astype(np.float64))
             tol = 1.6 * FLOAT32_ABS_ERROR + 2 * np.spacing(np.abs(want).astype(dtype))
             assert np.all(err <= tol)
+
+
+def test_the_weight_initialiser_uses_the_shared_box_muller():
+    # One Box-Muller in the library (dropkit.normals): the training loop's He-normal
+    # weights and the Gaussian ops draw their normals from it, not from a copy.
+    import array_api_compat.numpy as npx
+
+    from dropkit import nn, normals
+    from dropkit.philox import random_bits
+
+    assert nn.standard_normal is normals.standard_normal
+    z = nn.standard_normal(dropkit.get_backend("numpy"), dropkit.Generator(5, 2), (7, 3), "float64")
+    ref = normals.box_muller(npx, random_bits(npx, 5, 2, normals.normal_words(21)), 21, "float64")
+    np.testing.assert_array_equal(z, ref.reshape(7, 3))
+    noise = dropkit.gaussian_noise(np.zeros((7, 3)), 1.0, rng=dropkit.Generator(5, 2))
+    np.testing.assert_array_equal(noise, z)
