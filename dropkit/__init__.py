@@ -14,9 +14,32 @@ Examples
 True
 """
 
+from .alpha import (
+    alpha_dropout,
+    alpha_dropout_backward,
+    feature_alpha_dropout,
+    feature_alpha_dropout_backward,
+)
 from .backend import ArrayAPIBackend, Backend, BackendInfo, BackendRecord
+from .gaussian import (
+    gaussian_dropout,
+    gaussian_dropout_backward,
+    gaussian_noise,
+    gaussian_noise_backward,
+)
 from .hookspecs import hookimpl
-from .layers import Dropout, Dropout1d, Dropout2d, Dropout3d
+from .layers import (
+    AlphaDropout,
+    DropBlock2d,
+    Dropout,
+    Dropout1d,
+    Dropout2d,
+    Dropout3d,
+    DropPath,
+    FeatureAlphaDropout,
+    GaussianDropout,
+    GaussianNoise,
+)
 from .mc import mc_dropout_forward, mc_dropout_predict
 from .ops import (
     RESOLUTION_BITS,
@@ -38,23 +61,36 @@ from .ops import (
 from .packed import PackedMask, pack_mask, unpack_mask
 from .random import Generator, as_generator
 from .registry import get_backend, get_plugin_manager, list_backends
+from .structured import drop_path, drop_path_backward, dropblock2d, dropblock2d_backward
 
 __version__ = "0.1.0"
 
 __all__ = [
     "RESOLUTION_BITS",
+    "AlphaDropout",
     "ArrayAPIBackend",
     "Backend",
     "BackendInfo",
     "BackendRecord",
+    "DropBlock2d",
+    "DropPath",
     "Dropout",
     "Dropout1d",
     "Dropout2d",
     "Dropout3d",
+    "FeatureAlphaDropout",
+    "GaussianDropout",
+    "GaussianNoise",
     "Generator",
     "PackedMask",
+    "alpha_dropout",
+    "alpha_dropout_backward",
     "as_generator",
     "channel_noise_shape",
+    "drop_path",
+    "drop_path_backward",
+    "dropblock2d",
+    "dropblock2d_backward",
     "dropout",
     "dropout1d",
     "dropout1d_backward",
@@ -64,6 +100,12 @@ __all__ = [
     "dropout3d_backward",
     "dropout_backward",
     "dropout_mask",
+    "feature_alpha_dropout",
+    "feature_alpha_dropout_backward",
+    "gaussian_dropout",
+    "gaussian_dropout_backward",
+    "gaussian_noise",
+    "gaussian_noise_backward",
     "get_backend",
     "get_plugin_manager",
     "hookimpl",

@@ -76,6 +76,14 @@ class Backend(Protocol):
         in-place update of :class:`dropkit.optim.SGD` in one pass; returns
         False (having done nothing) to decline.
 
+        ``family_bits(rng, x, n)``: the ``n`` words of one draw of ``rng`` for
+        an op of the dropout family (:mod:`dropkit.gaussian`,
+        :mod:`dropkit.alpha`, :mod:`dropkit.structured`) on the array ``x``,
+        for backends whose framework has its own keys (torch's generator, JAX
+        keys) or traces the draw (``torch.compile``, ``jax.jit``). The words
+        must equal :meth:`random_bits`'s for the same ``(key, counter)``.
+        Without it the family draws ``random_bits(*as_generator(rng).draw(), n)``.
+
         ``dropout_native(x, p, *, noise_shape, rng, training, mode, relu,
         return_mask, inplace)``, ``dropout_backward_native(grad, p, *,
         noise_shape, mask, rng, training, mode)`` and

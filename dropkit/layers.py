@@ -26,6 +26,20 @@ from __future__ import annotations
 from typing import Any
 
 from ._arrays import check_flag, check_mode, check_p
+from ._family import check_stddev
+from .alpha import (
+    alpha_dropout,
+    alpha_dropout_backward,
+    feature_alpha_dropout,
+    feature_alpha_dropout_backward,
+)
+from .gaussian import (
+    gaussian_dropout,
+    gaussian_dropout_backward,
+    gaussian_dropout_stddev,
+    gaussian_noise,
+    gaussian_noise_backward,
+)
 from .ops import (
     dropout,
     dropout1d,
@@ -37,8 +51,26 @@ from .ops import (
     dropout_backward,
 )
 from .random import Generator, RNGLike, as_generator
+from .structured import (
+    check_block_size,
+    drop_path,
+    drop_path_backward,
+    dropblock2d,
+    dropblock2d_backward,
+)
 
-__all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d"]
+__all__ = [
+    "AlphaDropout",
+    "DropBlock2d",
+    "DropPath",
+    "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "Dropout3d",
+    "FeatureAlphaDropout",
+    "GaussianDropout",
+    "GaussianNoise",
+]
 
 
 class Dropout:
@@ -185,3 +217,179 @@ class Dropout3d(_ChannelDropout):
 
     _fwd = staticmethod(dropout3d)
     _bwd = staticmethod(dropout3d_backward)
+
+
+class GaussianDropout(Dropout):
+    """Gaussian dropout layer: noise of mean 1, variance ``p / (1 - p)``; see :func:`dropkit.gaussian_dropout`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = GaussianDropout(0.2, rng=0)
+    >>> y = layer(np.ones((2, 3)))
+    >>> bool(np.all(layer.backward(np.ones((2, 3))) == y))   # the noise, regenerated
+    True
+    """  # noqa: E501
+
+    def __init__(
+        self,
+        p: float = 0.5,
+        *,
+        rng: RNGLike = None,
+        mode: str = "inverted",
+        backend: str | None = None,
+    ) -> None:
+        gaussian_dropout_stddev(p)  # p = 1 refused here, not at the first call
+        super().__init__(p, rng=rng, mode=mode, backend=backend)
+
+    def _forward(self, x: Any, rng: Generator) -> Any:
+        return gaussian_dropout(x, self.p, rng=rng, **self._kwargs())
+
+    def _backward(self, grad: Any, rng: Generator) -> Any:
+        return gaussian_dropout_backward(grad, self.p, rng=rng, **self._kwargs())
+
+
+class GaussianNoise(Dropout):
+    """Additive Gaussian noise layer (training only); see :func:`dropkit.gaussian_noise`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = GaussianNoise(0.1, rng=0)
+    >>> layer(np.zeros(3)).shape, layer.eval()(np.zeros(3)).tolist()
+    ((3,), [0.0, 0.0, 0.0])
+    """
+
+    def __init__(self, stddev: float, *, rng: RNGLike = None, backend: str | None = None) -> None:
+        super().__init__(0.0, rng=rng, backend=backend)
+        self.stddev = check_stddev(stddev)
+
+    def _forward(self, x: Any, rng: Generator) -> Any:
+        return gaussian_noise(x, self.stddev, rng=rng, training=self.training, backend=self.backend)
+
+    def _backward(self, grad: Any, rng: Generator) -> Any:
+        return gaussian_noise_backward(
+            grad, self.stddev, training=self.training, backend=self.backend
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"GaussianNoise(stddev={self.stddev}, training={self.training}, "
+            f"generator={self.generator})"
+        )
+
+
+class AlphaDropout(Dropout):
+    """Alpha dropout layer for SELU networks; see :func:`dropkit.alpha_dropout`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = AlphaDropout(0.5, rng=0)
+    >>> y = layer(np.ones(6))
+    >>> dx = layer.backward(np.ones(6))
+    >>> bool(np.all((dx == 0) == np.isclose(y, y.min())))   # no gradient where dropped
+    True
+    """
+
+    def __init__(self, p: float = 0.5, *, rng: RNGLike = None, backend: str | None = None) -> None:
+        super().__init__(p, rng=rng, backend=backend)
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"training": self.training, "backend": self.backend}
+
+    def _forward(self, x: Any, rng: Generator) -> Any:
+        return alpha_dropout(x, self.p, rng=rng, **self._kwargs())
+
+    def _backward(self, grad: Any, rng: Generator) -> Any:
+        return alpha_dropout_backward(grad, self.p, rng=rng, **self._kwargs())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(p={self.p}, training={self.training}, generator={self.generator})"  # noqa: E501
+
+
+class FeatureAlphaDropout(AlphaDropout):
+    """Alpha dropout of whole channels; see :func:`dropkit.feature_alpha_dropout`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = FeatureAlphaDropout(0.5, rng=0)(np.ones((2, 4, 5)))
+    >>> bool(np.all(y.min(axis=2) == y.max(axis=2)))
+    True
+    """
+
+    def __init__(
+        self,
+        p: float = 0.5,
+        *,
+        channel_axis: int = 1,
+        rng: RNGLike = None,
+        backend: str | None = None,
+    ) -> None:
+        super().__init__(p, rng=rng, backend=backend)
+        self.channel_axis = channel_axis
+
+    def _forward(self, x: Any, rng: Generator) -> Any:
+        return feature_alpha_dropout(
+            x, self.p, channel_axis=self.channel_axis, rng=rng, **self._kwargs()
+        )
+
+    def _backward(self, grad: Any, rng: Generator) -> Any:
+        return feature_alpha_dropout_backward(
+            grad, self.p, channel_axis=self.channel_axis, rng=rng, **self._kwargs()
+        )
+
+
+class DropPath(Dropout):
+    """Stochastic depth layer: drop whole samples; see :func:`dropkit.drop_path`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = DropPath(0.5, rng=0)(np.ones((6, 3)))
+    >>> bool(np.all(y.min(axis=1) == y.max(axis=1)))
+    True
+    """
+
+    def _forward(self, x: Any, rng: Generator) -> Any:
+        return drop_path(x, self.p, rng=rng, **self._kwargs())
+
+    def _backward(self, grad: Any, rng: Generator) -> Any:
+        return drop_path_backward(grad, self.p, rng=rng, **self._kwargs())
+
+
+class DropBlock2d(Dropout):
+    """DropBlock layer for (N, C, H, W) inputs; see :func:`dropkit.dropblock2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = DropBlock2d(0.2, block_size=3, rng=0)
+    >>> y = layer(np.ones((2, 3, 8, 8)))
+    >>> bool(np.all(layer.backward(np.ones((2, 3, 8, 8))) == y))
+    True
+    """
+
+    def __init__(
+        self,
+        p: float = 0.1,
+        *,
+        block_size: int,
+        channel_axis: int = 1,
+        rng: RNGLike = None,
+        mode: str = "inverted",
+        backend: str | None = None,
+    ) -> None:
+        super().__init__(p, rng=rng, mode=mode, backend=backend)
+        self.block_size = check_block_size(block_size)
+        self.channel_axis = channel_axis
+
+    def _block_kwargs(self) -> dict[str, Any]:
+        return {"block_size": self.block_size, "channel_axis": self.channel_axis}
+
+    def _forward(self, x: Any, rng: Generator) -> Any:
+        return dropblock2d(x, self.p, rng=rng, **self._block_kwargs(), **self._kwargs())
+
+    def _backward(self, grad: Any, rng: Generator) -> Any:
+        return dropblock2d_backward(grad, self.p, rng=rng, **self._block_kwargs(), **self._kwargs())

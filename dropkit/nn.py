@@ -31,6 +31,7 @@ import array_api_compat
 from ._arrays import as_integer, check_flag, namespace_of
 from .backend import Backend
 from .layers import Dropout
+from .normals import standard_normal
 from .ops import relu_dropout, relu_dropout_backward
 from .random import Generator, RNGLike, as_generator
 from .registry import get_backend
@@ -48,33 +49,6 @@ __all__ = [
 #: SELU's constants (Klambauer et al. 2017, eq. 14), to the digits of their paper's code.
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
-
-
-def standard_normal(
-    backend: Backend, rng: Generator, shape: tuple[int, ...], dtype: Any, device: Any = None
-) -> Any:
-    """Standard normal samples from one draw of ``rng`` (Box-Muller on Philox words).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from dropkit import get_backend
-    >>> z = standard_normal(get_backend("numpy"), Generator(0), (20000,), np.float64)
-    >>> abs(float(z.mean())) < 0.05 and abs(float(z.std()) - 1) < 0.05
-    True
-    """
-    xp = backend.xp
-    n = math.prod(shape)
-    half = (n + 1) // 2
-    key, counter = rng.draw()
-    bits = backend.random_bits(key, counter, 2 * half, device=device)
-    wide = xp.float64 if hasattr(xp, "float64") else xp.float32
-    u1 = (xp.astype(bits[:half], wide) + 0.5) * 2.0**-32
-    u2 = (xp.astype(bits[half:], wide) + 0.5) * 2.0**-32
-    radius = xp.sqrt(-2.0 * xp.log(u1))
-    angle = (2.0 * math.pi) * u2
-    z = xp.concat([radius * xp.cos(angle), radius * xp.sin(angle)])[:n]
-    return xp.astype(xp.reshape(z, shape), dtype)
 
 
 def he_normal(

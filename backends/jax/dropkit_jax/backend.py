@@ -37,6 +37,7 @@ class JaxBackend(ArrayAPIBackend):
     dropout_native = staticmethod(functional.dropout)
     dropout_backward_native = staticmethod(functional.dropout_backward)
     relu_dropout_backward_native = staticmethod(functional.relu_dropout_backward)
+    family_bits = staticmethod(functional.family_bits)
 
     def __init__(self) -> None:
         super().__init__("jax", jnp)

@@ -49,11 +49,11 @@ from dropkit.ops import (
     train_scale,
 )
 from dropkit.packed import PackedMask
-from dropkit.philox import random_bits_elementwise
+from dropkit.philox import random_bits_elementwise, random_bits_words
 
 from .keys import JaxRNGLike, is_traced, seed_words
 
-__all__ = ["dropout", "dropout_backward", "keep_mask", "relu_dropout_backward"]
+__all__ = ["dropout", "dropout_backward", "family_bits", "keep_mask", "relu_dropout_backward"]
 
 _FULL = 1 << 32
 
@@ -263,3 +263,29 @@ def relu_dropout_backward(
         return jnp.zeros_like(grad)
     _check_scale(grad, scale, p)
     return _apply(grad, _relu_keep(h), scale)
+
+
+def family_bits(rng: JaxRNGLike, x: Any, n: int) -> Any:
+    """The ``n`` words of one draw for the dropout family's ops (the backend's hook).
+
+    ``rng`` is a JAX key (traced under ``jax.jit``), a
+    :class:`~dropkit_jax.keys.Draw` or an int seed, mapped as for
+    :func:`dropout` (:mod:`dropkit_jax.keys`); the words equal every other
+    backend's for that draw.
+
+    Examples
+    --------
+    >>> import jax, numpy as np
+    >>> from dropkit import get_backend
+    >>> w = family_bits(jax.random.PRNGKey(5), jnp.ones(3), 6)
+    >>> bool(np.array_equal(np.asarray(w), get_backend("numpy").random_bits(5, 0, 6)))
+    True
+    """
+    return _family_words(jnp.stack(seed_words(rng)), int(n))
+
+
+@partial(jax.jit, static_argnums=(1,))
+def _family_words(words: Any, n: int) -> Any:
+    # jitted: one compilation per n (eagerly, each of Philox's array operations
+    # would be dispatched, and compiled per shape, on its own)
+    return random_bits_words(jnp, (words[0], words[1]), (words[2], words[3]), n)

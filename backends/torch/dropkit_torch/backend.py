@@ -54,6 +54,7 @@ class TorchBackend:
     dropout_native = staticmethod(functional.dropout)
     dropout_backward_native = staticmethod(functional.dropout_backward)
     relu_dropout_backward_native = staticmethod(functional.relu_dropout_backward)
+    family_bits = staticmethod(functional.family_bits)
 
     def devices(self) -> list[Any]:
         """The CPU and every visible CUDA device."""

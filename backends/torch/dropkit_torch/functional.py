@@ -54,14 +54,17 @@ from dropkit.ops import (
 )
 from dropkit.packed import PackedMask
 
-from ._op import FULL, dropout_inplace_op, dropout_op, keep_mask_op
+from ._op import FULL, dropout_inplace_op, dropout_op, keep_mask_op, seed_ints, words
 from .keys import TorchRNGLike, seed_tensor
 
 __all__ = [
+    "SeedDraw",
     "check_tensor",
     "dropout",
     "dropout_backward",
     "dropout_with",
+    "family_bits",
+    "philox_words_op",
     "relu_dropout_backward",
     "torch_p",
 ]
@@ -306,6 +309,57 @@ def relu_dropout_backward(
         return torch.zeros_like(grad)
     _check_scale(grad, scale, p)
     return torch.where(_relu_keep(h), _times(grad, scale), _zero(grad))
+
+
+@torch.library.custom_op("dropkit::philox_words", mutates_args=())
+def philox_words_op(seed: torch.Tensor, n: int) -> torch.Tensor:
+    """The ``n`` Philox words (int64 values below 2**32) of the draw in ``seed``.
+
+    A registered op, so that ``torch.compile`` keeps the dropout family's
+    draws in its graph (the rest of those ops is plain tensor arithmetic).
+
+    Examples
+    --------
+    >>> hex(int(philox_words_op(torch.tensor([0, 0, 0, 0]), 1)[0]))
+    '0x6627e8d5'
+    """
+    key, counter = seed_ints(seed)
+    return words(key, counter, n, seed.device)
+
+
+@philox_words_op.register_fake
+def _philox_words_fake(seed: torch.Tensor, n: int) -> torch.Tensor:
+    return torch.empty(n, dtype=torch.int64, device=seed.device)
+
+
+class SeedDraw:
+    """An ``rng=`` for the dropout family that draws its seed tensor from ``draw()``.
+
+    The layers of :mod:`dropkit_torch.nn` pass their own stream this way (the
+    draw happens only if the op draws).
+    """
+
+    def __init__(self, draw: Callable[[], torch.Tensor]) -> None:
+        self.draw = draw
+
+
+def family_bits(rng: Any, x: torch.Tensor, n: int) -> torch.Tensor:
+    """The words of one draw for the dropout family's ops on ``x`` (the backend's hook).
+
+    ``rng`` maps to a seed as for :func:`dropout` (:mod:`dropkit_torch.keys`:
+    ``None`` draws from torch's generator for ``x``'s device), or is a
+    :class:`SeedDraw`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dropkit import get_backend
+    >>> w = family_bits(5, torch.ones(3), 6)
+    >>> bool(np.array_equal(w.numpy(), get_backend("numpy").random_bits(5, 0, 6)))
+    True
+    """
+    seed = rng.draw() if isinstance(rng, SeedDraw) else seed_tensor(rng, x)
+    return philox_words_op(seed, n)
 
 
 # Importing the backend registers it with the core (after this module is complete).
