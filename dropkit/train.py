@@ -302,6 +302,49 @@ def _state(net: MLP, opt: SGD, copy: bool) -> dict[str, Any]:
     return arrays
 
 
+def _net_and_optimizer(config: TrainConfig, data: Dataset, backend: Any) -> tuple[MLP, SGD]:
+    """The run's network (initial weights from the seed) and its optimiser."""
+    net = MLP(
+        _layers(config, data.n_features, data.n_classes),
+        backend=backend,
+        rng=Generator(config.seed),
+        p_hidden=config.p_hidden,
+        p_input=config.p_input,
+        mode=config.mode,
+        dtype=config.dtype,
+    )
+    opt = SGD(
+        backend.xp,
+        net.params,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        weight_decay=config.weight_decay,
+        decay=net.decay_mask(),
+        backend=backend,
+    )
+    return net, opt
+
+
+def _steps(
+    net: MLP, opt: SGD, config: TrainConfig, epoch: int, lr: float, x: Any, y: Any
+) -> tuple[list[Any], list[int]]:
+    """The epoch's training steps: the step losses (0-d arrays, not read back), batch sizes."""
+    xp = net.xp
+    n = x.shape[0]
+    # the batch order comes from (seed, epoch): one upload per epoch, sliced on the device
+    order = xp.asarray(np.random.default_rng([config.seed, epoch]).permutation(n))
+    sizes, losses = [], []
+    for b in range(0, n, config.batch_size):
+        idx = order[b : min(b + config.batch_size, n)]
+        xb, yb = xp.take(x, idx, axis=0), xp.take(y, idx, axis=0)
+        logits = net.forward(xb, training=True)
+        loss, dlogits = softmax_cross_entropy(xp, logits, yb, check_labels=False, as_array=True)
+        opt.step(net.backward(dlogits), lr)
+        losses.append(loss)
+        sizes.append(xb.shape[0])
+    return losses, sizes
+
+
 def _epoch(
     net: MLP, opt: SGD, config: TrainConfig, epoch: int, lr: float, arrays: tuple[Any, ...]
 ) -> dict[str, Any] | str:
@@ -315,17 +358,7 @@ def _epoch(
     xp = net.xp
     x_train, y_train, x_test, y_test = arrays
     n = x_train.shape[0]
-    # the batch order comes from (seed, epoch): one upload per epoch, sliced on the device
-    order = xp.asarray(np.random.default_rng([config.seed, epoch]).permutation(n))
-    sizes, losses = [], []
-    for b in range(0, n, config.batch_size):
-        idx = order[b : min(b + config.batch_size, n)]
-        xb, yb = xp.take(x_train, idx, axis=0), xp.take(y_train, idx, axis=0)
-        logits = net.forward(xb, training=True)
-        loss, dlogits = softmax_cross_entropy(xp, logits, yb, check_labels=False, as_array=True)
-        opt.step(net.backward(dlogits), lr)
-        losses.append(loss)
-        sizes.append(xb.shape[0])
+    losses, sizes = _steps(net, opt, config, epoch, lr, x_train, y_train)
     correct_train = _correct(net, x_train, y_train)
     correct_test = _correct(net, x_test, y_test)
     finite = [xp.all(xp.isfinite(a)) for a in (*net.params, *opt.velocity)]
@@ -598,24 +631,7 @@ def _train(
     meta: dict[str, Any] = {}
     if resume and ckpt is not None:
         arrays, meta = check_checkpoint(ckpt, config, data, backend.name)
-    net = MLP(
-        _layers(config, data.n_features, data.n_classes),
-        backend=backend,
-        rng=Generator(config.seed),
-        p_hidden=config.p_hidden,
-        p_input=config.p_input,
-        mode=config.mode,
-        dtype=config.dtype,
-    )
-    opt = SGD(
-        xp,
-        net.params,
-        momentum=config.momentum,
-        nesterov=config.nesterov,
-        weight_decay=config.weight_decay,
-        decay=net.decay_mask(),
-        backend=backend,
-    )
+    net, opt = _net_and_optimizer(config, data, backend)
     schedule = StepSchedule(config.lr, config.lr_every, config.lr_times)
     if meta:
         dtype = getattr(xp, config.dtype)
