@@ -171,6 +171,9 @@ def main() -> None:
     parser.add_argument("--backend", default="numpy")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=8, help="epochs per train() in a round")
+    parser.add_argument(
+        "--train-size", type=int, default=4000, help="(a smaller run: a smoke test)"
+    )
     parser.add_argument("--wall", help="comma-separated backends: time the whole command too")
     parser.add_argument("--wall-epochs", type=int, default=None, help="(default: the command's)")
     parser.add_argument("--wall-rounds", type=int, default=1)
@@ -178,16 +181,17 @@ def main() -> None:
 
     backend = dropkit.get_backend(args.backend)
     xp = backend.xp
-    data = load_dataset("mnist1d")
+    data = load_dataset("mnist1d", train_size=args.train_size)
+    n = data.x_train.shape[0]
     base = TrainConfig(backend=args.backend, epochs=args.epochs)
     configs = net_configs(base)
     print(describe())
     if "cupy" in getattr(xp, "__name__", ""):
         print(f"GPU {gpu_name()}")
     print(
-        f"numpy {np.__version__}, backend {backend.name}; mnist1d 4000/1000, "
+        f"numpy {np.__version__}, backend {backend.name}; mnist1d {n}/{data.x_test.shape[0]}, "
         f"40-{'-'.join(map(str, base.hidden))}-10, batch {base.batch_size} "
-        f"({-(-4000 // base.batch_size)} steps an epoch); {args.rounds} rounds"
+        f"({-(-n // base.batch_size)} steps an epoch); {args.rounds} rounds"
     )
     parts = {name: _parts(cfg, data, backend) for name, cfg in configs.items()}
     for fns in parts.values():  # warm up (kernels compiled, caches filled)

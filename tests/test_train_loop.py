@@ -388,3 +388,18 @@ def test_no_warning_storm_from_a_run(data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         train(TrainConfig(epochs=1, hidden=(8,)), data, plugin_manager=_pm())
+
+
+def test_bench_compare_runs(tmp_path):
+    # the benchmark uses the loop's private parts: a smoke run keeps it in step with them
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "bench_compare.py"
+    args = ["--rounds", "1", "--epochs", "2", "--train-size", "300"]
+    done = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "CPU " in done.stdout and "| dropout |" in done.stdout and "overhead" in done.stdout
