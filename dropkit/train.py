@@ -623,6 +623,7 @@ def _train(
         )
     if resume and ckpt is not None and not ckpt.exists():
         raise FileNotFoundError(f"nothing to resume: no {CHECKPOINT} in {out}")
+    _check_labels(data)
 
     backend = get_backend(config.backend)
     xp = backend.xp
@@ -642,7 +643,6 @@ def _train(
             layer.generator = Generator.from_state(state)
         history = meta["history"]
 
-    _check_labels(data)
     x_train = xp.asarray(data.x_train, dtype=getattr(xp, config.dtype))
     y_train = xp.asarray(data.y_train)
     x_test = xp.asarray(data.x_test, dtype=getattr(xp, config.dtype))
