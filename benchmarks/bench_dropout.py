@@ -18,6 +18,7 @@ import statistics
 import time
 from collections.abc import Callable
 
+import numba
 import numpy as np
 from dropkit_numpy._philox_numpy import random_bits_numpy
 from machine import describe
@@ -132,7 +133,10 @@ def main() -> None:
     args = parser.parse_args()
 
     backend = dropkit.get_backend("numpy")
-    print(f"{describe()}; dropkit numpy kernels={backend.kernels}; p={args.p}")
+    print(
+        f"{describe()}; numpy {np.__version__}, numba {numba.__version__}; "
+        f"dropkit numpy kernels={backend.kernels}; p={args.p}"
+    )
     if torch is not None:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     else:

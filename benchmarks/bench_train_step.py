@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -25,6 +23,7 @@ from collections.abc import Callable
 from itertools import pairwise
 
 import numpy as np
+from machine import describe
 
 import dropkit
 from dropkit.nn import MLP, softmax_cross_entropy
@@ -174,9 +173,16 @@ def main() -> None:
     if args.only:
         print(json.dumps(_time(_methods([args.only]), args.repeats)))
         return
+    try:
+        import torch
+
+        versions = f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    except ImportError:
+        versions = ""
+    print(describe())
     print(
-        f"{platform.machine()}, {os.cpu_count()} cpus, numpy {np.__version__}; "
-        f"{'-'.join(map(str, SIZES))}, batch {BATCH}, dropout 0.5 on both hidden layers"
+        f"numpy {np.__version__}{versions}; {'-'.join(map(str, SIZES))}, batch {BATCH}, "
+        "dropout 0.5 on both hidden layers; target: dropkit step <= 0.9x PyTorch CPU"
     )
     _table(
         "each method alone in its own process (the fair comparison):",

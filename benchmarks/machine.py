@@ -1,64 +1,87 @@
-"""What machine a benchmark ran on: CPU model, vector width, cores, library versions.
+"""What machine a benchmark ran on: CPU model, vector width, cores, GPU (imported by the scripts).
 
-Imported by the benchmarks (run from the repository root: ``benchmarks/`` is the
-script's folder, so ``import machine`` works).
-
-Examples
---------
->>> "cpus" in describe()
-True
+Run:  uv run python benchmarks/machine.py
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import subprocess
+from pathlib import Path
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
 
 
 def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform``)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU's model name (/proc/cpuinfo, lscpu, or the platform's word for it)."""
+    name = _cpuinfo().get("model name", "")
+    if not name:
+        try:
+            out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        for line in out.splitlines():
+            if line.lower().startswith("model name"):
+                name = line.partition(":")[2].strip()
+                break
+    return name or platform.processor() or platform.machine()
 
 
 def vector_width() -> str:
-    """The widest x86 vector extension the compiler (LLVM, as Numba uses it) targets here."""
-    try:
-        import llvmlite.binding as llvm
-
-        features = set(llvm.get_host_cpu_features().flatten().split(","))
-    except Exception:  # no llvmlite, or a platform it cannot query
-        return "unknown vector width"
-    if "+avx512f" in features:
-        return "AVX-512 (512-bit vectors)"
-    if "+avx2" in features:
-        return "AVX2 (256-bit vectors)"
-    if "+sse2" in features:
-        return "SSE2 (128-bit vectors)"
-    return "no x86 vector extension reported (" + platform.machine() + ")"
+    """The widest SIMD the CPU reports (x86 flags; 'unknown' elsewhere)."""
+    flags = set(_cpuinfo().get("flags", "").split())
+    if "avx512f" in flags:
+        return "AVX-512 (512-bit)"
+    if "avx2" in flags:
+        return "AVX2 (256-bit)"
+    if "avx" in flags:
+        return "AVX (256-bit float, 128-bit integer)"
+    if "sse2" in flags:
+        return "SSE2 (128-bit)"
+    if platform.machine().lower() in ("aarch64", "arm64"):
+        return "NEON (128-bit)"
+    return "unknown"
 
 
 def describe() -> str:
-    """One line: CPU model, vector width, CPU count, NumPy and Numba versions."""
-    import numpy as np
-
+    """One line: CPU model, vector width, usable cores, machine."""
     try:
-        import numba
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 0
+    return f"CPU {cpu_model()}, {vector_width()}, {cores} usable cores ({platform.machine()})"
 
-        numba_version = numba.__version__
+
+def gpu_name() -> str | None:
+    """The current CUDA device's name through CuPy, or None without one."""
+    try:
+        import cupy
     except ImportError:
-        numba_version = "not installed"
-    return (
-        f"CPU: {cpu_model()}, {vector_width()}, {os.cpu_count()} cpus; "
-        f"numpy {np.__version__}, numba {numba_version}"
-    )
+        return None
+    try:
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+    except Exception:  # no driver, no device: just no GPU line
+        return None
+    name = props["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 if __name__ == "__main__":
     print(describe())
+    print(f"GPU {gpu_name() or 'none'}")

@@ -22,18 +22,28 @@ from __future__ import annotations
 
 import json
 import os
+import time
+import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._arrays import to_numpy
+
 CHECKPOINT_NAME = "checkpoint.npz"
 
+#: Default seconds between two checkpoints of a training run (see :class:`PeriodicCheckpoint`).
+CHECKPOINT_INTERVAL = 2.0
+
 __all__ = [
+    "CHECKPOINT_INTERVAL",
     "CHECKPOINT_NAME",
     "FORMAT",
     "CheckpointError",
+    "PeriodicCheckpoint",
     "atomic_write_text",
     "load_checkpoint",
     "save_checkpoint",
@@ -111,3 +121,92 @@ def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             f"{path} is not a {FORMAT} checkpoint (format {found!r}); it was left as is"
         )
     return arrays, meta
+
+
+class PeriodicCheckpoint:
+    """Saves a run's state at most every ``interval`` seconds, and keeps the newest in hand.
+
+    :meth:`submit` is called after every epoch. It writes the state when it is
+    the first submitted, the final one, or ``interval`` seconds have passed
+    since the last write; otherwise it keeps a copy, which
+    :meth:`flush_on_error` writes when the run stops on an exception. So what
+    is on disk after any exception is what a save after every epoch would
+    have left; only a killed process loses the epochs since the last write
+    (and resumes from that checkpoint exactly, as from any other).
+
+    Parameters
+    ----------
+    path : Path
+        The checkpoint file.
+    interval : float
+        Seconds between writes (0: every submit writes).
+    clock : callable, optional
+        Monotonic seconds (tests pass a fake one).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "checkpoint.npz"
+    >>> saver = PeriodicCheckpoint(path, interval=3600)
+    >>> state = lambda copy: {"w": np.full(2, 1.0)}
+    >>> saver.submit(state, {"epoch": 1}, final=False)  # the first: written
+    >>> saver.submit(state, {"epoch": 2}, final=False)  # too soon: kept
+    >>> load_checkpoint(path)[1]["epoch"], saver.pending_epoch
+    (1, 2)
+    >>> saver.flush_on_error()
+    >>> load_checkpoint(path)[1]["epoch"]
+    2
+    """
+
+    def __init__(
+        self, path: Path, interval: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.path = Path(path)
+        self.interval = float(interval)
+        self._clock = clock
+        self._last: float | None = None
+        self._pending: tuple[dict[str, Any], dict[str, Any]] | None = None
+
+    @property
+    def pending_epoch(self) -> int | None:
+        """The ``epoch`` of the state kept but not yet written (None: none)."""
+        return None if self._pending is None else self._pending[1].get("epoch")
+
+    def submit(
+        self,
+        state: Callable[[bool], dict[str, Any]],
+        meta: dict[str, Any],
+        *,
+        final: bool,
+    ) -> None:
+        """Write now, or keep ``state(True)`` (copies of the arrays) for later.
+
+        ``state(copy)`` returns the arrays by name, on any backend;
+        ``copy=True`` asks for copies that later training does not change.
+        """
+        due = final or self._last is None or self._clock() - self._last >= self.interval
+        if due:
+            self._pending = None
+            self._write(state(False), meta)
+        else:
+            self._pending = (state(True), meta)
+
+    def flush_on_error(self) -> None:
+        """Write the kept state, if any; a failure warns (the first error is the one to see)."""
+        if self._pending is None:
+            return
+        arrays, meta = self._pending
+        self._pending = None
+        try:
+            self._write(arrays, meta)
+        except Exception as exc:
+            warnings.warn(
+                f"could not save epoch {meta.get('epoch')} to {self.path} ({exc}); the "
+                "checkpoint there is the one before it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def _write(self, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
+        save_checkpoint(self.path, {k: to_numpy(a) for k, a in arrays.items()}, meta)
+        self._last = self._clock()

@@ -62,8 +62,10 @@ def dropkit_train_start(run: Any) -> None:
 def dropkit_epoch_end(run: Any, record: dict[str, Any]) -> None:
     """An epoch ended; ``record`` holds its loss, accuracies, learning rate and seconds.
 
-    Called after the epoch's checkpoint is on disk, so a hook that fails
-    loses nothing.
+    Called after the epoch's state is saved, or kept to be saved (checkpoints
+    are written every few seconds, and on any error for the last finished
+    epoch: :class:`dropkit.checkpoint.PeriodicCheckpoint`), so a hook that
+    fails loses nothing.
     """
 
 

@@ -36,11 +36,11 @@ import numpy as np
 import pluggy
 
 from ._arrays import as_integer, check_flag, check_mode, check_p, check_scale, to_numpy
+from .checkpoint import CHECKPOINT_INTERVAL, CheckpointError, PeriodicCheckpoint, load_checkpoint
 from .checkpoint import CHECKPOINT_NAME as CHECKPOINT
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DATASETS, Dataset
 from .methods import OPTIONAL_DEFAULTS, check_activation, noise_layer
-from .nn import MLP, accuracy, softmax_cross_entropy
+from .nn import MLP, softmax_cross_entropy
 from .ops import train_scale
 from .optim import SGD, StepSchedule
 from .random import Generator
@@ -265,19 +265,128 @@ class TrainResult:
 
 def evaluate(net: MLP, x: Any, y: Any, batch: int = 4096) -> float:
     """Accuracy of ``net`` (evaluation mode) on ``x``, ``y``, in batches."""
-    correct = 0
+    return int(to_numpy(_correct(net, x, y, batch))) / x.shape[0]
+
+
+def _correct(net: MLP, x: Any, y: Any, batch: int = 4096) -> Any:
+    """How many rows of ``x`` ``net`` classifies right: a 0-d integer array, not read back."""
+    xp = net.xp
+    correct = None
     n = x.shape[0]
     for start in range(0, n, batch):
         stop = min(start + batch, n)  # (a strict namespace refuses slices past the end)
         logits = net.forward(x[start:stop, ...], training=False)
-        correct += accuracy(net.xp, logits, y[start:stop])
-    return correct / n
+        hits = xp.sum(xp.astype(xp.argmax(logits, axis=1) == y[start:stop], xp.int32))
+        correct = hits if correct is None else correct + hits
+    if correct is None:  # no rows
+        return xp.zeros((), dtype=xp.int32)
+    return correct
 
 
-def _state_arrays(net: MLP, opt: SGD) -> dict[str, np.ndarray]:
-    arrays = {f"param_{i}": to_numpy(p) for i, p in enumerate(net.params)}
-    arrays.update({f"velocity_{i}": to_numpy(v) for i, v in enumerate(opt.velocity)})
+def _check_labels(data: Dataset) -> None:
+    """Labels are checked once here, not in every step (that would read back every step)."""
+    for part in ("train", "test"):
+        x, y = getattr(data, f"x_{part}"), np.asarray(getattr(data, f"y_{part}"))
+        if y.shape != (x.shape[0],) or y.dtype.kind not in "iu":
+            raise ValueError(
+                f"y_{part} must be a 1-d integer array, one label per row of x_{part} "
+                f"({x.shape[0]}), got shape {y.shape} and dtype {y.dtype}"
+            )
+        bad = (y < 0) | (y >= data.n_classes)
+        if bad.any():
+            first = int(np.argmax(bad))
+            raise ValueError(
+                f"y_{part} must hold class indices in [0, {data.n_classes}) (n_classes is "
+                f"{data.n_classes}), got {int(y[first])} at index {first}"
+            )
+
+
+def _state(net: MLP, opt: SGD, copy: bool) -> dict[str, Any]:
+    """Parameters and velocities by checkpoint name (copies, if they are kept for later)."""
+    xp = net.xp
+    keep = (lambda a: xp.asarray(a, copy=True)) if copy else (lambda a: a)
+    arrays = {f"param_{i}": keep(p) for i, p in enumerate(net.params)}
+    arrays.update({f"velocity_{i}": keep(v) for i, v in enumerate(opt.velocity)})
     return arrays
+
+
+def _net_and_optimizer(config: TrainConfig, data: Dataset, backend: Any) -> tuple[MLP, SGD]:
+    """The run's network (initial weights from the seed) and its optimiser."""
+    net = MLP(
+        _layers(config, data.n_features, data.n_classes),
+        backend=backend,
+        rng=Generator(config.seed),
+        p_hidden=config.p_hidden,
+        p_input=config.p_input,
+        mode=config.mode,
+        dtype=config.dtype,
+        activation=config.activation,
+        noise=noise_layer(config.noise),
+    )
+    opt = SGD(
+        backend.xp,
+        net.params,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        weight_decay=config.weight_decay,
+        decay=net.decay_mask(),
+        backend=backend,
+    )
+    return net, opt
+
+
+def _steps(
+    net: MLP, opt: SGD, config: TrainConfig, epoch: int, lr: float, x: Any, y: Any
+) -> tuple[list[Any], list[int]]:
+    """The epoch's training steps: the step losses (0-d arrays, not read back), batch sizes."""
+    xp = net.xp
+    n = x.shape[0]
+    # the batch order comes from (seed, epoch): one upload per epoch, sliced on the device
+    order = xp.asarray(np.random.default_rng([config.seed, epoch]).permutation(n))
+    sizes, losses = [], []
+    for b in range(0, n, config.batch_size):
+        idx = order[b : min(b + config.batch_size, n)]
+        xb, yb = xp.take(x, idx, axis=0), xp.take(y, idx, axis=0)
+        logits = net.forward(xb, training=True)
+        loss, dlogits = softmax_cross_entropy(xp, logits, yb, check_labels=False, as_array=True)
+        opt.step(net.backward(dlogits), lr)
+        losses.append(loss)
+        sizes.append(xb.shape[0])
+    return losses, sizes
+
+
+def _epoch(
+    net: MLP, opt: SGD, config: TrainConfig, epoch: int, lr: float, arrays: tuple[Any, ...]
+) -> dict[str, Any] | str:
+    """Train one epoch and evaluate; the record, or what diverged.
+
+    Nothing is read back to the host inside the epoch: the step losses stay on
+    the device until the end, where they, the correct counts and the
+    parameters' finiteness are read at once (a GPU runs ahead of Python
+    instead of waiting at every step).
+    """
+    xp = net.xp
+    x_train, y_train, x_test, y_test = arrays
+    n = x_train.shape[0]
+    losses, sizes = _steps(net, opt, config, epoch, lr, x_train, y_train)
+    correct_train = _correct(net, x_train, y_train)
+    correct_test = _correct(net, x_test, y_test)
+    finite = [xp.all(xp.isfinite(a)) for a in (*net.params, *opt.velocity)]
+    # the epoch's one wait for the device: every number of the record is read here
+    loss_sum = 0.0
+    for loss, size in zip(to_numpy(xp.stack(losses)).tolist(), sizes, strict=True):
+        if not math.isfinite(loss):
+            return f"the training loss became {loss}"
+        loss_sum += loss * size  # the same float64 sum, in the same order, as step by step
+    if not bool(np.all(to_numpy(xp.stack(finite)))):
+        return "a parameter became NaN or inf"
+    return {
+        "epoch": epoch + 1,
+        "loss": loss_sum / n,
+        "train_acc": int(to_numpy(correct_train)) / n,
+        "test_acc": int(to_numpy(correct_test)) / x_test.shape[0],
+        "lr": lr,
+    }
 
 
 class TrainingDivergedError(RuntimeError):
@@ -451,8 +560,9 @@ def train(
     out_dir: str | Path | None = None,
     resume: bool = False,
     plugin_manager: pluggy.PluginManager | None = None,
+    checkpoint_interval: float = CHECKPOINT_INTERVAL,
 ) -> TrainResult:
-    """Train one network; checkpoint into ``out_dir`` after every epoch.
+    """Train one network; checkpoint into ``out_dir`` as it goes.
 
     Parameters
     ----------
@@ -471,6 +581,14 @@ def train(
         checkpoint is an error, never silently overwritten.
     plugin_manager : pluggy.PluginManager, optional
         Whose hooks announce the events (default: the entry-point plugins).
+    checkpoint_interval : float
+        Seconds between two checkpoints (0: after every epoch). The first and
+        the last epoch are always saved, and so is the last finished epoch
+        when the run stops on an exception (divergence, Ctrl-C, a failing
+        plugin): only a killed process (SIGKILL, power loss) can lose work,
+        at most this long plus one epoch, and it resumes bit-identically from
+        the checkpoint it left. Writing fsyncs twice: after every short epoch
+        that costs more than the epoch itself on slow disks.
 
     Raises
     ------
@@ -481,11 +599,19 @@ def train(
     out = Path(out_dir) if out_dir is not None else None
     if resume and out is None:
         raise ValueError("resume needs out_dir (the folder holding checkpoint.npz)")
+    if isinstance(checkpoint_interval, bool) or not isinstance(checkpoint_interval, Real):
+        raise TypeError(
+            f"checkpoint_interval must be a number of seconds, got {checkpoint_interval!r}"
+        )
+    if not checkpoint_interval >= 0:
+        raise ValueError(
+            f"checkpoint_interval must be >= 0 seconds (0: every epoch), got {checkpoint_interval}"
+        )
     lock = None if out is None or is_held_here(out) else RunLock(out).acquire()
     try:
         if out is not None:
             remove_stale_temporaries(out)
-        return _train(config, data, name, out, resume, plugin_manager)
+        return _train(config, data, name, out, resume, plugin_manager, float(checkpoint_interval))
     finally:
         if lock is not None:
             lock.release()
@@ -498,6 +624,7 @@ def _train(
     out: Path | None,
     resume: bool,
     plugin_manager: pluggy.PluginManager | None,
+    checkpoint_interval: float,
 ) -> TrainResult:
     pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
     ckpt = out / CHECKPOINT if out is not None else None
@@ -507,6 +634,7 @@ def _train(
         )
     if resume and ckpt is not None and not ckpt.exists():
         raise FileNotFoundError(f"nothing to resume: no {CHECKPOINT} in {out}")
+    _check_labels(data)
 
     backend = get_backend(config.backend)
     xp = backend.xp
@@ -515,26 +643,7 @@ def _train(
     meta: dict[str, Any] = {}
     if resume and ckpt is not None:
         arrays, meta = check_checkpoint(ckpt, config, data, backend.name)
-    net = MLP(
-        _layers(config, data.n_features, data.n_classes),
-        backend=backend,
-        rng=Generator(config.seed),
-        p_hidden=config.p_hidden,
-        p_input=config.p_input,
-        mode=config.mode,
-        dtype=config.dtype,
-        activation=config.activation,
-        noise=noise_layer(config.noise),
-    )
-    opt = SGD(
-        xp,
-        net.params,
-        momentum=config.momentum,
-        nesterov=config.nesterov,
-        weight_decay=config.weight_decay,
-        decay=net.decay_mask(),
-        backend=backend,
-    )
+    net, opt = _net_and_optimizer(config, data, backend)
     schedule = StepSchedule(config.lr, config.lr_every, config.lr_times)
     if meta:
         dtype = getattr(xp, config.dtype)
@@ -553,49 +662,37 @@ def _train(
     fingerprint = data.fingerprint()
     run = Run(name, config, out, backend.name, n, data.x_test.shape[0], history, len(history))
     pm.hook.dropkit_train_start(run=run)
+    saver = PeriodicCheckpoint(ckpt, checkpoint_interval) if ckpt is not None else None
 
     # overflow is checked below (loss and parameters), not warned about
     with np.errstate(over="ignore", invalid="ignore"):
-        for epoch in range(len(history), config.epochs):
-            start = time.perf_counter()
-            lr = schedule.lr(epoch)
-            order = np.random.default_rng([config.seed, epoch]).permutation(n)
-            loss_sum = 0.0
-            for b in range(0, n, config.batch_size):
-                idx = xp.asarray(order[b : b + config.batch_size])
-                xb, yb = xp.take(x_train, idx, axis=0), xp.take(y_train, idx, axis=0)
-                loss, dlogits = softmax_cross_entropy(xp, net.forward(xb, training=True), yb)
-                if not math.isfinite(loss):
-                    raise _diverged(name, f"the training loss became {loss}", epoch + 1, lr, ckpt)
-                opt.step(net.backward(dlogits), lr)
-                loss_sum += loss * xb.shape[0]
-            record = {
-                "epoch": epoch + 1,
-                "loss": loss_sum / n,
-                "train_acc": evaluate(net, x_train, y_train),
-                "test_acc": evaluate(net, x_test, y_test),
-                "lr": lr,
-                "seconds": time.perf_counter() - start,
-            }
-            state = _state_arrays(net, opt)
-            if not all(np.isfinite(a).all() for a in state.values()):
-                raise _diverged(name, "a parameter became NaN or inf", epoch + 1, lr, ckpt)
-            history.append(record)
-            if ckpt is not None:
-                save_checkpoint(
-                    ckpt,
-                    state,
-                    {
+        try:
+            for epoch in range(len(history), config.epochs):
+                start = time.perf_counter()
+                lr = schedule.lr(epoch)
+                record = _epoch(net, opt, config, epoch, lr, (x_train, y_train, x_test, y_test))
+                if isinstance(record, str):
+                    raise _diverged(name, record, epoch + 1, lr, ckpt)
+                record["seconds"] = time.perf_counter() - start
+                history.append(record)
+                if saver is not None:
+                    meta = {
                         "name": name,
                         "epoch": epoch + 1,
                         "config": config.to_dict(),
-                        "history": history,
+                        "history": list(history),
                         "generators": [layer.generator.state for layer in net.dropouts],
                         "dataset_fingerprint": fingerprint,
                         "backend": backend.name,
-                    },
-                )
-            pm.hook.dropkit_epoch_end(run=run, record=record)
+                    }
+                    saver.submit(
+                        lambda copy: _state(net, opt, copy), meta, final=epoch + 1 == config.epochs
+                    )
+                pm.hook.dropkit_epoch_end(run=run, record=record)
+        except BaseException:
+            if saver is not None:  # the last finished epoch, as if saved after every epoch
+                saver.flush_on_error()
+            raise
 
     result = TrainResult(name, config, history, [to_numpy(p) for p in net.params])
     pm.hook.dropkit_train_end(run=run, result=result)

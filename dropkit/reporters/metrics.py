@@ -2,7 +2,10 @@
 
 ``<out_dir>/metrics.csv`` is rewritten from the run's history when a run starts
 (so a resumed run has no duplicate or missing rows) and appended to after each
-epoch's checkpoint is safely on disk.
+epoch. Checkpoints are written every few seconds
+(:data:`~dropkit.checkpoint.CHECKPOINT_INTERVAL`), so after a killed process the
+file may hold rows past the checkpoint's epoch; resuming recomputes those epochs
+(identically) and rewrites the file.
 """
 
 from __future__ import annotations
