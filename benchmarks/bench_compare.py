@@ -26,7 +26,9 @@ Run:  uv run python benchmarks/bench_compare.py [--backend numpy] [--rounds 5] [
 from __future__ import annotations
 
 import argparse
+import atexit
 import io
+import shutil
 import statistics
 import subprocess
 import sys
@@ -122,6 +124,7 @@ def _parts(config: TrainConfig, data: Any, backend: Any) -> dict[str, Callable[[
         xp.asarray(data.y_test),
     )
     folder = tempfile.mkdtemp(dir=Path.cwd())
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     path = Path(folder) / "checkpoint.npz"
     meta = {"epoch": 1, "config": config.to_dict(), "history": []}
 
