@@ -5,7 +5,7 @@
 #      (GPU tests incl. torch CUDA tensors; the kernels' source on the host; NVRTC's code);
 #   2. benchmarks/bench_gpu.py: every GPU ratio of issue 12 (forward/backward/ReLU/in place
 #      vs copy and F.dropout in float32/float16/bfloat16, per-call cost, training step);
-#   3. a short `dropkit compare --backend cupy`.
+#   3. the epoch parts on cupy and `dropkit compare` wall time, numpy vs cupy.
 # array-api-compat, if missing there, is taken from wheels in .whl/ (see README, "GPU").
 # Usage: bash benchmarks/gpu_check.sh [OUTDIR]     (PYTHON=... to choose the interpreter)
 set -uo pipefail
@@ -36,7 +36,7 @@ echo "== cupy-specific tests"
   | tee "$out/cupy_tests.txt" || status=1
 echo "== benchmark"
 "$py" benchmarks/bench_gpu.py 2>&1 | tee "$out/bench_gpu.txt" || status=1
-echo "== dropkit compare --backend cupy (20 epochs)"
-"$py" -m dropkit.cli compare --backend cupy --epochs 20 --quiet --out "$out/compare" \
-  2>&1 | tee "$out/compare.txt" || status=1
+echo "== epoch parts on cupy; dropkit compare, numpy vs cupy wall time (30 epochs each)"
+"$py" benchmarks/bench_compare.py --backend cupy --rounds 3 --epochs 6 --wall numpy,cupy \
+  --wall-epochs 30 2>&1 | tee "$out/compare.txt" || status=1
 exit $status
