@@ -44,12 +44,11 @@ from machine import describe, gpu_name
 import dropkit
 from dropkit import hookimpl
 from dropkit._arrays import to_numpy
-from dropkit.checkpoint import CHECKPOINT_INTERVAL, save_checkpoint
-from dropkit.data import load_dataset
 from dropkit.experiment import net_configs
-from dropkit.registry import get_plugin_manager
-from dropkit.reporters import MetricsFile, Progress
-from dropkit.train import (
+from dropkit.experiment.checkpoint import CHECKPOINT_INTERVAL, save_checkpoint
+from dropkit.experiment.data import load_dataset
+from dropkit.experiment.reporters import MetricsFile, Progress
+from dropkit.experiment.train import (
     TrainConfig,
     _correct,
     _epoch,
@@ -58,6 +57,7 @@ from dropkit.train import (
     _steps,
     train,
 )
+from dropkit.registry import get_plugin_manager
 
 
 def _sync(xp: Any) -> None:
@@ -150,7 +150,15 @@ def _wall(backends: list[str], epochs: int | None, rounds: int) -> None:
     for _ in range(rounds):
         for b in backends:
             with tempfile.TemporaryDirectory(dir=Path.cwd()) as out:
-                cmd = [sys.executable, "-m", "dropkit.cli", "compare", "--quiet", "--backend", b]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "dropkit.experiment.cli",
+                    "compare",
+                    "--quiet",
+                    "--backend",
+                    b,
+                ]
                 cmd += ["--out", str(Path(out) / "run")]
                 if epochs is not None:
                     cmd += ["--epochs", str(epochs)]

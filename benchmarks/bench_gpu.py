@@ -211,8 +211,8 @@ def per_call(cupy: Any, torch: Any, rounds: int, calls: int, p: float) -> None:
 
 
 def _dropkit_step(cupy: Any, sizes: list[int], batch: int) -> Callable[[], None]:
-    from dropkit.nn import MLP, softmax_cross_entropy
-    from dropkit.optim import SGD
+    from dropkit.experiment.nn import MLP, softmax_cross_entropy
+    from dropkit.experiment.optim import SGD
 
     backend = dropkit.get_backend("cupy")
     xp = backend.xp

@@ -26,8 +26,8 @@ import numpy as np
 from machine import describe
 
 import dropkit
-from dropkit.nn import MLP, softmax_cross_entropy
-from dropkit.optim import SGD
+from dropkit.experiment.nn import MLP, softmax_cross_entropy
+from dropkit.experiment.optim import SGD
 
 SIZES = [3072, 2000, 800, 10]
 BATCH = 256

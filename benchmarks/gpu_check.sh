@@ -26,7 +26,7 @@ fi
 export PYTHONPATH="$site:$repo:$repo/backends/numpy:$repo/backends/cupy:$repo/backends/torch:$repo/backends/strict:$repo/plugins/plots${PYTHONPATH:+:$PYTHONPATH}"
 cd "$repo"
 status=0
-echo "== backends"; "$py" -m dropkit.cli backends | tee "$out/backends.txt"
+echo "== backends"; "$py" -m dropkit.experiment.cli backends | tee "$out/backends.txt"
 echo "== conformance suite on cupy"
 "$py" -m pytest -q -p no:cacheprovider --pyargs dropkit.testing --dropkit-backend cupy \
   --dropkit-backend numpy 2>&1 | tee "$out/suite.txt" || status=1

@@ -73,7 +73,7 @@ class Backend(Protocol):
         array-API path.
 
         ``sgd_update(w, g, v, *, lr, momentum, weight_decay, nesterov)``: the
-        in-place update of :class:`dropkit.optim.SGD` in one pass; returns
+        in-place update of :class:`dropkit.experiment.optim.SGD` in one pass; returns
         False (having done nothing) to decline.
 
         ``family_bits(rng, x, n)``: the ``n`` words of one draw of ``rng`` for

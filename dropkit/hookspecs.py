@@ -53,7 +53,7 @@ def dropkit_backends() -> Iterable[BackendRecord]:
 def dropkit_train_start(run: Any) -> None:
     """A training run starts (or resumes: ``run.history`` then holds the past epochs).
 
-    ``run`` is a :class:`dropkit.train.Run`: its name, config, output folder
+    ``run`` is a :class:`dropkit.experiment.train.Run`: its name, config, output folder
     (or None) and history.
     """
 
@@ -64,14 +64,14 @@ def dropkit_epoch_end(run: Any, record: dict[str, Any]) -> None:
 
     Called after the epoch's state is saved, or kept to be saved (checkpoints
     are written every few seconds, and on any error for the last finished
-    epoch: :class:`dropkit.checkpoint.PeriodicCheckpoint`), so a hook that
+    epoch: :class:`dropkit.experiment.checkpoint.PeriodicCheckpoint`), so a hook that
     fails loses nothing.
     """
 
 
 @hookspec
 def dropkit_train_end(run: Any, result: Any) -> None:
-    """A run finished; ``result`` is its :class:`dropkit.train.TrainResult`."""
+    """A run finished; ``result`` is its :class:`dropkit.experiment.train.TrainResult`."""
 
 
 @hookspec
@@ -85,10 +85,10 @@ def dropkit_compare_end(out_dir: Any, results: dict[str, Any]) -> None:
 
 @hookspec
 def dropkit_study_end(out_dir: Any, runs: dict[str, dict[int, Any]]) -> None:
-    """A multi-method, multi-seed comparison (:mod:`dropkit.study`) finished.
+    """A multi-method, multi-seed comparison (:mod:`dropkit.experiment.study`) finished.
 
     ``runs`` maps each method name to ``{seed: result}`` (each a
-    :class:`dropkit.train.TrainResult`, in the order of the study's methods and
+    :class:`dropkit.experiment.train.TrainResult`, in the order of the study's methods and
     seeds); ``out_dir`` is the study's folder (a ``pathlib.Path``), already
     holding ``summary.json`` and ``history.json``. The plots plugin writes
     ``curves.png`` there: each method's mean curves with the spread over seeds
@@ -101,7 +101,7 @@ def dropkit_sweep_end(out_dir: Any, table: list[dict[str, Any]]) -> None:
     """``dropkit sweep`` finished: ``table`` has one row per (train size, method).
 
     Each row: ``train_size``, ``method``, and ``best_test_acc`` and
-    ``final_gap`` as :func:`dropkit.stats.describe` dictionaries (``mean``,
+    ``final_gap`` as :func:`dropkit.experiment.stats.describe` dictionaries (``mean``,
     ``std``, ``ci95``, ``n``, ``values``). ``out_dir`` (a ``pathlib.Path``)
     already holds ``sweep.json`` and ``sweep.md``; the plots plugin writes
     ``sweep.png`` (best test accuracy against train size, error bars over seeds).

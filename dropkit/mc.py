@@ -10,7 +10,7 @@ Examples
 --------
 >>> import numpy as np
 >>> from dropkit import Generator, get_backend
->>> from dropkit.nn import MLP
+>>> from dropkit.experiment.nn import MLP
 >>> net = MLP([4, 16, 3], backend=get_backend("numpy"), rng=Generator(0), p_hidden=0.5)
 >>> mean, var = mc_dropout_predict(net, np.ones((2, 4), np.float32), samples=50, rng=1)
 >>> mean.shape, var.shape, bool(np.allclose(mean.sum(axis=1), 1))
@@ -22,11 +22,30 @@ from __future__ import annotations
 from typing import Any
 
 from ._arrays import as_integer
-from .nn import MLP
 from .ops import dropout, relu_dropout
 from .random import RNGLike, as_generator
 
 __all__ = ["mc_dropout_forward", "mc_dropout_predict"]
+
+#: What a network must have: the library does not import the application's
+#: :class:`~dropkit.experiment.nn.MLP`, it works on anything shaped like it.
+_NET_ATTRIBUTES = ("check_input", "xp", "params", "input_dropout", "hidden_dropouts", "backend")
+
+
+def _check_net(net: Any) -> None:
+    missing = [a for a in _NET_ATTRIBUTES if not hasattr(net, a)]
+    if missing:
+        raise TypeError(
+            f"net must be a ReLU network with dropout layers like dropkit.experiment.nn.MLP "
+            f"(attributes {', '.join(_NET_ATTRIBUTES)}), got {type(net).__name__} without "
+            f"{', '.join(missing)}"
+        )
+    if not getattr(net, "_fused", True):
+        raise ValueError(
+            "Monte Carlo dropout here covers ReLU nets with standard dropout layers; this net "
+            f"has activation={getattr(net, 'activation', '?')!r} or another noise layer: "
+            "build it with activation='relu' and the default noise"
+        )
 
 
 def _check_samples(samples: Any) -> int:
@@ -42,7 +61,7 @@ def _check_samples(samples: Any) -> int:
     return count
 
 
-def mc_dropout_forward(net: MLP, x: Any, *, samples: int, rng: RNGLike = None) -> Any:
+def mc_dropout_forward(net: Any, x: Any, *, samples: int, rng: RNGLike = None) -> Any:
     """Logits of ``samples`` dropout passes of ``net`` on ``x``: shape ``(T, N, classes)``.
 
     Parameters
@@ -59,14 +78,13 @@ def mc_dropout_forward(net: MLP, x: Any, *, samples: int, rng: RNGLike = None) -
     Raises
     ------
     TypeError
-        ``net`` is not an :class:`~dropkit.nn.MLP`; ``samples`` is not an
+        ``net`` lacks what an :class:`~dropkit.experiment.nn.MLP` has; ``samples`` is not an
         integer; ``x`` is not an array of the net's library and dtype.
     ValueError
         ``samples < 1``; ``x`` is not of shape ``(N, net.sizes[0])``.
     """
     samples = _check_samples(samples)
-    if not isinstance(net, MLP):
-        raise TypeError(f"net must be a dropkit.nn.MLP, got {type(net).__name__}")
+    _check_net(net)
     net.check_input(x)
     xp = net.xp
     streams = as_generator(rng).spawn(len(net.hidden_dropouts) + 1)
@@ -85,7 +103,7 @@ def mc_dropout_forward(net: MLP, x: Any, *, samples: int, rng: RNGLike = None) -
 
 
 def mc_dropout_predict(
-    net: MLP, x: Any, *, samples: int = 100, rng: RNGLike = None, output: str = "probabilities"
+    net: Any, x: Any, *, samples: int = 100, rng: RNGLike = None, output: str = "probabilities"
 ) -> tuple[Any, Any]:
     """Predictive mean and variance over ``samples`` Monte Carlo dropout passes.
 

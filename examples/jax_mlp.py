@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dropkit.data import load_dataset
+from dropkit.experiment.data import load_dataset
 
 SIZES_HIDDEN = (512, 256)
 

@@ -22,7 +22,7 @@ from itertools import pairwise
 import torch
 from dropkit_torch import nn as dnn
 
-from dropkit.data import load_dataset
+from dropkit.experiment.data import load_dataset
 
 
 def build(sizes: Sequence[int], p: float) -> torch.nn.Sequential:

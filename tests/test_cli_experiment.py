@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from dropkit.cli import main
+from dropkit.experiment.cli import main
 
 TINY = ["--epochs", "3", "--train-size", "300", "--hidden", "16", "--quiet"]
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import dropkit
-from dropkit.cli import main
-from dropkit.optim import SGD
+from dropkit.experiment.cli import main
+from dropkit.experiment.optim import SGD
 from dropkit.testing.subnormals import flush_subnormals
 
 _info = {b.name: b for b in dropkit.list_backends()}.get("cupy")

@@ -34,7 +34,7 @@ from dropkit_cupy.host import compiler, host_kernels
 from dropkit_cupy.kernels_src import KERNEL_NAMES, KERNEL_SOURCE, NVRTC_OPTIONS
 
 from dropkit import keep_threshold, philox
-from dropkit.optim import SGD
+from dropkit.experiment.optim import SGD
 from dropkit.testing.subnormals import flush_subnormals
 
 pytestmark = pytest.mark.skipif(compiler() is None, reason="no C compiler to build the harness")

@@ -7,9 +7,9 @@ import pickle
 import numpy as np
 import pytest
 
-from dropkit.data import DataFileError, load_dataset, standardize
-from dropkit.data.files import load_cifar10, load_mnist_idx
-from dropkit.data.mnist1d import make_mnist1d
+from dropkit.experiment.data import DataFileError, load_dataset, standardize
+from dropkit.experiment.data.files import load_cifar10, load_mnist_idx
+from dropkit.experiment.data.mnist1d import make_mnist1d
 
 
 def test_mnist1d_equals_the_reference_package():

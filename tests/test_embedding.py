@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import dropkit
-from dropkit.cli import main
+from dropkit.experiment.cli import main
 from dropkit.testing.strategies import to_numpy
 
 

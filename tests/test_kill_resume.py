@@ -8,14 +8,14 @@ import time
 
 import numpy as np
 
-from dropkit.checkpoint import load_checkpoint
+from dropkit.experiment.checkpoint import load_checkpoint
 
 ARGS = ["train", "--epochs", "60", "--train-size", "1000", "--lr-every", "20", "--quiet"]
 
 
 def _run(*extra):
     return subprocess.run(
-        [sys.executable, "-m", "dropkit.cli", *ARGS, *extra],
+        [sys.executable, "-m", "dropkit.experiment.cli", *ARGS, *extra],
         capture_output=True,
         text=True,
         check=True,
@@ -30,7 +30,7 @@ def _final(folder):
 def test_sigkill_then_resume_is_bit_identical(tmp_path):
     victim = tmp_path / "victim"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dropkit.cli", *ARGS, "--out", str(victim)],
+        [sys.executable, "-m", "dropkit.experiment.cli", *ARGS, "--out", str(victim)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

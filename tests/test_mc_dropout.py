@@ -5,7 +5,7 @@ import pytest
 
 import dropkit
 from dropkit import Generator
-from dropkit.nn import MLP
+from dropkit.experiment.nn import MLP
 from dropkit.testing.strategies import float_dtypes, to_numpy
 
 

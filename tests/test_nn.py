@@ -6,8 +6,8 @@ import pytest
 
 import dropkit
 from dropkit import Generator
-from dropkit.nn import MLP, softmax_cross_entropy, standard_normal
-from dropkit.optim import SGD, StepSchedule
+from dropkit.experiment.nn import MLP, softmax_cross_entropy, standard_normal
+from dropkit.experiment.optim import SGD, StepSchedule
 from dropkit.testing.strategies import float_dtypes, to_numpy
 
 

@@ -94,7 +94,7 @@ def test_unknown_backend_lists_installed():
 
 def test_backends_command_lists_distribution_version_and_status():
     out = subprocess.run(
-        [sys.executable, "-m", "dropkit.cli", "backends"],
+        [sys.executable, "-m", "dropkit.experiment.cli", "backends"],
         capture_output=True,
         text=True,
         check=True,

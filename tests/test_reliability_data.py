@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dropkit.data import DataFileError, load_dataset, standardize
-from dropkit.data.files import load_cifar10, load_mnist_idx, safe_unpickle
-from dropkit.data.mnist1d import make_mnist1d
+from dropkit.experiment.data import DataFileError, load_dataset, standardize
+from dropkit.experiment.data.files import load_cifar10, load_mnist_idx, safe_unpickle
+from dropkit.experiment.data.mnist1d import make_mnist1d
 
 _reconstruct = np.ndarray.__reduce__(np.empty(0))[0]
 ROOT = os.geteuid() == 0 if hasattr(os, "geteuid") else False
@@ -106,8 +106,8 @@ def _peak_rss_extra_mb(code: str) -> tuple[float, str]:
         "import resource, sys\n"
         "resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))\n"
         "import numpy as np\n"
-        "from dropkit.data import load_dataset\n"
-        "from dropkit.data.files import load_cifar10, load_mnist_idx\n"
+        "from dropkit.experiment.data import load_dataset\n"
+        "from dropkit.experiment.data.files import load_cifar10, load_mnist_idx\n"
         "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "try:\n" + "".join("    " + line + "\n" for line in code.splitlines()) + ""
         "except BaseException as exc:\n"
@@ -846,7 +846,7 @@ def test_empty_cifar_training_set(tmp_path):
 
 # case: the data error reaches the command line as a message, exit 2, no traceback
 def test_cli_reports_a_bad_data_file(tmp_path, capsys):
-    from dropkit.cli import main
+    from dropkit.experiment.cli import main
 
     arrays = _mnist_arrays()
     arrays["train-labels-idx1-ubyte"] = (np.array([1, 2, 3, 4, 255, 5, 6]), 0x801)
@@ -859,7 +859,7 @@ def test_cli_reports_a_bad_data_file(tmp_path, capsys):
 
 # case: --data-dir with the default (generated) dataset was silently ignored
 def test_cli_data_dir_with_the_generated_dataset(tmp_path, capsys):
-    from dropkit.cli import main
+    from dropkit.experiment.cli import main
 
     argv = ["train", "--data-dir", str(tmp_path), "--epochs", "1", "--quiet"]
     status = main([*argv, "--out", str(tmp_path / "run")])
@@ -873,7 +873,7 @@ def test_cli_data_dir_with_the_generated_dataset(tmp_path, capsys):
     [("0", "--train-size must be at least 1, got 0"), ("4001", "between 1 and 4000")],
 )
 def test_cli_train_size_out_of_range(tmp_path, capsys, size, message):
-    from dropkit.cli import main
+    from dropkit.experiment.cli import main
 
     argv = ["train", "--train-size", size, "--epochs", "1", "--quiet"]
     status = main([*argv, "--out", str(tmp_path / "run")])

@@ -17,8 +17,8 @@ import pytest
 
 import dropkit
 from dropkit import Generator, get_backend
+from dropkit.experiment.nn import MLP
 from dropkit.layers import Dropout, Dropout2d
-from dropkit.nn import MLP
 from dropkit.packed import PackedMask, pack_mask, unpack_mask
 from dropkit.testing.strategies import float_dtypes, to_numpy
 
@@ -589,8 +589,17 @@ def test_mc_dropout_empty_batch(net):
 
 
 def test_mc_dropout_not_a_net():
-    with pytest.raises(TypeError, match=r"net must be a dropkit\.nn\.MLP"):
+    with pytest.raises(TypeError, match=r"like dropkit\.experiment\.nn\.MLP .* without"):
         dropkit.mc_dropout_predict("net", np.ones((2, 3)), samples=3)
+
+
+def test_mc_dropout_refuses_a_selu_net():
+    # its passes would apply ReLU-dropout to a SELU net: a wrong result, so refused
+    from dropkit.experiment.nn import MLP
+
+    net = MLP([3, 4, 2], backend="numpy", rng=0, p_hidden=0.5, activation="selu")
+    with pytest.raises(ValueError, match="activation='selu'"):
+        dropkit.mc_dropout_predict(net, np.ones((2, 3), np.float32), samples=3)
 
 
 # --- beyond the list: packed masks, p as NumPy scalars, rng types, inf ---------------------
@@ -675,14 +684,14 @@ def test_generator_spawn_counts():
     ],
 )
 def test_softmax_cross_entropy_labels(labels, match):
-    from dropkit.nn import softmax_cross_entropy
+    from dropkit.experiment.nn import softmax_cross_entropy
 
     with pytest.raises(ValueError, match=match):
         softmax_cross_entropy(npx_namespace(), np.zeros((2, 3)), labels)
 
 
 def test_softmax_cross_entropy_accepts_unsigned_labels():
-    from dropkit.nn import softmax_cross_entropy
+    from dropkit.experiment.nn import softmax_cross_entropy
 
     loss, _ = softmax_cross_entropy(npx_namespace(), np.zeros((2, 3)), np.array([2, 0], np.uint8))
     assert loss == pytest.approx(math.log(3))

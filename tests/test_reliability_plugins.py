@@ -148,8 +148,8 @@ def cli(tmp_path_factory):
     (site / "sitecustomize.py").write_text(
         f"import sys\nsys.modules.update(dict.fromkeys({(*HEAVY, 'matplotlib')}))\n"
     )
-    listing = run_py(site, None, "-m", "dropkit.cli", "backends")
-    demo = run_py(site, None, "-m", "dropkit.cli", "demo", "--size", "1000")
+    listing = run_py(site, None, "-m", "dropkit.experiment.cli", "backends")
+    demo = run_py(site, None, "-m", "dropkit.experiment.cli", "demo", "--size", "1000")
     return listing, demo
 
 
@@ -405,7 +405,7 @@ def test_keyboard_interrupt_in_load_stops_cleanly(tmp_path, argv):
     site = make_dist(
         tmp_path / "site", "dropkit-kbd", {"kbd": f"{PREFIX}kbd"}, {f"{PREFIX}kbd": KBD}
     )
-    result = run_py(site, None, "-m", "dropkit.cli", *argv)
+    result = run_py(site, None, "-m", "dropkit.experiment.cli", *argv)
     assert result.returncode == 130
     assert "Traceback" not in result.stderr
     assert "epoch" not in result.stderr and "--resume" not in result.stderr
@@ -669,8 +669,8 @@ def test_a_raising_training_hook_does_not_stop_the_run(site, tmp_path, where, fa
         {f"{PREFIX}observer": OBSERVER.format(**body)},
     )
     build()
-    from dropkit.data import load_dataset
-    from dropkit.train import TrainConfig, train
+    from dropkit.experiment.data import load_dataset
+    from dropkit.experiment.train import TrainConfig, train
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -699,9 +699,9 @@ def test_a_raising_compare_hook_keeps_the_comparison(site, tmp_path):
         {f"{PREFIX}observer": OBSERVER.format(**body)},
     )
     build()
-    from dropkit.data import load_dataset
     from dropkit.experiment import run_compare
-    from dropkit.train import TrainConfig
+    from dropkit.experiment.data import load_dataset
+    from dropkit.experiment.train import TrainConfig
 
     with pytest.warns(RuntimeWarning, match="dropkit-observer.*dropkit_compare_end.*disk"):
         results = run_compare(
@@ -722,8 +722,8 @@ def test_keyboard_interrupt_in_a_training_hook_stops_the_run(site, tmp_path):
         {f"{PREFIX}observer": OBSERVER.format(**body)},
     )
     build()
-    from dropkit.data import load_dataset
-    from dropkit.train import TrainConfig, train
+    from dropkit.experiment.data import load_dataset
+    from dropkit.experiment.train import TrainConfig, train
 
     with pytest.raises(KeyboardInterrupt):
         train(
@@ -778,7 +778,7 @@ def test_selection_by_environment_variable_accepted(monkeypatch, value):
 def test_bad_environment_variable_on_the_command_line():
     env = {**os.environ, registry.ENV_VAR: "bogus"}
     result = subprocess.run(
-        [sys.executable, "-m", "dropkit.cli", "demo", "--size", "10"],
+        [sys.executable, "-m", "dropkit.experiment.cli", "demo", "--size", "10"],
         capture_output=True,
         text=True,
         env=env,

@@ -9,7 +9,7 @@ becomes non-finite stops with a nonzero status and keeps its last finite
 checkpoint, impossible sizes are clear errors, booleans are booleans.
 
 Real concurrency and SIGKILL cases run ``dropkit`` in subprocesses; everything
-else calls :func:`dropkit.cli.main` in-process to keep the module fast.
+else calls :func:`dropkit.experiment.cli.main` in-process to keep the module fast.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dropkit.checkpoint import load_checkpoint, save_checkpoint
-from dropkit.cli import main
-from dropkit.data import load_dataset
-from dropkit.train import TrainConfig, train
+from dropkit.experiment.checkpoint import load_checkpoint, save_checkpoint
+from dropkit.experiment.cli import main
+from dropkit.experiment.data import load_dataset
+from dropkit.experiment.train import TrainConfig, train
 
 TINY = ["--epochs", "2", "--train-size", "200", "--hidden", "8", "--quiet"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -44,12 +44,12 @@ def _fast():
     (The plots take a second a run and MNIST-1D is generated afresh on each load; the
     subprocess tests keep both.)
     """
-    import dropkit.data
+    import dropkit.experiment.data
     from dropkit.registry import get_plugin_manager
 
     pm = get_plugin_manager()
     plots = pm.unregister(name="plots") if pm.has_plugin("plots") else None
-    real, cache = dropkit.data.load_dataset, {}
+    real, cache = dropkit.experiment.data.load_dataset, {}
 
     def cached(name="mnist1d", **kwargs):
         key = (name, *sorted(kwargs.items()))
@@ -57,9 +57,9 @@ def _fast():
             cache[key] = real(name, **kwargs)
         return cache[key]
 
-    dropkit.data.load_dataset = cached
+    dropkit.experiment.data.load_dataset = cached
     yield
-    dropkit.data.load_dataset = real
+    dropkit.experiment.data.load_dataset = real
     if plots is not None:
         pm.register(plots, name="plots")
 
@@ -113,7 +113,7 @@ def _refused(capsys, folder: Path, *args: str, match: str, status: int = 2) -> s
 HOLDER = textwrap.dedent(
     """
     import sys
-    from dropkit.rundir import RunLock
+    from dropkit.experiment.rundir import RunLock
     with RunLock(sys.argv[1], command="dropkit train --out " + sys.argv[1]):
         print("locked", flush=True)
         sys.stdin.read()
@@ -126,7 +126,7 @@ HOLDER = textwrap.dedent(
 STOPPED = textwrap.dedent(
     """
     import sys, time
-    import dropkit.checkpoint
+    import dropkit.experiment.checkpoint
     from dropkit import hookimpl
     from dropkit.registry import get_plugin_manager
 
@@ -149,8 +149,8 @@ STOPPED = textwrap.dedent(
     if where == "start":
         get_plugin_manager().register(AtStart())
     elif where == "write":
-        dropkit.checkpoint.np.savez = half_written
-    from dropkit.cli import main
+        dropkit.experiment.checkpoint.np.savez = half_written
+    from dropkit.experiment.cli import main
     sys.exit(main(sys.argv[2:]))
     """
 )
@@ -230,7 +230,7 @@ def test_a_killed_holder_leaves_no_lock_behind(tmp_path):
 
 # case: the lock is per open file, so two holders in one process exclude each other too
 def test_lock_excludes_within_one_process(tmp_path):
-    from dropkit.rundir import RunFolderBusyError, RunLock
+    from dropkit.experiment.rundir import RunFolderBusyError, RunLock
 
     with RunLock(tmp_path / "f"), pytest.raises(RunFolderBusyError, match=f"pid {os.getpid()}"):
         RunLock(tmp_path / "f").acquire()
@@ -241,7 +241,7 @@ def test_lock_excludes_within_one_process(tmp_path):
 # case: the library's train() and run_compare() take the lock too (here held by another thread)
 def test_library_train_refuses_a_held_folder(tmp_path):
     from dropkit.experiment import run_compare
-    from dropkit.rundir import RunFolderBusyError, RunLock
+    from dropkit.experiment.rundir import RunFolderBusyError, RunLock
 
     data = load_dataset("mnist1d", train_size=200)
     config = TrainConfig(epochs=1, hidden=(8,))
@@ -815,7 +815,7 @@ def test_diverged_second_epoch_keeps_the_first(tmp_path, capsys):
 
 # case: the loss becomes NaN in epoch 3: the checkpoint of epoch 2 is kept, status 3
 def test_diverged_later_keeps_last_finite_checkpoint(tmp_path, capsys, monkeypatch):
-    import dropkit.train as train_module
+    import dropkit.experiment.train as train_module
 
     real = train_module.softmax_cross_entropy
     calls = {"n": 0}
@@ -910,7 +910,7 @@ def test_demo_smallest_size(capsys):
 
 # case: MemoryError while training (a net that passes the estimate) is one clear line
 def test_memory_error_is_one_clear_line(tmp_path, capsys, monkeypatch):
-    import dropkit.train as train_module
+    import dropkit.experiment.train as train_module
 
     def no_memory(*args, **kwargs):
         raise MemoryError()
@@ -926,16 +926,16 @@ def test_memory_error_is_one_clear_line(tmp_path, capsys, monkeypatch):
 
 # case: the folder changes between the checks and the lock (another run wrote there)
 def test_folder_changed_while_getting_ready(tmp_path, capsys, monkeypatch):
-    import dropkit.rundir
+    import dropkit.experiment.rundir
 
     out = _made(tmp_path)
-    real = dropkit.rundir.RunLock.acquire
+    real = dropkit.experiment.rundir.RunLock.acquire
 
     def racing(self):
         (out / "config.json").write_text((out / "config.json").read_text() + " ")
         return real(self)
 
-    monkeypatch.setattr(dropkit.rundir.RunLock, "acquire", racing)
+    monkeypatch.setattr(dropkit.experiment.rundir.RunLock, "acquire", racing)
     status, err = _cli(capsys, "train", "--resume", str(out), "--epochs", "3")
     assert status == 2 and "changed while this command got ready" in err, err
     assert _epochs(out) == [1, 2]
@@ -1005,7 +1005,7 @@ def test_data_and_backend_environment_errors(tmp_path, capsys, monkeypatch):
 
 # case: a fresh compare into a folder held by a running train (and the reverse) is refused
 def test_compare_into_a_held_folder(tmp_path, capsys):
-    from dropkit.rundir import RunLock
+    from dropkit.experiment.rundir import RunLock
 
     out = tmp_path / "x"
     held, done = threading.Event(), threading.Event()
@@ -1123,7 +1123,7 @@ def test_out_below_a_plain_file_names_the_file(tmp_path, capsys):
 # case: a closed stdout (`dropkit train ... | head -0`) was reported as "error" with exit 2
 def test_a_closed_output_is_a_broken_pipe_not_an_error(tmp_path):
     out = tmp_path / "pipe"
-    code = "import sys; from dropkit.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from dropkit.experiment.cli import main; sys.exit(main(sys.argv[1:]))"
     reader = subprocess.Popen(["head", "-c", "0"], stdin=subprocess.PIPE)
     proc = subprocess.run(
         [sys.executable, "-c", code, "train", *TINY[:-1], "--out", str(out)],

@@ -14,16 +14,16 @@ import pytest
 import dropkit
 import dropkit.layers
 from dropkit import Generator, hookimpl
-from dropkit.cli import main
-from dropkit.data import load_dataset
+from dropkit.experiment.cli import main
+from dropkit.experiment.data import load_dataset
+from dropkit.experiment.methods import METHODS, MethodUnavailableError, noise_layer, parse_methods
+from dropkit.experiment.nn import MLP, SELU_ALPHA, SELU_SCALE, selu, softmax_cross_entropy
+from dropkit.experiment.rundir import RunConfigError, read_run_config
+from dropkit.experiment.stats import T975, describe, t_quantile_975
+from dropkit.experiment.study import STATS_KEYS, StudyPlan, run_folder, run_study
+from dropkit.experiment.train import TrainConfig, TrainResult, train
 from dropkit.layers import Dropout
-from dropkit.methods import METHODS, MethodUnavailableError, noise_layer, parse_methods
-from dropkit.nn import MLP, SELU_ALPHA, SELU_SCALE, selu, softmax_cross_entropy
 from dropkit.registry import get_plugin_manager
-from dropkit.rundir import RunConfigError, read_run_config
-from dropkit.stats import T975, describe, t_quantile_975
-from dropkit.study import STATS_KEYS, StudyPlan, run_folder, run_study
-from dropkit.train import TrainConfig, TrainResult, train
 
 TINY = ["--epochs", "2", "--train-size", "300", "--hidden", "12", "--quiet"]
 SUMMARY_KEYS = {
@@ -251,7 +251,7 @@ def test_old_folders_without_noise_and_activation_resume(tmp_path, capsys):
     for key in ("noise", "activation"):  # as written before these keys existed
         del doc["config"][key]
     (out / "config.json").write_text(json.dumps(doc))
-    from dropkit.checkpoint import load_checkpoint, save_checkpoint
+    from dropkit.experiment.checkpoint import load_checkpoint, save_checkpoint
 
     arrays, meta = load_checkpoint(out / "checkpoint.npz")
     for key in ("noise", "activation"):

@@ -62,7 +62,7 @@ def _suite(site, name, *extra):
 def test_the_installed_plugin_is_discovered(site):
     env = {**os.environ, "PYTHONPATH": str(site)}
     out = subprocess.run(
-        [sys.executable, "-m", "dropkit.cli", "backends"],
+        [sys.executable, "-m", "dropkit.experiment.cli", "backends"],
         capture_output=True,
         text=True,
         env=env,

@@ -7,10 +7,10 @@ import pluggy
 import pytest
 
 from dropkit import hookimpl, hookspecs
-from dropkit.checkpoint import CheckpointError, load_checkpoint
-from dropkit.data import load_dataset
-from dropkit.reporters import MetricsFile
-from dropkit.train import PRESETS, TrainConfig, train
+from dropkit.experiment.checkpoint import CheckpointError, load_checkpoint
+from dropkit.experiment.data import load_dataset
+from dropkit.experiment.reporters import MetricsFile
+from dropkit.experiment.train import PRESETS, TrainConfig, train
 
 SMALL = TrainConfig(epochs=6, hidden=(32, 16), lr_every=2, lr_times=2, batch_size=64)
 

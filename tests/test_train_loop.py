@@ -10,13 +10,13 @@ import pytest
 
 import dropkit
 from dropkit import hookimpl, hookspecs
-from dropkit.checkpoint import PeriodicCheckpoint, load_checkpoint
-from dropkit.data import Dataset, load_dataset
-from dropkit.nn import MLP, relu_scaled, softmax_cross_entropy
+from dropkit.experiment.checkpoint import PeriodicCheckpoint, load_checkpoint
+from dropkit.experiment.data import Dataset, load_dataset
+from dropkit.experiment.nn import MLP, relu_scaled, softmax_cross_entropy
+from dropkit.experiment.optim import SGD, StepSchedule
+from dropkit.experiment.train import TrainConfig, TrainingDivergedError, evaluate, train
 from dropkit.ops import relu_dropout
-from dropkit.optim import SGD, StepSchedule
 from dropkit.testing.strategies import to_numpy
-from dropkit.train import TrainConfig, TrainingDivergedError, evaluate, train
 
 CONFIG = TrainConfig(
     epochs=3, hidden=(32, 16), batch_size=64, p_input=0.2, mode="vanilla", lr_every=2
@@ -301,7 +301,7 @@ def test_a_failing_flush_warns_and_keeps_the_old_checkpoint(tmp_path, monkeypatc
     def full_disk(*args, **kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr("dropkit.checkpoint.save_checkpoint", full_disk)
+    monkeypatch.setattr("dropkit.experiment.checkpoint.save_checkpoint", full_disk)
     with pytest.warns(RuntimeWarning, match="could not save epoch 2.*No space left"):
         saver.flush_on_error()
     assert _epoch_on_disk(tmp_path) == 1
@@ -351,7 +351,7 @@ def test_train_saves_first_and_last_epoch_and_the_last_one_on_an_error(data, tmp
 
 
 def test_divergence_keeps_the_last_finite_epoch_whatever_the_interval(data, tmp_path, monkeypatch):
-    import dropkit.train as train_module
+    import dropkit.experiment.train as train_module
 
     real = train_module.softmax_cross_entropy
     calls = {"n": 0}

@@ -503,7 +503,7 @@ DK_RELU_BACKWARD_RANGE(dk_relu_backward_bf16_range, dk_u16, float, dk_drop_bf16,
 
 /* --------------------------------------------- SGD with momentum, fused */
 
-/* The array-API update of dropkit.optim.SGD, one rounding per operation:
+/* The array-API update of dropkit.experiment.optim.SGD, one rounding per operation:
    g' = g + decay w (if decay); v = momentum v + g'; g'' = g' + momentum v (Nesterov)
    or v; w = w - lr g''. Without momentum, v is left as it is. */
 #define DK_SGD_RANGE(NAME, T, MUL, ADD, SUB)                                                    \

@@ -145,7 +145,7 @@ def plot_sweep(table: Sequence[Mapping[str, Any]], path: str | Path, title: str 
     ----------
     table : sequence of mappings
         Rows with ``train_size``, ``method``, and ``best_test_acc`` and
-        ``final_gap`` holding ``mean`` and ``ci95`` (``dropkit.stats.describe``).
+        ``final_gap`` holding ``mean`` and ``ci95`` (``dropkit.experiment.stats.describe``).
     path : path
         Where the PNG goes (written atomically).
     title : str

@@ -1,7 +1,7 @@
 """A study per training-set size: how each method's benefit changes with the data.
 
 ``dropkit sweep --train-size 500,1000,2000,4000 --seeds 3`` runs the study of
-:mod:`dropkit.study` on the first ``n`` training examples for each ``n``,
+:mod:`dropkit.experiment.study` on the first ``n`` training examples for each ``n``,
 every (size, seed, method) run in its own folder
 ``<out>/size-<n>/seed-<s>/<method>/`` and all of them in one pool of worker
 processes. Each ``size-<n>`` folder gets the study's ``summary.json``,
@@ -31,9 +31,9 @@ from typing import Any, TextIO
 
 import pluggy
 
+from ..registry import get_plugin_manager
 from .checkpoint import atomic_write_text
 from .data import Dataset
-from .registry import get_plugin_manager
 from .rundir import RunLock, is_held_here
 from .study import (
     STUDY_NAME,
@@ -102,13 +102,13 @@ def run_sweep(
     """Run ``plan`` on each dataset (``{train size: data}``); write the files; return the table.
 
     Existing checkpoints are continued. Holds ``out_dir``'s
-    :class:`~dropkit.rundir.RunLock` (unless this thread already does).
+    :class:`~dropkit.experiment.rundir.RunLock` (unless this thread already does).
 
     Examples
     --------
     >>> import tempfile
-    >>> from dropkit.data import load_dataset
-    >>> from dropkit.train import TrainConfig
+    >>> from dropkit.experiment.data import load_dataset
+    >>> from dropkit.experiment.train import TrainConfig
     >>> plan = StudyPlan(TrainConfig(epochs=1, hidden=(8,)), ("standard",), (0, 1))
     >>> data = {n: load_dataset(train_size=n) for n in (100, 200)}
     >>> table = run_sweep(plan, data, tempfile.mkdtemp())

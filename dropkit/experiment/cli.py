@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .. import __version__
+from ..registry import get_backend, get_plugin_manager, list_backends
 from .data import DATASETS
-from .registry import get_backend, get_plugin_manager, list_backends
 from .train import PRESETS, TrainConfig
 
 __all__ = ["main"]
@@ -42,10 +42,10 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ._arrays import check_p
-    from .ops import dropout, dropout2d, keep_probability
-    from .random import Generator
-    from .testing.stats import FALSE_FAILURE_RATE, binomial_interval
+    from .._arrays import check_p
+    from ..ops import dropout, dropout2d, keep_probability
+    from ..random import Generator
+    from ..testing.stats import FALSE_FAILURE_RATE, binomial_interval
 
     check_p(args.p)
     if args.size < 1:
@@ -427,7 +427,7 @@ def _check_memory(config: TrainConfig, data: Any) -> None:
 def _check_checkpoints(plan: _Plan, command: str, data: Any, backend: str) -> None:
     """Check every checkpoint the resumed run would continue; nothing is written."""
     from .checkpoint import CHECKPOINT_NAME
-    from .experiment import net_configs
+    from .compare import net_configs
     from .train import check_checkpoint
 
     nets = net_configs(plan.config) if command == "compare" else {"": plan.config}
@@ -507,7 +507,7 @@ def _teardown(handle: Any) -> None:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from .cli_study import cmd_study, is_study
-    from .experiment import format_table, run_compare
+    from .compare import format_table, run_compare
 
     if is_study(args):  # --methods, --seeds, --jobs or --activation, or a study's folder
         return cmd_study(args, "compare")

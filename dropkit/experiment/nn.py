@@ -28,13 +28,13 @@ from typing import Any
 
 import array_api_compat
 
-from ._arrays import as_integer, check_flag, namespace_of
-from .backend import Backend
-from .layers import Dropout
-from .normals import standard_normal
-from .ops import eval_factor, relu_dropout, relu_dropout_backward
-from .random import Generator, RNGLike, as_generator
-from .registry import get_backend
+from .._arrays import as_integer, check_flag, namespace_of
+from ..backend import Backend
+from ..layers import Dropout
+from ..normals import standard_normal
+from ..ops import eval_factor, relu_dropout, relu_dropout_backward
+from ..random import Generator, RNGLike, as_generator
+from ..registry import get_backend
 
 __all__ = [
     "MLP",

@@ -1,6 +1,6 @@
 """The training loop of the dropout experiment, on any backend, with exact resume.
 
-The loop trains :class:`~dropkit.nn.MLP` with SGD on minibatches reshuffled
+The loop trains :class:`~dropkit.experiment.nn.MLP` with SGD on minibatches reshuffled
 every epoch (the last partial batch included), evaluates on the full train and
 test sets every epoch, checkpoints atomically, and announces its events through
 the pluggy hooks of :mod:`dropkit.hookspecs`: progress, metric files and plots
@@ -13,7 +13,7 @@ so a run resumed from it ends bit-identical to an uninterrupted one.
 
 Examples
 --------
->>> from dropkit.data import load_dataset
+>>> from dropkit.experiment.data import load_dataset
 >>> data = load_dataset("mnist1d", train_size=256)
 >>> result = train(TrainConfig(epochs=2, hidden=(32,)), data)
 >>> len(result.history), 0 <= result.best_test_acc <= 1
@@ -35,16 +35,16 @@ from typing import Any
 import numpy as np
 import pluggy
 
-from ._arrays import as_integer, check_flag, check_mode, check_p, check_scale, to_numpy
+from .._arrays import as_integer, check_flag, check_mode, check_p, check_scale, to_numpy
+from ..ops import train_scale
+from ..random import Generator
+from ..registry import get_backend, get_plugin_manager
 from .checkpoint import CHECKPOINT_INTERVAL, CheckpointError, PeriodicCheckpoint, load_checkpoint
 from .checkpoint import CHECKPOINT_NAME as CHECKPOINT
 from .data import DATASETS, Dataset
 from .methods import OPTIONAL_DEFAULTS, check_activation, noise_layer
 from .nn import MLP, softmax_cross_entropy
-from .ops import train_scale
 from .optim import SGD, StepSchedule
-from .random import Generator
-from .registry import get_backend, get_plugin_manager
 from .rundir import RunLock, is_held_here, remove_stale_temporaries
 
 __all__ = [
@@ -100,7 +100,7 @@ class TrainConfig:
 
     ``p_hidden`` and ``p_input`` are DROP probabilities. The learning rate is
     ``lr`` halved every ``lr_every`` epochs, ``lr_times`` times. ``noise``
-    names the noise layer (:data:`dropkit.methods.NOISES`: ``"dropout"``,
+    names the noise layer (:data:`dropkit.experiment.methods.NOISES`: ``"dropout"``,
     ``"gaussian"``, ``"alpha"``), ``activation`` the hidden activation
     (``"relu"`` with He-normal weights, ``"selu"`` with LeCun-normal ones).
     """
@@ -521,7 +521,7 @@ def check_checkpoint(
     Examples
     --------
     >>> import tempfile
-    >>> from dropkit.data import load_dataset
+    >>> from dropkit.experiment.data import load_dataset
     >>> data, config = load_dataset(train_size=100), TrainConfig(epochs=1, hidden=(4,))
     >>> out = tempfile.mkdtemp()
     >>> _ = train(config, data, out_dir=out)
@@ -574,7 +574,7 @@ def train(
         The run's name (hooks, file names).
     out_dir : path, optional
         Folder for ``checkpoint.npz`` (and the plugins' files). Without it,
-        nothing is written. The run holds the folder's :class:`~dropkit.rundir.RunLock`
+        nothing is written. The run holds the folder's :class:`~dropkit.experiment.rundir.RunLock`
         (unless this thread already does): another run there is refused.
     resume : bool
         Continue from ``out_dir/checkpoint.npz``. Without it an existing

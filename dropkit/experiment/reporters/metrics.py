@@ -3,7 +3,7 @@
 ``<out_dir>/metrics.csv`` is rewritten from the run's history when a run starts
 (so a resumed run has no duplicate or missing rows) and appended to after each
 epoch. Checkpoints are written every few seconds
-(:data:`~dropkit.checkpoint.CHECKPOINT_INTERVAL`), so after a killed process the
+(:data:`~dropkit.experiment.checkpoint.CHECKPOINT_INTERVAL`), so after a killed process the
 file may hold rows past the checkpoint's epoch; resuming recomputes those epochs
 (identically) and rewrites the file.
 """
@@ -14,8 +14,8 @@ import csv
 import io
 from typing import Any
 
+from ...hookspecs import hookimpl
 from ..checkpoint import atomic_write_text
-from ..hookspecs import hookimpl
 
 __all__ = ["COLUMNS", "MetricsFile"]
 

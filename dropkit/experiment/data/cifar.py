@@ -1,6 +1,6 @@
 """CIFAR-10 from the python batches (pickles) or the binary batches (records).
 
-Python batches are read with :func:`~dropkit.data.pickles.safe_unpickle`: no
+Python batches are read with :func:`~dropkit.experiment.data.pickles.safe_unpickle`: no
 code runs and every array is rebuilt from the file's own bytes with its size
 checked. Each batch's labels must be integers in ``0..9`` and its pixels real,
 finite numbers; errors name the file and the first bad index.

@@ -153,7 +153,7 @@ def noise_layer(noise: Any, *, method: str | None = None) -> type:
     """
     if not isinstance(noise, str) or noise not in NOISES:
         raise ValueError(f"noise must be one of {', '.join(NOISES)}, got {noise!r}")
-    from . import layers
+    from .. import layers
 
     name = NOISES[noise]
     cls = getattr(layers, name, None)
@@ -167,7 +167,7 @@ def noise_layer(noise: Any, *, method: str | None = None) -> type:
 
 
 def _has(method: Method) -> bool:
-    from . import layers
+    from .. import layers
 
     return isinstance(getattr(layers, method.layer, None), type)
 

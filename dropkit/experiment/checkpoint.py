@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import to_numpy
+from .._arrays import to_numpy
 
 CHECKPOINT_NAME = "checkpoint.npz"
 

@@ -5,7 +5,7 @@ is written (method names, seed and job counts, train sizes, the output
 folder, the data, memory, and on ``--resume`` the saved plan, the options and
 every checkpoint); then the command holds the folder's lock, writes
 ``study.json`` and runs. ``dropkit compare`` without these four flags is the
-two-net comparison of :mod:`dropkit.cli`, unchanged.
+two-net comparison of :mod:`dropkit.experiment.cli`, unchanged.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..registry import get_backend, get_plugin_manager
 from . import cli
 from .methods import ACTIVATIONS, METHODS, parse_methods
-from .registry import get_backend, get_plugin_manager
 from .study import STUDY_NAME, StudyPlan, read_study_plan, run_folder
 from .sweep import DEFAULT_SIZES, parse_train_sizes, size_folder
 

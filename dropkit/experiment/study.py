@@ -1,7 +1,7 @@
 """Multi-method, multi-seed comparisons: independent runs in parallel processes, aggregated.
 
-A study trains every method of :mod:`dropkit.methods` it is given for every
-seed: each (seed, method) pair is an independent :func:`~dropkit.train.train`
+A study trains every method of :mod:`dropkit.experiment.methods` it is given for every
+seed: each (seed, method) pair is an independent :func:`~dropkit.experiment.train.train`
 run in its own folder ``<out>/seed-<s>/<method>/`` (checkpoint, metrics), so
 all methods of one seed start from the same weights and see the same batches.
 The runs go to ``jobs`` worker processes (``spawn`` start: no forked
@@ -13,9 +13,9 @@ this process. A run's result does not depend on where it ran.
 The study writes ``study.json`` (its plan: base configuration, methods, seeds,
 activation, data), then, at the end, ``history.json`` (every run's epochs) and
 ``summary.json``: a top-level entry per method with the seed means of
-:meth:`~dropkit.train.TrainResult.summary`'s values (today's
+:meth:`~dropkit.experiment.train.TrainResult.summary`'s values (today's
 ``{"standard": ..., "dropout": ...}`` shape), ``"methods"`` with every
-method's per-seed values and their statistics (:func:`dropkit.stats.describe`:
+method's per-seed values and their statistics (:func:`dropkit.experiment.stats.describe`:
 mean, sample standard deviation, 95% t-interval), ``"seeds"`` and
 ``"dataset"``; and calls the ``dropkit_study_end`` hook (the plots plugin
 draws the mean curves with the spread over seeds shaded).
@@ -26,8 +26,8 @@ runs are only read back.
 Examples
 --------
 >>> import tempfile
->>> from dropkit.data import load_dataset
->>> from dropkit.train import TrainConfig
+>>> from dropkit.experiment.data import load_dataset
+>>> from dropkit.experiment.train import TrainConfig
 >>> plan = StudyPlan(TrainConfig(epochs=1, hidden=(8,)), ("standard", "dropout"), (0, 1))
 >>> out = tempfile.mkdtemp()
 >>> runs = run_study(plan, load_dataset(train_size=200), out, jobs=1)
@@ -54,10 +54,10 @@ from typing import Any, TextIO
 
 import pluggy
 
+from ..registry import get_plugin_manager
 from .checkpoint import CHECKPOINT_NAME, atomic_write_text
 from .data import Dataset
 from .methods import METHODS, check_activation, noise_layer
-from .registry import get_plugin_manager
 from .rundir import RunConfigError, RunLock, is_held_here
 from .stats import describe
 from .train import TrainConfig, TrainingDivergedError, TrainResult, train
@@ -106,7 +106,7 @@ class StudyPlan:
         The base configuration (its ``seed``, ``noise`` and ``activation`` are
         replaced per run; ``p_hidden``/``p_input`` are 0 for "standard").
     methods : sequence of str
-        Names in :data:`dropkit.methods.METHODS`.
+        Names in :data:`dropkit.experiment.methods.METHODS`.
     seeds : sequence of int
         Distinct seeds, each a whole comparison.
     activation : {"relu", "selu"}
@@ -269,7 +269,7 @@ def run_tasks(
     entry-point plugins); otherwise in ``min(jobs, len(tasks))`` spawned
     worker processes, each on its own entry-point plugin manager (plugins
     registered at run time in this process do not reach them). ``metrics``
-    adds a :class:`~dropkit.reporters.MetricsFile` (``metrics.csv`` per run).
+    adds a :class:`~dropkit.experiment.reporters.MetricsFile` (``metrics.csv`` per run).
     ``on_done(task, result, finished)`` is called here as each run ends.
 
     A failing run stops the others (their finished epochs are saved) and its
@@ -350,7 +350,7 @@ def run_study(
 
     Returns ``{method: {seed: result}}``. Existing checkpoints are continued
     (a study is resumed by running it again). ``progress``: a stream for one
-    line per finished run. Holds ``out_dir``'s :class:`~dropkit.rundir.RunLock`
+    line per finished run. Holds ``out_dir``'s :class:`~dropkit.experiment.rundir.RunLock`
     (unless this thread already does); writes ``study.json`` if absent.
     """
     out = Path(out_dir)
@@ -441,7 +441,7 @@ def study_summary(
     """The contents of ``summary.json`` (see the module's description).
 
     A method's top-level entry has the keys of
-    :meth:`~dropkit.train.TrainResult.summary`, each the mean over the seeds
+    :meth:`~dropkit.experiment.train.TrainResult.summary`, each the mean over the seeds
     (``config``: the first seed's).
     """
     summary: dict[str, Any] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from ..hookspecs import hookimpl
+from ...hookspecs import hookimpl
 
 __all__ = ["Progress"]
 

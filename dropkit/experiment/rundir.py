@@ -216,7 +216,10 @@ def holds_run(folder: str | Path) -> bool:
     False
     """
     folder = Path(folder)
-    study = [*folder.glob("seed-*/*"), *folder.glob("size-*/seed-*/*")]  # dropkit.study runs
+    study = [
+        *folder.glob("seed-*/*"),
+        *folder.glob("size-*/seed-*/*"),
+    ]  # study runs
     return any((f / CHECKPOINT_NAME).is_file() for f in [*_net_folders(folder), *study])
 
 
@@ -341,7 +344,7 @@ def read_run_config(folder: str | Path, fields: list[str]) -> RunConfig:
     >>> read_run_config(folder, ["lr"])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    dropkit.rundir.RunConfigError: .../config.json: 'config.lr' must be a number, got 'fast'; ...
+    dropkit.experiment.rundir.RunConfigError: .../config.json: 'config.lr' must be a number, ...
     """
     folder = Path(folder)
     path = folder / CONFIG_NAME

@@ -6,13 +6,13 @@ are pickles, read by :func:`safe_unpickle`, which rebuilds NumPy arrays only
 from the file's bytes and refuses every other global, so a crafted file cannot
 run code or allocate what it does not hold. IDX files (raw or gzipped) are
 read up to the size their header declares, checked against the file first
-(:mod:`dropkit.data.idx`). Missing, truncated or corrupt files, labels outside
+(:mod:`dropkit.experiment.data.idx`). Missing, truncated or corrupt files, labels outside
 0..9 and non-finite pixels raise errors that name the file and say what was
 expected.
 
-This module gathers the public names of :mod:`~dropkit.data.cifar`,
-:mod:`~dropkit.data.idx`, :mod:`~dropkit.data.pickles` and
-:mod:`~dropkit.data.checks`.
+This module gathers the public names of :mod:`~dropkit.experiment.data.cifar`,
+:mod:`~dropkit.experiment.data.idx`, :mod:`~dropkit.experiment.data.pickles` and
+:mod:`~dropkit.experiment.data.checks`.
 
 Examples
 --------

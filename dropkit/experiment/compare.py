@@ -15,9 +15,9 @@ from typing import Any, TextIO
 
 import pluggy
 
+from ..registry import get_plugin_manager
 from .checkpoint import CHECKPOINT_NAME, atomic_write_text
 from .data import Dataset
-from .registry import get_plugin_manager
 from .rundir import RunLock, is_held_here
 from .train import TrainConfig, TrainResult, train
 
@@ -53,14 +53,14 @@ def run_compare(
     Examples
     --------
     >>> import tempfile
-    >>> from dropkit.data import load_dataset
+    >>> from dropkit.experiment.data import load_dataset
     >>> out = tempfile.mkdtemp()
     >>> results = run_compare(TrainConfig(epochs=2, hidden=(16,)),
     ...                       load_dataset(train_size=300), out)
     >>> sorted(json.load(open(f"{out}/summary.json")))
     ['dataset', 'dropout', 'standard']
 
-    The run holds ``out_dir``'s :class:`~dropkit.rundir.RunLock` (unless this
+    The run holds ``out_dir``'s :class:`~dropkit.experiment.rundir.RunLock` (unless this
     thread already does): another run there is refused.
     """
     out = Path(out_dir)
