@@ -71,7 +71,8 @@ def test_the_weight_initialiser_uses_the_shared_box_muller():
     # weights and the Gaussian ops draw their normals from it, not from a copy.
     import array_api_compat.numpy as npx
 
-    from dropkit import nn, normals
+    from dropkit import normals
+    from dropkit.experiment import nn
     from dropkit.philox import random_bits
 
     assert nn.standard_normal is normals.standard_normal
