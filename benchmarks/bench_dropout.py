@@ -84,6 +84,10 @@ def _core(x: np.ndarray, p: float, gen: dropkit.Generator) -> dict[str, Callable
         "plain multiply x * 2 (NumPy)": lambda: x * two,
         "dropkit.dropout (numpy backend)": lambda: dropkit.dropout(x, p, rng=gen),
         "dropkit fused kernel alone": lambda: backend.dropout_fused(x, 1, 2, threshold, scale),
+        # into a preallocated array, as memcpy writes (no page faults of a fresh output)
+        "dropkit fused kernel, preallocated output": lambda: backend.dropout_fused(
+            x, 1, 2, threshold, scale, out=out
+        ),
     }
     if torch is not None:
         xt = torch.from_numpy(x)
