@@ -14,6 +14,7 @@ Array([1713891541, 3781805453], dtype=array_api_strict.uint32)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -22,7 +23,7 @@ import array_api_compat
 
 from . import philox
 
-__all__ = ["ArrayAPIBackend", "Backend", "BackendInfo", "BackendRecord"]
+__all__ = ["ArrayAPIBackend", "Backend", "BackendInfo", "BackendRecord", "split_broadcast"]
 
 
 @runtime_checkable
@@ -184,3 +185,28 @@ class BackendInfo:
     version: str
     available: bool
     reason: str | None = None
+
+
+def split_broadcast(shape: tuple[int, ...], noise: tuple[int, ...]) -> tuple[int, int, int] | None:
+    """``(A, B, C)``: ``shape`` as outer, broadcast and inner sizes, or None.
+
+    ``None`` when the mask is not broadcast along one contiguous run of axes
+    (then a backend's one-pass broadcast-mask kernel does not apply). Shared
+    by the backends' ``dropout_masked`` kernels (NumPy, CuPy).
+
+    Examples
+    --------
+    >>> split_broadcast((8, 3, 32, 32), (8, 3, 1, 1))
+    (24, 1024, 1)
+    >>> split_broadcast((8, 32, 32, 3), (8, 1, 1, 3))
+    (8, 1024, 3)
+    >>> split_broadcast((8, 3, 32, 32), (8, 1, 32, 1)) is None
+    True
+    """
+    spread = [i for i, (n, m) in enumerate(zip(shape, noise, strict=True)) if m == 1 and n != 1]
+    if not spread:
+        return None
+    lo, hi = spread[0], spread[-1] + 1
+    if any(noise[i] != 1 and shape[i] != 1 for i in range(lo, hi)):
+        return None
+    return math.prod(shape[:lo]), math.prod(shape[lo:hi]), math.prod(shape[hi:])

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from dropkit.backend import split_broadcast
 from dropkit.philox import split64
 
 from .kernels_src import (
@@ -240,36 +241,3 @@ def sgd_call(
     )
     args = (w, g, v, np.int64(n), t(lr), t(momentum), t(weight_decay), np.int32(flags))
     return f"dk_sgd_{kind}", args
-
-
-def split_broadcast(shape: tuple[int, ...], noise: tuple[int, ...]) -> tuple[int, int, int] | None:
-    """``(A, B, C)``: ``shape`` as outer, broadcast and inner sizes, or None.
-
-    ``None`` when the mask is not broadcast along one contiguous run of axes.
-    (The NumPy backend's rule, repeated here so that this package does not
-    import Numba.)
-
-    Examples
-    --------
-    >>> split_broadcast((8, 3, 32, 32), (8, 3, 1, 1))
-    (24, 1024, 1)
-    >>> split_broadcast((8, 32, 32, 3), (8, 1, 1, 3))
-    (8, 1024, 3)
-    >>> split_broadcast((8, 3, 32, 32), (8, 1, 32, 1)) is None
-    True
-    """
-    spread = [i for i, (n, m) in enumerate(zip(shape, noise, strict=True)) if m == 1 and n != 1]
-    if not spread:
-        return None
-    lo, hi = spread[0], spread[-1] + 1
-    if any(noise[i] != 1 and shape[i] != 1 for i in range(lo, hi)):
-        return None
-    outer = inner = 1
-    for n in shape[:lo]:
-        outer *= n
-    for n in shape[hi:]:
-        inner *= n
-    middle = 1
-    for n in shape[lo:hi]:
-        middle *= n
-    return outer, middle, inner

@@ -15,38 +15,14 @@ product, a comparison and a ``where`` with their temporaries.
 
 from __future__ import annotations
 
-import math
-
 import numba as nb
 import numpy as np
+
+from dropkit.backend import split_broadcast
 
 from ._philox_numba import _JIT, _launch
 
 __all__ = ["masked_numba", "relu_backward_numba", "split_broadcast"]
-
-
-def split_broadcast(shape: tuple[int, ...], noise: tuple[int, ...]) -> tuple[int, int, int] | None:
-    """``(A, B, C)``: ``shape`` as outer, broadcast and inner sizes, or None.
-
-    ``None`` when the mask is not broadcast along one contiguous run of axes
-    (then no kernel here applies).
-
-    Examples
-    --------
-    >>> split_broadcast((8, 3, 32, 32), (8, 3, 1, 1))
-    (24, 1024, 1)
-    >>> split_broadcast((8, 32, 32, 3), (8, 1, 1, 3))
-    (8, 1024, 3)
-    >>> split_broadcast((8, 3, 32, 32), (8, 1, 32, 1)) is None
-    True
-    """
-    spread = [i for i, (n, m) in enumerate(zip(shape, noise, strict=True)) if m == 1 and n != 1]
-    if not spread:
-        return None
-    lo, hi = spread[0], spread[-1] + 1
-    if any(noise[i] != 1 and shape[i] != 1 for i in range(lo, hi)):
-        return None
-    return math.prod(shape[:lo]), math.prod(shape[lo:hi]), math.prod(shape[hi:])
 
 
 @nb.njit(inline="always")
