@@ -48,7 +48,9 @@ def _fast():
     from dropkit.registry import get_plugin_manager
 
     pm = get_plugin_manager()
-    plots = pm.unregister(name="plots") if pm.has_plugin("plots") else None
+    # registered as "<distribution>:plots" by the registry
+    name = next((n for n, _ in pm.list_name_plugin() if n.split(":")[-1] == "plots"), None)
+    plots = pm.unregister(name=name) if name is not None else None
     real, cache = dropkit.experiment.data.load_dataset, {}
 
     def cached(name="mnist1d", **kwargs):
@@ -61,7 +63,7 @@ def _fast():
     yield
     dropkit.experiment.data.load_dataset = real
     if plots is not None:
-        pm.register(plots, name="plots")
+        pm.register(plots, name=name)
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
@@ -145,7 +147,10 @@ STOPPED = textwrap.dedent(
         stop()
 
     where = sys.argv[1]
-    get_plugin_manager().unregister(name="plots")  # a second a run, not needed here
+    pm = get_plugin_manager()  # the plots take a second a run, not needed here
+    for name, _ in pm.list_name_plugin():
+        if name.split(":")[-1] == "plots":
+            pm.unregister(name=name)
     if where == "start":
         get_plugin_manager().register(AtStart())
     elif where == "write":
