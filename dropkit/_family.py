@@ -51,7 +51,7 @@ def resolve(x: Any, name: str, backend: str | None) -> tuple[Any, Any]:
 
         namespace_of(x, name)  # raises, naming the argument
     xp, b, native = _dispatch(x, name, backend)
-    if native:
+    if native is not None:
         check_floating(xp, x, name)
     return xp, b
 

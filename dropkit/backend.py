@@ -17,13 +17,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 import array_api_compat
 
 from . import philox
 
-__all__ = ["ArrayAPIBackend", "Backend", "BackendInfo", "BackendRecord", "split_broadcast"]
+__all__ = [
+    "ArrayAPIBackend",
+    "Backend",
+    "BackendInfo",
+    "BackendRecord",
+    "NativeBackend",
+    "has_native_ops",
+    "split_broadcast",
+]
 
 
 @runtime_checkable
@@ -38,8 +46,15 @@ class Backend(Protocol):
         An array-API-conforming namespace for the backend's arrays.
     """
 
-    name: str
-    xp: Any
+    @property
+    def name(self) -> str:
+        """The backend's registered name."""
+        ...
+
+    @property
+    def xp(self) -> Any:
+        """An array-API-conforming namespace for the backend's arrays."""
+        ...
 
     def devices(self) -> list[Any]:
         """The devices arrays of this backend can live on."""
@@ -96,9 +111,70 @@ class Backend(Protocol):
         them like the array-API path). Such a backend is remembered per array
         library (:func:`dropkit.registry.register_native`), so later calls
         resolve without the plugin registry, which tracing compilers cannot
-        follow.
+        follow. :class:`NativeBackend` types these three.
         """
         ...
+
+
+@runtime_checkable
+class NativeBackend(Backend, Protocol):
+    """A backend that runs the ops in its framework's own form.
+
+    The core hands its arrays to these methods after selection (see
+    :class:`Backend`); their arguments are those of :func:`dropkit.dropout`,
+    :func:`dropkit.dropout_backward` and :func:`dropkit.relu_dropout_backward`,
+    passed unchecked, with ``relu`` selecting :func:`dropkit.relu_dropout`.
+    """
+
+    def dropout_native(
+        self,
+        x: Any,
+        p: Any,
+        *,
+        noise_shape: Any,
+        rng: Any,
+        training: bool,
+        mode: str,
+        relu: bool,
+        return_mask: Any,
+        inplace: bool,
+    ) -> Any:
+        """The forward op (of ``relu(x)`` if ``relu``); the mask too if ``return_mask``."""
+        ...
+
+    def dropout_backward_native(
+        self,
+        grad: Any,
+        p: Any,
+        *,
+        noise_shape: Any,
+        mask: Any,
+        rng: Any,
+        training: bool,
+        mode: str,
+    ) -> Any:
+        """The gradient of the forward op, from ``mask`` or by regenerating it from ``rng``."""
+        ...
+
+    def relu_dropout_backward_native(
+        self, grad: Any, h: Any, p: Any, *, training: bool, mode: str
+    ) -> Any:
+        """The gradient of ReLU-dropout from its output ``h``."""
+        ...
+
+
+def has_native_ops(backend: Backend) -> TypeGuard[NativeBackend]:
+    """Whether ``backend`` runs the ops in its framework's own form (:class:`NativeBackend`).
+
+    A plain attribute check, which tracing compilers follow.
+
+    Examples
+    --------
+    >>> import array_api_strict
+    >>> has_native_ops(ArrayAPIBackend("s", array_api_strict))
+    False
+    """
+    return hasattr(backend, "dropout_native")
 
 
 class ArrayAPIBackend:

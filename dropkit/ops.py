@@ -50,7 +50,7 @@ from ._arrays import (
     check_shape,
     namespace_of,
 )
-from .backend import Backend
+from .backend import Backend, NativeBackend, has_native_ops
 from .packed import PackedMask, pack_mask, unpack_mask
 from .random import Generator, RNGLike, as_generator
 from .registry import ENV_VAR, get_backend, get_registry, native_backend
@@ -191,13 +191,13 @@ def _resolve(x: Any, name: str, backend: str | None) -> tuple[Any, Backend]:
     return xp, chosen
 
 
-def _dispatch(x: Any, name: str, backend: str | None) -> tuple[Any, Backend, bool]:
-    """``(xp, backend, native)``: native is True when the backend has its own form of the ops."""
+def _dispatch(x: Any, name: str, backend: str | None) -> tuple[Any, Backend, NativeBackend | None]:
+    """``(xp, backend, native)``: native is the backend when it has its own form of the ops."""
     native = native_backend(x, backend)
     if native is not None:
-        return native.xp, native, True
+        return native.xp, native, native
     xp, chosen = _resolve(x, name, backend)
-    return xp, chosen, hasattr(chosen, "dropout_native")
+    return xp, chosen, chosen if has_native_ops(chosen) else None
 
 
 def _draw_mask(
@@ -348,8 +348,8 @@ def _forward(
     backend: str | None,
 ) -> Any:
     xp, b, native = _dispatch(x, "x", backend)
-    if native:
-        return b.dropout_native(
+    if native is not None:
+        return native.dropout_native(
             x,
             p,
             noise_shape=noise_shape,
@@ -455,8 +455,8 @@ def _backward(
     backend: str | None,
 ) -> Any:
     xp, b, native = _dispatch(grad, "grad", backend)
-    if native:
-        return b.dropout_backward_native(
+    if native is not None:
+        return native.dropout_backward_native(
             grad, p, noise_shape=noise_shape, mask=mask, rng=rng, training=training, mode=mode
         )
     p = check_p(p)
@@ -593,8 +593,8 @@ def relu_dropout(
     True
     """
     xp, b, native = _dispatch(x, "x", backend)
-    if native:
-        return b.dropout_native(
+    if native is not None:
+        return native.dropout_native(
             x,
             p,
             noise_shape=None,
@@ -677,8 +677,8 @@ def relu_dropout_backward(
     True
     """
     xp, b, native = _dispatch(grad, "grad", backend)
-    if native:
-        return b.relu_dropout_backward_native(grad, h, p, training=training, mode=mode)
+    if native is not None:
+        return native.relu_dropout_backward_native(grad, h, p, training=training, mode=mode)
     check_same_array_kind(xp, grad, h, ("grad", "h"))
     scale = relu_backward_factor(grad, h, p, training=training, mode=mode)
     if scale is None:

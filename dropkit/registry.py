@@ -24,6 +24,7 @@ import functools
 import os
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -41,7 +42,14 @@ from ._plugin_guard import (
     short,
     take_records,
 )
-from .backend import ArrayAPIBackend, Backend, BackendInfo, BackendRecord
+from .backend import (
+    ArrayAPIBackend,
+    Backend,
+    BackendInfo,
+    BackendRecord,
+    NativeBackend,
+    has_native_ops,
+)
 
 __all__ = [
     "ENV_VAR",
@@ -70,10 +78,10 @@ BUILTIN = {
 
 #: Array library (top-level module name) -> loaded backend with the ops in that
 #: framework's own form (``dropout_native``, e.g. a registered torch custom op).
-_NATIVE: dict[str, Backend] = {}
+_NATIVE: dict[str, NativeBackend] = {}
 
 
-def register_native(library: str, backend: Backend) -> None:
+def register_native(library: str, backend: NativeBackend) -> None:
     """Route the ops on arrays of ``library`` to ``backend``'s ``dropout_native`` & co.
 
     Called when such a backend loads; a framework integration may call it at
@@ -83,7 +91,7 @@ def register_native(library: str, backend: Backend) -> None:
     _NATIVE[library] = backend
 
 
-def native_backend(x: Any, name: str | None = None) -> Backend | None:
+def native_backend(x: Any, name: str | None = None) -> NativeBackend | None:
     """The registered native backend for ``x``'s library, if selection allows it.
 
     Plain lookups only (no entry points, no imports), so that a tracing
@@ -170,7 +178,7 @@ class Registry:
             self._failed[name] = f"{exc} [{entry.label}]"
             raise RuntimeError(f"backend {name!r} is unavailable: {self._failed[name]}") from exc
         self._loaded[name] = backend
-        if hasattr(backend, "dropout_native"):
+        if has_native_ops(backend):
             for library in record.namespaces:
                 if self._claimant(library) == name:
                     _NATIVE.setdefault(library, backend)
@@ -262,6 +270,11 @@ def _warn(message: str) -> None:
     warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
+def _records_of(hook: Any) -> list[Any]:
+    """Call a ``dropkit_backends`` implementation and take its records (all plugin code)."""
+    return take_records(hook())
+
+
 def _hook_functions(manager: pluggy.PluginManager, plugin: Any) -> dict[str, Any]:
     """Attribute name -> hook implementation found on ``plugin`` (plugin code runs: guard)."""
     found = {}
@@ -295,7 +308,7 @@ def _register_entry_point(
         return
     hooks: dict[str, Any] = {}
     for attr, fn in functions.items():
-        opts = registry.manager.parse_hookimpl_opts(plugin, attr) or {}
+        opts: Mapping[str, Any] = registry.manager.parse_hookimpl_opts(plugin, attr) or {}
         hook = opts.get("specname") or attr
         if hook not in _HOOKS:
             _warn(
@@ -318,7 +331,7 @@ def _register_entry_point(
         if (opts.get("specname") or attr) != "dropkit_backends":
             continue
         try:
-            items = call_plugin(lambda fn=fn: take_records(fn()), f"calling {label}'s {attr}")
+            items = call_plugin(functools.partial(_records_of, fn), f"calling {label}'s {attr}")
         except PluginError as exc:
             raised = "raised " if exc.__cause__ is not None else ""
             fail(f"{label}: dropkit_backends {raised}{exc}")
