@@ -47,6 +47,7 @@ def dropkit_backends() -> Iterable[BackendRecord]:
     backends must work on a machine that lacks the backend's library or
     device, so import the library inside ``load``, not at module level.
     """
+    raise NotImplementedError  # a specification: pluggy calls the implementations, never this
 
 
 @hookspec

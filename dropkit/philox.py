@@ -293,8 +293,8 @@ def random_bits_words(
     blocks = xp.arange((n + 3) // 4, dtype=xp.uint32, device=device)
     zero = xp.zeros((), dtype=xp.uint32, device=device)
     words = philox4x32(xp, (blocks, zero, c0, c1), (k0, k1))
-    words = [xp.broadcast_to(w, blocks.shape) for w in words]
-    return xp.reshape(xp.stack(words, axis=-1), (-1,))[:n]
+    full = [xp.broadcast_to(w, blocks.shape) for w in words]
+    return xp.reshape(xp.stack(full, axis=-1), (-1,))[:n]
 
 
 def random_bits_elementwise(

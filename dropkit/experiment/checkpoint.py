@@ -94,7 +94,7 @@ def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, A
     doc = json.dumps({"format": FORMAT, **meta}).encode()
     payload = {name: np.asarray(a) for name, a in arrays.items()}
     payload[_META] = np.frombuffer(doc, dtype=np.uint8)
-    _atomic_write(path, lambda f: np.savez(f, **payload))
+    _atomic_write(path, lambda f: np.savez(f, allow_pickle=False, **payload))
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -30,7 +30,9 @@ __all__ = ["main"]
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:
-    rows = [("name", "distribution", "version", "status", "summary / reason")]
+    rows: list[tuple[str, ...]] = [
+        ("name", "distribution", "version", "status", "summary / reason")
+    ]
     for info in list_backends():
         status = "available" if info.available else "unavailable"
         cells = (info.name, info.distribution, info.version, status, info.reason or info.summary)

@@ -154,7 +154,7 @@ def _plan(args: argparse.Namespace, command: str) -> _StudyJob:
             f"--seed {fresh.config.seed} with --seeds {n}: the last seed {seeds[-1]} is not "
             "below 2**64; choose a smaller --seed or fewer --seeds"
         )
-    plan = StudyPlan(fresh.config, methods, seeds, args.activation or "relu")
+    plan = StudyPlan(fresh.config, tuple(methods), seeds, args.activation or "relu")
     data_args = {"data_dir": args.data_dir, "train_size": None if sizes else args.train_size}
     return _StudyJob(command, fresh.out, plan, data_args, sizes, jobs, True, _state(fresh.out))
 

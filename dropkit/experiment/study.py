@@ -288,9 +288,9 @@ def run_tasks(
             pm.register(added)
         try:
             for i, task in enumerate(tasks):
-                results[i] = _train_task(task, datasets[task.data], pm)
+                results[i] = done = _train_task(task, datasets[task.data], pm)
                 if on_done is not None:
-                    on_done(task, results[i], i + 1)
+                    on_done(task, done, i + 1)
         finally:
             if added is not None:
                 pm.unregister(added)
@@ -314,7 +314,7 @@ def run_tasks(
                     )
                 results[i] = result
                 if on_done is not None:
-                    on_done(tasks[i], results[i], finished)
+                    on_done(tasks[i], result, finished)
         except BaseException:
             _stop(pool)
             raise

@@ -11,7 +11,7 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from hypothesis import strategies as st
@@ -73,12 +73,20 @@ def shapes(
     """Array shapes, empty and 0-d ones included."""
     return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=0, max_side=max_side)
 
+#: The bit widths of the dtypes Hypothesis draws floats for.
+_FLOAT_WIDTHS: dict[str, Literal[16, 32, 64]] = {"float16": 16, "float32": 32, "float64": 64}
+
 
 def arrays(
     dtype: str = "float32", shape: Any = None, *, finite: bool = True
 ) -> st.SearchStrategy[np.ndarray]:
     """NumPy float arrays (convert with :func:`to_namespace`)."""
-    width = np.dtype(dtype).itemsize * 8
+    width = _FLOAT_WIDTHS.get(np.dtype(dtype).name)
+    if width is None:
+        raise ValueError(
+            f"arrays draws float16, float32 or float64 arrays, got dtype {dtype!r}; "
+            "cast the drawn array for other dtypes"
+        )
     elements = st.floats(-1e3, 1e3, width=width)
     if not finite:
         elements = st.one_of(elements, st.sampled_from([np.inf, -np.inf, np.nan, 0.0, -0.0]))

@@ -130,7 +130,7 @@ def check_labels(labels: Any, where: str | Path) -> np.ndarray:
             f"{where}: labels must be a list or 1-d array of integers 0..{N_CLASSES - 1}, got "
             f"{type(labels).__name__}"
         )
-    bad = np.flatnonzero((values < 0) | (values >= N_CLASSES)) if values.size else []
+    bad = np.flatnonzero((values < 0) | (values >= N_CLASSES)) if values.size else np.empty(0, int)
     if len(bad):
         _out_of_range(where, values[bad[0]].item(), int(bad[0]))
     return values.astype(np.int64)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -192,7 +192,7 @@ def load_mnist_idx(data_dir: str | Path) -> dict[str, np.ndarray]:
     """
     data_dir = check_folder(data_dir)
     paths = _find_files(data_dir)
-    out = {}
+    out: dict[str, Any] = {}
     for which, images_key, labels_key in (
         ("x", "train_images", "train_labels"),
         ("x_test", "test_images", "test_labels"),

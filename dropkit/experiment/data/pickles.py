@@ -75,6 +75,7 @@ class _Global(_Frozen):
     """An allowed callable, wrapped so that a pickle can call it but not modify it."""
 
     __slots__ = ("_func",)
+    _func: Any
 
     def __init__(self, func: Any) -> None:
         object.__setattr__(self, "_func", func)
@@ -246,7 +247,7 @@ def _check_lengths(raw: bytes) -> None:
     """Walk the opcodes: every declared length and frame must fit in the file."""
     stream = io.BytesIO(raw)
     for opcode, arg, pos in pickletools.genops(stream):
-        if opcode.name == "FRAME" and arg > len(raw) - stream.tell():
+        if opcode.name == "FRAME" and isinstance(arg, int) and arg > len(raw) - stream.tell():
             raise _Refused(
                 f"a frame of {arg} bytes at offset {pos}, but only "
                 f"{len(raw) - stream.tell()} remain: truncated or crafted"
