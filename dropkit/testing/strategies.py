@@ -73,6 +73,7 @@ def shapes(
     """Array shapes, empty and 0-d ones included."""
     return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=0, max_side=max_side)
 
+
 #: The bit widths of the dtypes Hypothesis draws floats for.
 _FLOAT_WIDTHS: dict[str, Literal[16, 32, 64]] = {"float16": 16, "float32": 32, "float64": 64}
 

@@ -106,7 +106,7 @@ _CTYPES = {
     "f32": ctypes.c_float,
     "f64": ctypes.c_double,
 }
-_NUMPY = {
+_NUMPY: dict[str, type[np.generic]] = {
     "i32": np.int32,
     "i64": np.int64,
     "u32": np.uint32,
@@ -149,7 +149,7 @@ class HostKernels:
         signature = SIGNATURES[name]
         if len(args) != len(signature):
             raise TypeError(f"{name} takes {len(signature)} arguments, got {len(args)}")
-        converted = []
+        converted: list[int | float | None] = []
         for i, (arg, kind) in enumerate(zip(args, signature, strict=True)):
             if kind == "ptr":
                 if type(arg) is np.uint64 and arg == 0:  # NULL: 8 zero bytes, as CuPy passes it

@@ -101,6 +101,8 @@ def chunk_dropout(
     """``map_blocks`` function: dropout of one chunk, from its place in the whole array."""
     if block.size == 0:
         return np.empty_like(block)
+    if block_info is None:
+        raise TypeError("chunk_dropout is a map_blocks function: dask passes it block_info")
     info = block_info[0]
     keep = _chunk_words_shaped(key, counter, tuple(info["shape"]), list(info["array-location"]))
     keep = keep >= threshold

@@ -200,6 +200,8 @@ def seed_words(rng: JaxRNGLike) -> tuple[Any, Any, Any, Any]:
         )
     if isinstance(rng, Generator | int) or hasattr(rng, "bit_generator"):
         key, counter = as_generator(rng).draw()
-        words = (*split64(key), *split64(counter))
-        return tuple(jnp.asarray(w, dtype=jnp.uint32) for w in words)
+        k0, k1, c0, c1 = (
+            jnp.asarray(w, dtype=jnp.uint32) for w in (*split64(key), *split64(counter))
+        )
+        return k0, k1, c0, c1
     raise TypeError(f"rng must be {_TYPES} or a numpy.random.Generator, got {rng!r}")

@@ -97,12 +97,12 @@ def masked_numba(
     y = np.empty_like(x) if out is None else out
     scale = x.dtype.type(scale)
     if inner == 1:
-        args = (x.reshape(outer, spread), y.reshape(outer, spread), keep.reshape(outer), scale)
-        _launch(_rows_parallel, _rows_serial, x.size, *args)
+        row_args = (x.reshape(outer, spread), y.reshape(outer, spread), keep.reshape(outer), scale)
+        _launch(_rows_parallel, _rows_serial, x.size, *row_args)
     else:
         flat = (outer * spread, inner)
-        args = (x.reshape(flat), y.reshape(flat), keep.reshape(outer, inner), scale)
-        _launch(_inner_parallel, _inner_serial, x.size, *args)
+        inner_args = (x.reshape(flat), y.reshape(flat), keep.reshape(outer, inner), scale)
+        _launch(_inner_parallel, _inner_serial, x.size, *inner_args)
     return y
 
 

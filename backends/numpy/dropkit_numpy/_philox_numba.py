@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import numba as nb
 import numpy as np
@@ -58,10 +58,26 @@ def _can_cache() -> bool:
     return True
 
 
-_JIT = {"nogil": True, "cache": _can_cache(), "fastmath": False, "error_model": "numpy"}
+class _JitOptions(TypedDict):
+    """The ``numba.njit`` options every kernel shares (``parallel`` is per kernel)."""
+
+    nogil: bool
+    cache: bool
+    fastmath: bool
+    error_model: Literal["python", "numpy"]
+
+
+_JIT: _JitOptions = {
+    "nogil": True,
+    "cache": _can_cache(),
+    "fastmath": False,
+    "error_model": "numpy",
+}
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
-    nb.config.THREADING_LAYER = "workqueue"
+    # numba.config creates its options at run time (from the environment, through
+    # globals()), so Numba's type information does not declare them
+    nb.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
 
 # The workqueue layer aborts the process when two threads launch parallel kernels
 # at once (e.g. Dask's threaded scheduler). One caller at a time gets the parallel

@@ -46,6 +46,8 @@ import ctypes
 import math
 import sys
 from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
 
 import array_api_compat.torch as xp
 import numpy as np
@@ -81,14 +83,15 @@ CPU_KERNELS = True
 #: Whether CUDA tensors use the CuPy backend's kernels where CuPy is installed
 #: (tests switch it off to compare them with the torch-operations path).
 CUDA_KERNELS = True
-_CUDA: dict[str, object] = {}  # "module": dropkit_cupy.torch_cuda, or None where unavailable
+#: "module": dropkit_cupy.torch_cuda, or None where unavailable.
+_CUDA: dict[str, ModuleType | None] = {}
 
 
 def _numpy_kernels(device: torch.device) -> bool:
     return CPU_KERNELS and device.type == "cpu"
 
 
-def _cuda_kernels(device: torch.device) -> object | None:
+def _cuda_kernels(device: torch.device) -> ModuleType | None:
     """``dropkit_cupy.torch_cuda`` for a CUDA ``device`` where CuPy can run, else None.
 
     Imported once per process; without CuPy (or dropkit-cupy) the torch
@@ -97,11 +100,12 @@ def _cuda_kernels(device: torch.device) -> object | None:
     if not CUDA_KERNELS or device.type != "cuda":
         return None
     if "module" not in _CUDA:
+        loaded: ModuleType | None
         try:
-            from dropkit_cupy import torch_cuda
+            from dropkit_cupy import torch_cuda as loaded
         except Exception:  # no CuPy, no dropkit-cupy, or CuPy without a usable CUDA
-            torch_cuda = None
-        _CUDA["module"] = torch_cuda
+            loaded = None
+        _CUDA["module"] = loaded
     module = _CUDA["module"]
     return module if module is not None and module.usable(device) else None
 
@@ -319,14 +323,14 @@ def _dropout_fake(
     return torch.empty_like(x)
 
 
-def _setup_context(ctx: object, inputs: tuple, output: torch.Tensor) -> None:
+def _setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
     _, seed, noise_shape, threshold, scale, relu = inputs
     ctx.noise_shape, ctx.threshold, ctx.scale, ctx.relu = noise_shape, threshold, scale, relu
     # Only the 32-byte seed (or, for ReLU, the output h): never a mask.
     ctx.save_for_backward(output if relu else seed)
 
 
-def _backward(ctx: object, grad: torch.Tensor) -> tuple:
+def _backward(ctx: Any, grad: torch.Tensor) -> tuple:
     (saved,) = ctx.saved_tensors
     cuda = _cuda_kernels(grad.device) if ctx.relu else None
     if (
