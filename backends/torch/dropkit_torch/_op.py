@@ -74,7 +74,11 @@ __all__ = [
 FULL = 1 << 32
 _NUMPY = NumpyBackend()
 _NUMBA_DTYPES = (torch.float32, torch.float64)
-_AS_NUMPY = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
+_AS_NUMPY: dict[torch.dtype, type[np.floating]] = {
+    torch.float16: np.float16,
+    torch.float32: np.float32,
+    torch.float64: np.float64,
+}
 #: Outputs from this many elements up are advised to use huge pages (see ``new_like``).
 LARGE = 1 << 20
 #: Whether CPU tensors use the NumPy backend's kernels (tests switch it off to run,
@@ -162,7 +166,7 @@ def numpy_view(t: torch.Tensor) -> np.ndarray:
     if t.numel() == 0:
         return np.empty(tuple(t.shape), dtype=dtype)
     raw = (ctypes.c_char * (t.numel() * t.element_size())).from_address(t.data_ptr())
-    return np.frombuffer(raw, dtype=dtype).reshape(tuple(t.shape))
+    return np.frombuffer(memoryview(raw), dtype=dtype).reshape(tuple(t.shape))
 
 
 def seed_ints(seed: torch.Tensor) -> tuple[int, int]:
