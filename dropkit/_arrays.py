@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 import operator
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 import array_api_compat
 import numpy as np
 
 __all__ = [
+    "ReturnMask",
     "as_integer",
     "check_flag",
     "check_floating",
@@ -26,6 +27,10 @@ __all__ = [
 ]
 
 MODES = ("inverted", "vanilla")
+
+#: What ``return_mask`` accepts: False (no mask), True (the boolean mask) or
+#: ``"packed"`` (a 1-bit :class:`~dropkit.packed.PackedMask`).
+ReturnMask: TypeAlias = bool | Literal["packed"]
 
 
 def _refuse_numpy_subclass(x: Any, name: str) -> None:
@@ -133,7 +138,7 @@ def check_flag(value: Any, name: str) -> bool:
     )
 
 
-def check_return_mask(value: Any) -> Any:
+def check_return_mask(value: Any) -> ReturnMask:
     """Validate ``return_mask``: False, True (or NumPy booleans) or ``"packed"``.
 
     Examples
@@ -146,7 +151,7 @@ def check_return_mask(value: Any) -> Any:
     TypeError: return_mask must be False, True or 'packed', got 1 (int)
     """
     if isinstance(value, str) and value == "packed":
-        return value
+        return "packed"
     if isinstance(value, bool | np.bool_):
         return bool(value)
     kind = ValueError if isinstance(value, str) else TypeError

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._arrays import check_flag, check_noise_shape, check_p, check_return_mask
+from ._arrays import ReturnMask, check_flag, check_noise_shape, check_p, check_return_mask
 from ._family import check_axis, check_source, check_stored, device_of, resolve
 from .ops import dropout, dropout_backward, returned_mask
 from .packed import PackedMask, unpack_mask
@@ -115,7 +115,7 @@ def _forward(
     *,
     rng: RNGLike,
     training: bool,
-    return_mask: Any,
+    return_mask: ReturnMask,
     backend: str | None,
 ) -> Any:
     xp, _ = resolve(x, "x", backend)
@@ -182,7 +182,7 @@ def alpha_dropout(
     rng: RNGLike = None,
     training: bool = True,
     noise_shape: tuple[int | None, ...] | None = None,
-    return_mask: Any = False,
+    return_mask: ReturnMask = False,
     backend: str | None = None,
 ) -> Any:
     """Alpha dropout of ``x`` (for SELU networks): mean and variance kept at 0 and 1.
@@ -307,7 +307,7 @@ def feature_alpha_dropout(
     channel_axis: int = 1,
     rng: RNGLike = None,
     training: bool = True,
-    return_mask: Any = False,
+    return_mask: ReturnMask = False,
     backend: str | None = None,
 ) -> Any:
     """Alpha dropout of whole channels: one draw per ``(sample, channel)`` of ``(N, C, ...)``.

@@ -34,11 +34,13 @@ import math
 import operator
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal, Protocol, overload
 
 import array_api_compat
 
 from ._arrays import (
+    ReturnMask,
     check_flag,
     check_floating,
     check_mode,
@@ -343,7 +345,7 @@ def _forward(
     rng: RNGLike,
     training: bool,
     mode: str,
-    return_mask: bool,
+    return_mask: ReturnMask,
     inplace: bool,
     backend: str | None,
 ) -> Any:
@@ -484,6 +486,7 @@ def _backward(
     return _apply_mask(b, xp, grad, mask, scale, inplace=False)
 
 
+@overload
 def dropout(
     x: Any,
     p: float,
@@ -492,7 +495,66 @@ def dropout(
     training: bool = True,
     mode: str = "inverted",
     noise_shape: tuple[int | None, ...] | None = None,
-    return_mask: bool = False,
+    return_mask: Literal[False] = False,
+    inplace: bool = False,
+    backend: str | None = None,
+) -> Any: ...
+
+
+@overload
+def dropout(
+    x: Any,
+    p: float,
+    *,
+    rng: RNGLike = None,
+    training: bool = True,
+    mode: str = "inverted",
+    noise_shape: tuple[int | None, ...] | None = None,
+    return_mask: Literal[True],
+    inplace: bool = False,
+    backend: str | None = None,
+) -> tuple[Any, Any]: ...
+
+
+@overload
+def dropout(
+    x: Any,
+    p: float,
+    *,
+    rng: RNGLike = None,
+    training: bool = True,
+    mode: str = "inverted",
+    noise_shape: tuple[int | None, ...] | None = None,
+    return_mask: Literal["packed"],
+    inplace: bool = False,
+    backend: str | None = None,
+) -> tuple[Any, PackedMask]: ...
+
+
+@overload
+def dropout(
+    x: Any,
+    p: float,
+    *,
+    rng: RNGLike = None,
+    training: bool = True,
+    mode: str = "inverted",
+    noise_shape: tuple[int | None, ...] | None = None,
+    return_mask: ReturnMask = False,
+    inplace: bool = False,
+    backend: str | None = None,
+) -> Any: ...
+
+
+def dropout(
+    x: Any,
+    p: float,
+    *,
+    rng: RNGLike = None,
+    training: bool = True,
+    mode: str = "inverted",
+    noise_shape: tuple[int | None, ...] | None = None,
+    return_mask: ReturnMask = False,
     inplace: bool = False,
     backend: str | None = None,
 ) -> Any:
@@ -527,8 +589,9 @@ def dropout(
     y : array
         Same shape, dtype and device as ``x``; ``x`` itself when nothing is
         dropped (evaluation in inverted mode, or ``p == 0``).
-    mask : array of bool
-        Only if ``return_mask``.
+    mask : array of bool or PackedMask
+        Only if ``return_mask``: the boolean mask for True, a
+        :class:`~dropkit.packed.PackedMask` for ``"packed"``.
 
     Raises
     ------
@@ -796,7 +859,71 @@ def channel_noise_shape(
     return tuple(n if i in (0, axis) else 1 for i, n in enumerate(shape))
 
 
-def _make_channel(spatial_dims: int) -> tuple[Any, Any]:
+class _ChannelDropout(Protocol):
+    """The type of :func:`dropout1d`, :func:`dropout2d` and :func:`dropout3d`."""
+
+    @overload
+    def __call__(
+        self,
+        x: Any,
+        p: float,
+        *,
+        channel_axis: int = 1,
+        rng: RNGLike = None,
+        training: bool = True,
+        mode: str = "inverted",
+        return_mask: Literal[False] = False,
+        inplace: bool = False,
+        backend: str | None = None,
+    ) -> Any: ...
+
+    @overload
+    def __call__(
+        self,
+        x: Any,
+        p: float,
+        *,
+        channel_axis: int = 1,
+        rng: RNGLike = None,
+        training: bool = True,
+        mode: str = "inverted",
+        return_mask: Literal[True],
+        inplace: bool = False,
+        backend: str | None = None,
+    ) -> tuple[Any, Any]: ...
+
+    @overload
+    def __call__(
+        self,
+        x: Any,
+        p: float,
+        *,
+        channel_axis: int = 1,
+        rng: RNGLike = None,
+        training: bool = True,
+        mode: str = "inverted",
+        return_mask: Literal["packed"],
+        inplace: bool = False,
+        backend: str | None = None,
+    ) -> tuple[Any, PackedMask]: ...
+
+    @overload
+    def __call__(
+        self,
+        x: Any,
+        p: float,
+        *,
+        channel_axis: int = 1,
+        rng: RNGLike = None,
+        training: bool = True,
+        mode: str = "inverted",
+        return_mask: ReturnMask = False,
+        inplace: bool = False,
+        backend: str | None = None,
+    ) -> Any: ...
+
+
+def _make_channel(spatial_dims: int) -> tuple[_ChannelDropout, Callable[..., Any]]:
     def forward(
         x: Any,
         p: float,
@@ -805,7 +932,7 @@ def _make_channel(spatial_dims: int) -> tuple[Any, Any]:
         rng: RNGLike = None,
         training: bool = True,
         mode: str = "inverted",
-        return_mask: bool = False,
+        return_mask: ReturnMask = False,
         inplace: bool = False,
         backend: str | None = None,
     ) -> Any:

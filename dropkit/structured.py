@@ -57,6 +57,7 @@ from collections import Counter
 from typing import Any
 
 from ._arrays import (
+    ReturnMask,
     as_integer,
     check_flag,
     check_mode,
@@ -112,7 +113,7 @@ def drop_path(
     rng: RNGLike = None,
     training: bool = True,
     mode: str = "inverted",
-    return_mask: Any = False,
+    return_mask: ReturnMask = False,
     backend: str | None = None,
 ) -> Any:
     """Stochastic depth: drop whole samples (along axis 0) with probability ``p``.
@@ -344,7 +345,7 @@ def dropblock2d(
     rng: RNGLike = None,
     training: bool = True,
     mode: str = "inverted",
-    return_mask: Any = False,
+    return_mask: ReturnMask = False,
     backend: str | None = None,
 ) -> Any:
     """DropBlock: drop contiguous ``block_size x block_size`` regions of each feature map.

@@ -38,6 +38,7 @@ import torch
 
 from dropkit import keep_threshold, unpack_mask
 from dropkit._arrays import (
+    ReturnMask,
     check_flag,
     check_mode,
     check_noise_shape,
@@ -164,7 +165,7 @@ def dropout(
     training: bool = True,
     mode: str = "inverted",
     relu: bool = False,
-    return_mask: Any = False,
+    return_mask: ReturnMask = False,
     inplace: bool = False,
 ) -> Any:
     """Dropout (of ``relu(x)`` if ``relu``) of a tensor; see :func:`dropkit.dropout`.
@@ -200,7 +201,7 @@ def dropout_with(
     training: bool = True,
     mode: str = "inverted",
     relu: bool = False,
-    return_mask: Any = False,
+    return_mask: ReturnMask = False,
     inplace: bool = False,
 ) -> Any:
     """:func:`dropout` with the seed tensor from ``draw()``, called only if a mask is drawn.
