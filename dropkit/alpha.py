@@ -31,7 +31,7 @@ Examples
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal, overload
 
 from ._arrays import ReturnMask, check_flag, check_noise_shape, check_p, check_return_mask
 from ._family import check_axis, check_source, check_stored, device_of, resolve
@@ -175,6 +175,45 @@ def _backward(
     return dx * xp.asarray(a, dtype=grad.dtype, device=device_of(grad))
 
 
+@overload
+def alpha_dropout(
+    x: Any,
+    p: float,
+    *,
+    rng: RNGLike = None,
+    training: bool = True,
+    noise_shape: tuple[int | None, ...] | None = None,
+    return_mask: Literal[True],
+    backend: str | None = None,
+) -> tuple[Any, Any]: ...
+
+
+@overload
+def alpha_dropout(
+    x: Any,
+    p: float,
+    *,
+    rng: RNGLike = None,
+    training: bool = True,
+    noise_shape: tuple[int | None, ...] | None = None,
+    return_mask: Literal["packed"],
+    backend: str | None = None,
+) -> tuple[Any, PackedMask]: ...
+
+
+@overload
+def alpha_dropout(
+    x: Any,
+    p: float,
+    *,
+    rng: RNGLike = None,
+    training: bool = True,
+    noise_shape: tuple[int | None, ...] | None = None,
+    return_mask: ReturnMask = False,
+    backend: str | None = None,
+) -> Any: ...
+
+
 def alpha_dropout(
     x: Any,
     p: float,
@@ -298,6 +337,45 @@ def feature_noise_shape(shape: tuple[int, ...], channel_axis: int = 1) -> tuple[
         )
     axis = check_axis(channel_axis, len(shape), "channel_axis", exclude=(0,))
     return tuple(n if i in (0, axis) else 1 for i, n in enumerate(shape))
+
+
+@overload
+def feature_alpha_dropout(
+    x: Any,
+    p: float,
+    *,
+    channel_axis: int = 1,
+    rng: RNGLike = None,
+    training: bool = True,
+    return_mask: Literal[True],
+    backend: str | None = None,
+) -> tuple[Any, Any]: ...
+
+
+@overload
+def feature_alpha_dropout(
+    x: Any,
+    p: float,
+    *,
+    channel_axis: int = 1,
+    rng: RNGLike = None,
+    training: bool = True,
+    return_mask: Literal["packed"],
+    backend: str | None = None,
+) -> tuple[Any, PackedMask]: ...
+
+
+@overload
+def feature_alpha_dropout(
+    x: Any,
+    p: float,
+    *,
+    channel_axis: int = 1,
+    rng: RNGLike = None,
+    training: bool = True,
+    return_mask: ReturnMask = False,
+    backend: str | None = None,
+) -> Any: ...
 
 
 def feature_alpha_dropout(

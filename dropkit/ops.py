@@ -495,21 +495,6 @@ def dropout(
     training: bool = True,
     mode: str = "inverted",
     noise_shape: tuple[int | None, ...] | None = None,
-    return_mask: Literal[False] = False,
-    inplace: bool = False,
-    backend: str | None = None,
-) -> Any: ...
-
-
-@overload
-def dropout(
-    x: Any,
-    p: float,
-    *,
-    rng: RNGLike = None,
-    training: bool = True,
-    mode: str = "inverted",
-    noise_shape: tuple[int | None, ...] | None = None,
     return_mask: Literal[True],
     inplace: bool = False,
     backend: str | None = None,
@@ -861,21 +846,6 @@ def channel_noise_shape(
 
 class _ChannelDropout(Protocol):
     """The type of :func:`dropout1d`, :func:`dropout2d` and :func:`dropout3d`."""
-
-    @overload
-    def __call__(
-        self,
-        x: Any,
-        p: float,
-        *,
-        channel_axis: int = 1,
-        rng: RNGLike = None,
-        training: bool = True,
-        mode: str = "inverted",
-        return_mask: Literal[False] = False,
-        inplace: bool = False,
-        backend: str | None = None,
-    ) -> Any: ...
 
     @overload
     def __call__(

@@ -54,7 +54,7 @@ Examples
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Literal, overload
 
 from ._arrays import (
     ReturnMask,
@@ -104,6 +104,45 @@ def sample_noise_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
             "got a 0-d array"
         )
     return (shape[0],) + (1,) * (len(shape) - 1)
+
+
+@overload
+def drop_path(
+    x: Any,
+    p: float,
+    *,
+    rng: RNGLike = None,
+    training: bool = True,
+    mode: str = "inverted",
+    return_mask: Literal[True],
+    backend: str | None = None,
+) -> tuple[Any, Any]: ...
+
+
+@overload
+def drop_path(
+    x: Any,
+    p: float,
+    *,
+    rng: RNGLike = None,
+    training: bool = True,
+    mode: str = "inverted",
+    return_mask: Literal["packed"],
+    backend: str | None = None,
+) -> tuple[Any, PackedMask]: ...
+
+
+@overload
+def drop_path(
+    x: Any,
+    p: float,
+    *,
+    rng: RNGLike = None,
+    training: bool = True,
+    mode: str = "inverted",
+    return_mask: ReturnMask = False,
+    backend: str | None = None,
+) -> Any: ...
 
 
 def drop_path(
@@ -334,6 +373,51 @@ def _size(a: Any) -> int:
     for s in a.shape:
         n *= int(s)
     return n
+
+
+@overload
+def dropblock2d(
+    x: Any,
+    p: float,
+    *,
+    block_size: int,
+    channel_axis: int = 1,
+    rng: RNGLike = None,
+    training: bool = True,
+    mode: str = "inverted",
+    return_mask: Literal[True],
+    backend: str | None = None,
+) -> tuple[Any, Any]: ...
+
+
+@overload
+def dropblock2d(
+    x: Any,
+    p: float,
+    *,
+    block_size: int,
+    channel_axis: int = 1,
+    rng: RNGLike = None,
+    training: bool = True,
+    mode: str = "inverted",
+    return_mask: Literal["packed"],
+    backend: str | None = None,
+) -> tuple[Any, PackedMask]: ...
+
+
+@overload
+def dropblock2d(
+    x: Any,
+    p: float,
+    *,
+    block_size: int,
+    channel_axis: int = 1,
+    rng: RNGLike = None,
+    training: bool = True,
+    mode: str = "inverted",
+    return_mask: ReturnMask = False,
+    backend: str | None = None,
+) -> Any: ...
 
 
 def dropblock2d(

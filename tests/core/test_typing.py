@@ -68,6 +68,11 @@ SNIPPET = textwrap.dedent(
         assert_type(dropkit.dropout(x, 0.5, return_mask=flag), Any)
         assert_type(dropkit.dropout2d(x, 0.5, return_mask="packed"), tuple[Any, PackedMask])
         assert_type(dropkit.dropout3d(x, 0.5, return_mask=True), tuple[Any, Any])
+        assert_type(dropkit.alpha_dropout(x, 0.5, return_mask="packed"), tuple[Any, PackedMask])
+        assert_type(dropkit.feature_alpha_dropout(x, 0.5, return_mask=True), tuple[Any, Any])
+        assert_type(dropkit.drop_path(x, 0.5), Any)
+        assert_type(dropkit.drop_path(x, 0.5, return_mask="packed"), tuple[Any, PackedMask])
+        assert_type(dropkit.dropblock2d(x, 0.5, block_size=3, return_mask=True), tuple[Any, Any])
     """
 )
 
