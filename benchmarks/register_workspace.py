@@ -23,8 +23,11 @@ def _version(project: Path, pyproject: dict) -> str:
     """The static version, or the one in the file ``[tool.hatch.version] path`` names."""
     if "version" in pyproject["project"]:
         return pyproject["project"]["version"]
-    source = (project / pyproject["tool"]["hatch"]["version"]["path"]).read_text()
-    return re.search(r'^__version__ = "([^"]+)"', source, re.MULTILINE).group(1)
+    path = project / pyproject["tool"]["hatch"]["version"]["path"]
+    found = re.search(r'^__version__ = "([^"]+)"', path.read_text(), re.MULTILINE)
+    if found is None:
+        raise SystemExit(f"{path}: no line __version__ = \"...\"")
+    return found.group(1)
 
 
 def register(folder: Path) -> list[str]:
