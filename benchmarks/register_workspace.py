@@ -26,7 +26,7 @@ def _version(project: Path, pyproject: dict) -> str:
     path = project / pyproject["tool"]["hatch"]["version"]["path"]
     found = re.search(r'^__version__ = "([^"]+)"', path.read_text(), re.MULTILINE)
     if found is None:
-        raise SystemExit(f"{path}: no line __version__ = \"...\"")
+        raise SystemExit(f'{path}: no line __version__ = "..."')
     return found.group(1)
 
 
