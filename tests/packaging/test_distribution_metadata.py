@@ -117,3 +117,29 @@ def test_no_scratch_folders_are_committed():
         [git, "-C", str(ROOT), "ls-files"], capture_output=True, text=True, check=True
     ).stdout.splitlines()
     assert not [f for f in files if re.match(r"tmp[^/]*/", f)]
+
+
+# The libraries each README's Python examples need (the others skip where missing).
+README_NEEDS = {
+    "backends/numpy": (),
+    "backends/strict": ("array_api_strict",),
+    "backends/dask": ("dask",),
+    "backends/jax": ("jax",),
+    "backends/torch": ("torch",),
+    "backends/cupy": ("cupy",),
+}
+
+
+@pytest.mark.parametrize("folder", sorted(README_NEEDS))
+def test_a_backends_readme_examples_run(folder):
+    for module in README_NEEDS[folder]:
+        pytest.importorskip(module)
+    if folder == "backends/cupy":
+        info = {b.name: b for b in dropkit.list_backends()}["cupy"]
+        if not info.available:
+            pytest.skip(f"the cupy backend is unavailable here: {info.reason}")
+    text = (ROOT / folder / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, f"{folder}/README.md", "exec"), {})
