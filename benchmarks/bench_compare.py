@@ -19,6 +19,9 @@ clock read). ``--wall numpy,cupy`` also times the whole command
 (``dropkit compare --quiet``, fresh processes, alternating) on each backend and
 prints the ratio to the first: the issue's target is cupy <= 0.25x numpy.
 
+Every output folder is a temporary folder (in the system's, or ``--scratch DIR``)
+removed when the benchmark ends.
+
 Run:  uv run python benchmarks/bench_compare.py [--backend numpy] [--rounds 5] [--epochs 8]
       uv run python benchmarks/bench_compare.py --wall numpy,cupy [--wall-epochs 300]
 """
@@ -101,7 +104,7 @@ def _train_epochs(config: TrainConfig, data: Any, name: str, interval: float) ->
     for plugin in plugins:
         pm.register(plugin)
     try:
-        with tempfile.TemporaryDirectory(dir=Path.cwd()) as out:  # the disk the runs use
+        with tempfile.TemporaryDirectory(prefix="bench_compare-") as out:
             train(
                 config, data, name=name, out_dir=out, plugin_manager=pm,
                 checkpoint_interval=interval,
@@ -123,7 +126,7 @@ def _parts(config: TrainConfig, data: Any, backend: Any) -> dict[str, Callable[[
         xp.asarray(data.x_test, dtype=dtype),
         xp.asarray(data.y_test),
     )
-    folder = tempfile.mkdtemp(dir=Path.cwd())
+    folder = tempfile.mkdtemp(prefix="bench_compare-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     path = Path(folder) / "checkpoint.npz"
     meta = {"epoch": 1, "config": config.to_dict(), "history": []}
@@ -149,7 +152,7 @@ def _wall(backends: list[str], epochs: int | None, rounds: int) -> None:
     times: dict[str, list[float]] = {b: [] for b in backends}
     for _ in range(rounds):
         for b in backends:
-            with tempfile.TemporaryDirectory(dir=Path.cwd()) as out:
+            with tempfile.TemporaryDirectory(prefix="bench_compare-") as out:
                 cmd = [
                     sys.executable,
                     "-m",
@@ -188,7 +191,19 @@ def main() -> None:
     parser.add_argument("--wall", help="comma-separated backends: time the whole command too")
     parser.add_argument("--wall-epochs", type=int, default=None, help="(default: the command's)")
     parser.add_argument("--wall-rounds", type=int, default=1)
+    parser.add_argument(
+        "--scratch",
+        type=Path,
+        default=None,
+        help="folder for the runs' temporary output folders (default: the system's temporary "
+        "folder; '--scratch .' times the disk that `dropkit compare` writes runs/ to). Every "
+        "folder is removed at exit",
+    )
     args = parser.parse_args()
+    if args.scratch is not None:
+        if not args.scratch.is_dir():
+            parser.error(f"--scratch {args.scratch}: no such folder")
+        tempfile.tempdir = str(args.scratch)  # every TemporaryDirectory / mkdtemp below
 
     backend = dropkit.get_backend(args.backend)
     xp = backend.xp

@@ -11,6 +11,7 @@ Usage:  python benchmarks/register_workspace.py FOLDER
 
 from __future__ import annotations
 
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -18,11 +19,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _version(project: Path, pyproject: dict) -> str:
+    """The static version, or the one in the file ``[tool.hatch.version] path`` names."""
+    if "version" in pyproject["project"]:
+        return pyproject["project"]["version"]
+    path = project / pyproject["tool"]["hatch"]["version"]["path"]
+    found = re.search(r'^__version__ = "([^"]+)"', path.read_text(), re.MULTILINE)
+    if found is None:
+        raise SystemExit(f'{path}: no line __version__ = "..."')
+    return found.group(1)
+
+
 def register(folder: Path) -> list[str]:
     names = []
     for project in [ROOT, *sorted(ROOT.glob("backends/*")), *sorted(ROOT.glob("plugins/*"))]:
-        meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
-        name, version = meta["name"], meta["version"]
+        pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+        meta = pyproject["project"]
+        name, version = meta["name"], _version(project, pyproject)
         info = folder / f"{name.replace('-', '_')}-{version}.dist-info"
         info.mkdir(parents=True, exist_ok=True)
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")

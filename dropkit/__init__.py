@@ -14,6 +14,7 @@ Examples
 True
 """
 
+from ._version import __version__ as __version__
 from .alpha import (
     alpha_dropout,
     alpha_dropout_backward,
@@ -62,8 +63,6 @@ from .packed import PackedMask, pack_mask, unpack_mask
 from .random import Generator, as_generator
 from .registry import get_backend, get_plugin_manager, list_backends
 from .structured import drop_path, drop_path_backward, dropblock2d, dropblock2d_backward
-
-__version__ = "0.1.0"
 
 __all__ = [
     "RESOLUTION_BITS",

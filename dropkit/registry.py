@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib.util
 import os
 import re
 import warnings
@@ -195,18 +196,22 @@ class Registry:
             "dropkit-numpy) or fix the name."
         )
 
-    def info(self) -> list[BackendInfo]:
+    def info(self, *, load: bool = True) -> list[BackendInfo]:
         """Every registered backend with its availability, sorted by name.
 
         A rejected duplicate is listed just before the entry that holds its
         name, so that ``{b.name: b for b in info()}`` keeps the one in use.
+        With ``load=False`` a backend whose array libraries are all installed
+        is listed as available without being loaded (see :func:`list_backends`).
         """
         rows = [(name, 1, entry) for name, entry in self.entries.items()]
         rows += [(name, 0, entry) for name, entry in self.rejected]
         infos = []
         for name, _, entry in sorted(rows, key=lambda r: (r[0], r[1])):
             reason = entry.error
-            if reason is None:
+            if reason is None and name in self._failed:
+                reason = self._failed[name]
+            elif reason is None and name not in self._loaded and (load or not _installed(entry)):
                 try:
                     self.load(name)
                 except RuntimeError:
@@ -249,6 +254,26 @@ class Registry:
         wins; between third-party ones there is no choice (RuntimeError).
         """
         return self._claimant(type(x).__module__.partition(".")[0])
+
+
+def _installed(entry: _Entry) -> bool:
+    """Whether every array library ``entry``'s record names is installed (none imported).
+
+    False when the record names no library (nothing to look for without
+    loading it) or a name that is not a top-level module name.
+    """
+    names = entry.record.namespaces if entry.record is not None else ()
+    if not names:
+        return False
+    for name in names:
+        if not isinstance(name, str) or not name.isidentifier():
+            return False
+        try:
+            if importlib.util.find_spec(name) is None:
+                return False
+        except (ImportError, ValueError):  # a module set to None, a broken finder
+            return False
+    return True
 
 
 def _normal(dist: str) -> str:
@@ -435,16 +460,30 @@ def get_plugin_manager() -> pluggy.PluginManager:
     return get_registry().manager
 
 
-def list_backends() -> list[BackendInfo]:
+def list_backends(*, load: bool = True) -> list[BackendInfo]:
     """List the installed backends, available or not, with the reason.
+
+    Parameters
+    ----------
+    load : bool, default True
+        Load every backend to find out whether it works here (this imports
+        each backend's library: JAX, Dask, PyTorch, CuPy ... take seconds).
+        With ``load=False`` the listing is cheap: a backend not loaded yet
+        whose array libraries (its record's ``namespaces``) are all installed
+        is listed as available without importing them, so a missing device
+        (CuPy without a GPU) shows only when it is loaded; a backend with a
+        library missing, or whose record names none, is loaded to find out
+        (that fails at its first import, with the plugin's own reason).
 
     Examples
     --------
     >>> info = {b.name: b for b in list_backends()}
     >>> info["numpy"].available
     True
+    >>> "numpy" in {b.name for b in list_backends(load=False)}
+    True
     """
-    return get_registry().info()
+    return get_registry().info(load=load)
 
 
 def get_backend(name: str | None = None, *arrays: Any) -> Backend:

@@ -33,7 +33,7 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     rows: list[tuple[str, ...]] = [
         ("name", "distribution", "version", "status", "summary / reason")
     ]
-    for info in list_backends():
+    for info in list_backends(load=args.load):
         status = "available" if info.available else "unavailable"
         cells = (info.name, info.distribution, info.version, status, info.reason or info.summary)
         rows.append(tuple(" ".join(str(c).split()) for c in cells))  # one line per backend
@@ -571,7 +571,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dropkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("backends", help="list installed backends and their availability")
+    p = sub.add_parser(
+        "backends",
+        help="list installed backends and their availability",
+        description="List the installed backends. A backend whose array library is installed "
+        "is listed as available without importing it; --load checks that each one loads.",
+    )
+    p.add_argument(
+        "--load",
+        action="store_true",
+        help="load every backend to check it works here (imports JAX, Dask, ...: seconds)",
+    )
     p.set_defaults(func=_cmd_backends)
     p = sub.add_parser("demo", help="show the ops at work on the default backend")
     p.add_argument(
