@@ -6,5 +6,6 @@ other program can register them (or its own) on the plugin manager the same way.
 
 from .metrics import MetricsFile
 from .progress import Progress
+from .study_progress import Events, StudyProgress
 
-__all__ = ["MetricsFile", "Progress"]
+__all__ = ["Events", "MetricsFile", "Progress", "StudyProgress"]
