@@ -621,13 +621,22 @@ class _Parser(argparse.ArgumentParser):
     dropkit: error: argument --epochs: must be an integer, got 'many'; see 'dropkit train --help'
     """
 
-    def error(self, message: str) -> NoReturn:
+    def error(self, message: str, prog: str | None = None) -> NoReturn:
         """Print ``dropkit: error: MESSAGE; see 'dropkit COMMAND --help'`` and exit with 2."""
-        program = self.prog.split()[0]
-        self.exit(2, f"{program}: error: {message}; see '{self.prog} --help'\n")
+        prog = prog or self.prog
+        self.exit(2, f"{prog.split()[0]}: error: {message}; see '{prog} --help'\n")
+
+    def parse_command(self, argv: Sequence[str]) -> argparse.Namespace:
+        """Parse ``argv``; an unknown argument is an error of its command (its --help hinted)."""
+        args, extras = self.parse_known_args(argv)
+        if extras:
+            command = getattr(args, "command", None)
+            prog = f"{self.prog} {command}" if command else self.prog
+            self.error(f"unrecognized arguments: {' '.join(extras)}", prog)
+        return args
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> _Parser:
     from .cli_study import add_study_flags
 
     parser = _Parser(prog="dropkit", description="Framework-agnostic, provably correct dropout.")
@@ -723,7 +732,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from .train import TrainingDivergedError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
+    args = _parser().parse_command(argv)
     args.argv = argv
     try:
         status = args.func(args)
