@@ -60,10 +60,13 @@ def _record(epoch, ms):
 
 def _snapshot(folder: Path) -> dict[str, tuple[str, int]]:
     """Every file under ``folder`` (but the lock) with a hash of its bytes and its mtime."""
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".dropkit.lock"]
     return {
-        str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != ".dropkit.lock"
+        str(p.relative_to(folder)): (
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+            p.stat().st_mtime_ns,
+        )
+        for p in files
     }
 
 
