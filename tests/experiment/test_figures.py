@@ -166,3 +166,24 @@ def test_the_sweep_title_says_what_was_run(tmp_path):
         assert part in title
     assert sweep_title(tmp_path / "missing") == "dropout against the training-set size"
     _inside(sweep_figure(_rows(doc["methods"], [500, 1000]), title=title))
+
+
+def test_a_study_title_names_the_dropout_configuration_not_the_first_run(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import dropkit_plots.figures
+    from dropkit_plots import plugin
+
+    from dropkit.experiment.train import TrainConfig
+
+    seen = {}
+    monkeypatch.setattr(
+        dropkit_plots.figures, "plot_study", lambda runs, path, title: seen.update(title=title)
+    )
+
+    def result(p):
+        return SimpleNamespace(config=TrainConfig(p_hidden=p, hidden=(32,)), history=_history())
+
+    runs = {"standard": {0: result(0.0)}, "dropout": {0: result(0.5)}}
+    plugin.dropkit_study_end(out_dir=tmp_path, runs=runs)
+    assert seen["title"].startswith("mnist1d: standard, dropout; hidden [32], p_hidden=0.5")

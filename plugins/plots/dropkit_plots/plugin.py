@@ -48,8 +48,9 @@ def dropkit_study_end(out_dir: Any, runs: dict[str, dict[int, Any]]) -> None:
     """Write ``<out>/curves.png``: each method's mean curves, the spread over seeds shaded."""
     from .figures import plot_study
 
-    first = next(iter(next(iter(runs.values())).values())).config
-    title = f"{first.dataset}: {', '.join(runs)}; {_net(first)}"
+    configs = [r.config for per_seed in runs.values() for r in per_seed.values()]
+    cfg = max(configs, key=lambda c: c.p_hidden)  # "standard" runs with p_hidden=0
+    title = f"{cfg.dataset}: {', '.join(runs)}; {_net(cfg)}"
     plot_study(
         {method: [r.history for r in per_seed.values()] for method, per_seed in runs.items()},
         Path(out_dir) / "curves.png",
