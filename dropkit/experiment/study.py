@@ -299,9 +299,9 @@ def run_tasks(
             pm.register(plugin)
         try:
             for i, task in enumerate(tasks):
-                results[i] = _train_task(task, datasets[task.data], pm)
+                results[i] = trained = _train_task(task, datasets[task.data], pm)
                 if on_done is not None:
-                    on_done(task, results[i], i + 1)
+                    on_done(task, trained, i + 1)
         finally:
             for plugin in added:
                 pm.unregister(plugin)
@@ -335,7 +335,7 @@ def run_tasks(
                         )
                     results[i] = result
                     if on_done is not None:
-                        on_done(tasks[i], results[i], finished)
+                        on_done(tasks[i], result, finished)
         except BaseException:
             _stop(pool)
             raise

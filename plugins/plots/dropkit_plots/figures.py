@@ -172,6 +172,11 @@ def histories_figure(histories: Mapping[str, Sequence[Record]], title: str = "")
     return fig
 
 
+def _value(key: str, scale: float) -> Callable[[Record], float]:
+    """``record[key] * scale``, as a function of the record."""
+    return lambda r: float(r[key]) * scale
+
+
 def _band(
     runs: Sequence[Sequence[Record]], key: Callable[[Record], float]
 ) -> tuple[Any, Any, Any, Any]:
@@ -229,9 +234,9 @@ def study_figure(runs: Mapping[str, Sequence[Sequence[Record]]], title: str = ""
             if not all(_has(h, acc) for h in histories):
                 continue
             shown.add(name)
-            curves.append((acc_ax, lambda r, k=acc: r[k] * 100, style, name == "test"))
+            curves.append((acc_ax, _value(acc, 100.0), style, name == "test"))
             if all(_has(h, loss) for h in histories):
-                curves.append((loss_ax, lambda r, k=loss: r[k], style, name == "test"))
+                curves.append((loss_ax, _value(loss, 1.0), style, name == "test"))
         for ax, key, style, shade in curves:
             epochs, mean, low, high = _band(histories, key)
             ax.plot(epochs, mean, style, color=color)
