@@ -217,9 +217,24 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 _WORKER: dict[str, Any] = {}
 
 
+def _worker_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM in a worker (the parent stopping it, or SLURM): stop as on Ctrl-C.
+
+    While a run trains, its last finished epoch is saved (the KeyboardInterrupt
+    goes through :func:`~dropkit.experiment.train.train`); an idle worker just exits.
+    """
+    _WORKER["stop"] = True
+    if _WORKER.get("busy"):
+        raise KeyboardInterrupt("terminated")
+    os._exit(143)
+
+
 def _init_worker(datasets: dict[str, Dataset], metrics: bool, events: Any = None) -> None:
+    import signal
+
     _WORKER["datasets"] = datasets
     _WORKER["metrics"] = metrics
+    signal.signal(signal.SIGTERM, _worker_sigterm)
     if events is not None:  # a queue: each run's start and epochs go to the parent's display
         from .reporters import Events
 
@@ -241,10 +256,15 @@ def _run_task(task: Task) -> TrainResult | _Diverged:
     pm = get_plugin_manager()
     if _WORKER["metrics"] and not any(isinstance(p, MetricsFile) for p in pm.get_plugins()):
         pm.register(MetricsFile())
+    _WORKER["busy"] = True
     try:
         return _train_task(task, _WORKER["datasets"][task.data], pm)
     except TrainingDivergedError as exc:  # its keyword-only fields do not unpickle
         return _Diverged(str(exc), exc.epoch, exc.kept_epoch)
+    finally:
+        _WORKER["busy"] = False
+        if _WORKER.get("stop"):  # terminated: the epoch is saved; take no queued run
+            os._exit(143)
 
 
 def _train_task(task: Task, data: Dataset, pm: pluggy.PluginManager) -> TrainResult:
@@ -360,7 +380,11 @@ def _drain(events: Any, on_event: Callable[[tuple[str, str, int, int]], None] | 
 
 
 def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
-    """Cancel the queued runs and end the running ones (their finished epochs are saved)."""
+    """Cancel the queued runs and end the running ones (their finished epochs are saved).
+
+    The workers get SIGTERM, which makes a training worker save its last finished
+    epoch before it stops (:func:`_worker_sigterm`).
+    """
     processes = list(getattr(pool, "_processes", {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
@@ -368,6 +392,9 @@ def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
             process.terminate()
     for process in processes:
         process.join(timeout=10)
+        if process.is_alive():  # stuck: it cannot save anything more
+            process.kill()
+            process.join()
 
 
 # ---- a study -----------------------------------------------------------------------------------

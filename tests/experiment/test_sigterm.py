@@ -116,3 +116,49 @@ def test_sigterm_in_process_is_143_and_ctrl_c_stays_130(tmp_path, capsys):
         assert got == status and err.startswith(f"dropkit: {word}; every finished epoch"), err
         assert len(_final(out)[1]) == 2
     assert signal.getsignal(signal.SIGTERM) == before  # main leaves the handler as it was
+
+
+def _epochs_saved(folder):
+    return len(load_checkpoint(folder / "checkpoint.npz")[1]["history"])
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_study_and_its_workers_save_their_last_epoch(tmp_path):
+    out = tmp_path / "study"
+    args = [
+        "--seeds",
+        "2",
+        "--jobs",
+        "2",
+        "--epochs",
+        "5000",
+        "--train-size",
+        "500",
+        "--hidden",
+        "16",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dropkit.experiment.cli", "compare", *args, "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    running = [out / "seed-0" / "standard", out / "seed-0" / "dropout"]
+    deadline = time.monotonic() + 180
+    while min(_rows(f) for f in running) < 20:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the workers trained no 20 epochs within 180 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)  # the parent and its workers end
+    assert proc.returncode == 143, err
+    assert err.splitlines()[-1] == (
+        f"dropkit: terminated (SIGTERM); every finished epoch is saved: continue with "
+        f"--resume {out}"
+    )
+    for folder in running:  # each worker saved the epochs it had reported (or one more)
+        rows = _rows(folder)
+        assert rows <= _epochs_saved(folder) <= rows + 1, folder
+    # the queued runs did not start after the stop
+    assert not (out / "seed-1" / "standard" / "checkpoint.npz").exists()
+    assert not (out / "seed-1" / "dropout" / "checkpoint.npz").exists()
