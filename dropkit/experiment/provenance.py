@@ -3,7 +3,9 @@
 The backend actually used (``config.backend`` stays what was asked for; null
 means the default), the versions of dropkit and the libraries the numbers depend
 on, the git commit when dropkit runs from a git checkout, the command line, and
-the BLAS/OpenMP thread pools in effect (:func:`threadpoolctl.threadpool_info`).
+the BLAS/OpenMP thread pools (:func:`threadpoolctl.threadpool_info`) and Numba's
+thread count in effect when the command starts (``"threads_at_start"``: a limit
+the training loop applies while it runs is recorded by the loop, not here).
 Every part is best effort: a missing library or ``git`` gives ``None``, never an
 error.
 
@@ -127,6 +129,6 @@ def environment(backend: Any, argv: Sequence[str]) -> dict[str, Any]:
         "versions": versions,
         "git": git_commit(),
         "command_line": shlex.join(argv),
-        "threads": {"blas_openmp": thread_pools(), "numba": _numba_threads()},
+        "threads_at_start": {"blas_openmp": thread_pools(), "numba": _numba_threads()},
         "platform": platform.platform(),
     }

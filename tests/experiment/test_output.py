@@ -187,7 +187,7 @@ def test_config_json_records_the_backend_versions_commit_command_and_threads(tmp
     assert versions["array-api-compat"] == array_api_compat.__version__
     assert versions["backend library"] == {"name": "numpy", "version": numpy.__version__}
     assert env["command_line"] == "dropkit " + " ".join(argv)
-    pools = env["threads"]["blas_openmp"]
+    pools = env["threads_at_start"]["blas_openmp"]
     if pools is not None:  # threadpoolctl is installed
         assert all(isinstance(p["num_threads"], int) and p["num_threads"] >= 1 for p in pools)
     head = subprocess.run(
