@@ -73,9 +73,10 @@ def _snapshot(folder: Path) -> dict[str, tuple[str, int]]:
 # ---- the progress line -----------------------------------------------------------------------
 
 
-def test_a_live_line_is_erased_before_each_rewrite_and_closed_before_a_message():
+def test_a_live_line_is_erased_before_each_rewrite_and_closed_before_a_message(monkeypatch):
     import io
 
+    monkeypatch.setenv("COLUMNS", "200")  # a StringIO has no terminal size of its own
     stream = io.StringIO()
     p = Progress(stream, live=True)
     run = _run(3)
@@ -90,6 +91,19 @@ def test_a_live_line_is_erased_before_each_rewrite_and_closed_before_a_message()
     assert stream.getvalue() == text + "\n"
     p.close()  # only an open line is ended
     assert stream.getvalue() == text + "\n"
+
+
+def test_a_live_line_is_cut_to_the_terminal_width(monkeypatch):
+    import io
+
+    monkeypatch.setenv("COLUMNS", "60")  # a wrapped line could not be erased by ESC[K
+    stream = io.StringIO()
+    p = Progress(stream, live=True)
+    run = _run(3)
+    run.history.append(_record(1, 5))
+    p.dropkit_epoch_end(run, run.history[-1])
+    line = stream.getvalue().removeprefix(CLEAR_LINE)
+    assert line.startswith("[train] epoch 1/3  loss 0.5000") and len(line) == 59
 
 
 def test_without_a_terminal_there_is_no_carriage_return_and_a_line_every_tenth():

@@ -2,7 +2,8 @@ r"""Progress of training runs on a text stream.
 
 On a terminal one line per run is rewritten in place every epoch: each rewrite
 starts with ``"\r\x1b[K"`` (back to the start of the line, erase to its end),
-so a shorter line leaves no characters of a longer one behind. Otherwise (logs,
+so a shorter line leaves no characters of a longer one behind, and is cut to
+the terminal's width (a wrapped line could not be erased). Otherwise (logs,
 CI, a pipe) no carriage return or escape sequence is written: a line is printed
 every ``max(1, epochs // 10)`` epochs and at the end. :meth:`Progress.close`
 ends a line left open (a run stopped by Ctrl-C, SIGTERM or an error), so the
@@ -11,12 +12,14 @@ message that follows starts on a fresh line.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from typing import Any, TextIO
 
 from ...hookspecs import hookimpl
 
-__all__ = ["CLEAR_LINE", "Progress", "is_terminal"]
+__all__ = ["CLEAR_LINE", "Progress", "is_terminal", "terminal_width"]
 
 #: Carriage return, then erase to the end of the line (ANSI "EL", supported by every terminal).
 CLEAR_LINE = "\r\x1b[K"
@@ -35,6 +38,21 @@ def is_terminal(stream: TextIO) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
         return False
+
+
+def terminal_width(stream: TextIO) -> int:
+    """Columns of the terminal ``stream`` writes to (80 when it cannot tell).
+
+    Examples
+    --------
+    >>> import io
+    >>> terminal_width(io.StringIO()) > 0
+    True
+    """
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):  # not a terminal, or no file descriptor
+        return shutil.get_terminal_size().columns
 
 
 class Progress:
@@ -104,7 +122,8 @@ class Progress:
             f"{record['seconds'] * 1e3:.0f} ms/epoch"
         )
         last = record["epoch"] == epochs
-        if self.live:
+        if self.live:  # cut to the width: a wrapped line could not be erased
+            line = line[: max(20, terminal_width(self.stream) - 1)]
             self._print(CLEAR_LINE + line, end="\n" if last else "")
         elif last or record["epoch"] % self.every(epochs) == 0:
             self._print(line)

@@ -34,13 +34,12 @@ Examples
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from ...hookspecs import hookimpl
-from .progress import is_terminal
+from .progress import is_terminal, terminal_width
 
 __all__ = ["Events", "StudyProgress", "duration"]
 
@@ -205,7 +204,7 @@ class StudyProgress:
         if not force and now - self._last_draw < 0.1:
             return
         self._last_draw = now
-        width = max(20, shutil.get_terminal_size().columns - 1)  # no wrapped lines
+        width = max(20, terminal_width(self.stream) - 1)  # no wrapped lines
         lines = [line[:width] for line in self.block()]
         self._clear()
         self.stream.write("\n".join(lines))
