@@ -90,7 +90,11 @@ class Progress:
     def close(self) -> None:
         """End a live line left open, so whatever is printed next starts on a fresh line."""
         if self._open:
-            self._print("")
+            self._open = False
+            try:
+                print(file=self.stream, flush=True)
+            except (OSError, ValueError):  # the stream is gone (a closed pipe): nothing to end
+                pass
 
     @hookimpl
     def dropkit_train_start(self, run: Any) -> None:

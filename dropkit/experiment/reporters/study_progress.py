@@ -151,8 +151,11 @@ class StudyProgress:
     def close(self) -> None:
         """Remove the live block (the study is over, or stopped)."""
         if self.live:
-            self._clear()
-            self.stream.flush()
+            try:
+                self._clear()
+                self.stream.flush()
+            except (OSError, ValueError):  # the stream is gone (a closed pipe)
+                pass
 
     # ---- text --------------------------------------------------------------------------------
 
