@@ -12,6 +12,7 @@ message that follows starts on a fresh line.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -91,10 +92,8 @@ class Progress:
         """End a live line left open, so whatever is printed next starts on a fresh line."""
         if self._open:
             self._open = False
-            try:
+            with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to end
                 print(file=self.stream, flush=True)
-            except (OSError, ValueError):  # the stream is gone (a closed pipe): nothing to end
-                pass
 
     @hookimpl
     def dropkit_train_start(self, run: Any) -> None:

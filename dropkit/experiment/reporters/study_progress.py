@@ -34,6 +34,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
@@ -151,11 +152,9 @@ class StudyProgress:
     def close(self) -> None:
         """Remove the live block (the study is over, or stopped)."""
         if self.live:
-            try:
+            with contextlib.suppress(OSError, ValueError):  # the stream is gone (a closed pipe)
                 self._clear()
                 self.stream.flush()
-            except (OSError, ValueError):  # the stream is gone (a closed pipe)
-                pass
 
     # ---- text --------------------------------------------------------------------------------
 
