@@ -122,6 +122,21 @@ def test_without_a_terminal_there_is_no_carriage_return_and_a_line_every_tenth()
     assert epochs == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
 
 
+def test_the_validation_accuracy_is_shown_when_the_record_has_it():
+    import io
+
+    stream = io.StringIO()
+    p = Progress(stream)
+    run = _run(1)
+    run.history.append(_record(1, 5))
+    p.dropkit_epoch_end(run, run.history[-1])  # an old record: no val_acc
+    run.history[-1]["val_acc"] = 0.375
+    p.dropkit_epoch_end(run, run.history[-1])
+    old, new = stream.getvalue().splitlines()
+    assert "val" not in old
+    assert "train 50.00%  val 37.50%  test 25.00%" in new
+
+
 def test_a_resumed_complete_run_is_announced_as_complete():
     import io
 

@@ -118,9 +118,10 @@ class Progress:
         """Show the epoch."""
         epochs = run.config.epochs
         best = max(r["test_acc"] for r in run.history)
+        val = f"val {record['val_acc']:.2%}  " if record.get("val_acc") is not None else ""
         line = (
             f"[{run.name}] epoch {record['epoch']:>{len(str(epochs))}}/{epochs}  "
-            f"loss {record['loss']:.4f}  train {record['train_acc']:.2%}  "
+            f"loss {record['loss']:.4f}  train {record['train_acc']:.2%}  {val}"
             f"test {record['test_acc']:.2%} (best {best:.2%})  lr {record['lr']:.3g}  "
             f"{record['seconds'] * 1e3:.0f} ms/epoch"
         )
