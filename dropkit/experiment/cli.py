@@ -15,11 +15,12 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .. import __version__
 from ..registry import get_backend, get_plugin_manager, list_backends
@@ -285,6 +286,8 @@ class _Plan:
         self.resume = False
         self.write_config = True
         self.state = _folder_state(out)
+        self.trained: dict[str, int] = {}  # on --resume: each net's finished epochs
+        self.environment: dict[str, Any] | None = None  # on --resume: the saved one
 
 
 def _given(args: argparse.Namespace) -> dict[str, Any]:
@@ -370,6 +373,7 @@ def _plan_resume(args: argparse.Namespace, command: str, given: dict[str, Any]) 
         )
     config = dataclasses.replace(base, epochs=wanted.epochs)
     plan = _Plan(out, config, saved.data)
+    plan.environment = saved.environment
     plan.resume = True
     plan.write_config = config != base or saved.command is None
     return plan
@@ -426,24 +430,29 @@ def _check_memory(config: TrainConfig, data: Any) -> None:
         )
 
 
-def _check_checkpoints(plan: _Plan, command: str, data: Any, backend: str) -> None:
-    """Check every checkpoint the resumed run would continue; nothing is written."""
+def _check_checkpoints(plan: _Plan, command: str, data: Any, backend: str) -> dict[str, int]:
+    """Check every checkpoint the resumed run would continue; return each net's trained epochs.
+
+    Nothing is written.
+    """
     from .checkpoint import CHECKPOINT_NAME
     from .compare import net_configs
     from .train import check_checkpoint
 
     nets = net_configs(plan.config) if command == "compare" else {"": plan.config}
+    done = {net: 0 for net in nets}
     for net, cfg in nets.items():
         ckpt = plan.out / net / CHECKPOINT_NAME
         if not ckpt.exists():
             continue
         _, meta = check_checkpoint(ckpt, cfg, data, backend)
-        trained = len(meta["history"])
+        trained = done[net] = len(meta["history"])
         if plan.config.epochs < trained:
             raise ValueError(
                 f"--epochs {plan.config.epochs} is fewer than the {trained} epochs already "
                 f"trained in {plan.out}; give --epochs {trained} or more (or leave it out)"
             )
+    return done
 
 
 def _prepare(args: argparse.Namespace, command: str) -> tuple[_Plan, Any]:
@@ -460,12 +469,13 @@ def _prepare(args: argparse.Namespace, command: str) -> tuple[_Plan, Any]:
     data = load_dataset(plan.config.dataset, **plan.data_args)
     _check_memory(plan.config, data)
     if plan.resume:
-        _check_checkpoints(plan, command, data, backend.name)
+        plan.trained = _check_checkpoints(plan, command, data, backend.name)
     return plan, data
 
 
 def _setup(args: argparse.Namespace, command: str) -> tuple[Any, Any, Path, bool, Any]:
     from .checkpoint import atomic_write_text
+    from .provenance import environment
     from .reporters import MetricsFile, Progress
     from .rundir import CONFIG_NAME, RunLock, remove_stale_temporaries
 
@@ -486,9 +496,22 @@ def _setup(args: argparse.Namespace, command: str) -> tuple[Any, Any, Path, bool
             "run the command again"
         )
     try:
+        complete = _complete(plan, command)
+        if complete is not None:
+            raise _NothingToDo(complete)  # nothing is written, not even config.json
         remove_stale_temporaries(plan.out)
         if plan.write_config:
             doc = {"command": command, "config": plan.config.to_dict(), "data": plan.data_args}
+            # how the run was started (kept on --resume: a folder without one gets none)
+            env = (
+                plan.environment
+                if plan.resume
+                else environment(
+                    get_backend(plan.config.backend), ["dropkit", *getattr(args, "argv", [command])]
+                )
+            )
+            if env is not None:
+                doc["environment"] = env
             atomic_write_text(plan.out / CONFIG_NAME, json.dumps(doc, indent=2))
         pm = get_plugin_manager()
         plugins = [MetricsFile()] + ([] if args.quiet else [Progress()])
@@ -504,7 +527,27 @@ def _teardown(handle: Any) -> None:
     pm, plugins, lock = handle
     for plugin in plugins:
         pm.unregister(plugin)
+        getattr(plugin, "close", lambda: None)()  # a live progress line ends here
     lock.release()
+
+
+class _NothingToDo(Exception):  # noqa: N818 - not an error: the run is already complete
+    """``--resume`` of a run that has trained all its epochs; the message says so."""
+
+
+def _complete(plan: _Plan, command: str) -> str | None:
+    """The message for a resumed run that has every epoch (and its files), else None."""
+    epochs = plan.config.epochs
+    if not plan.resume or not plan.trained or min(plan.trained.values()) < epochs:
+        return None
+    if command == "compare":
+        if not (plan.out / "summary.json").is_file():
+            return None  # stopped before its summary: resuming writes it
+        nets = ", ".join(f"{net} {n}/{epochs}" for net, n in plan.trained.items())
+        what = f"comparison in {plan.out} is already complete ({nets} epochs)"
+    else:
+        what = f"run in {plan.out} is already complete ({epochs}/{epochs} epochs)"
+    return f"{what}; nothing to do (give --epochs N to train it longer)"
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -563,12 +606,42 @@ def _report_files(out: Path, names: list[str]) -> None:
             print(f"no {name}: install the plots plugin (dropkit-plots) to get the figure")
 
 
-def _parser() -> argparse.ArgumentParser:
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line with a hint, exit status 2.
+
+    Examples
+    --------
+    >>> import contextlib, io
+    >>> err = io.StringIO()
+    >>> with contextlib.redirect_stderr(err):
+    ...     try:
+    ...         _parser().parse_args(["train", "--epochs", "many"])
+    ...     except SystemExit as exc:
+    ...         print(exc.code)
+    2
+    >>> print(err.getvalue(), end="")
+    dropkit: error: argument --epochs: must be an integer, got 'many'; see 'dropkit train --help'
+    """
+
+    def error(self, message: str, prog: str | None = None) -> NoReturn:
+        """Print ``dropkit: error: MESSAGE; see 'dropkit COMMAND --help'`` and exit with 2."""
+        prog = prog or self.prog
+        self.exit(2, f"{prog.split()[0]}: error: {message}; see '{prog} --help'\n")
+
+    def parse_command(self, argv: Sequence[str]) -> argparse.Namespace:
+        """Parse ``argv``; an unknown argument is an error of its command (its --help hinted)."""
+        args, extras = self.parse_known_args(argv)
+        if extras:
+            command = getattr(args, "command", None)
+            prog = f"{self.prog} {command}" if command else self.prog
+            self.error(f"unrecognized arguments: {' '.join(extras)}", prog)
+        return args
+
+
+def _parser() -> _Parser:
     from .cli_study import add_study_flags
 
-    parser = argparse.ArgumentParser(
-        prog="dropkit", description="Framework-agnostic, provably correct dropout."
-    )
+    parser = _Parser(prog="dropkit", description="Framework-agnostic, provably correct dropout.")
     parser.add_argument("--version", action="version", version=f"dropkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser(
@@ -614,27 +687,75 @@ def _parser() -> argparse.ArgumentParser:
 _TRAINING = ("train", "compare", "sweep")  # commands that save every finished epoch
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (what SLURM, Kubernetes and ``kill`` send), raised where Ctrl-C would be.
+
+    A ``KeyboardInterrupt``, so a run stops exactly as on Ctrl-C: the last
+    finished epoch is saved, worker processes are stopped.
+    """
+
+
+_SIGTERM_SEEN: list[bool] = []  # set by the handler (a wrapper may re-raise another interrupt)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    _SIGTERM_SEEN.append(True)
+    raise _Terminated()
+
+
+def _handle_sigterm() -> Any:
+    """Turn SIGTERM into :class:`_Terminated`; return the previous handler (None: not set)."""
+    try:
+        return signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, AttributeError):  # not the main thread, or no SIGTERM here
+        return None
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at the null device, so the interpreter's final flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (captured output)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing more is printed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status.
 
-    0: success; 2: a usage error (one line on stderr, nothing written); 3: the
-    training diverged (NaN or inf loss; the last finite checkpoint is kept);
-    130: interrupted; 141: the output was closed (a broken pipe).
+    0: success (also: ``--resume`` of a run that is already complete, which
+    says so and changes nothing); 2: a usage error (one line on stderr,
+    nothing written); 3: the training diverged (NaN or inf loss; the last
+    finite checkpoint is kept); 130: interrupted (Ctrl-C); 141: the output was
+    closed (a broken pipe, e.g. ``| head``; nothing is printed); 143:
+    terminated (SIGTERM, as sent by SLURM or Kubernetes; handled as Ctrl-C).
     """
+    previous = _handle_sigterm()
+    _SIGTERM_SEEN.clear()
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from .train import TrainingDivergedError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
+    args = _parser().parse_command(argv)
     args.argv = argv
     try:
         status = args.func(args)
+    except _NothingToDo as done:
+        print(done)
+        return 0
     except TrainingDivergedError as exc:
         print(f"dropkit: error: {exc}", file=sys.stderr)
         return 3
-    except BrokenPipeError:  # e.g. `dropkit train ... | head`: the reader went away
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing more is printed
-        saved = "; every finished epoch is saved" if args.command in _TRAINING else ""
-        print(f"dropkit: output closed (broken pipe){saved}", file=sys.stderr)
+    except BrokenPipeError:  # e.g. `dropkit train ... | head`: the reader went away, quietly
+        _quiet_stdout()
         return 141
     except MemoryError as exc:
         sizes = "--size" if args.command == "demo" else "--hidden, --batch-size or --train-size"
@@ -648,17 +769,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dropkit: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
+        terminated = bool(_SIGTERM_SEEN)
+        what, code = ("terminated (SIGTERM)", 143) if terminated else ("interrupted", 130)
         if str(exc):  # e.g. "while loading backend 'x' (dist 1.0)"
-            print(f"dropkit: interrupted {exc}".rstrip(), file=sys.stderr)
-            return 130
+            print(f"dropkit: {what} {exc}".rstrip(), file=sys.stderr)
+            return code
         folder = getattr(args, "run_folder", None) or getattr(args, "resume", None)
         if args.command in _TRAINING:
             where = f" {folder}" if folder else " RUN_FOLDER"
             message = f"every finished epoch is saved: continue with --resume{where}"
         else:
             message = "nothing was saved"
-        print(f"dropkit: interrupted; {message}", file=sys.stderr)
-        return 130
+        print(f"dropkit: {what}; {message}", file=sys.stderr)
+        return code
     return status
 
 

@@ -83,12 +83,31 @@ class _StudyJob:
     write_doc: bool
     state: list[tuple[str, int, int]]
     datasets: dict[int | None, Any] = dataclasses.field(default_factory=dict)
+    trained: list[int] = dataclasses.field(default_factory=list)  # per run, on --resume
+    environment: dict[str, Any] | None = None  # on --resume: the saved one
 
     def doc(self) -> dict[str, Any]:
         doc = {"command": self.command, **self.plan.to_dict(), "data": self.data_args}
         if self.sizes is not None:
             doc["train_sizes"] = self.sizes
+        if self.environment is not None:
+            doc["environment"] = self.environment
         return doc
+
+    def complete(self) -> str | None:
+        """The message for a resumed study whose every run and file is done, else None."""
+        epochs = self.plan.config.epochs
+        runs = len(self.plan.configs()) * len(self.folders())
+        final = "summary.json" if self.sizes is None else "sweep.json"
+        if len(self.trained) < runs or min(self.trained) < epochs:
+            return None
+        if not (self.out / final).is_file():
+            return None  # stopped before its summary: resuming writes it
+        return (
+            f"{'study' if self.sizes is None else 'sweep'} in {self.out} is already complete "
+            f"({runs}/{runs} runs, {epochs}/{epochs} epochs each); nothing to do (give "
+            "--epochs N to train it longer)"
+        )
 
     def folders(self) -> list[tuple[int | None, Path]]:
         """Each dataset's study folder: ``(None, out)``, or ``(size, out/size-n)`` per size."""
@@ -237,7 +256,9 @@ def _plan_resume(
     data_args = {"data_dir": doc["data"].get("data_dir"), "train_size": None}
     if command == "compare":
         data_args["train_size"] = doc["data"].get("train_size")
-    return _StudyJob(command, out, plan, data_args, sizes, jobs, config != base, _state(out))
+    job = _StudyJob(command, out, plan, data_args, sizes, jobs, config != base, _state(out))
+    job.environment = doc.get("environment") if isinstance(doc.get("environment"), dict) else None
+    return job
 
 
 def _load(job: _StudyJob) -> None:
@@ -264,6 +285,7 @@ def _load(job: _StudyJob) -> None:
                 continue
             _, meta = check_checkpoint(ckpt, cfg, data, backend)
             trained = len(meta["history"])
+            job.trained.append(trained)
             if job.plan.config.epochs < trained:
                 raise ValueError(
                     f"--epochs {job.plan.config.epochs} is fewer than the {trained} epochs "
@@ -275,6 +297,7 @@ def _load(job: _StudyJob) -> None:
 def cmd_study(args: argparse.Namespace, command: str) -> int:
     """Run ``dropkit compare`` as a study, or ``dropkit sweep``; return the exit status."""
     from .checkpoint import atomic_write_text
+    from .provenance import environment
     from .rundir import RunLock, remove_stale_temporaries
     from .study import format_study_table, run_study
     from .sweep import format_sweep_table, run_sweep
@@ -297,7 +320,14 @@ def cmd_study(args: argparse.Namespace, command: str) -> int:
         )
     progress = None if args.quiet else sys.stderr
     try:
+        complete = job.complete()
+        if complete is not None:
+            raise cli._NothingToDo(complete)  # nothing is written
         remove_stale_temporaries(job.out)
+        if job.write_doc and args.resume is None:  # how the study was started
+            job.environment = environment(
+                get_backend(job.plan.config.backend), ["dropkit", *getattr(args, "argv", [])]
+            )
         if job.write_doc:
             atomic_write_text(job.out / STUDY_NAME, json.dumps(job.doc(), indent=2))
         runs = len(job.plan.configs()) * len(job.folders())

@@ -259,6 +259,8 @@ _INTEGERS = ("lr_every", "lr_times", "batch_size", "epochs", "seed")
 _STRINGS = ("dataset", "mode", "dtype", "noise", "activation")
 #: Config keys a folder may lack (made before they existed); absent, they take their defaults.
 OPTIONAL_KEYS = ("noise", "activation")
+# Top-level keys a config.json may lack: "command" and "environment" came later.
+_OPTIONAL_TOP = ("command", "environment")
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,9 @@ class RunConfig:
     command: str | None
     config: dict[str, Any]
     data: dict[str, Any]
+    #: How the run was started (backend used, versions, git commit, command line, threads);
+    #: None in folders made before dropkit recorded it.
+    environment: dict[str, Any] | None = None
 
 
 class RunConfigError(ValueError):
@@ -367,10 +372,15 @@ def read_run_config(folder: str | Path, fields: list[str]) -> RunConfig:
         raise RunConfigError(f"{path} is not valid JSON ({exc}); {_FIX}") from None
     if not isinstance(doc, dict):
         raise RunConfigError(f"{path} must hold a JSON object, got {type(doc).__name__}; {_FIX}")
-    _check_keys(path, "", doc, ["config", "data", *(["command"] if "command" in doc else [])])
+    _check_keys(path, "", doc, ["config", "data", "command", "environment"], _OPTIONAL_TOP)
     command = doc.get("command")
     if command is not None and command not in COMMANDS:
         raise RunConfigError(f"{path}: 'command' must be 'train' or 'compare', got {command!r}")
+    environment = doc.get("environment")
+    if environment is not None and not isinstance(environment, dict):
+        raise RunConfigError(
+            f"{path}: 'environment' must be an object, got {environment!r}; {_FIX}"
+        )
     for key in ("config", "data"):
         if not isinstance(doc[key], dict):
             raise RunConfigError(f"{path}: '{key}' must be an object, got {doc[key]!r}; {_FIX}")
@@ -388,4 +398,4 @@ def read_run_config(folder: str | Path, fields: list[str]) -> RunConfig:
             f"{path}: 'data.train_size' must be an integer or null, got "
             f"{data['train_size']!r}; {_FIX}"
         )
-    return RunConfig(path, command, doc["config"], data)
+    return RunConfig(path, command, doc["config"], data, environment)

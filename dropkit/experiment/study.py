@@ -74,6 +74,7 @@ __all__ = [
     "run_folder",
     "run_study",
     "run_tasks",
+    "run_tasks_shown",
     "runs_by_method",
     "study_summary",
     "thread_limits",
@@ -216,9 +217,28 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(datasets: dict[str, Dataset], metrics: bool) -> None:
+def _worker_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM in a worker (the parent stopping it, or SLURM): stop as on Ctrl-C.
+
+    While a run trains, its last finished epoch is saved (the KeyboardInterrupt
+    goes through :func:`~dropkit.experiment.train.train`); an idle worker just exits.
+    """
+    _WORKER["stop"] = True
+    if _WORKER.get("busy"):
+        raise KeyboardInterrupt("terminated")
+    os._exit(143)
+
+
+def _init_worker(datasets: dict[str, Dataset], metrics: bool, events: Any = None) -> None:
+    import signal
+
     _WORKER["datasets"] = datasets
     _WORKER["metrics"] = metrics
+    signal.signal(signal.SIGTERM, _worker_sigterm)
+    if events is not None:  # a queue: each run's start and epochs go to the parent's display
+        from .reporters import Events
+
+        get_plugin_manager().register(Events(events.put))
 
 
 @dataclass(frozen=True)
@@ -236,10 +256,15 @@ def _run_task(task: Task) -> TrainResult | _Diverged:
     pm = get_plugin_manager()
     if _WORKER["metrics"] and not any(isinstance(p, MetricsFile) for p in pm.get_plugins()):
         pm.register(MetricsFile())
+    _WORKER["busy"] = True
     try:
         return _train_task(task, _WORKER["datasets"][task.data], pm)
     except TrainingDivergedError as exc:  # its keyword-only fields do not unpickle
         return _Diverged(str(exc), exc.epoch, exc.kept_epoch)
+    finally:
+        _WORKER["busy"] = False
+        if _WORKER.get("stop"):  # terminated: the epoch is saved; take no queued run
+            os._exit(143)
 
 
 def _train_task(task: Task, data: Dataset, pm: pluggy.PluginManager) -> TrainResult:
@@ -261,6 +286,7 @@ def run_tasks(
     metrics: bool = True,
     plugin_manager: pluggy.PluginManager | None = None,
     on_done: Callable[[Task, TrainResult, int], None] | None = None,
+    on_event: Callable[[tuple[str, str, int, int]], None] | None = None,
 ) -> list[TrainResult]:
     """Train every task, ``jobs`` at a time; results in the order of ``tasks``.
 
@@ -270,60 +296,95 @@ def run_tasks(
     worker processes, each on its own entry-point plugin manager (plugins
     registered at run time in this process do not reach them). ``metrics``
     adds a :class:`~dropkit.experiment.reporters.MetricsFile` (``metrics.csv`` per run).
-    ``on_done(task, result, finished)`` is called here as each run ends.
+    ``on_done(task, result, finished)`` is called here as each run ends;
+    ``on_event`` here with each run's start and epochs (the events of
+    :class:`~dropkit.experiment.reporters.Events`), from the workers too.
 
     A failing run stops the others (their finished epochs are saved) and its
     error is raised; so is an interrupt.
     """
-    from .reporters import MetricsFile
+    from .reporters import Events, MetricsFile
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     results: list[TrainResult | None] = [None] * len(tasks)
     if jobs == 1 or len(tasks) <= 1:
         pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
-        added = None
+        added: list[Any] = []
         if metrics and not any(isinstance(p, MetricsFile) for p in pm.get_plugins()):
-            added = MetricsFile()
-            pm.register(added)
+            added.append(MetricsFile())
+        if on_event is not None:
+            added.append(Events(on_event))
+        for plugin in added:
+            pm.register(plugin)
         try:
             for i, task in enumerate(tasks):
-                results[i] = done = _train_task(task, datasets[task.data], pm)
+                results[i] = trained = _train_task(task, datasets[task.data], pm)
                 if on_done is not None:
-                    on_done(task, done, i + 1)
+                    on_done(task, trained, i + 1)
         finally:
-            if added is not None:
-                pm.unregister(added)
+            for plugin in added:
+                pm.unregister(plugin)
         return results  # type: ignore[return-value]
     workers = min(jobs, len(tasks))
+    context = multiprocessing.get_context("spawn")
+    events = context.Queue() if on_event is not None else None
     with _environment(thread_limits(workers)):
         pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=context,
             initializer=_init_worker,
-            initargs=(datasets, metrics),
+            initargs=(datasets, metrics, events),
         )
         try:
             futures = {pool.submit(_run_task, task): i for i, task in enumerate(tasks)}
-            for finished, future in enumerate(concurrent.futures.as_completed(futures), 1):
-                i = futures[future]
-                result = future.result()
-                if isinstance(result, _Diverged):
-                    raise TrainingDivergedError(
-                        result.message, epoch=result.epoch, kept_epoch=result.kept_epoch
-                    )
-                results[i] = result
-                if on_done is not None:
-                    on_done(tasks[i], result, finished)
+            pending, finished = set(futures), 0
+            while pending:
+                done, pending = concurrent.futures.wait(
+                    pending,
+                    timeout=None if events is None else 0.1,
+                    return_when=concurrent.futures.FIRST_COMPLETED,
+                )
+                _drain(events, on_event)
+                for future in done:
+                    i, finished = futures[future], finished + 1
+                    result = future.result()
+                    if isinstance(result, _Diverged):
+                        raise TrainingDivergedError(
+                            result.message, epoch=result.epoch, kept_epoch=result.kept_epoch
+                        )
+                    results[i] = result
+                    if on_done is not None:
+                        on_done(tasks[i], result, finished)
         except BaseException:
             _stop(pool)
             raise
+        finally:
+            if events is not None:
+                events.close()
         pool.shutdown()
     return results  # type: ignore[return-value]
 
 
+def _drain(events: Any, on_event: Callable[[tuple[str, str, int, int]], None] | None) -> None:
+    """Hand every event the workers have queued so far to ``on_event``."""
+    import queue
+
+    if events is None or on_event is None:
+        return
+    while True:
+        try:
+            on_event(events.get_nowait())
+        except queue.Empty:
+            return
+
+
 def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
-    """Cancel the queued runs and end the running ones (their finished epochs are saved)."""
+    """Cancel the queued runs and end the running ones (their finished epochs are saved).
+
+    The workers get SIGTERM, which makes a training worker save its last finished
+    epoch before it stops (:func:`_worker_sigterm`).
+    """
     processes = list(getattr(pool, "_processes", {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
@@ -331,6 +392,9 @@ def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
             process.terminate()
     for process in processes:
         process.join(timeout=10)
+        if process.is_alive():  # stuck: it cannot save anything more
+            process.kill()
+            process.join()
 
 
 # ---- a study -----------------------------------------------------------------------------------
@@ -349,9 +413,10 @@ def run_study(
     """Train ``plan``'s runs, write ``history.json`` and ``summary.json``, call the hook.
 
     Returns ``{method: {seed: result}}``. Existing checkpoints are continued
-    (a study is resumed by running it again). ``progress``: a stream for one
-    line per finished run. Holds ``out_dir``'s :class:`~dropkit.experiment.rundir.RunLock`
-    (unless this thread already does); writes ``study.json`` if absent.
+    (a study is resumed by running it again). ``progress``: a stream for the
+    study's progress (:func:`run_tasks_shown`). Holds ``out_dir``'s
+    :class:`~dropkit.experiment.rundir.RunLock` (unless this thread already does);
+    writes ``study.json`` if absent.
     """
     out = Path(out_dir)
     lock = None if is_held_here(out) else RunLock(out).acquire()
@@ -363,13 +428,13 @@ def run_study(
             Task("data", f"seed-{s}/{m}", run_folder(out, s, m), cfg)
             for (s, m), cfg in plan.configs().items()
         ]
-        results = run_tasks(
+        results = run_tasks_shown(
             tasks,
             {"data": data},
+            progress,
             jobs=jobs,
             metrics=metrics,
             plugin_manager=plugin_manager,
-            on_done=progress_printer(len(tasks), progress),
         )
         runs = runs_by_method(plan, results)
         pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
@@ -390,6 +455,16 @@ def runs_by_method(
     return runs
 
 
+def _finished_line(task: Task, result: TrainResult, finished: int, total: int, start: float) -> str:
+    s = result.summary()
+    return (
+        f"[{finished:>{len(str(total))}}/{total}] {task.name}: best test "
+        f"{s['best_test_acc']:.2%} (epoch {s['best_test_epoch']}), final gap "
+        f"{s['final_gap'] * 100:.2f} points, {s['seconds']:.1f} s "
+        f"({time.perf_counter() - start:.0f} s since the start)"
+    )
+
+
 def progress_printer(
     total: int, stream: TextIO | None
 ) -> Callable[[Task, TrainResult, int], None] | None:
@@ -399,17 +474,37 @@ def progress_printer(
     start = time.perf_counter()
 
     def report(task: Task, result: TrainResult, finished: int) -> None:
-        s = result.summary()
-        print(
-            f"[{finished:>{len(str(total))}}/{total}] {task.name}: best test "
-            f"{s['best_test_acc']:.2%} (epoch {s['best_test_epoch']}), final gap "
-            f"{s['final_gap'] * 100:.2f} points, {s['seconds']:.1f} s "
-            f"({time.perf_counter() - start:.0f} s since the start)",
-            file=stream,
-            flush=True,
-        )
+        print(_finished_line(task, result, finished, total, start), file=stream, flush=True)
 
     return report
+
+
+def run_tasks_shown(
+    tasks: Sequence[Task],
+    datasets: dict[str, Dataset],
+    progress: TextIO | None,
+    **options: Any,
+) -> list[TrainResult]:
+    """:func:`run_tasks`, its progress shown on ``progress`` (None: silent).
+
+    The display (:class:`~dropkit.experiment.reporters.StudyProgress`) shows the
+    runs done, running and waiting, each running run's epoch and an ETA, and a
+    line per finished run (that of :func:`progress_printer`).
+    """
+    from .reporters import StudyProgress
+
+    if progress is None:
+        return run_tasks(tasks, datasets, **options)
+    display = StudyProgress({t.name: t.config.epochs for t in tasks}, progress)
+    start = time.perf_counter()
+
+    def done(task: Task, result: TrainResult, finished: int) -> None:
+        display.finished(task.name, _finished_line(task, result, finished, len(tasks), start))
+
+    try:
+        return run_tasks(tasks, datasets, on_done=done, on_event=display.event, **options)
+    finally:
+        display.close()
 
 
 def dataset_entry(data: Dataset) -> dict[str, Any]:

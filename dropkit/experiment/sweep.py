@@ -39,9 +39,8 @@ from .study import (
     STUDY_NAME,
     StudyPlan,
     Task,
-    progress_printer,
     run_folder,
-    run_tasks,
+    run_tasks_shown,
     runs_by_method,
     write_study_files,
 )
@@ -123,13 +122,13 @@ def run_sweep(
             doc = {"command": "sweep", **plan.to_dict(), "data": {}, "train_sizes": sizes}
             atomic_write_text(out / STUDY_NAME, json.dumps(doc, indent=2))
         tasks = sweep_tasks(plan, sizes, out)
-        results = run_tasks(
+        results = run_tasks_shown(
             tasks,
             {f"size-{n}": data for n, data in datasets.items()},
+            progress,
             jobs=jobs,
             metrics=metrics,
             plugin_manager=plugin_manager,
-            on_done=progress_printer(len(tasks), progress),
         )
         pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
         per_size = len(results) // len(sizes)

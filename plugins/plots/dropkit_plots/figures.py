@@ -1,4 +1,13 @@
-"""The figure: train and test accuracy, and training loss, per epoch, for one or more runs.
+"""The figures: per-epoch curves of runs and studies, and a sweep against the train size.
+
+Accuracies are drawn in percent and gaps in percentage points, as the tables
+print them. Each split has one line style everywhere: train dashed, validation
+dotted, test solid; each run or method has one colour; the legend, below the
+panels, names both. Validation (``val_acc``, ``val_loss``) and test loss
+(``test_loss``) are drawn when the history has them (older histories do not).
+Loss axes are logarithmic with plain numbers as labels (0.5, 1, 2), never
+``2 x 10^0``. Panel titles are short enough for their panel; the figure's own title says
+what was run, wrapped to the figure's width.
 
 Uses matplotlib's object API with the Agg canvas, so it never touches pyplot's
 global state or the user's interactive backend.
@@ -6,27 +15,110 @@ global state or the user's interactive backend.
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-__all__ = ["plot_histories", "plot_study", "plot_sweep"]
+__all__ = [
+    "SPLITS",
+    "SWEEP_PANELS",
+    "histories_figure",
+    "plot_histories",
+    "plot_study",
+    "plot_sweep",
+    "study_figure",
+    "sweep_figure",
+]
+
+Record = Mapping[str, Any]
+
+#: Each split: its name, line style, accuracy key and loss key in an epoch record.
+SPLITS = (
+    ("train", "--", "train_acc", "loss"),
+    ("validation", ":", "val_acc", "val_loss"),
+    ("test", "-", "test_acc", "test_loss"),
+)
+#: The panels of :func:`plot_sweep`: the row key, the panel title and its y label.
+SWEEP_PANELS = (
+    ("best_test_acc", "best test accuracy", "accuracy (%)"),
+    ("final_gap", "final train - test gap", "gap (percentage points)"),
+)
+
+
+def _has(history: Sequence[Record], key: str) -> bool:
+    return bool(history) and all(r.get(key) is not None for r in history)
+
+
+def _plain_log_axis(ax: Axes) -> None:
+    """A log y axis labelled with plain numbers, enough of them to read a value off."""
+    ax.set_yscale("log")
+    low, high = ax.get_ylim()
+    decades = math.log10(high / low) if low > 0 and high > low else 1.0
+    subs = (1.0, 2.0, 5.0) if decades >= 1 else tuple(float(s) for s in range(1, 10))
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _legend(fig: Figure, labels: Sequence[tuple[str, str]], splits: Sequence[str]) -> None:
+    """One legend under the panels: a coloured line per run, a line style per split."""
+    handles = [Line2D([], [], color=color, lw=2) for _, color in labels]
+    names = [label for label, _ in labels]
+    for name, style, _, _ in SPLITS:
+        if name in splits:
+            color = labels[0][1] if len(labels) == 1 else "black"
+            handles.append(Line2D([], [], color=color, ls=style))
+            names.append(name)
+    if len(labels) == 1:  # one run: its colour needs no entry of its own
+        handles, names = handles[1:], names[1:]
+    fig.legend(handles, names, loc="outside lower center", ncols=min(len(names), 6))
+
+
+def _panels(fig: Figure) -> tuple[Axes, Axes, Axes]:
+    acc_ax, gap_ax, loss_ax = fig.subplots(1, 3)
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    gap_ax.set(
+        xlabel="epoch", ylabel="train - test (percentage points)", title="generalisation gap"
+    )
+    loss_ax.set(xlabel="epoch", ylabel="cross-entropy (log scale)", title="loss")
+    for ax in (acc_ax, gap_ax, loss_ax):
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs: 1, 2, 3, never 1.5
+    return acc_ax, gap_ax, loss_ax
+
+
+def _title(fig: Figure, *lines: str) -> None:
+    """The figure's title, each line wrapped to the figure's width (never cut off)."""
+    import textwrap
+
+    chars = int(fig.get_figwidth() * 11)  # characters of the title font per line
+    parts = [part for line in lines if line for part in line.split("\n")]
+    text = "\n".join(textwrap.fill(part, chars) for part in parts)
+    if text:
+        fig.suptitle(text)
 
 
 def plot_histories(
-    histories: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path, title: str = ""
+    histories: Mapping[str, Sequence[Record]], path: str | Path, title: str = ""
 ) -> Path:
-    r"""Draw accuracy (train dashed, test solid) and loss curves; write a PNG atomically.
+    r"""Draw accuracy, gap and loss curves of one or more runs; write a PNG atomically.
+
+    The figure is :func:`histories_figure`'s.
 
     Parameters
     ----------
     histories : mapping
         Run label -> list of epoch records (``epoch``, ``train_acc``,
-        ``test_acc``, ``loss``).
+        ``test_acc``, ``loss``; ``val_acc``, ``val_loss`` and ``test_loss``
+        when present).
     path : path
         Where the PNG goes.
     title : str
@@ -41,43 +133,53 @@ def plot_histories(
     >>> out.read_bytes()[:4]
     b'\x89PNG'
     """
-    fig = Figure(figsize=(12, 4.5), layout="constrained")
+    return _save(histories_figure(histories, title), path)
+
+
+def histories_figure(histories: Mapping[str, Sequence[Record]], title: str = "") -> Figure:
+    """The figure of :func:`plot_histories`, not yet saved.
+
+    Examples
+    --------
+    >>> h = [{"epoch": 1, "train_acc": .5, "test_acc": .4, "loss": 1.0}]
+    >>> [t.get_text() for t in histories_figure({"run": h}).legends[0].get_texts()]
+    ['train', 'test']
+    """
+    fig = Figure(figsize=(13, 5), layout="constrained")
     FigureCanvasAgg(fig)
-    acc_ax, gap_ax, loss_ax = fig.subplots(1, 3)
+    acc_ax, gap_ax, loss_ax = _panels(fig)
+    shown: set[str] = set()
+    labels = []
     for i, (label, history) in enumerate(histories.items()):
         color = f"C{i}"
-        epochs = [r["epoch"] for r in history]
-        acc_ax.plot(
-            epochs, [r["train_acc"] for r in history], "--", color=color, label=f"{label} train"
-        )
-        acc_ax.plot(
-            epochs, [r["test_acc"] for r in history], "-", color=color, label=f"{label} test"
-        )
+        labels.append((label, color))
+        for name, style, acc, loss in SPLITS:
+            for ax, key, scale in ((acc_ax, acc, 100.0), (loss_ax, loss, 1.0)):
+                points = [r for r in history if r.get(key) is not None]
+                if points:
+                    shown.add(name)
+                    ys = [r[key] * scale for r in points]
+                    ax.plot([r["epoch"] for r in points], ys, style, color=color)
+        gap = [r for r in history if None not in (r.get("train_acc"), r.get("test_acc"))]
         gap_ax.plot(
-            epochs, [r["train_acc"] - r["test_acc"] for r in history], color=color, label=label
+            [r["epoch"] for r in gap],
+            [(r["train_acc"] - r["test_acc"]) * 100 for r in gap],
+            color=color,
         )
-        loss_ax.plot(epochs, [r["loss"] for r in history], color=color, label=label)
-    acc_ax.set(xlabel="epoch", ylabel="accuracy", title="accuracy (train dashed, test solid)")
-    gap_ax.set(xlabel="epoch", ylabel="train - test accuracy", title="generalisation gap")
-    loss_ax.set(
-        xlabel="epoch",
-        ylabel="loss",
-        yscale="log",
-        title="training loss (minibatches, training mode)",
-    )
-    for ax in (acc_ax, gap_ax, loss_ax):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
-    if title:
-        fig.suptitle(title)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fig.savefig(tmp, format="png", dpi=110)
-    os.replace(tmp, path)
-    return path
+    _plain_log_axis(loss_ax)
+    _legend(fig, labels, sorted(shown))
+    _title(fig, title)
+    return fig
 
 
-def _band(runs: Sequence[Sequence[Mapping[str, Any]]], key: Any) -> tuple[Any, Any, Any, Any]:
+def _value(key: str, scale: float) -> Callable[[Record], float]:
+    """``record[key] * scale``, as a function of the record."""
+    return lambda r: float(r[key]) * scale
+
+
+def _band(
+    runs: Sequence[Sequence[Record]], key: Callable[[Record], float]
+) -> tuple[Any, Any, Any, Any]:
     """Epochs, and the mean, minimum and maximum over the runs of ``key(record)``."""
     import numpy as np
 
@@ -88,9 +190,9 @@ def _band(runs: Sequence[Sequence[Mapping[str, Any]]], key: Any) -> tuple[Any, A
 
 
 def plot_study(
-    runs: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], path: str | Path, title: str = ""
+    runs: Mapping[str, Sequence[Sequence[Record]]], path: str | Path, title: str = ""
 ) -> Path:
-    r"""Per method, the mean curves over seeds with their spread (min to max) shaded.
+    r"""Per method, the mean curves over seeds; the spread (min to max) of test and gap shaded.
 
     Parameters
     ----------
@@ -110,46 +212,68 @@ def plot_study(
     >>> out.read_bytes()[:4]
     b'\x89PNG'
     """
-    fig = Figure(figsize=(12, 4.5), layout="constrained")
+    return _save(study_figure(runs, title), path)
+
+
+def study_figure(runs: Mapping[str, Sequence[Sequence[Record]]], title: str = "") -> Figure:
+    """The figure of :func:`plot_study`, not yet saved."""
+    fig = Figure(figsize=(13, 5), layout="constrained")
     FigureCanvasAgg(fig)
-    acc_ax, gap_ax, loss_ax = fig.subplots(1, 3)
-    for i, (label, histories) in enumerate(runs.items()):
+    acc_ax, gap_ax, loss_ax = _panels(fig)
+    shown: set[str] = set()
+    labels = []
+    seeds = set()
+    for i, (method, histories) in enumerate(runs.items()):
         color = f"C{i}"
-        n = len(histories)
-        for ax, key, style, name in (
-            (acc_ax, lambda r: r["test_acc"], "-", f"{label} test"),
-            (acc_ax, lambda r: r["train_acc"], "--", f"{label} train"),
-            (gap_ax, lambda r: r["train_acc"] - r["test_acc"], "-", label),
-            (loss_ax, lambda r: r["loss"], "-", label),
-        ):
+        seeds.add(len(histories))
+        labels.append((method, color))
+        curves: list[tuple[Axes, Callable[[Record], float], str, bool]] = [
+            (gap_ax, lambda r: (r["train_acc"] - r["test_acc"]) * 100, "-", True)
+        ]
+        for name, style, acc, loss in SPLITS:
+            if not all(_has(h, acc) for h in histories):
+                continue
+            shown.add(name)
+            curves.append((acc_ax, _value(acc, 100.0), style, name == "test"))
+            if all(_has(h, loss) for h in histories):
+                curves.append((loss_ax, _value(loss, 1.0), style, name == "test"))
+        for ax, key, style, shade in curves:
             epochs, mean, low, high = _band(histories, key)
-            ax.plot(epochs, mean, style, color=color, label=f"{name} (mean of {n})")
-            if n > 1 and style == "-":
+            ax.plot(epochs, mean, style, color=color)
+            if shade and len(histories) > 1:
                 ax.fill_between(epochs, low, high, color=color, alpha=0.2, linewidth=0)
-    acc_ax.set(xlabel="epoch", ylabel="accuracy", title="accuracy (train dashed, test solid)")
-    gap_ax.set(xlabel="epoch", ylabel="train - test accuracy", title="generalisation gap")
-    loss_ax.set(xlabel="epoch", ylabel="loss", yscale="log", title="training loss")
-    for ax in (acc_ax, gap_ax, loss_ax):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
-    fig.suptitle((title + "\n" if title else "") + "lines: mean over seeds; shaded: min to max")
-    return _save(fig, path)
+    _plain_log_axis(loss_ax)
+    _legend(fig, labels, sorted(shown))
+    n = "/".join(str(s) for s in sorted(seeds))
+    _title(fig, title, f"lines: mean over {n} seeds; shaded: min to max over the seeds")
+    return fig
 
 
-def plot_sweep(table: Sequence[Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
-    r"""Best test accuracy and final gap against the train size, per method, with error bars.
+def plot_sweep(
+    table: Sequence[Mapping[str, Any]],
+    path: str | Path,
+    title: str = "",
+    panels: Sequence[tuple[str, str, str]] = SWEEP_PANELS,
+) -> Path:
+    r"""Each panel's value against the train size, per method, with 95% error bars.
 
-    The error bars are the 95% t-intervals of the mean over seeds (none with one seed).
+    The error bars are the 95% t-intervals of the mean over seeds (none with
+    one seed). The methods' points are set slightly apart along the x axis
+    (the same small factor each side of the train size), so their bars do not
+    hide each other; the tick marks stay at the train sizes.
 
     Parameters
     ----------
     table : sequence of mappings
-        Rows with ``train_size``, ``method``, and ``best_test_acc`` and
-        ``final_gap`` holding ``mean`` and ``ci95`` (``dropkit.experiment.stats.describe``).
+        Rows with ``train_size``, ``method``, and for each panel's key a
+        mapping with ``mean`` and ``ci95`` (``dropkit.experiment.stats.describe``),
+        fractions (drawn in percent or percentage points).
     path : path
         Where the PNG goes (written atomically).
     title : str
         Figure title.
+    panels : sequence of (key, title, y label)
+        What to draw (default :data:`SWEEP_PANELS`).
 
     Examples
     --------
@@ -160,37 +284,47 @@ def plot_sweep(table: Sequence[Mapping[str, Any]], path: str | Path, title: str 
     >>> plot_sweep(rows, pathlib.Path(tempfile.mkdtemp()) / "s.png").read_bytes()[:4]
     b'\x89PNG'
     """
-    fig = Figure(figsize=(10, 4.5), layout="constrained")
+    return _save(sweep_figure(table, title, panels), path)
+
+
+def sweep_figure(
+    table: Sequence[Mapping[str, Any]],
+    title: str = "",
+    panels: Sequence[tuple[str, str, str]] = SWEEP_PANELS,
+) -> Figure:
+    """The figure of :func:`plot_sweep`, not yet saved."""
+    fig = Figure(figsize=(5 * len(panels), 5), layout="constrained")
     FigureCanvasAgg(fig)
-    acc_ax, gap_ax = fig.subplots(1, 2)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
     methods = list(dict.fromkeys(row["method"] for row in table))
+    sizes = sorted({row["train_size"] for row in table})
+    span = math.log10(sizes[-1] / sizes[0]) if len(sizes) > 1 else 1.0
+    step = 0.03 * max(span, 0.5)  # decades between two methods' points
     for i, method in enumerate(methods):
         rows = sorted((r for r in table if r["method"] == method), key=lambda r: r["train_size"])
-        sizes = [r["train_size"] for r in rows]
-        for ax, key in ((acc_ax, "best_test_acc"), (gap_ax, "final_gap")):
-            means = [r[key]["mean"] for r in rows]
-            below = [r[key]["mean"] - r[key]["ci95"][0] if r[key]["ci95"] else 0 for r in rows]
-            above = [r[key]["ci95"][1] - r[key]["mean"] if r[key]["ci95"] else 0 for r in rows]
+        dodge = 10 ** ((i - (len(methods) - 1) / 2) * step)
+        xs = [r["train_size"] * dodge for r in rows]
+        for ax, (key, _, _) in zip(axes, panels, strict=True):
+            means = [r[key]["mean"] * 100 for r in rows]
+            cis = [r[key].get("ci95") for r in rows]
+            below = [m - ci[0] * 100 if ci else 0.0 for m, ci in zip(means, cis, strict=True)]
+            above = [ci[1] * 100 - m if ci else 0.0 for m, ci in zip(means, cis, strict=True)]
             ax.errorbar(
-                sizes,
-                means,
-                yerr=[below, above],
-                marker="o",
-                capsize=4,
-                color=f"C{i}",
-                label=method,
+                xs, means, yerr=[below, above], marker="o", capsize=4, color=f"C{i}", label=method
             )
-    acc_ax.set(xlabel="training examples", ylabel="best test accuracy", title="best test accuracy")
-    gap_ax.set(xlabel="training examples", ylabel="train - test accuracy", title="final gap")
-    sizes = sorted({row["train_size"] for row in table})
-    for ax in (acc_ax, gap_ax):
+    for ax, (_, panel_title, ylabel) in zip(axes, panels, strict=True):
+        ax.set(xlabel="training examples (log scale)", ylabel=ylabel, title=panel_title)
         ax.set_xscale("log")
         ax.set_xticks(sizes, [str(n) for n in sizes])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
-    fig.suptitle((title + "\n" if title else "") + "mean over seeds; bars: 95% t-interval")
-    return _save(fig, path)
+    fig.legend(
+        *axes[0].get_legend_handles_labels(),
+        loc="outside lower center",
+        ncols=min(len(methods), 6),
+    )
+    _title(fig, title, "mean over seeds; bars: 95% t-interval of the mean; methods set apart")
+    return fig
 
 
 def _save(fig: Figure, path: str | Path) -> Path:

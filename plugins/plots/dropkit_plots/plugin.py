@@ -18,11 +18,17 @@ def dropkit_train_end(run: Any, result: Any) -> None:
     from .figures import plot_histories
 
     if run.out_dir is not None:
+        c = run.config
         plot_histories(
             {run.name: result.history},
             Path(run.out_dir) / "curves.png",
-            title=f"{run.name}: {run.config.dataset}",
+            title=f"{run.name}: {c.dataset}, {run.n_train} training examples, {_net(c)}",
         )
+
+
+def _net(c: Any) -> str:
+    """The net of a configuration, for a title."""
+    return f"hidden {list(c.hidden)}, p_hidden={c.p_hidden}, p_input={c.p_input}, {c.epochs} epochs"
 
 
 @hookimpl
@@ -31,10 +37,7 @@ def dropkit_compare_end(out_dir: Any, results: dict[str, Any]) -> None:
     from .figures import plot_histories
 
     cfg = results["dropout"].config
-    title = (
-        f"{cfg.dataset}: standard vs dropout (p_hidden={cfg.p_hidden}, p_input={cfg.p_input}), "
-        f"hidden {list(cfg.hidden)}"
-    )
+    title = f"{cfg.dataset}: standard vs dropout, {_net(cfg)}"
     plot_histories(
         {name: r.history for name, r in results.items()}, Path(out_dir) / "curves.png", title=title
     )
@@ -45,12 +48,9 @@ def dropkit_study_end(out_dir: Any, runs: dict[str, dict[int, Any]]) -> None:
     """Write ``<out>/curves.png``: each method's mean curves, the spread over seeds shaded."""
     from .figures import plot_study
 
-    first = next(iter(next(iter(runs.values())).values())).config
-    seeds = sorted(next(iter(runs.values())))
-    title = (
-        f"{first.dataset}: {', '.join(runs)}, hidden {list(first.hidden)}, "
-        f"{len(seeds)} seed{'s' * (len(seeds) > 1)}"
-    )
+    configs = [r.config for per_seed in runs.values() for r in per_seed.values()]
+    cfg = max(configs, key=lambda c: c.p_hidden)  # "standard" runs with p_hidden=0
+    title = f"{cfg.dataset}: {', '.join(runs)}; {_net(cfg)}"
     plot_study(
         {method: [r.history for r in per_seed.values()] for method, per_seed in runs.items()},
         Path(out_dir) / "curves.png",
@@ -63,4 +63,21 @@ def dropkit_sweep_end(out_dir: Any, table: list[dict[str, Any]]) -> None:
     """Write ``<out>/sweep.png``: best test accuracy and gap against the train size."""
     from .figures import plot_sweep
 
-    plot_sweep(table, Path(out_dir) / "sweep.png", title="dropkit sweep")
+    plot_sweep(table, Path(out_dir) / "sweep.png", title=sweep_title(Path(out_dir)))
+
+
+def sweep_title(out_dir: Path) -> str:
+    """What the sweep in ``out_dir`` ran, from its ``sweep.json`` (a generic title without it)."""
+    import json
+
+    try:
+        doc = json.loads((out_dir / "sweep.json").read_text())
+        cfg = doc["config"]
+        seeds = len(doc["seeds"])
+        return (
+            f"{doc['dataset']}: {', '.join(doc['methods'])} against the training-set size "
+            f"({doc['n_test']} test examples)\nhidden {cfg['hidden']}, "
+            f"p_hidden={cfg['p_hidden']}, {cfg['epochs']} epochs, {seeds} seed{'s' * (seeds > 1)}"
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return "dropout against the training-set size"
