@@ -1,0 +1,175 @@
+"""BLAS threads of the training loop: how many, chosen for its matrix sizes, and applied.
+
+The experiment's matrix products are small (the MNIST-1D net's largest, a
+batch of 256 through the 512x256 layer, is 67 MFLOP). Below about a GFLOP a
+product is over before extra BLAS threads pay for waking up, and on a
+machine shared with other work the idle threads of OpenBLAS spin on cores
+the main thread needs: `dropkit train --epochs 30` took 23.5-24.1 s with
+OpenBLAS's default (a thread per core) and 6.0-8.4 s with one thread, for
+the same bits, on 2 cores.
+
+The rule (:func:`choose_threads`): one thread per :data:`FLOPS_PER_THREAD`
+of the largest product of a training step, at least 1 and at most the cores
+this process may use. Measured on a 2-core AMD EPYC shared with other jobs
+(benchmarks/bench_threads.py; float32, OpenBLAS 0.3.31): a second thread
+made a 67 MFLOP product 2.4x slower and an 819 MFLOP one 1.7x slower, and a
+1.07 GFLOP one 0.65x (faster). The choice applies to the BLAS libraries
+(threadpoolctl's ``user_api="blas"``) while :func:`~dropkit.experiment.train.train`
+runs, and the previous limits are restored after.
+
+The user decides instead with ``--threads N`` (``train(..., threads=N)``),
+or by setting one of :data:`USER_VARIABLES` (then dropkit limits nothing:
+the pools stay as the variable sized them). What was chosen, and why, is in
+the run's summary (``"threads"``).
+
+Examples
+--------
+>>> choice = choose_threads(67_108_864, environ={})
+>>> choice.threads, choice.reason.split(":")[0]
+(1, 'auto')
+>>> choose_threads(67_108_864, requested=2).threads
+2
+>>> choose_threads(67_108_864, environ={"OPENBLAS_NUM_THREADS": "3"}).threads is None
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "FLOPS_PER_THREAD",
+    "USER_VARIABLES",
+    "ThreadChoice",
+    "available_cores",
+    "blas_info",
+    "blas_threads",
+    "choose_threads",
+    "step_flops",
+]
+
+#: Floating-point operations of one product per BLAS thread (see the module's description).
+FLOPS_PER_THREAD = 1_000_000_000
+#: Variables by which a user sizes the BLAS/OpenMP pools; set, dropkit leaves the pools alone.
+USER_VARIABLES = (
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """The BLAS thread limit of a run (None: none applied) and why."""
+
+    threads: int | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of the run's summary."""
+        return {"threads": self.threads, "reason": self.reason}
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def step_flops(layers: Sequence[int], batch: int) -> int:
+    """The largest product of a training step: ``2 * batch * fan_in * fan_out`` over the layers.
+
+    Examples
+    --------
+    >>> step_flops([40, 512, 256, 10], 256)
+    67108864
+    """
+    return max((2 * batch * a * b for a, b in itertools.pairwise(layers)), default=0)
+
+
+def choose_threads(
+    flops: int,
+    *,
+    requested: int | None = None,
+    cap: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ThreadChoice:
+    """The thread limit for products of ``flops``: ``requested``, the environment's, or the rule.
+
+    Parameters
+    ----------
+    flops : int
+        The largest product of a training step (:func:`step_flops`).
+    requested : int, optional
+        The user's ``--threads``: used as given.
+    cap : int, optional
+        The most threads the rule may choose (default: :func:`available_cores`;
+        a study's workers get their share of the cores).
+    environ : mapping, optional
+        Where to look for :data:`USER_VARIABLES` (default: ``os.environ``).
+    """
+    if requested is not None:
+        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
+            raise ValueError(
+                f"threads must be an integer >= 1 (--threads N), got {requested!r}; leave it "
+                "out to let dropkit choose"
+            )
+        return ThreadChoice(requested, f"--threads {requested}")
+    env = os.environ if environ is None else environ
+    given = [f"{name}={env[name]}" for name in USER_VARIABLES if env.get(name, "").strip()]
+    if given:
+        return ThreadChoice(None, f"{', '.join(given)} in the environment (no limit applied)")
+    cores = available_cores() if cap is None else max(1, cap)
+    threads = int(min(cores, max(1, flops // FLOPS_PER_THREAD)))
+    return ThreadChoice(
+        threads,
+        f"auto: the largest product of a step is {flops / 1e6:.0f} MFLOP, one thread per "
+        f"{FLOPS_PER_THREAD / 1e6:.0f} MFLOP, at most {cores} (cores)",
+    )
+
+
+def blas_info() -> list[dict[str, Any]]:
+    """The BLAS libraries loaded in this process: name, version and thread count (threadpoolctl).
+
+    Examples
+    --------
+    >>> all(set(i) >= {"internal_api", "num_threads"} for i in blas_info())
+    True
+    """
+    from threadpoolctl import threadpool_info
+
+    keys = ("internal_api", "version", "num_threads", "threading_layer")
+    return [{k: i.get(k) for k in keys} for i in threadpool_info() if i.get("user_api") == "blas"]
+
+
+@contextlib.contextmanager
+def blas_threads(choice: ThreadChoice) -> Iterator[None]:
+    """Limit the BLAS pools to ``choice.threads`` while the block runs (None: leave them).
+
+    The previous limits are restored when the block ends, however it ends.
+
+    Examples
+    --------
+    >>> before = blas_info()
+    >>> with blas_threads(ThreadChoice(1, "example")):
+    ...     all(i["num_threads"] == 1 for i in blas_info())
+    True
+    >>> blas_info() == before
+    True
+    """
+    if choice.threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=choice.threads, user_api="blas"):
+        yield
