@@ -210,13 +210,8 @@ def _val_size(text: str) -> int | float:
     """An argparse type: a count (``500``) or a fraction (``0.1``) of the training examples."""
     from .split import check_val_size
 
-    value: int | float
     try:
-        value = int(text)
-    except ValueError:
-        value = _finite(text)
-    try:
-        return check_val_size(value)
+        return check_val_size(int(text) if text.strip().lstrip("+-").isdigit() else float(text))
     except (TypeError, ValueError):
         raise argparse.ArgumentTypeError(
             f"must be a count >= 0 like 500 (0: no validation set) or a fraction in (0, 1) "

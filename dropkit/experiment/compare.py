@@ -152,11 +152,13 @@ def format_table(results: dict[str, TrainResult], data: Dataset, stream: TextIO)
     )
     rows = [header]
     for name, s in summaries.items():
-        selected = f"{s['test_acc_at_best_val']:.2%} (epoch {s['best_val_epoch']})"
+        selected = ()
+        if validated:
+            selected = (f"{s['test_acc_at_best_val']:.2%} (epoch {s['best_val_epoch']})",)
         rows.append(
             (
                 labels[name],
-                *((selected,) if validated else ()),
+                *selected,
                 f"{s['final_test_acc']:.2%}",
                 f"{s['best_test_acc']:.2%} (epoch {s['best_test_epoch']})",
                 f"{s['final_gap'] * 100:.2f} points",
