@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,7 @@ from typing import Any
 __all__ = [
     "FLOPS_PER_THREAD",
     "USER_VARIABLES",
+    "BlasLimit",
     "ThreadChoice",
     "available_cores",
     "blas_info",
@@ -151,11 +153,52 @@ def blas_info() -> list[dict[str, Any]]:
     return [{k: i.get(k) for k in keys} for i in threadpool_info() if i.get("user_api") == "blas"]
 
 
+class BlasLimit:
+    """Limits the BLAS pools to ``choice.threads`` while in use (None: leaves them alone).
+
+    Libraries loaded after the limit was applied (a backend's first kernel
+    may import Numba, which loads SciPy's OpenBLAS) are limited by
+    :meth:`refresh`, which the training loop calls before every epoch: it
+    scans the loaded libraries again only when a module was imported since
+    the last scan. Leaving restores every limit it changed, however the
+    block ends.
+    """
+
+    def __init__(self, choice: ThreadChoice) -> None:
+        self.choice = choice
+        self._stack = contextlib.ExitStack()
+        self._seen: set[str] = set()
+        self._modules = -1
+
+    def __enter__(self) -> BlasLimit:
+        self.refresh()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def refresh(self) -> None:
+        """Limit the BLAS libraries loaded since the last call, if any."""
+        if self.choice.threads is None or len(sys.modules) == self._modules:
+            return
+        from threadpoolctl import ThreadpoolController
+
+        self._modules = len(sys.modules)
+        controller = ThreadpoolController().select(user_api="blas")
+        new = [c.filepath for c in controller.lib_controllers if c.filepath not in self._seen]
+        if new:
+            limiter = controller.select(filepath=new).limit(limits=self.choice.threads)
+            self._stack.enter_context(limiter)
+            self._seen.update(new)
+
+
 @contextlib.contextmanager
-def blas_threads(choice: ThreadChoice) -> Iterator[None]:
+def blas_threads(choice: ThreadChoice) -> Iterator[BlasLimit]:
     """Limit the BLAS pools to ``choice.threads`` while the block runs (None: leave them).
 
     The previous limits are restored when the block ends, however it ends.
+    It yields the :class:`BlasLimit`: call its ``refresh()`` after loading
+    libraries in the block.
 
     Examples
     --------
@@ -166,10 +209,5 @@ def blas_threads(choice: ThreadChoice) -> Iterator[None]:
     >>> blas_info() == before
     True
     """
-    if choice.threads is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=choice.threads, user_api="blas"):
-        yield
+    with BlasLimit(choice) as limit:
+        yield limit

@@ -61,7 +61,7 @@ from .result import Run, TrainResult, is_better
 from .resume import check_checkpoint
 from .rundir import RunLock, is_held_here, remove_stale_temporaries
 from .split import DEFAULT_VAL_SIZE, Split, check_val_size, validation_split
-from .threads import ThreadChoice, blas_threads, choose_threads, step_flops
+from .threads import BlasLimit, blas_threads, choose_threads, step_flops
 
 __all__ = [
     "PRESETS",
@@ -456,7 +456,7 @@ def train(
     try:
         if out is not None:
             remove_stale_temporaries(out)
-        with blas_threads(choice):
+        with blas_threads(choice) as limit:
             return _train(
                 config,
                 data,
@@ -465,7 +465,7 @@ def train(
                 resume,
                 plugin_manager,
                 float(checkpoint_interval),
-                (split, choice),
+                (split, limit),
             )
     finally:
         if lock is not None:
@@ -495,9 +495,10 @@ def _train(
     resume: bool,
     plugin_manager: pluggy.PluginManager | None,
     checkpoint_interval: float,
-    setup: tuple[Split, ThreadChoice],
+    setup: tuple[Split, BlasLimit],
 ) -> TrainResult:
-    split, choice = setup
+    split, limit = setup
+    choice = limit.choice
     pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
     ckpt = out / CHECKPOINT if out is not None else None
     if ckpt is not None and ckpt.exists() and not resume:
@@ -565,6 +566,7 @@ def _train(
     with np.errstate(over="ignore", invalid="ignore"):
         try:
             for epoch in range(len(history), config.epochs):
+                limit.refresh()  # libraries loaded since (a backend's kernels, a plugin's)
                 start = time.perf_counter()
                 lr = schedule.lr(epoch)
                 record = _epoch(net, opt, config, epoch, lr, device)
