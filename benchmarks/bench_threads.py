@@ -15,7 +15,13 @@ Settings:
   ``--threads``);
 - N threads: ``--threads N`` for N = 1 .. cores.
 
+``--products`` times single float32 matrix products instead (the sizes of
+the nets' steps: batch x fan-in x fan-out), at 1 .. cores threads,
+interleaved, medians per product: where a second thread starts to pay is
+what :data:`dropkit.experiment.threads.FLOPS_PER_THREAD` is set from.
+
 Run:  uv run python benchmarks/bench_threads.py [--epochs 20] [--rounds 3] [--command compare]
+      uv run python benchmarks/bench_threads.py --products [--rounds 7]
 """
 
 from __future__ import annotations
@@ -56,17 +62,63 @@ def _run(command: str, epochs: int, variables: dict[str, str], flags: list[str])
         return time.perf_counter() - start
 
 
+#: (m, k, n) of ``(m x k) @ (k x n)``: a step's three products of a layer (forward
+#: batch x in x out, weight gradient in x batch x out, input gradient batch x out x in) for
+#: MNIST-1D's 512x256 layer and the CIFAR-10 preset's 3072x2000 one at batch 256, and
+#: MNIST-1D's evaluation (4096 rows) and a wider layer at 1024 rows.
+PRODUCTS = (
+    (256, 40, 512),
+    (256, 512, 256),
+    (512, 256, 256),
+    (256, 256, 512),
+    (1024, 512, 512),
+    (4096, 512, 256),
+    (256, 3072, 2000),
+    (3072, 256, 2000),
+    (256, 2000, 3072),
+)
+
+
+def _products(cores: int, rounds: int) -> None:
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    print(f"{'product':<16} {'MFLOP':>7}  " + "  ".join(f"{t} thr ms" for t in range(1, cores + 1)))
+    for m, k, n in PRODUCTS:
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        flops = 2 * m * k * n
+        reps = max(3, int(2e9 / flops))
+        times: dict[int, list[float]] = {t: [] for t in range(1, cores + 1)}
+        for _ in range(rounds):
+            for t in times:
+                with threadpool_limits(t, user_api="blas"):
+                    a @ b
+                    start = time.perf_counter()
+                    for _ in range(reps):
+                        a @ b
+                    times[t].append((time.perf_counter() - start) / reps)
+        medians = [statistics.median(v) for v in times.values()]
+        ratios = "  ".join(f"{x * 1e3:8.3f} ({x / medians[0]:.2f}x)" for x in medians)
+        print(f"{m}x{k}x{n:<8} {flops / 1e6:7.0f}  {ratios}", flush=True)
+
+
 def main() -> None:
     """Time every setting, interleaved; print the medians and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--command", choices=("compare", "train"), default="compare")
+    parser.add_argument("--products", action="store_true", help="time single products instead")
     args = parser.parse_args()
     cores = available_cores()
     print(describe())
     libraries = ", ".join(f"{i['internal_api']} {i['version']}" for i in blas_info())
     print(f"BLAS: {libraries or 'none found by threadpoolctl'}; load average {os.getloadavg()}")
+    if args.products:
+        _products(cores, args.rounds)
+        return
     print(f"`dropkit {args.command} --quiet --epochs {args.epochs}`, {args.rounds} rounds\n")
     settings = _settings(cores)
     times: dict[str, list[float]] = {name: [] for name in settings}

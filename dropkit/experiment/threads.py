@@ -1,26 +1,31 @@
 """BLAS threads of the training loop: how many, chosen for its matrix sizes, and applied.
 
 The experiment's matrix products are small (the MNIST-1D net's largest, a
-batch of 256 through the 512x256 layer, is 67 MFLOP). Below about a GFLOP a
-product is over before extra BLAS threads pay for waking up, and on a
-machine shared with other work the idle threads of OpenBLAS spin on cores
-the main thread needs: `dropkit train --epochs 30` took 23.5-24.1 s with
-OpenBLAS's default (a thread per core) and 6.0-8.4 s with one thread, for
-the same bits, on 2 cores.
+batch of 256 through the 512x256 layer, is 67 MFLOP), and OpenBLAS's idle
+threads spin on cores that other work needs: on a 2-core machine shared with
+other jobs, `dropkit train --epochs 30` took 23.5-24.1 s with OpenBLAS's
+default (a thread per core) and 6.0-8.4 s with one thread, for the same bits.
 
 The rule (:func:`choose_threads`): one thread per :data:`FLOPS_PER_THREAD`
-of the largest product of a training step, at least 1 and at most the cores
-this process may use. Measured on a 2-core AMD EPYC shared with other jobs
-(benchmarks/bench_threads.py; float32, OpenBLAS 0.3.31): a second thread
-made a 67 MFLOP product 2.4x slower and an 819 MFLOP one 1.7x slower, and a
-1.07 GFLOP one 0.65x (faster). The choice applies to the BLAS libraries
-(threadpoolctl's ``user_api="blas"``) while :func:`~dropkit.experiment.train.train`
-runs, and the previous limits are restored after.
+(1 GFLOP) of the largest product of a training step, at least 1, and at
+most the cores this process may use that other work does not keep busy
+(the cores minus the integer part of the 1-minute load average, at least
+1). Measured with ``benchmarks/bench_threads.py --products`` on a 2-core AMD
+EPYC (float32, OpenBLAS 0.3.31), 2 threads against 1: at load average 3.5,
+a 10 MFLOP product 7.6-12.6x slower, 67 MFLOP 2.0-2.9x slower, 0.5-1.1 GFLOP
+0.53-0.67x (faster), a 3.1 GFLOP product with 256 rows 1.1-1.6x slower; at
+load average 2.4, 67 MFLOP 0.55-1.2x and 3.1 GFLOP 0.51-0.53x. A second
+thread wins on products of about a GFLOP when a core is free, and loses
+badly on small ones, or on any when the cores are busy: hence a GFLOP per
+thread, and the load cap. The choice applies to the BLAS libraries
+(threadpoolctl's ``user_api="blas"``) while
+:func:`~dropkit.experiment.train.train` runs (libraries loaded meanwhile
+included), and the previous limits are restored after.
 
 The user decides instead with ``--threads N`` (``train(..., threads=N)``),
 or by setting one of :data:`USER_VARIABLES` (then dropkit limits nothing:
 the pools stay as the variable sized them). What was chosen, and why, is in
-the run's summary (``"threads"``).
+the run's summary (``"threads"``). The thread count does not change the bits.
 
 Examples
 --------
@@ -31,6 +36,8 @@ Examples
 2
 >>> choose_threads(67_108_864, environ={"OPENBLAS_NUM_THREADS": "3"}).threads is None
 True
+>>> choose_threads(8_000_000_000, environ={}, cores=16, load=13.2).threads  # 3 cores idle
+3
 """
 
 from __future__ import annotations
@@ -98,12 +105,21 @@ def step_flops(layers: Sequence[int], batch: int) -> int:
     return max((2 * batch * a * b for a, b in itertools.pairwise(layers)), default=0)
 
 
+def _load() -> float:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - not POSIX
+        return 0.0
+
+
 def choose_threads(
     flops: int,
     *,
     requested: int | None = None,
     cap: int | None = None,
     environ: Mapping[str, str] | None = None,
+    cores: int | None = None,
+    load: float | None = None,
 ) -> ThreadChoice:
     """The thread limit for products of ``flops``: ``requested``, the environment's, or the rule.
 
@@ -114,10 +130,14 @@ def choose_threads(
     requested : int, optional
         The user's ``--threads``: used as given.
     cap : int, optional
-        The most threads the rule may choose (default: :func:`available_cores`;
-        a study's workers get their share of the cores).
+        The most threads the rule may choose, whatever the load (a study's
+        workers get their share of the cores).
     environ : mapping, optional
         Where to look for :data:`USER_VARIABLES` (default: ``os.environ``).
+    cores, load : optional
+        Without ``cap``: the cores (default :func:`available_cores`) and the
+        1-minute load average (default ``os.getloadavg()``); the rule uses at
+        most ``cores - int(load)`` of them, at least 1.
     """
     if requested is not None:
         if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
@@ -130,12 +150,18 @@ def choose_threads(
     given = [f"{name}={env[name]}" for name in USER_VARIABLES if env.get(name, "").strip()]
     if given:
         return ThreadChoice(None, f"{', '.join(given)} in the environment (no limit applied)")
-    cores = available_cores() if cap is None else max(1, cap)
-    threads = int(min(cores, max(1, flops // FLOPS_PER_THREAD)))
+    if cap is not None:
+        most, where = max(1, cap), f"at most {max(1, cap)} (this worker's share of the cores)"
+    else:
+        cores = available_cores() if cores is None else cores
+        load = _load() if load is None else load
+        most = max(1, min(cores, cores - int(load)))
+        where = f"at most {most} ({cores} cores, load average {load:.1f})"
+    threads = int(min(most, max(1, flops // FLOPS_PER_THREAD)))
     return ThreadChoice(
         threads,
         f"auto: the largest product of a step is {flops / 1e6:.0f} MFLOP, one thread per "
-        f"{FLOPS_PER_THREAD / 1e6:.0f} MFLOP, at most {cores} (cores)",
+        f"{FLOPS_PER_THREAD / 1e6:.0f} MFLOP, {where}",
     )
 
 

@@ -94,6 +94,15 @@ def test_the_rule_scales_with_the_largest_product_within_the_cores():
     assert choice.reason.startswith("auto: the largest product of a step is 67 MFLOP")
 
 
+def test_without_a_cap_the_rule_leaves_the_busy_cores_alone():
+    big = 10 * FLOPS_PER_THREAD
+    assert choose_threads(big, environ={}, cores=8, load=0.3).threads == 8
+    assert choose_threads(big, environ={}, cores=8, load=5.9).threads == 3
+    assert choose_threads(big, environ={}, cores=2, load=3.5).threads == 1
+    choice = choose_threads(big, environ={}, cores=2, load=3.5)
+    assert choice.reason.endswith("at most 1 (2 cores, load average 3.5)")
+
+
 def test_the_user_decides_with_threads_or_a_variable():
     assert choose_threads(10**12, requested=2, environ={}) == ThreadChoice(2, "--threads 2")
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
