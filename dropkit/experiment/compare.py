@@ -152,7 +152,7 @@ def format_table(results: dict[str, TrainResult], data: Dataset, stream: TextIO)
     )
     rows = [header]
     for name, s in summaries.items():
-        selected = ()
+        selected: tuple[str, ...] = ()
         if validated:
             selected = (f"{s['test_acc_at_best_val']:.2%} (epoch {s['best_val_epoch']})",)
         rows.append(

@@ -173,7 +173,7 @@ def blas_info() -> list[dict[str, Any]]:
     >>> all(set(i) >= {"internal_api", "num_threads"} for i in blas_info())
     True
     """
-    from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_info  # type: ignore[import-untyped]
 
     keys = ("internal_api", "version", "num_threads", "threading_layer")
     return [{k: i.get(k) for k in keys} for i in threadpool_info() if i.get("user_api") == "blas"]
@@ -207,7 +207,7 @@ class BlasLimit:
         """Limit the BLAS libraries loaded since the last call, if any."""
         if self.choice.threads is None or len(sys.modules) == self._modules:
             return
-        from threadpoolctl import ThreadpoolController
+        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
         self._modules = len(sys.modules)
         controller = ThreadpoolController().select(user_api="blas")

@@ -557,7 +557,7 @@ def _train(
     if ckpt is not None:
         saver = PeriodicCheckpoint(ckpt, checkpoint_interval, after_write=after_write)
 
-    def state(copy: bool) -> dict[str, Any]:
+    def saved(copy: bool) -> dict[str, Any]:
         arrays = _state(net, opt, copy)
         arrays.update({f"best_param_{i}": p for i, p in enumerate(best_params)})
         return arrays
@@ -589,7 +589,7 @@ def _train(
                         "best_val_epoch": None if best is None else best["epoch"],
                         "backend": backend.name,
                     }
-                    saver.submit(state, meta, final=epoch + 1 == config.epochs)
+                    saver.submit(saved, meta, final=epoch + 1 == config.epochs)
                 pm.hook.dropkit_epoch_end(run=run, record=record)
         except BaseException:
             if saver is not None:  # the last finished epoch, as if saved after every epoch
