@@ -167,7 +167,8 @@ def format_table(results: dict[str, TrainResult], data: Dataset, stream: TextIO)
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)), file=stream)
+        line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+        print(line.rstrip(), file=stream)
     if not validated:
         print(
             "no validation set (--val-size 0): every accuracy above was selected on the test set",

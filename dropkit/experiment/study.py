@@ -617,7 +617,8 @@ def format_study_table(summary: dict[str, Any], stream: TextIO = sys.stdout) -> 
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)), file=stream)
+        line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+        print(line.rstrip(), file=stream)
     if key == "best_test_acc":
         print(
             "no validation set (--val-size 0): every accuracy above was selected on the test set",
