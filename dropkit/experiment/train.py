@@ -448,6 +448,7 @@ def train(
         raise ValueError(
             f"checkpoint_interval must be >= 0 seconds (0: every epoch), got {checkpoint_interval}"
         )
+    _check_labels(data)
     split = validation_split(np.asarray(data.y_train), config.val_size)
     batch = min(config.batch_size, len(split.train))
     layers = _layers(config, data.n_features, data.n_classes)
@@ -507,7 +508,6 @@ def _train(
         )
     if resume and ckpt is not None and not ckpt.exists():
         raise FileNotFoundError(f"nothing to resume: no {CHECKPOINT} in {out}")
-    _check_labels(data)
 
     backend = get_backend(config.backend)
     xp = backend.xp
@@ -538,7 +538,7 @@ def _train(
             ]
 
     device = _arrays(xp, config, data, split)
-    fingerprint = data.fingerprint()
+    fingerprint, split_doc = data.fingerprint(), split.to_dict()
     run = Run(
         name,
         config,
@@ -585,7 +585,7 @@ def _train(
                         "history": list(history),
                         "generators": [layer.generator.state for layer in net.dropouts],
                         "dataset_fingerprint": fingerprint,
-                        "split": split.to_dict(),
+                        "split": split_doc,
                         "best_val_epoch": None if best is None else best["epoch"],
                         "backend": backend.name,
                     }
@@ -602,7 +602,7 @@ def _train(
         history,
         [to_numpy(p) for p in net.params],
         best_params=[to_numpy(p) for p in best_params] if best is not None else None,
-        split=split.to_dict(),
+        split=split_doc,
         threads=choice.to_dict(),
     )
     pm.hook.dropkit_train_end(run=run, result=result)
