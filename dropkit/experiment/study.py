@@ -74,7 +74,7 @@ from .result import headline
 from .rundir import RunConfigError, RunLock, is_held_here
 from .split import validation_split
 from .stats import describe
-from .threads import available_cores, choose_threads, step_flops
+from .threads import ThreadChoice, available_cores, choose_threads, step_flops
 from .train import TrainConfig, TrainingDivergedError, TrainResult, train
 
 __all__ = [
@@ -205,23 +205,26 @@ def run_folder(out: str | Path, seed: int, method: str) -> Path:
 class Task:
     """One run for a worker: its data (a key of the datasets), name, folder and configuration.
 
-    ``threads``: the BLAS threads it trains with (None: chosen for it, see :func:`run_tasks`).
+    ``threads``: the BLAS threads it trains with (None: chosen for it, see
+    :func:`run_tasks`; a :class:`~dropkit.experiment.threads.ThreadChoice`: as made).
     """
 
     data: str
     name: str
     folder: Path
     config: TrainConfig
-    threads: int | None = None
+    threads: int | ThreadChoice | None = None
 
 
 def _worker_threads(task: Task, data: Dataset, cap: int) -> Task:
-    """``task`` with the thread count a worker with ``cap`` cores gives it (None: the user's)."""
+    """``task`` with the thread choice of a worker with ``cap`` cores (made in the parent)."""
+    if isinstance(task.threads, ThreadChoice):
+        return task
     split = validation_split(data.y_train, task.config.val_size)
     layers = [data.n_features, *task.config.hidden, data.n_classes]
     flops = step_flops(layers, min(task.config.batch_size, len(split.train)))
     choice = choose_threads(flops, requested=task.threads, cap=cap)
-    return dataclasses.replace(task, threads=choice.threads)
+    return dataclasses.replace(task, threads=choice)
 
 
 def thread_limits(jobs: int, cores: int | None = None) -> dict[str, str]:

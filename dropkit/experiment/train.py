@@ -61,7 +61,7 @@ from .result import Run, TrainResult, is_better
 from .resume import check_checkpoint
 from .rundir import RunLock, is_held_here, remove_stale_temporaries
 from .split import DEFAULT_VAL_SIZE, Split, check_val_size, validation_split
-from .threads import BlasLimit, blas_threads, choose_threads, step_flops
+from .threads import BlasLimit, ThreadChoice, blas_threads, choose_threads, step_flops
 
 __all__ = [
     "PRESETS",
@@ -393,7 +393,7 @@ def train(
     resume: bool = False,
     plugin_manager: pluggy.PluginManager | None = None,
     checkpoint_interval: float = CHECKPOINT_INTERVAL,
-    threads: int | None = None,
+    threads: int | ThreadChoice | None = None,
 ) -> TrainResult:
     """Train one network; checkpoint into ``out_dir`` as it goes.
 
@@ -430,6 +430,8 @@ def train(
         for the net's matrix sizes, unless a thread variable such as
         ``OPENBLAS_NUM_THREADS`` is set (see :mod:`~dropkit.experiment.threads`).
         The choice is in ``summary()["threads"]``; it does not change the bits.
+        A :class:`~dropkit.experiment.threads.ThreadChoice` is used as given
+        (a study's workers get the choice their parent made).
 
     Raises
     ------
@@ -452,7 +454,10 @@ def train(
     split = validation_split(np.asarray(data.y_train), config.val_size)
     batch = min(config.batch_size, len(split.train))
     layers = _layers(config, data.n_features, data.n_classes)
-    choice = choose_threads(step_flops(layers, batch), requested=threads)
+    if isinstance(threads, ThreadChoice):
+        choice = threads
+    else:
+        choice = choose_threads(step_flops(layers, batch), requested=threads)
     lock = None if out is None or is_held_here(out) else RunLock(out).acquire()
     try:
         if out is not None:

@@ -11,7 +11,7 @@ from threadpoolctl import threadpool_info
 from dropkit import hookimpl, hookspecs
 from dropkit.experiment.cli import main
 from dropkit.experiment.data import load_dataset
-from dropkit.experiment.study import Task, _worker_threads, thread_limits
+from dropkit.experiment.study import StudyPlan, Task, _worker_threads, run_study, thread_limits
 from dropkit.experiment.threads import (
     FLOPS_PER_THREAD,
     USER_VARIABLES,
@@ -179,16 +179,29 @@ def test_study_workers_get_the_rule_within_their_share(data, no_thread_variables
     big = dataclasses.replace(CONFIG, hidden=(2048, 2048), batch_size=1024)
     task = Task("d", "r", tmp_path, big)
     flops = 2 * 270 * 2048 * 2048  # 300 rows, 30 held out: batches of 270
-    assert _worker_threads(task, data, cap=64).threads == max(1, flops // FLOPS_PER_THREAD)
-    assert _worker_threads(task, data, cap=1).threads == 1
-    assert _worker_threads(dataclasses.replace(task, threads=3), data, cap=1).threads == 3
-    assert _worker_threads(task, data, cap=64).config == big
+    chosen = _worker_threads(task, data, cap=64)
+    assert chosen.threads.threads == max(1, flops // FLOPS_PER_THREAD)
+    assert chosen.threads.reason.endswith("at most 64 (this worker's share of the cores)")
+    assert chosen.config == big and _worker_threads(chosen, data, cap=1) == chosen
+    assert _worker_threads(task, data, cap=1).threads.threads == 1
+    user = _worker_threads(dataclasses.replace(task, threads=3), data, cap=1).threads
+    assert user == ThreadChoice(3, "--threads 3")
     assert thread_limits(2, cores=8)["OPENBLAS_NUM_THREADS"] == "4"
 
 
 def test_study_workers_leave_a_variable_the_user_set_alone(data, monkeypatch, tmp_path):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert _worker_threads(Task("d", "r", tmp_path, CONFIG), data, cap=8).threads is None
+    choice = _worker_threads(Task("d", "r", tmp_path, CONFIG), data, cap=8).threads
+    assert choice.threads is None and "OMP_NUM_THREADS=3 in the environment" in choice.reason
+
+
+def test_a_parallel_study_records_the_choice_its_parent_made(data, no_thread_variables, tmp_path):
+    plan = StudyPlan(TrainConfig(epochs=1, hidden=(8,)), ("standard", "dropout"), (0,))
+    runs = run_study(plan, data, tmp_path / "s", jobs=2, metrics=False)
+    for per in runs.values():
+        threads = per[0].summary()["threads"]
+        assert threads["threads"] == 1
+        assert threads["reason"].startswith("auto: the largest product of a step is")
 
 
 def test_threads_on_the_command_line(tmp_path, capsys):
