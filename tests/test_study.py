@@ -27,15 +27,23 @@ from dropkit.registry import get_plugin_manager
 
 TINY = ["--epochs", "2", "--train-size", "300", "--hidden", "12", "--quiet"]
 SUMMARY_KEYS = {
+    "best_val_acc",
+    "best_val_epoch",
+    "test_acc_at_best_val",
     "best_train_acc",
     "best_train_epoch",
     "best_test_acc",
     "best_test_epoch",
     "final_train_acc",
+    "final_val_acc",
     "final_test_acc",
+    "final_test_loss",
     "final_gap",
+    "selection",
     "epochs",
     "seconds",
+    "split",
+    "threads",
     "config",
 }
 
@@ -319,11 +327,13 @@ def test_summary_keeps_todays_entries_and_adds_every_seed(tmp_path, capsys):
         == 0
     )
     printed = capsys.readouterr().out
-    assert "best test acc % (mean ± std)" in printed and "95% interval" in printed
+    assert "test acc at best val % (mean ± std)" in printed and "95% interval" in printed
+    assert "best test acc % (selected on test, as the article)" in printed
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary) == {"standard", "dropout", "methods", "seeds", "dataset"}
+    assert set(summary) == {"standard", "dropout", "methods", "seeds", "dataset", "headline"}
+    assert summary["headline"]["key"] == "test_acc_at_best_val"
     assert summary["seeds"] == [5, 6, 7]
-    assert summary["dataset"]["n_train"] == 300
+    assert summary["dataset"]["n_train"] == 300 and summary["dataset"]["n_val"] == 30
     for method in ("standard", "dropout"):
         assert set(summary[method]) == SUMMARY_KEYS
         entry = summary["methods"][method]
@@ -438,6 +448,7 @@ def test_default_compare_is_todays_two_net_job(tmp_path, capsys):
         "standard",
         "dropout",
         "dataset",
+        "headline",
     }
 
 

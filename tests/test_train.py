@@ -55,8 +55,19 @@ def test_history_schedule_and_events(data):
     assert [r["epoch"] for r in result.history] == [1, 2, 3, 4, 5, 6]
     assert [r["lr"] for r in result.history] == [0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125]
     for r in result.history:
-        assert set(r) == {"epoch", "loss", "train_acc", "test_acc", "lr", "seconds"}
+        assert list(r) == [
+            "epoch",
+            "loss",
+            "train_acc",
+            "val_acc",
+            "val_loss",
+            "test_acc",
+            "test_loss",
+            "lr",
+            "seconds",
+        ]
         assert 0 <= r["train_acc"] <= 1 and 0 <= r["test_acc"] <= 1 and r["seconds"] > 0
+        assert 0 <= r["val_acc"] <= 1 and r["val_loss"] > 0 and r["test_loss"] > 0
     assert rec.events == [("start", "n", 0), *[("epoch", e) for e in range(1, 7)], ("end", 6)]
     s = result.summary()
     assert s["best_test_acc"] == max(r["test_acc"] for r in result.history)
@@ -132,9 +143,12 @@ def test_checkpoint_contents_and_metrics_file(data, tmp_path):
     assert meta["epoch"] == 6 and len(meta["history"]) == 6
     assert len(meta["generators"]) == 3  # input dropout + two hidden
     assert sorted(arrays) == sorted(
-        [f"param_{i}" for i in range(6)] + [f"velocity_{i}" for i in range(6)]
+        f"{kind}_{i}" for kind in ("param", "velocity", "best_param") for i in range(6)
     )
     np.testing.assert_array_equal(arrays["param_0"], result.params[0])
+    assert meta["best_val_epoch"] == result.summary()["best_val_epoch"]
+    for i in range(6):
+        np.testing.assert_array_equal(arrays[f"best_param_{i}"], result.best_params[i])
     with open(tmp_path / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]

@@ -34,11 +34,14 @@ import numpy as np
 from .._arrays import to_numpy
 
 CHECKPOINT_NAME = "checkpoint.npz"
+#: The parameters of a run's best validation epoch (a checkpoint file of parameters only).
+BEST_NAME = "best.npz"
 
 #: Default seconds between two checkpoints of a training run (see :class:`PeriodicCheckpoint`).
 CHECKPOINT_INTERVAL = 2.0
 
 __all__ = [
+    "BEST_NAME",
     "CHECKPOINT_INTERVAL",
     "CHECKPOINT_NAME",
     "FORMAT",
@@ -142,6 +145,9 @@ class PeriodicCheckpoint:
         Seconds between writes (0: every submit writes).
     clock : callable, optional
         Monotonic seconds (tests pass a fake one).
+    after_write : callable, optional
+        Called with the arrays (NumPy) and the metadata just written, after
+        each write (the training loop writes ``best.npz`` from them).
 
     Examples
     --------
@@ -159,11 +165,16 @@ class PeriodicCheckpoint:
     """
 
     def __init__(
-        self, path: Path, interval: float, clock: Callable[[], float] = time.monotonic
+        self,
+        path: Path,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+        after_write: Callable[[dict[str, np.ndarray], dict[str, Any]], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.interval = float(interval)
         self._clock = clock
+        self._after_write = after_write
         self._last: float | None = None
         self._pending: tuple[dict[str, Any], dict[str, Any]] | None = None
 
@@ -208,5 +219,8 @@ class PeriodicCheckpoint:
             )
 
     def _write(self, arrays: dict[str, Any], meta: dict[str, Any]) -> None:
-        save_checkpoint(self.path, {k: to_numpy(a) for k, a in arrays.items()}, meta)
+        host = {k: to_numpy(a) for k, a in arrays.items()}
+        save_checkpoint(self.path, host, meta)
         self._last = self._clock()
+        if self._after_write is not None:
+            self._after_write(host, meta)

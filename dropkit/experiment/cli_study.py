@@ -279,6 +279,10 @@ def _load(job: _StudyJob) -> None:
             raise ValueError(f"--train-size {size}: {exc}") from None
         job.datasets[size] = data
         cli._check_memory(job.plan.config, data)
+        try:
+            cli._check_split(job.plan.config, data)
+        except ValueError as exc:
+            raise ValueError(f"--train-size {size}: {exc}" if size else str(exc)) from None
         for (seed, method), cfg in job.plan.configs().items():
             ckpt = run_folder(folder, seed, method) / "checkpoint.npz"
             if not ckpt.exists():
@@ -350,6 +354,7 @@ def cmd_study(args: argparse.Namespace, command: str) -> int:
                 jobs=job.jobs,
                 plugin_manager=pm,
                 progress=progress,
+                threads=args.threads,
             )
         else:
             run_sweep(
@@ -359,6 +364,7 @@ def cmd_study(args: argparse.Namespace, command: str) -> int:
                 jobs=job.jobs,
                 plugin_manager=pm,
                 progress=progress,
+                threads=args.threads,
             )
     finally:
         lock.release()

@@ -88,8 +88,9 @@ class Method:
         return True
 
 
-#: ``TrainConfig`` keys newer than some run folders, with the value their absence means.
-OPTIONAL_DEFAULTS: dict[str, str] = {"noise": "dropout", "activation": "relu"}
+#: ``TrainConfig`` keys newer than some run folders, with the value their absence means
+#: (``val_size``: folders made before validation sets existed trained on every example).
+OPTIONAL_DEFAULTS: dict[str, Any] = {"noise": "dropout", "activation": "relu", "val_size": 0}
 
 #: ``TrainConfig.noise`` values -> the layer class name in :mod:`dropkit.layers`.
 NOISES: dict[str, str] = {

@@ -258,7 +258,7 @@ _NUMBERS = ("p_hidden", "p_input", "lr", "momentum", "weight_decay")
 _INTEGERS = ("lr_every", "lr_times", "batch_size", "epochs", "seed")
 _STRINGS = ("dataset", "mode", "dtype", "noise", "activation")
 #: Config keys a folder may lack (made before they existed); absent, they take their defaults.
-OPTIONAL_KEYS = ("noise", "activation")
+OPTIONAL_KEYS = ("noise", "activation", "val_size")
 # Top-level keys a config.json may lack: "command" and "environment" came later.
 _OPTIONAL_TOP = ("command", "environment")
 

@@ -7,8 +7,19 @@ all methods of one seed start from the same weights and see the same batches.
 The runs go to ``jobs`` worker processes (``spawn`` start: no forked
 Numba/OpenBLAS thread pools), each limited to ``cores // jobs`` BLAS, OpenMP
 and Numba threads through the environment variables it starts with (those the
-user set are left alone); with ``jobs=1`` they run one after the other in
-this process. A run's result does not depend on where it ran.
+user set are left alone); within that share each run uses the BLAS threads
+:func:`~dropkit.experiment.threads.choose_threads` chooses for its matrix
+sizes (or ``threads``, the user's ``--threads``). With ``jobs=1`` they run
+one after the other in this process. A run's result does not depend on
+where it ran, nor on its thread count.
+
+Every run of a study holds out the same validation examples (the split
+depends on the data and ``val_size``, not on the seed), and its headline
+number is the test accuracy at its best validation epoch
+(``test_acc_at_best_val``); ``best_test_acc``, selected on the test set as
+the source article does, is kept beside it. Without a validation set
+(``val_size=0``) the headline is ``best_test_acc``, and the table says it
+was selected on test.
 
 The study writes ``study.json`` (its plan: base configuration, methods, seeds,
 activation, data), then, at the end, ``history.json`` (every run's epochs) and
@@ -16,7 +27,8 @@ activation, data), then, at the end, ``history.json`` (every run's epochs) and
 :meth:`~dropkit.experiment.train.TrainResult.summary`'s values (today's
 ``{"standard": ..., "dropout": ...}`` shape), ``"methods"`` with every
 method's per-seed values and their statistics (:func:`dropkit.experiment.stats.describe`:
-mean, sample standard deviation, 95% t-interval), ``"seeds"`` and
+mean, sample standard deviation, 95% t-interval), ``"headline"`` (the key of
+the number the table leads with, and its label), ``"seeds"`` and
 ``"dataset"``; and calls the ``dropkit_study_end`` hook (the plots plugin
 draws the mean curves with the spread over seeds shaded).
 
@@ -34,7 +46,7 @@ Examples
 >>> sorted(runs), sorted(runs["dropout"])
 (['dropout', 'standard'], [0, 1])
 >>> sorted(json.load(open(f"{out}/summary.json")))
-['dataset', 'dropout', 'methods', 'seeds', 'standard']
+['dataset', 'dropout', 'headline', 'methods', 'seeds', 'standard']
 """
 
 from __future__ import annotations
@@ -57,9 +69,12 @@ import pluggy
 from ..registry import get_plugin_manager
 from .checkpoint import CHECKPOINT_NAME, atomic_write_text
 from .data import Dataset
-from .methods import METHODS, check_activation, noise_layer
+from .methods import METHODS, OPTIONAL_DEFAULTS, check_activation, noise_layer
+from .result import headline
 from .rundir import RunConfigError, RunLock, is_held_here
+from .split import validation_split
 from .stats import describe
+from .threads import ThreadChoice, available_cores, choose_threads, step_flops
 from .train import TrainConfig, TrainingDivergedError, TrainResult, train
 
 __all__ = [
@@ -83,8 +98,15 @@ __all__ = [
 
 #: The study's plan file in its folder.
 STUDY_NAME = "study.json"
-#: The per-run values whose statistics over seeds ``summary.json`` gives.
-STATS_KEYS = ("best_test_acc", "final_gap", "best_train_acc", "final_test_acc")
+#: The per-run values whose statistics over seeds ``summary.json`` gives (those a run has:
+#: without a validation set, ``test_acc_at_best_val`` is None and has none).
+STATS_KEYS = (
+    "test_acc_at_best_val",
+    "best_test_acc",
+    "final_test_acc",
+    "final_gap",
+    "best_train_acc",
+)
 #: The variables that size the thread pools of BLAS, OpenMP and Numba in a worker.
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
@@ -182,12 +204,28 @@ def run_folder(out: str | Path, seed: int, method: str) -> Path:
 
 @dataclass(frozen=True)
 class Task:
-    """One run for a worker: its data (a key of the datasets), name, folder and configuration."""
+    """One run for a worker: its data (a key of the datasets), name, folder and configuration.
+
+    ``threads``: the BLAS threads it trains with (None: chosen for it, see
+    :func:`run_tasks`; a :class:`~dropkit.experiment.threads.ThreadChoice`: as made).
+    """
 
     data: str
     name: str
     folder: Path
     config: TrainConfig
+    threads: int | ThreadChoice | None = None
+
+
+def _worker_threads(task: Task, data: Dataset, cap: int) -> Task:
+    """``task`` with the thread choice of a worker with ``cap`` cores (made in the parent)."""
+    if isinstance(task.threads, ThreadChoice):
+        return task
+    split = validation_split(data.y_train, task.config.val_size)
+    layers = [data.n_features, *task.config.hidden, data.n_classes]
+    flops = step_flops(layers, min(task.config.batch_size, len(split.train)))
+    choice = choose_threads(flops, requested=task.threads, cap=cap)
+    return dataclasses.replace(task, threads=choice)
 
 
 def thread_limits(jobs: int, cores: int | None = None) -> dict[str, str]:
@@ -198,7 +236,7 @@ def thread_limits(jobs: int, cores: int | None = None) -> dict[str, str]:
     >>> thread_limits(4, cores=16)["OPENBLAS_NUM_THREADS"]
     '4'
     """
-    cores = cores if cores is not None else os.cpu_count() or 1
+    cores = cores if cores is not None else available_cores()
     return {name: str(max(1, cores // jobs)) for name in THREAD_VARIABLES}
 
 
@@ -275,6 +313,7 @@ def _train_task(task: Task, data: Dataset, pm: pluggy.PluginManager) -> TrainRes
         out_dir=task.folder,
         resume=(task.folder / CHECKPOINT_NAME).exists(),
         plugin_manager=pm,
+        threads=task.threads,
     )
 
 
@@ -299,6 +338,8 @@ def run_tasks(
     ``on_done(task, result, finished)`` is called here as each run ends;
     ``on_event`` here with each run's start and epochs (the events of
     :class:`~dropkit.experiment.reporters.Events`), from the workers too.
+    A task's ``threads`` (None: chosen for its matrix sizes) caps at the
+    workers' share of the cores; in this process (``jobs=1``) the whole machine.
 
     A failing run stops the others (their finished epochs are saved) and its
     error is raised; so is an interrupt.
@@ -327,6 +368,9 @@ def run_tasks(
                 pm.unregister(plugin)
         return results  # type: ignore[return-value]
     workers = min(jobs, len(tasks))
+    # chosen here, before the workers' variables are set: a variable the user set wins
+    cap = max(1, available_cores() // workers)
+    tasks = [_worker_threads(task, datasets[task.data], cap) for task in tasks]
     context = multiprocessing.get_context("spawn")
     events = context.Queue() if on_event is not None else None
     with _environment(thread_limits(workers)):
@@ -409,6 +453,7 @@ def run_study(
     metrics: bool = True,
     plugin_manager: pluggy.PluginManager | None = None,
     progress: TextIO | None = None,
+    threads: int | None = None,
 ) -> dict[str, dict[int, TrainResult]]:
     """Train ``plan``'s runs, write ``history.json`` and ``summary.json``, call the hook.
 
@@ -417,6 +462,7 @@ def run_study(
     study's progress (:func:`run_tasks_shown`). Holds ``out_dir``'s
     :class:`~dropkit.experiment.rundir.RunLock` (unless this thread already does);
     writes ``study.json`` if absent.
+    ``threads``: every run's BLAS threads (None: chosen per run, see :func:`run_tasks`).
     """
     out = Path(out_dir)
     lock = None if is_held_here(out) else RunLock(out).acquire()
@@ -425,7 +471,7 @@ def run_study(
             doc = {"command": "compare", **plan.to_dict(), "data": {}}
             atomic_write_text(out / STUDY_NAME, json.dumps(doc, indent=2))
         tasks = [
-            Task("data", f"seed-{s}/{m}", run_folder(out, s, m), cfg)
+            Task("data", f"seed-{s}/{m}", run_folder(out, s, m), cfg, threads)
             for (s, m), cfg in plan.configs().items()
         ]
         results = run_tasks_shown(
@@ -507,26 +553,40 @@ def run_tasks_shown(
         display.close()
 
 
-def dataset_entry(data: Dataset) -> dict[str, Any]:
-    """The ``"dataset"`` entry of ``summary.json``."""
+def dataset_entry(data: Dataset, val_size: int | float = 0) -> dict[str, Any]:
+    """The ``"dataset"`` entry of ``summary.json``.
+
+    ``n_train`` counts the training examples given (``--train-size``);
+    ``n_val`` those of them held out for validation (``val_size``).
+    """
     return {
         "name": data.name,
         "n_train": int(data.x_train.shape[0]),
+        "n_val": len(validation_split(data.y_train, val_size).val),
         "n_test": int(data.x_test.shape[0]),
         "n_features": data.n_features,
         "n_classes": data.n_classes,
     }
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _seed_mean(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """Today's summary keys, with each numeric value averaged over the seeds."""
+    """Today's summary keys, with each numeric value averaged over the seeds.
+
+    Values that are not numbers in every seed (the config, the split, the
+    thread choice, None where a run has no validation set) are the first seed's.
+    """
     mean: dict[str, Any] = {}
     for key, first in summaries[0].items():
-        same = all(s[key] == first for s in summaries)
-        if key == "config" or (key == "epochs" and same):
+        values = [s[key] for s in summaries]
+        same = all(v == first for v in values)
+        if key == "config" or (key == "epochs" and same) or not all(map(_number, values)):
             mean[key] = first
         else:
-            mean[key] = sum(s[key] for s in summaries) / len(summaries)
+            mean[key] = sum(values) / len(values)
     return mean
 
 
@@ -537,7 +597,8 @@ def study_summary(
 
     A method's top-level entry has the keys of
     :meth:`~dropkit.experiment.train.TrainResult.summary`, each the mean over the seeds
-    (``config``: the first seed's).
+    (``config``: the first seed's). A method's ``stats`` has the keys of
+    :data:`STATS_KEYS` its runs have values for.
     """
     summary: dict[str, Any] = {}
     methods: dict[str, Any] = {}
@@ -550,7 +611,11 @@ def study_summary(
             "description": m.description,
             "layer": m.layer if m.drop else None,
             "activation": m.activation_for(plan.activation),
-            "stats": {key: describe([s[key] for s in summaries]) for key in STATS_KEYS},
+            "stats": {
+                key: describe([s[key] for s in summaries])
+                for key in STATS_KEYS
+                if all(s[key] is not None for s in summaries)
+            },
             "per_seed": {
                 str(seed): {k: v for k, v in s.items() if k != "config"}
                 for seed, s in per_seed.items()
@@ -558,8 +623,10 @@ def study_summary(
             "config": summaries[0]["config"],
         }
     summary["methods"] = methods
+    key, label = headline(summary[plan.methods[0]])
+    summary["headline"] = {"key": key, "label": label}
     summary["seeds"] = list(plan.seeds)
-    summary["dataset"] = dataset_entry(data)
+    summary["dataset"] = dataset_entry(data, plan.config.val_size)
     return summary
 
 
@@ -589,19 +656,32 @@ def _interval(ci: list[float] | None) -> str:
     return "n/a (1 seed)" if ci is None else f"[{ci[0] * 100:.2f}, {ci[1] * 100:.2f}]"
 
 
-def format_study_table(summary: dict[str, Any], stream: TextIO = sys.stdout) -> None:
-    """Print a study's table: per method, best test accuracy and final gap over the seeds.
+def _headline_key(summary: dict[str, Any]) -> tuple[str, str]:
+    """The headline's key and label (studies written before ``"headline"``: best test)."""
+    entry = summary.get("headline") or {}
+    return entry.get("key", "best_test_acc"), entry.get("label", "best test acc")
 
-    Values in percent (accuracy) and percentage points (gap): mean ± sample
-    standard deviation, and the 95% t-interval of the mean.
+
+def format_study_table(summary: dict[str, Any], stream: TextIO = sys.stdout) -> None:
+    """Print a study's table: per method, the headline test accuracy, the others, the final gap.
+
+    The headline is the test accuracy at the best validation epoch (mean ±
+    sample standard deviation over the seeds, and the 95% t-interval of the
+    mean), or without a validation set the best test accuracy, labelled as
+    selected on test. Then the final test accuracy, the best test accuracy
+    (selected on test, as the source article), and the final train-test gap
+    with its interval. Accuracies in percent, the gap in percentage points.
     """
     methods = summary["methods"]
     cfg = max((m["config"] for m in methods.values()), key=lambda c: c["p_hidden"])
     d = summary["dataset"]
     layers = "-".join(str(s) for s in (d["n_features"], *cfg["hidden"], d["n_classes"]))
     seeds = summary["seeds"]
+    key, label = _headline_key(summary)
+    n_val = d.get("n_val", 0)
+    held = f" ({n_val} of them held out for validation)" if n_val else ""
     print(
-        f"\nDropout study: {d['name']}, {d['n_train']} train / {d['n_test']} test, layers "
+        f"\nDropout study: {d['name']}, {d['n_train']} train{held} / {d['n_test']} test, layers "
         f"{layers}, {cfg['epochs']} epochs, {len(seeds)} seed{'s' * (len(seeds) > 1)} "
         f"({', '.join(str(s) for s in seeds)}), p_hidden={cfg['p_hidden']}",
         file=stream,
@@ -609,27 +689,39 @@ def format_study_table(summary: dict[str, Any], stream: TextIO = sys.stdout) -> 
     header = (
         "method",
         "activation",
-        "best test acc % (mean ± std)",
+        f"{label} % (mean ± std)",
         "95% interval",
+        "final test acc %",
+        "best test acc % (selected on test, as the article)",
         "final train-test gap (points)",
         "95% interval",
     )
     rows = [header]
     for name, m in methods.items():
-        acc, gap = m["stats"]["best_test_acc"], m["stats"]["final_gap"]
+        stats = m["stats"]
+        acc, gap = stats[key], stats["final_gap"]
+        final, best = stats.get("final_test_acc"), stats.get("best_test_acc")
         rows.append(
             (
                 name,
                 m["activation"],
                 _pm(acc["mean"], acc["std"]),
                 _interval(acc["ci95"]),
+                _pm(final["mean"], final["std"]) if final else "n/a",
+                _pm(best["mean"], best["std"]) if best else "n/a",
                 _pm(gap["mean"], gap["std"]),
                 _interval(gap["ci95"]),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)), file=stream)
+        line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+        print(line.rstrip(), file=stream)
+    if key == "best_test_acc":
+        print(
+            "no validation set (--val-size 0): every accuracy above was selected on the test set",
+            file=stream,
+        )
 
 
 # ---- study.json --------------------------------------------------------------------------------
@@ -665,7 +757,8 @@ def read_study_plan(folder: str | Path) -> tuple[dict[str, Any], StudyPlan]:
         if not ok(doc[key]):
             raise RunConfigError(f"{path}: {key!r} is damaged: {doc[key]!r}; {fix}")
     try:
-        config = TrainConfig.from_dict(doc["config"])
+        # studies made before a key existed ran with the value its absence means
+        config = TrainConfig.from_dict({**OPTIONAL_DEFAULTS, **doc["config"]})
         plan = StudyPlan(config, doc["methods"], doc["seeds"], doc["activation"])
     except (TypeError, ValueError) as exc:
         raise RunConfigError(f"{path}: {exc}; {fix}") from None

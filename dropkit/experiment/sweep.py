@@ -6,10 +6,15 @@ every (size, seed, method) run in its own folder
 ``<out>/size-<n>/seed-<s>/<method>/`` and all of them in one pool of worker
 processes. Each ``size-<n>`` folder gets the study's ``summary.json``,
 ``history.json`` (and the plots plugin's ``curves.png``); the sweep's folder
-gets ``sweep.json`` and ``sweep.md``: one row per (size, method) with the best
-test accuracy and the final train-test gap over the seeds (mean, sample
-standard deviation, 95% t-interval), and the ``dropkit_sweep_end`` hook is
-called (the plots plugin draws ``sweep.png``, with error bars).
+gets ``sweep.json`` and ``sweep.md``: one row per (size, method) with the
+test accuracy at the best validation epoch (the headline; each size's
+validation examples are held out of its own ``n`` training examples), the
+best test accuracy (selected on test, as the source article), the final test
+accuracy and the final train-test gap over the seeds (mean, sample standard
+deviation, 95% t-interval), and the ``dropkit_sweep_end`` hook is called (the
+plots plugin draws ``sweep.png``, with error bars). ``sweep.json`` names the
+headline's key in ``"headline"``; without a validation set (``val_size=0``)
+it is ``best_test_acc``, and the table says it was selected on test.
 
 Examples
 --------
@@ -49,6 +54,8 @@ __all__ = ["DEFAULT_SIZES", "format_sweep_table", "parse_train_sizes", "run_swee
 
 #: The sizes of ``dropkit sweep`` without ``--train-size``.
 DEFAULT_SIZES = (500, 1000, 2000, 4000)
+#: The statistics of a sweep's rows (those the runs have values for).
+_COLUMNS = ("test_acc_at_best_val", "best_test_acc", "final_test_acc", "final_gap")
 
 
 def parse_train_sizes(text: str) -> list[int]:
@@ -79,10 +86,18 @@ def size_folder(out: str | Path, size: int) -> Path:
     return Path(out) / f"size-{size}"
 
 
-def sweep_tasks(plan: StudyPlan, sizes: Sequence[int], out: str | Path) -> list[Task]:
+def sweep_tasks(
+    plan: StudyPlan, sizes: Sequence[int], out: str | Path, threads: int | None = None
+) -> list[Task]:
     """Every run of the sweep, size-major then seed-major."""
     return [
-        Task(f"size-{n}", f"size-{n}/seed-{s}/{m}", run_folder(size_folder(out, n), s, m), cfg)
+        Task(
+            f"size-{n}",
+            f"size-{n}/seed-{s}/{m}",
+            run_folder(size_folder(out, n), s, m),
+            cfg,
+            threads,
+        )
         for n in sizes
         for (s, m), cfg in plan.configs().items()
     ]
@@ -97,11 +112,13 @@ def run_sweep(
     metrics: bool = True,
     plugin_manager: pluggy.PluginManager | None = None,
     progress: TextIO | None = None,
+    threads: int | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``plan`` on each dataset (``{train size: data}``); write the files; return the table.
 
     Existing checkpoints are continued. Holds ``out_dir``'s
     :class:`~dropkit.experiment.rundir.RunLock` (unless this thread already does).
+    ``threads``: every run's BLAS threads (None: chosen per run).
 
     Examples
     --------
@@ -111,7 +128,7 @@ def run_sweep(
     >>> plan = StudyPlan(TrainConfig(epochs=1, hidden=(8,)), ("standard",), (0, 1))
     >>> data = {n: load_dataset(train_size=n) for n in (100, 200)}
     >>> table = run_sweep(plan, data, tempfile.mkdtemp())
-    >>> [(row["train_size"], row["method"], row["best_test_acc"]["n"]) for row in table]
+    >>> [(row["train_size"], row["method"], row["test_acc_at_best_val"]["n"]) for row in table]
     [(100, 'standard', 2), (200, 'standard', 2)]
     """
     out = Path(out_dir)
@@ -121,7 +138,7 @@ def run_sweep(
         if not (out / STUDY_NAME).exists():
             doc = {"command": "sweep", **plan.to_dict(), "data": {}, "train_sizes": sizes}
             atomic_write_text(out / STUDY_NAME, json.dumps(doc, indent=2))
-        tasks = sweep_tasks(plan, sizes, out)
+        tasks = sweep_tasks(plan, sizes, out, threads)
         results = run_tasks_shown(
             tasks,
             {f"size-{n}": data for n, data in datasets.items()},
@@ -133,19 +150,16 @@ def run_sweep(
         pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
         per_size = len(results) // len(sizes)
         table = []
+        key = "best_test_acc"
         for k, n in enumerate(sizes):
             runs = runs_by_method(plan, results[k * per_size : (k + 1) * per_size])
             summary = write_study_files(size_folder(out, n), plan, runs, datasets[n], pm)
+            key = summary["headline"]["key"]
             for method in plan.methods:
                 stats = summary["methods"][method]["stats"]
-                table.append(
-                    {
-                        "train_size": n,
-                        "method": method,
-                        "best_test_acc": stats["best_test_acc"],
-                        "final_gap": stats["final_gap"],
-                    }
-                )
+                row = {"train_size": n, "method": method}
+                row.update({c: stats[c] for c in _COLUMNS if c in stats})
+                table.append(row)
         first = datasets[sizes[0]]
         doc = {
             "dataset": first.name,
@@ -155,6 +169,7 @@ def run_sweep(
             "seeds": list(plan.seeds),
             "config": plan.config.to_dict(),
             "activation": plan.activation,
+            "headline": key,
             "table": table,
         }
         atomic_write_text(out / "sweep.json", json.dumps(doc, indent=2))
@@ -179,20 +194,30 @@ def _ci(d: dict[str, Any]) -> str:
 def _markdown(doc: dict[str, Any]) -> str:
     seeds = doc["seeds"]
     cfg = doc["config"]
+    key = doc.get("headline", "best_test_acc")
+    val = cfg.get("val_size", 0)
+    if key == "test_acc_at_best_val":
+        label = "test acc at best val (%)"
+        held = f"validation: val_size {val} of each train size, the same for every method and seed"
+    else:
+        label = "best test acc (%, selected on test)"
+        held = "no validation set (val_size 0): every accuracy is selected on the test set"
     lines = [
         f"Sweep on {doc['dataset']} ({doc['n_test']} test examples): hidden {cfg['hidden']}, "
         f"{cfg['epochs']} epochs, p_hidden={cfg['p_hidden']}, {len(seeds)} seed"
-        f"{'s' * (len(seeds) > 1)} ({', '.join(str(s) for s in seeds)}); mean ± sample std "
-        "over seeds, 95% t-interval of the mean.",
+        f"{'s' * (len(seeds) > 1)} ({', '.join(str(s) for s in seeds)}); {held}; mean ± "
+        "sample std over seeds, 95% t-interval of the mean.",
         "",
-        "| train size | method | best test acc (%) | 95% interval | final train-test gap "
-        "(points) | 95% interval |",
-        "|---:|---|---:|---|---:|---|",
+        f"| train size | method | {label} | 95% interval | final test acc (%) | best test acc "
+        "(%, selected on test, as the article) | final train-test gap (points) | 95% interval |",
+        "|---:|---|---:|---|---:|---:|---:|---|",
     ]
     for row in doc["table"]:
-        acc, gap = row["best_test_acc"], row["final_gap"]
+        acc, gap = row[key], row["final_gap"]
+        final, best = row.get("final_test_acc"), row.get("best_test_acc")
         lines.append(
             f"| {row['train_size']} | {row['method']} | {_cell(acc)} | {_ci(acc)} | "
+            f"{_cell(final) if final else 'n/a'} | {_cell(best) if best else 'n/a'} | "
             f"{_cell(gap)} | {_ci(gap)} |"
         )
     return "\n".join(lines) + "\n"

@@ -1,23 +1,32 @@
 """The training loop of the dropout experiment, on any backend, with exact resume.
 
 The loop trains :class:`~dropkit.experiment.nn.MLP` with SGD on minibatches reshuffled
-every epoch (the last partial batch included), evaluates on the full train and
-test sets every epoch, checkpoints atomically, and announces its events through
-the pluggy hooks of :mod:`dropkit.hookspecs`: progress, metric files and plots
-are plugins, not code in here.
+every epoch (the last partial batch included), evaluates the training
+examples, the validation examples held out of them
+(:mod:`~dropkit.experiment.split`) and the test set every epoch
+(:mod:`~dropkit.experiment.result` describes the record), keeps the
+parameters of the best validation epoch, checkpoints atomically, and
+announces its events through the pluggy hooks of :mod:`dropkit.hookspecs`:
+progress, metric files and plots are plugins, not code in here. The BLAS
+libraries run with the thread count :mod:`~dropkit.experiment.threads` chooses
+for the net's matrix sizes.
 
 Determinism: the initial weights and the dropout streams come from the seed
-(:class:`~dropkit.Generator`), the epoch's batch order from ``(seed, epoch)``.
-A checkpoint holds parameters, velocities, generator states, epoch and history,
-so a run resumed from it ends bit-identical to an uninterrupted one.
+(:class:`~dropkit.Generator`), the epoch's batch order from ``(seed, epoch)``,
+the validation split from the labels and ``val_size`` alone. A checkpoint
+holds parameters, velocities, the best validation epoch's parameters,
+generator states, epoch and history, so a run resumed from it ends
+bit-identical to an uninterrupted one.
 
 Examples
 --------
 >>> from dropkit.experiment.data import load_dataset
 >>> data = load_dataset("mnist1d", train_size=256)
 >>> result = train(TrainConfig(epochs=2, hidden=(32,)), data)
->>> len(result.history), 0 <= result.best_test_acc <= 1
+>>> len(result.history), 0 <= result.test_acc_at_best_val <= 1
 (2, True)
+>>> result.split["n_train"], result.split["n_val"]  # val_size 0.1: 26 of 256 held out
+(230, 26)
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import itertools
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -39,13 +48,20 @@ from .._arrays import as_integer, check_flag, check_mode, check_p, check_scale, 
 from ..ops import train_scale
 from ..random import Generator
 from ..registry import get_backend, get_plugin_manager
-from .checkpoint import CHECKPOINT_INTERVAL, CheckpointError, PeriodicCheckpoint, load_checkpoint
+from .best import BestFile
+from .checkpoint import CHECKPOINT_INTERVAL, PeriodicCheckpoint
 from .checkpoint import CHECKPOINT_NAME as CHECKPOINT
 from .data import DATASETS, Dataset
-from .methods import OPTIONAL_DEFAULTS, check_activation, noise_layer
+from .evaluation import correct_count as _correct
+from .evaluation import evaluate, scores
+from .methods import check_activation, noise_layer
 from .nn import MLP, softmax_cross_entropy
 from .optim import SGD, StepSchedule
+from .result import Run, TrainResult, is_better
+from .resume import check_checkpoint
 from .rundir import RunLock, is_held_here, remove_stale_temporaries
+from .split import DEFAULT_VAL_SIZE, Split, check_val_size, validation_split
+from .threads import BlasLimit, ThreadChoice, blas_threads, choose_threads, step_flops
 
 __all__ = [
     "PRESETS",
@@ -103,6 +119,9 @@ class TrainConfig:
     names the noise layer (:data:`dropkit.experiment.methods.NOISES`: ``"dropout"``,
     ``"gaussian"``, ``"alpha"``), ``activation`` the hidden activation
     (``"relu"`` with He-normal weights, ``"selu"`` with LeCun-normal ones).
+    ``val_size`` holds training examples out for validation: a count, or a
+    fraction in (0, 1) (default 0.1; 0: none, and the run reports test
+    accuracies selected on the test set only); see :mod:`~dropkit.experiment.split`.
     """
 
     dataset: str = "mnist1d"
@@ -123,6 +142,7 @@ class TrainConfig:
     dtype: str = "float32"
     noise: str = "dropout"
     activation: str = "relu"
+    val_size: int | float = DEFAULT_VAL_SIZE
 
     def __post_init__(self) -> None:
         # types first (bools are not numbers, numbers are not flags), then ranges
@@ -135,6 +155,7 @@ class TrainConfig:
         for name in ("lr_every", "lr_times", "batch_size", "epochs", "seed"):
             put(self, name, _integer(name, getattr(self, name)))
         put(self, "nesterov", check_flag(self.nesterov, "nesterov"))
+        put(self, "val_size", check_val_size(self.val_size))
         check_p(self.p_hidden)
         check_p(self.p_input)
         check_mode(self.mode)
@@ -200,87 +221,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "epochs": 300,
     },
 }
-
-
-@dataclass
-class Run:
-    """What the hooks see of a run in progress."""
-
-    name: str
-    config: TrainConfig
-    out_dir: Path | None
-    backend: str
-    n_train: int
-    n_test: int
-    history: list[dict[str, Any]] = field(default_factory=list)
-    start_epoch: int = 0
-
-
-@dataclass
-class TrainResult:
-    """The outcome of a run: history, best accuracies and when they were reached."""
-
-    name: str
-    config: TrainConfig
-    history: list[dict[str, Any]]
-    params: list[np.ndarray]
-
-    def _best(self, key: str) -> tuple[float, int]:
-        best = max(self.history, key=lambda r: r[key])  # first epoch reaching the maximum
-        return best[key], best["epoch"]
-
-    @property
-    def best_train_acc(self) -> float:
-        """Best full-training-set accuracy over the epochs."""
-        return self._best("train_acc")[0]
-
-    @property
-    def best_test_acc(self) -> float:
-        """Best test accuracy over the epochs."""
-        return self._best("test_acc")[0]
-
-    @property
-    def seconds(self) -> float:
-        """Training time summed over the epochs (evaluation included)."""
-        return float(sum(r["seconds"] for r in self.history))
-
-    def summary(self) -> dict[str, Any]:
-        """Best accuracies (in [0, 1]) with their epochs, the final gap, and time."""
-        train_acc, train_epoch = self._best("train_acc")
-        test_acc, test_epoch = self._best("test_acc")
-        last = self.history[-1]
-        return {
-            "best_train_acc": train_acc,
-            "best_train_epoch": train_epoch,
-            "best_test_acc": test_acc,
-            "best_test_epoch": test_epoch,
-            "final_train_acc": last["train_acc"],
-            "final_test_acc": last["test_acc"],
-            "final_gap": last["train_acc"] - last["test_acc"],
-            "epochs": len(self.history),
-            "seconds": self.seconds,
-            "config": self.config.to_dict(),
-        }
-
-
-def evaluate(net: MLP, x: Any, y: Any, batch: int = 4096) -> float:
-    """Accuracy of ``net`` (evaluation mode) on ``x``, ``y``, in batches."""
-    return int(to_numpy(_correct(net, x, y, batch))) / x.shape[0]
-
-
-def _correct(net: MLP, x: Any, y: Any, batch: int = 4096) -> Any:
-    """How many rows of ``x`` ``net`` classifies right: a 0-d integer array, not read back."""
-    xp = net.xp
-    correct = None
-    n = x.shape[0]
-    for start in range(0, n, batch):
-        stop = min(start + batch, n)  # (a strict namespace refuses slices past the end)
-        logits = net.forward(x[start:stop, ...], training=False)
-        hits = xp.sum(xp.astype(xp.argmax(logits, axis=1) == y[start:stop], xp.int32))
-        correct = hits if correct is None else correct + hits
-    if correct is None:  # no rows
-        return xp.zeros((), dtype=xp.int32)
-    return correct
 
 
 def _check_labels(data: Dataset) -> None:
@@ -360,17 +300,19 @@ def _epoch(
 ) -> dict[str, Any] | str:
     """Train one epoch and evaluate; the record, or what diverged.
 
-    Nothing is read back to the host inside the epoch: the step losses stay on
-    the device until the end, where they, the correct counts and the
-    parameters' finiteness are read at once (a GPU runs ahead of Python
-    instead of waiting at every step).
+    ``arrays``: ``(x_train, y_train, x_test, y_test)``, then ``x_val, y_val``
+    if the run has a validation set. Nothing is read back to the host inside
+    the epoch: the step losses stay on the device until the end, where they,
+    the evaluation's counts and losses and the parameters' finiteness are
+    read at once (a GPU runs ahead of Python instead of waiting at every step).
     """
     xp = net.xp
-    x_train, y_train, x_test, y_test = arrays
+    x_train, y_train, x_test, y_test = arrays[:4]
     n = x_train.shape[0]
     losses, sizes = _steps(net, opt, config, epoch, lr, x_train, y_train)
-    correct_train = _correct(net, x_train, y_train)
-    correct_test = _correct(net, x_test, y_test)
+    parts = [_correct(net, x_train, y_train), *scores(net, x_test, y_test)]
+    if len(arrays) > 4:
+        parts += scores(net, arrays[4], arrays[5])
     finite = [xp.all(xp.isfinite(a)) for a in (*net.params, *opt.velocity)]
     # the epoch's one wait for the device: every number of the record is read here
     loss_sum = 0.0
@@ -380,11 +322,17 @@ def _epoch(
         loss_sum += loss * size  # the same float64 sum, in the same order, as step by step
     if not bool(np.all(to_numpy(xp.stack(finite)))):
         return "a parameter became NaN or inf"
+    values = [to_numpy(a).item() for a in parts]
+    n_test = x_test.shape[0]
+    n_val = arrays[4].shape[0] if len(arrays) > 4 else 0
     return {
         "epoch": epoch + 1,
         "loss": loss_sum / n,
-        "train_acc": int(to_numpy(correct_train)) / n,
-        "test_acc": int(to_numpy(correct_test)) / x_test.shape[0],
+        "train_acc": int(values[0]) / n,
+        "val_acc": int(values[3]) / n_val if n_val else None,
+        "val_loss": float(values[4]) / n_val if n_val else None,
+        "test_acc": int(values[1]) / n_test,
+        "test_loss": float(values[2]) / n_test if n_test else None,
         "lr": lr,
     }
 
@@ -420,122 +368,6 @@ def memory_estimate(config: TrainConfig, n_features: int, n_classes: int) -> tup
     return params, (3 * params + activations) * itemsize
 
 
-def _param_shapes(config: TrainConfig, n_features: int, n_classes: int) -> list[tuple[int, ...]]:
-    layers = _layers(config, n_features, n_classes)
-    shapes: list[tuple[int, ...]] = []
-    for fan_in, fan_out in itertools.pairwise(layers):
-        shapes += [(fan_in, fan_out), (fan_out,)]
-    return shapes
-
-
-def _check_resumable(
-    path: Path, meta: dict[str, Any], config: TrainConfig, data: Dataset, backend: str | None
-) -> None:
-    saved = meta.get("config", {})
-    if not isinstance(saved, dict):
-        saved = {}
-    saved = {**OPTIONAL_DEFAULTS, **saved}  # checkpoints older than these keys
-    mine = config.to_dict()
-    different = sorted(
-        k for k in mine if k not in ("epochs", "backend") and saved.get(k) != mine[k]
-    )
-    if backend is not None and meta.get("backend", backend) != backend:
-        different.append("backend")
-        saved = {**saved, "backend": meta.get("backend")}
-        mine["backend"] = backend
-    if different:
-        detail = ", ".join(f"{k}: saved {saved.get(k)!r}, now {mine[k]!r}" for k in different)
-        raise CheckpointError(
-            f"checkpoint {path} belongs to a different configuration ({detail}); resume with "
-            "the same settings or use another --out folder"
-        )
-    if meta.get("dataset_fingerprint") != data.fingerprint():
-        raise CheckpointError(
-            f"checkpoint {path} was made on different data (fingerprint "
-            f"{meta.get('dataset_fingerprint')} != {data.fingerprint()}); resume with the same "
-            "dataset, data dir and train size"
-        )
-
-
-_RECORD = {"epoch", "loss", "train_acc", "test_acc", "lr", "seconds"}
-
-
-def _check_state(
-    path: Path,
-    arrays: dict[str, np.ndarray],
-    meta: dict[str, Any],
-    config: TrainConfig,
-    data: Dataset,
-) -> None:
-    def bad(problem: str) -> CheckpointError:
-        return CheckpointError(f"checkpoint {path} {problem}; it was left as is")
-
-    shapes = _param_shapes(config, data.n_features, data.n_classes)
-    wanted = [f"{kind}_{i}" for kind in ("param", "velocity") for i in range(len(shapes))]
-    for name in wanted:
-        if name not in arrays:
-            raise bad(f"has no array {name!r}")
-        a, shape = arrays[name], shapes[int(name.rsplit("_", 1)[1])]
-        if a.shape != shape:
-            raise bad(f"is damaged: {name!r} has shape {a.shape}, the net needs {shape}")
-        if a.dtype.kind != "f":
-            raise bad(f"is damaged: {name!r} has dtype {a.dtype}, not a float dtype")
-        if not np.isfinite(a).all():
-            raise bad(f"is damaged: {name!r} holds NaN or inf")
-    extra = sorted(set(arrays) - set(wanted))
-    if extra:
-        raise bad(f"is damaged: unexpected array {extra[0]!r}")
-    generators = meta.get("generators")
-    if generators is None:
-        raise bad("has no 'generators' (the dropout streams)")
-    n = len(config.hidden) + 1
-    if not isinstance(generators, list) or len(generators) != n:
-        raise bad(f"is damaged: the net needs {n} generator states, got {generators!r}")
-    for i, state in enumerate(generators):
-        try:
-            Generator.from_state(state)
-        except (TypeError, ValueError) as exc:
-            raise bad(f"is damaged: generator state {i} {state!r}: {exc}") from None
-    history = meta.get("history")
-    if not isinstance(history, list):
-        raise bad(f"is damaged: 'history' must be a list, got {history!r}")
-    for i, record in enumerate(history):
-        if not isinstance(record, dict) or set(record) != _RECORD or record["epoch"] != i + 1:
-            raise bad(f"is damaged: history entry {i} is {record!r}")
-
-
-def check_checkpoint(
-    path: str | Path, config: TrainConfig, data: Dataset, backend: str | None = None
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Load a checkpoint and check it can continue ``config`` on ``data``.
-
-    Checks the configuration (all but ``epochs``), the backend name if given,
-    the data fingerprint, every array's presence, shape, dtype and finiteness,
-    the generator states and the history.
-
-    Raises
-    ------
-    CheckpointError
-        Naming the file and what is wrong with it.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from dropkit.experiment.data import load_dataset
-    >>> data, config = load_dataset(train_size=100), TrainConfig(epochs=1, hidden=(4,))
-    >>> out = tempfile.mkdtemp()
-    >>> _ = train(config, data, out_dir=out)
-    >>> arrays, meta = check_checkpoint(f"{out}/checkpoint.npz", config, data)
-    >>> meta["epoch"]
-    1
-    """
-    path = Path(path)
-    arrays, meta = load_checkpoint(path)
-    _check_resumable(path, meta, config, data, backend)
-    _check_state(path, arrays, meta, config, data)
-    return arrays, meta
-
-
 def _diverged(
     name: str, what: str, epoch: int, lr: float, ckpt: Path | None
 ) -> TrainingDivergedError:
@@ -561,21 +393,25 @@ def train(
     resume: bool = False,
     plugin_manager: pluggy.PluginManager | None = None,
     checkpoint_interval: float = CHECKPOINT_INTERVAL,
+    threads: int | ThreadChoice | None = None,
 ) -> TrainResult:
     """Train one network; checkpoint into ``out_dir`` as it goes.
 
     Parameters
     ----------
     config : TrainConfig
-        Hyperparameters.
+        Hyperparameters (``config.val_size``: the validation examples held
+        out of ``data``'s training set).
     data : Dataset
         Standardised float32 data.
     name : str
         The run's name (hooks, file names).
     out_dir : path, optional
-        Folder for ``checkpoint.npz`` (and the plugins' files). Without it,
-        nothing is written. The run holds the folder's :class:`~dropkit.experiment.rundir.RunLock`
-        (unless this thread already does): another run there is refused.
+        Folder for ``checkpoint.npz``, ``best.npz`` (the best validation
+        epoch's parameters; see :mod:`~dropkit.experiment.best`) and the
+        plugins' files. Without it, nothing is written. The run holds the
+        folder's :class:`~dropkit.experiment.rundir.RunLock` (unless this
+        thread already does): another run there is refused.
     resume : bool
         Continue from ``out_dir/checkpoint.npz``. Without it an existing
         checkpoint is an error, never silently overwritten.
@@ -589,6 +425,13 @@ def train(
         at most this long plus one epoch, and it resumes bit-identically from
         the checkpoint it left. Writing fsyncs twice: after every short epoch
         that costs more than the epoch itself on slow disks.
+    threads : int, optional
+        BLAS threads while the run trains (restored after). Default: chosen
+        for the net's matrix sizes, unless a thread variable such as
+        ``OPENBLAS_NUM_THREADS`` is set (see :mod:`~dropkit.experiment.threads`).
+        The choice is in ``summary()["threads"]``; it does not change the bits.
+        A :class:`~dropkit.experiment.threads.ThreadChoice` is used as given
+        (a study's workers get the choice their parent made).
 
     Raises
     ------
@@ -607,14 +450,47 @@ def train(
         raise ValueError(
             f"checkpoint_interval must be >= 0 seconds (0: every epoch), got {checkpoint_interval}"
         )
+    _check_labels(data)
+    split = validation_split(np.asarray(data.y_train), config.val_size)
+    batch = min(config.batch_size, len(split.train))
+    layers = _layers(config, data.n_features, data.n_classes)
+    if isinstance(threads, ThreadChoice):
+        choice = threads
+    else:
+        choice = choose_threads(step_flops(layers, batch), requested=threads)
     lock = None if out is None or is_held_here(out) else RunLock(out).acquire()
     try:
         if out is not None:
             remove_stale_temporaries(out)
-        return _train(config, data, name, out, resume, plugin_manager, float(checkpoint_interval))
+        with blas_threads(choice) as limit:
+            return _train(
+                config,
+                data,
+                name,
+                out,
+                resume,
+                plugin_manager,
+                float(checkpoint_interval),
+                (split, limit),
+            )
     finally:
         if lock is not None:
             lock.release()
+
+
+def _arrays(xp: Any, config: TrainConfig, data: Dataset, split: Split) -> tuple[Any, ...]:
+    """The run's arrays on its device: train, test, and (if any) validation rows."""
+    dtype = getattr(xp, config.dtype)
+    x, y = np.asarray(data.x_train), np.asarray(data.y_train)
+    arrays = [
+        xp.asarray(x[split.train] if len(split.val) else x, dtype=dtype),
+        xp.asarray(y[split.train] if len(split.val) else y),
+        xp.asarray(data.x_test, dtype=dtype),
+        xp.asarray(data.y_test),
+    ]
+    if len(split.val):
+        arrays += [xp.asarray(x[split.val], dtype=dtype), xp.asarray(y[split.val])]
+    return tuple(arrays)
 
 
 def _train(
@@ -625,7 +501,10 @@ def _train(
     resume: bool,
     plugin_manager: pluggy.PluginManager | None,
     checkpoint_interval: float,
+    setup: tuple[Split, BlasLimit],
 ) -> TrainResult:
+    split, limit = setup
+    choice = limit.choice
     pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
     ckpt = out / CHECKPOINT if out is not None else None
     if ckpt is not None and ckpt.exists() and not resume:
@@ -634,45 +513,73 @@ def _train(
         )
     if resume and ckpt is not None and not ckpt.exists():
         raise FileNotFoundError(f"nothing to resume: no {CHECKPOINT} in {out}")
-    _check_labels(data)
 
     backend = get_backend(config.backend)
     xp = backend.xp
+    dtype = getattr(xp, config.dtype)
     history: list[dict[str, Any]] = []
     arrays: dict[str, np.ndarray] = {}
     meta: dict[str, Any] = {}
+    best_file = BestFile(out) if out is not None else None
     if resume and ckpt is not None:
         arrays, meta = check_checkpoint(ckpt, config, data, backend.name)
+        if best_file is not None:
+            best_file.sync(arrays, meta)
     net, opt = _net_and_optimizer(config, data, backend)
     schedule = StepSchedule(config.lr, config.lr_every, config.lr_times)
+    best: dict[str, Any] | None = None  # the best validation epoch's record
+    best_params: list[Any] = []  # and its parameters (copies, never changed in place)
     if meta:
-        dtype = getattr(xp, config.dtype)
         for i in range(len(net.params)):
             net.params[i] = xp.asarray(arrays[f"param_{i}"], dtype=dtype)
             opt.velocity[i] = xp.asarray(arrays[f"velocity_{i}"], dtype=dtype)
         for layer, state in zip(net.dropouts, meta["generators"], strict=True):
             layer.generator = Generator.from_state(state)
         history = meta["history"]
+        if meta.get("best_val_epoch") is not None:
+            best = history[meta["best_val_epoch"] - 1]
+            best_params = [
+                xp.asarray(arrays[f"best_param_{i}"], dtype=dtype) for i in range(len(net.params))
+            ]
 
-    x_train = xp.asarray(data.x_train, dtype=getattr(xp, config.dtype))
-    y_train = xp.asarray(data.y_train)
-    x_test = xp.asarray(data.x_test, dtype=getattr(xp, config.dtype))
-    y_test = xp.asarray(data.y_test)
-    n = data.x_train.shape[0]
-    fingerprint = data.fingerprint()
-    run = Run(name, config, out, backend.name, n, data.x_test.shape[0], history, len(history))
+    device = _arrays(xp, config, data, split)
+    fingerprint, split_doc = data.fingerprint(), split.to_dict()
+    run = Run(
+        name,
+        config,
+        out,
+        backend.name,
+        len(split.train),
+        data.x_test.shape[0],
+        history,
+        len(history),
+        n_val=len(split.val),
+        threads=choice.to_dict(),
+    )
     pm.hook.dropkit_train_start(run=run)
-    saver = PeriodicCheckpoint(ckpt, checkpoint_interval) if ckpt is not None else None
+    after_write = best_file.update if best_file is not None else None
+    saver = None
+    if ckpt is not None:
+        saver = PeriodicCheckpoint(ckpt, checkpoint_interval, after_write=after_write)
+
+    def saved(copy: bool) -> dict[str, Any]:
+        arrays = _state(net, opt, copy)
+        arrays.update({f"best_param_{i}": p for i, p in enumerate(best_params)})
+        return arrays
 
     # overflow is checked below (loss and parameters), not warned about
     with np.errstate(over="ignore", invalid="ignore"):
         try:
             for epoch in range(len(history), config.epochs):
+                limit.refresh()  # libraries loaded since (a backend's kernels, a plugin's)
                 start = time.perf_counter()
                 lr = schedule.lr(epoch)
-                record = _epoch(net, opt, config, epoch, lr, (x_train, y_train, x_test, y_test))
+                record = _epoch(net, opt, config, epoch, lr, device)
                 if isinstance(record, str):
                     raise _diverged(name, record, epoch + 1, lr, ckpt)
+                if is_better(record, best):
+                    best = record
+                    best_params = [xp.asarray(p, copy=True) for p in net.params]
                 record["seconds"] = time.perf_counter() - start
                 history.append(record)
                 if saver is not None:
@@ -683,17 +590,25 @@ def _train(
                         "history": list(history),
                         "generators": [layer.generator.state for layer in net.dropouts],
                         "dataset_fingerprint": fingerprint,
+                        "split": split_doc,
+                        "best_val_epoch": None if best is None else best["epoch"],
                         "backend": backend.name,
                     }
-                    saver.submit(
-                        lambda copy: _state(net, opt, copy), meta, final=epoch + 1 == config.epochs
-                    )
+                    saver.submit(saved, meta, final=epoch + 1 == config.epochs)
                 pm.hook.dropkit_epoch_end(run=run, record=record)
         except BaseException:
             if saver is not None:  # the last finished epoch, as if saved after every epoch
                 saver.flush_on_error()
             raise
 
-    result = TrainResult(name, config, history, [to_numpy(p) for p in net.params])
+    result = TrainResult(
+        name,
+        config,
+        history,
+        [to_numpy(p) for p in net.params],
+        best_params=[to_numpy(p) for p in best_params] if best is not None else None,
+        split=split_doc,
+        threads=choice.to_dict(),
+    )
     pm.hook.dropkit_train_end(run=run, result=result)
     return result
