@@ -94,7 +94,7 @@ def git_commit(where: str | Path | None = None) -> dict[str, Any] | None:
 def thread_pools() -> list[dict[str, Any]] | None:
     """The loaded BLAS/OpenMP pools and their thread counts (None without threadpoolctl)."""
     try:
-        from threadpoolctl import threadpool_info  # type: ignore[import-untyped]
+        from threadpoolctl import threadpool_info
     except ImportError:
         return None
     keep = ("user_api", "internal_api", "num_threads", "version", "prefix")
