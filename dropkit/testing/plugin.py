@@ -1,7 +1,11 @@
 """pytest plugin of the conformance suite: ``--dropkit-backend`` and the ``backend`` fixture.
 
 Registered through the ``pytest11`` entry point, so it is active wherever
-dropkit is installed; it imports dropkit only when a test asks for a backend.
+dropkit is installed; it imports dropkit only when a test asks for a backend,
+and Hypothesis only when ``--hypothesis-profile`` names one of dropkit's
+profiles (:mod:`dropkit.testing.profiles`), so other projects' runs are
+unchanged. A backend that cannot load here skips its tests with one reason per
+backend, reported once (``SKIPPED [n] ... backend 'x' unavailable here: ...``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run the dropkit conformance suite on this backend (repeatable; default: every "
         "installed backend, skipping unavailable ones)",
     )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Register dropkit's Hypothesis profiles when ``--hypothesis-profile`` names one.
+
+    Before Hypothesis's own plugin loads the named profile (``tryfirst``).
+    """
+    profile = config.getoption("--hypothesis-profile", default=None)
+    if isinstance(profile, str) and profile.startswith("dropkit"):
+        import dropkit.testing.profiles  # noqa: F401  (registers the profiles)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
