@@ -10,7 +10,8 @@ backend, reported once (``SKIPPED [n] ... backend 'x' unavailable here: ...``).
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 import pytest
 
@@ -77,6 +78,44 @@ def _select_backend_under_test(request: pytest.FixtureRequest) -> Any:
             os.environ.pop(ENV_VAR, None)
         else:
             os.environ[ENV_VAR] = old
+        _release_compiled(name)
+
+
+def _release_compiled(name: str) -> None:
+    """Drop JAX's compiled computations after a test on the ``jax`` backend.
+
+    JAX keeps every compilation (one per shape a property draws) for the life
+    of the process: without this, the suite's JAX runs grow by gigabytes.
+    """
+    jax = sys.modules.get("jax")
+    if name == "jax" and jax is not None:
+        jax.clear_caches()
+
+
+def skip_here(reason: str) -> NoReturn:
+    """Skip the test, reported at the caller's line rather than the test's.
+
+    pytest folds identical skips by (file, line, reason): a reason raised from
+    one place (a fixture, a helper) for many tests, e.g. a backend that cannot
+    load, is then one line of the ``-rs`` summary with its count.
+    """
+    caller = sys._getframe(1)
+    exc = pytest.skip.Exception(reason)
+    exc.dropkit_location = (caller.f_code.co_filename, caller.f_lineno)  # type: ignore[attr-defined]
+    raise exc
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Report a :func:`skip_here` skip at the place that raised it (folded summary).
+
+    Touches only skips raised by :func:`skip_here`; every other report passes unchanged.
+    """
+    report = yield
+    where = getattr(call.excinfo.value, "dropkit_location", None) if call.excinfo else None
+    if where is not None and report.skipped and isinstance(report.longrepr, tuple):
+        report.longrepr = (where[0], where[1], report.longrepr[2])
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -92,5 +131,5 @@ def backend(request: pytest.FixtureRequest, backend_name: str) -> Any:
     if not explicit:
         info = {b.name: b for b in list_backends()}[backend_name]
         if not info.available:
-            pytest.skip(f"backend {backend_name!r} unavailable here: {info.reason}")
+            skip_here(f"backend {backend_name!r} unavailable here: {info.reason}")
     return get_backend(backend_name)

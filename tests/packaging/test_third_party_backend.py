@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "thirdparty_backend"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "thirdparty_backend"
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ needs_inductor = pytest.mark.skipif(
     not HAS_CXX, reason="no C++ compiler: torch.compile's default backend (Inductor) needs one"
 )
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "torch_mlp.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "torch_mlp.py"
 
 
 def _load():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -10,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dk_helpers import snapshot as _snapshot
 
 import dropkit
 import dropkit.layers
 from dropkit import Generator, hookimpl
 from dropkit.experiment.cli import main
-from dropkit.experiment.data import load_dataset
 from dropkit.experiment.methods import METHODS, MethodUnavailableError, noise_layer, parse_methods
 from dropkit.experiment.nn import MLP, SELU_ALPHA, SELU_SCALE, selu, softmax_cross_entropy
 from dropkit.experiment.rundir import RunConfigError, read_run_config
@@ -59,22 +58,9 @@ def with_plots():
     """Keep the plots plugin for this test."""
 
 
-@pytest.fixture(scope="module")
-def data():
-    return load_dataset(train_size=300)
-
-
 def _params(folder: Path) -> list[np.ndarray]:
     with np.load(folder / "checkpoint.npz") as z:
         return [z[k] for k in sorted(z.files) if k.startswith("param_")]
-
-
-def _snapshot(folder: Path) -> dict[str, str]:
-    out = {}
-    for path in sorted(folder.rglob("*")):
-        rel = str(path.relative_to(folder))
-        out[rel] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
-    return out
 
 
 def _needs(method: str) -> None:
