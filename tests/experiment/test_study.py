@@ -277,6 +277,7 @@ def test_methods_of_a_seed_share_their_start_and_seeds_differ(data):
     assert not np.array_equal(r0.params[0], r1.params[0])
 
 
+@pytest.mark.slow
 def test_serial_and_parallel_studies_are_bit_identical(tmp_path, data):
     plan = StudyPlan(TrainConfig(epochs=2, hidden=(12,)), ("standard", "dropout"), (3, 4))
     serial = run_study(plan, data, tmp_path / "serial", jobs=1)
@@ -386,6 +387,7 @@ def test_an_interrupted_study_resumes_to_the_uninterrupted_result(tmp_path, caps
     assert [r["epoch"] for r in history["dropout"]["1"]] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_sweep_writes_its_table_and_figures(tmp_path, capsys, with_plots):
     out = tmp_path / "sw"
     args = ["sweep", *TINY, "--train-size", "150,300", "--seeds", "2", "--jobs", "1"]

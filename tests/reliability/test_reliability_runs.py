@@ -476,6 +476,7 @@ def test_folder_without_checkpoint_is_resumable_and_reusable(tmp_path, capsys):
 
 # case: SIGKILL before the first epoch / in the middle of writing the first checkpoint,
 # then --resume D (from epoch 0) or a fresh start into D; stale temporaries are removed
+@pytest.mark.slow  # four training processes, two of them killed
 def test_killed_before_first_checkpoint_then_resume_or_restart(tmp_path):
     folders = {"start": tmp_path / "at-start", "write": tmp_path / "at-write"}
     procs = {
