@@ -11,6 +11,11 @@ Two profiles, registered when this module is imported (registering loads nothing
     Random examples, :data:`DEEP_FACTOR` times as many per test, the local
     example database (a failure found once is replayed first), and the
     reproduction blob printed with every failure.
+``dropkit-no-shrink`` (``pytest --hypothesis-profile=dropkit-no-shrink``)
+    The default's examples without the shrink phase: a failure reports the
+    first counterexample found, not a minimal one. For checking *that* a
+    backend fails (dropkit's own test of deliberately broken backends), where
+    shrinking every failing property costs minutes and tells nothing.
 
 The shipped suite's tests take their settings from :func:`suite_settings`, so
 ``pytest --pyargs dropkit.testing`` is deterministic in a third party's project
@@ -20,7 +25,7 @@ a ``dropkit`` profile: other projects' runs are untouched.
 
 Examples
 --------
->>> from hypothesis import settings
+>>> from hypothesis import Phase, settings
 >>> s = suite_settings(max_examples=30)
 >>> (s.derandomize, s.database, s.deadline, s.max_examples)
 (True, None, None, 30)
@@ -32,16 +37,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import settings
+from hypothesis import Phase, settings
 
-__all__ = ["DEEP", "DEEP_FACTOR", "PROFILE", "is_deep", "suite_settings"]
+__all__ = ["DEEP", "DEEP_FACTOR", "NO_SHRINK", "PROFILE", "is_deep", "suite_settings"]
 
 PROFILE = "dropkit"
 DEEP = "dropkit-deep"
+NO_SHRINK = "dropkit-no-shrink"
 DEEP_FACTOR = 10
 _DETERMINISTIC: dict[str, Any] = {"derandomize": True, "database": None, "deadline": None}
 
 settings.register_profile(PROFILE, **_DETERMINISTIC)
+settings.register_profile(
+    NO_SHRINK, phases=[p for p in Phase if p is not Phase.shrink], **_DETERMINISTIC
+)
 settings.register_profile(DEEP, derandomize=False, deadline=None, print_blob=True)
 
 
@@ -62,8 +71,8 @@ def suite_settings(*, max_examples: int) -> settings:
     """The settings of one of the suite's properties, ``max_examples`` in the default run.
 
     Deterministic (derandomized, no database, no deadline) on top of the loaded
-    profile, so that profile's other choices (verbosity, health checks) still
-    apply; under ``dropkit-deep``: random, with ``DEEP_FACTOR * max_examples``.
+    profile, so that profile's other choices (verbosity, health checks, phases)
+    still apply; under ``dropkit-deep``: random, with ``DEEP_FACTOR * max_examples``.
     """
     if is_deep():
         return settings(max_examples=DEEP_FACTOR * max_examples)
