@@ -34,6 +34,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(torch)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _release_jax_compilations():
+    """Drop JAX's compiled computations after each module (kept for the process otherwise).
+
+    Every shape a test compiles stays cached; over the whole suite that is gigabytes.
+    """
+    yield
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        jax.clear_caches()
+
+
 @pytest.fixture(scope="module")
 def data():
     """MNIST-1D with 300 training examples (4 full batches of 64 and one of 44)."""

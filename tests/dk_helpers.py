@@ -11,7 +11,7 @@ import pluggy
 import pytest
 
 from dropkit import hookspecs
-from dropkit.testing.plugin import skip_here
+from dropkit.testing.plugin import skip_here, skip_unavailable
 from dropkit.testing.strategies import float_dtypes
 
 
@@ -52,9 +52,27 @@ def key_of(jax_key: Any) -> int:
     return d1 + (d0 << 32)
 
 
-def importorskip(module: str, reason: str) -> Any:
+TORCH_MISSING = "torch is not installed (optional: its CPU wheel, see the README's Quickstart)"
+
+
+def importorskip(module: str, reason: str, *, module_level: bool = False) -> Any:
     """``pytest.importorskip`` with one folded summary line per missing module."""
     try:
         return pytest.importorskip(module)
     except pytest.skip.Exception:
-        skip_here(reason)
+        skip_here(reason, allow_module_level=module_level)
+
+
+def torch_or_skip(*, module_level: bool = False) -> Any:
+    """torch, or a skip with the one reason every torch test gives."""
+    return importorskip("torch", TORCH_MISSING, module_level=module_level)
+
+
+def backend_or_skip(name: str) -> Any:
+    """The loaded backend ``name``, or the skip the ``backend`` fixture gives (one line each)."""
+    import dropkit
+
+    info = {b.name: b for b in dropkit.list_backends()}.get(name)
+    if info is None or not info.available:
+        skip_unavailable(name, info.reason if info else "not installed")
+    return dropkit.get_backend(name)

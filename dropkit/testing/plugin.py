@@ -92,17 +92,28 @@ def _release_compiled(name: str) -> None:
         jax.clear_caches()
 
 
-def skip_here(reason: str) -> NoReturn:
-    """Skip the test, reported at the caller's line rather than the test's.
+def skip_here(reason: str, *, allow_module_level: bool = False) -> NoReturn:
+    """Skip the test (or, with ``allow_module_level``, the module), reported at the caller's line.
 
     pytest folds identical skips by (file, line, reason): a reason raised from
     one place (a fixture, a helper) for many tests, e.g. a backend that cannot
     load, is then one line of the ``-rs`` summary with its count.
     """
     caller = sys._getframe(1)
-    exc = pytest.skip.Exception(reason)
+    exc = pytest.skip.Exception(reason, allow_module_level=allow_module_level)
     exc.dropkit_location = (caller.f_code.co_filename, caller.f_lineno)  # type: ignore[attr-defined]
     raise exc
+
+
+def skip_unavailable(name: str, reason: str, *, allow_module_level: bool = False) -> NoReturn:
+    """Skip because backend ``name`` cannot load here (``reason``): one summary line per backend."""
+    skip_here(f"backend {name!r} unavailable here: {reason}", allow_module_level=allow_module_level)
+
+
+def _at_skip_location(report: Any, excinfo: Any) -> None:
+    where = getattr(excinfo.value, "dropkit_location", None) if excinfo else None
+    if where is not None and report.skipped and isinstance(report.longrepr, tuple):
+        report.longrepr = (where[0], where[1], report.longrepr[2])
 
 
 @pytest.hookimpl(wrapper=True)
@@ -112,9 +123,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     Touches only skips raised by :func:`skip_here`; every other report passes unchanged.
     """
     report = yield
-    where = getattr(call.excinfo.value, "dropkit_location", None) if call.excinfo else None
-    if where is not None and report.skipped and isinstance(report.longrepr, tuple):
-        report.longrepr = (where[0], where[1], report.longrepr[2])
+    _at_skip_location(report, call.excinfo)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """The same for a module skipped by :func:`skip_here` at import."""
+    report = yield
+    call = getattr(report, "call", None)
+    _at_skip_location(report, call.excinfo if call is not None else None)
     return report
 
 
@@ -131,5 +149,5 @@ def backend(request: pytest.FixtureRequest, backend_name: str) -> Any:
     if not explicit:
         info = {b.name: b for b in list_backends()}[backend_name]
         if not info.available:
-            skip_here(f"backend {backend_name!r} unavailable here: {info.reason}")
+            skip_unavailable(backend_name, info.reason)
     return get_backend(backend_name)

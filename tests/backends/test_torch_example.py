@@ -6,8 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from dk_helpers import torch_or_skip
 
-torch = pytest.importorskip("torch", reason="torch is not installed (optional: CPU wheel)")
+torch = torch_or_skip(module_level=True)
 
 # Inductor, torch.compile's default backend, compiles C++ on the CPU
 HAS_CXX = any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++"))
