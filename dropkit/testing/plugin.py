@@ -149,5 +149,5 @@ def backend(request: pytest.FixtureRequest, backend_name: str) -> Any:
     if not explicit:
         info = {b.name: b for b in list_backends()}[backend_name]
         if not info.available:
-            skip_unavailable(backend_name, info.reason)
+            skip_unavailable(backend_name, info.reason or "no reason given")
     return get_backend(backend_name)
