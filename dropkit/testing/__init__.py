@@ -10,5 +10,10 @@ registered through the ``pytest11`` entry point) adds the option and the
 ``backend`` fixture; :mod:`dropkit.testing.strategies` and
 :mod:`dropkit.testing.stats` are reusable in an embedding library's own tests.
 
+The properties draw the same examples on every machine (derandomized, no
+example database: :mod:`dropkit.testing.profiles`), whatever Hypothesis
+profile the surrounding project loads; ``--hypothesis-profile=dropkit-deep``
+searches ten times as many random examples.
+
 This module imports nothing heavy, so the plugin costs nothing to load.
 """

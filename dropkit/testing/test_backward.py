@@ -5,10 +5,11 @@ from __future__ import annotations
 import array_api_compat
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import dropkit
+from dropkit.testing.profiles import suite_settings
 from dropkit.testing.strategies import (
     arrays,
     float_dtypes,
@@ -20,7 +21,7 @@ from dropkit.testing.strategies import (
 )
 from dropkit.testing.subnormals import as_backend_computes, flushes_subnormals, scaled
 
-SETTINGS = settings(max_examples=30, deadline=None)
+SETTINGS = suite_settings(max_examples=30)
 modes = st.sampled_from(["inverted", "vanilla"])
 
 
@@ -175,6 +176,39 @@ def test_relu_dropout_backward_on_subnormal_input(backend, training):
     passes = not flushes_subnormals(xp)
     np.testing.assert_array_equal(got, np.array([1.0 if passes else 0.0, 1.0, 0.0], np.float32))
     np.testing.assert_array_equal(to_numpy(h) > 0, got > 0)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("mode", ["inverted", "vanilla"])
+def test_relu_backward_passes_a_subnormal_gradient_as_dropout_backward(backend, mode, training, p):
+    """A subnormal gradient: the ReLU backward and the plain backward agree, bit for bit.
+
+    Both multiply only where the factor is not 1, with the backend's flushing
+    (:mod:`dropkit.testing.subnormals`). (Issue 18: JAX's ReLU backward
+    multiplied by 1 and flushed 3.95e-42 to 0 where the plain backward kept it.)
+    """
+    xp = backend.xp
+    tiny = np.float32(3.95e-42)  # subnormal in float32
+    a = np.ones(64, dtype=np.float32)
+    x, grad = to_namespace(xp, a), to_namespace(xp, np.full(64, tiny, dtype=np.float32))
+    h = dropkit.relu_dropout(x, p, rng=7, mode=mode, training=training)
+    if training:
+        plain = to_numpy(dropkit.dropout_backward(grad, p, rng=7, mode=mode))
+    else:
+        plain = to_numpy(dropkit.dropout_backward(grad, p, training=False, mode=mode))
+    got = to_numpy(dropkit.relu_dropout_backward(grad, h, p, mode=mode, training=training))
+    np.testing.assert_array_equal(got, plain)
+    kept = to_numpy(h) != 0
+    assert kept.any()
+    factor = (
+        (1 / (1 - p) if mode == "inverted" else 1.0)
+        if training
+        else (1.0 if mode == "inverted" else 1 - p)
+    )
+    want = scaled(xp, np.full(int(kept.sum()), tiny, dtype=np.float32), factor)
+    np.testing.assert_array_equal(got[kept], want)
+    assert np.all(got[~kept] == 0)
 
 
 @pytest.mark.parametrize("training", [True, False])

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import dropkit
@@ -28,10 +28,11 @@ from dropkit.gaussian import gaussian_dropout_stddev
 from dropkit.normals import FLOAT32_ABS_ERROR, FLOAT64_ULPS, box_muller, normal_words
 from dropkit.philox import random_bits
 from dropkit.structured import dropblock_drop_rate
+from dropkit.testing.profiles import suite_settings
 from dropkit.testing.stats import FALSE_FAILURE_RATE, binomial_interval
 from dropkit.testing.strategies import float_dtypes, keys, to_namespace, to_numpy, widest_float
 
-SETTINGS = settings(max_examples=4, deadline=None)
+SETTINGS = suite_settings(max_examples=4)
 ALPHA = FALSE_FAILURE_RATE
 # a few values of p, not arbitrary floats: JAX compiles once per p (a static threshold)
 interior_p = st.sampled_from([0.05, 0.2, 0.5, 0.75, 0.9])

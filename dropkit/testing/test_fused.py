@@ -7,15 +7,16 @@ from typing import Any
 import array_api_compat.numpy as npx
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from dropkit import philox
+from dropkit.testing.profiles import suite_settings
 from dropkit.testing.strategies import arrays, float_dtypes, keys, shapes, to_namespace, to_numpy
 from dropkit.testing.subnormals import as_backend_computes, scaled
 
-SETTINGS = settings(max_examples=40, deadline=None)
+SETTINGS = suite_settings(max_examples=40)
 
 
 @SETTINGS

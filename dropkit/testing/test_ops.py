@@ -6,11 +6,12 @@ import array_api_compat
 import array_api_compat.numpy as npx
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import dropkit
 from dropkit import philox
+from dropkit.testing.profiles import suite_settings
 from dropkit.testing.strategies import (
     arrays,
     drop_probabilities,
@@ -23,7 +24,7 @@ from dropkit.testing.strategies import (
 )
 from dropkit.testing.subnormals import scaled
 
-SETTINGS = settings(max_examples=30, deadline=None)
+SETTINGS = suite_settings(max_examples=30)
 modes = st.sampled_from(["inverted", "vanilla"])
 
 

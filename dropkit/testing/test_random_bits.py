@@ -5,10 +5,11 @@ from __future__ import annotations
 import array_api_compat.numpy as npx
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from dropkit import philox
+from dropkit.testing.profiles import suite_settings
 from dropkit.testing.strategies import keys, to_numpy
 
 # Random123 tests/kat_vectors, the "philox4x32 10" lines: counter[4], key[2] -> output[4].
@@ -40,7 +41,7 @@ KAT7 = [
     ),
 ]
 
-SETTINGS = settings(max_examples=40, deadline=None)
+SETTINGS = suite_settings(max_examples=40)
 
 
 @pytest.mark.parametrize(("counter", "key", "expected"), KAT)

@@ -9,14 +9,15 @@ example makes several checks.
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import dropkit
+from dropkit.testing.profiles import suite_settings
 from dropkit.testing.stats import FALSE_FAILURE_RATE, binomial_interval
 from dropkit.testing.strategies import keys, to_namespace, to_numpy, widest_float
 
-SETTINGS = settings(max_examples=25, deadline=None)
+SETTINGS = suite_settings(max_examples=25)
 ALPHA = FALSE_FAILURE_RATE
 interior_p = st.floats(0.01, 0.99)
 

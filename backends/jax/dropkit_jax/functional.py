@@ -126,8 +126,14 @@ def _check_scale(x: Any, scale: float, p: float) -> None:
 
 
 def _apply(x: Any, keep: Any, scale: float) -> Any:
+    # No multiplication for a scale of 1, as the core's ops: XLA's CPU code flushes
+    # subnormals in a product, so ``x * 1`` would zero a subnormal gradient that the
+    # other paths pass through (dropkit.testing.subnormals states the rule).
+    zero = jnp.zeros((), dtype=x.dtype)
+    if scale == 1.0:
+        return jnp.where(keep, x, zero)
     factor = jnp.asarray(scale, dtype=x.dtype)  # rounded to x's dtype, as the core does
-    return jnp.where(keep, x * factor, jnp.zeros((), dtype=x.dtype))
+    return jnp.where(keep, x * factor, zero)
 
 
 _REMAT = partial(jax.checkpoint, policy=jax.checkpoint_policies.nothing_saveable)

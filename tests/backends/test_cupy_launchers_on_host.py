@@ -21,6 +21,7 @@ import types
 import array_api_compat.numpy as npx
 import numpy as np
 import pytest
+from dk_helpers import torch_or_skip
 from dropkit_cupy.host import compiler, host_kernels
 
 import dropkit
@@ -214,7 +215,7 @@ def test_masked_relu_backward_and_sgd_equal_the_numpy_backend(fake, dtype):
 @pytest.fixture
 def torch_fake(fake, monkeypatch):
     """The torch op's CUDA branch taken by CPU tensors, on the fake CuPy."""
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     from dropkit_torch import _op
 
     stream = types.SimpleNamespace(cuda_stream=0)

@@ -2,16 +2,12 @@
 
 import numpy as np
 import pytest
+from dk_helpers import needs_float64 as _needs_float64
 
 import dropkit
 from dropkit import Generator
 from dropkit.experiment.nn import MLP
-from dropkit.testing.strategies import float_dtypes, to_numpy
-
-
-def _needs_float64(backend):
-    if "float64" not in float_dtypes(backend.xp):
-        pytest.skip(f"backend {backend.name!r} has no float64 here")
+from dropkit.testing.strategies import to_numpy
 
 
 def _net(backend, p_hidden=0.5, p_input=0.2):

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dk_helpers import snapshot as _snapshot
 
 from dropkit.experiment.checkpoint import load_checkpoint, save_checkpoint
 from dropkit.experiment.cli import main
@@ -64,15 +65,6 @@ def _fast():
     dropkit.experiment.data.load_dataset = real
     if plots is not None:
         pm.register(plots, name=name)
-
-
-def _snapshot(folder: Path) -> dict[str, str]:
-    """Every file and folder under ``folder`` with a hash of its bytes."""
-    out = {}
-    for path in sorted(folder.rglob("*")):
-        rel = str(path.relative_to(folder))
-        out[rel] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
-    return out
 
 
 def _cli(capsys, *args: str) -> tuple[int, str]:
@@ -484,6 +476,7 @@ def test_folder_without_checkpoint_is_resumable_and_reusable(tmp_path, capsys):
 
 # case: SIGKILL before the first epoch / in the middle of writing the first checkpoint,
 # then --resume D (from epoch 0) or a fresh start into D; stale temporaries are removed
+@pytest.mark.slow  # four training processes, two of them killed
 def test_killed_before_first_checkpoint_then_resume_or_restart(tmp_path):
     folders = {"start": tmp_path / "at-start", "write": tmp_path / "at-write"}
     procs = {

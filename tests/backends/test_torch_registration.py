@@ -3,9 +3,9 @@
 import subprocess
 import sys
 
-import pytest
+from dk_helpers import torch_or_skip
 
-pytest.importorskip("torch", reason="torch is not installed (optional: CPU wheel)")
+torch_or_skip(module_level=True)
 
 COMPILE = (
     "import torch\n"

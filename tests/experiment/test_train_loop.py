@@ -5,13 +5,14 @@ import math
 import warnings
 
 import numpy as np
-import pluggy
 import pytest
+from dk_helpers import plugin_manager as _pm
+from dk_helpers import strip_seconds as _strip
 
 import dropkit
-from dropkit import hookimpl, hookspecs
+from dropkit import hookimpl
 from dropkit.experiment.checkpoint import PeriodicCheckpoint, load_checkpoint
-from dropkit.experiment.data import Dataset, load_dataset
+from dropkit.experiment.data import Dataset
 from dropkit.experiment.nn import MLP, relu_scaled, softmax_cross_entropy
 from dropkit.experiment.optim import SGD, StepSchedule
 from dropkit.experiment.split import validation_split
@@ -22,23 +23,6 @@ from dropkit.testing.strategies import to_numpy
 CONFIG = TrainConfig(
     epochs=3, hidden=(32, 16), batch_size=64, p_input=0.2, mode="vanilla", lr_every=2
 )
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_dataset("mnist1d", train_size=300)  # 4 full batches of 64 and one of 44
-
-
-def _pm(*plugins):
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    for plugin in plugins:
-        pm.register(plugin)
-    return pm
-
-
-def _strip(history):
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
 
 
 def _reference_run(config, data):
@@ -414,7 +398,7 @@ def test_bench_compare_runs(tmp_path):
     import sys
     from pathlib import Path
 
-    script = Path(__file__).parents[1] / "benchmarks" / "bench_compare.py"
+    script = Path(__file__).parents[2] / "benchmarks" / "bench_compare.py"
     args = ["--rounds", "1", "--epochs", "2", "--train-size", "300"]
     done = subprocess.run(
         [sys.executable, str(script), *args], capture_output=True, text=True, cwd=tmp_path

@@ -4,7 +4,7 @@ import json
 
 import array_api_compat
 import numpy as np
-import pytest
+from dk_helpers import backend_or_skip
 
 import dropkit
 from dropkit.experiment.cli import main
@@ -28,9 +28,7 @@ def test_same_mask_as_numpy_and_same_array_kind(backend):
 
 
 def test_compare_runs_on_torch(tmp_path):
-    info = {b.name: b for b in dropkit.list_backends()}.get("torch")
-    if info is None or not info.available:
-        pytest.skip(f"torch backend unavailable: {info.reason if info else 'not installed'}")
+    backend_or_skip("torch")
     out = tmp_path / "cmp"
     assert (
         main(

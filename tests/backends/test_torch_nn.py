@@ -4,8 +4,9 @@ import io
 
 import numpy as np
 import pytest
+from dk_helpers import torch_or_skip
 
-torch = pytest.importorskip("torch", reason="torch is not installed (optional: CPU wheel)")
+torch = torch_or_skip(module_level=True)
 
 from dropkit_torch import nn as dnn  # noqa: E402
 

@@ -3,21 +3,17 @@
 import csv
 
 import numpy as np
-import pluggy
 import pytest
+from dk_helpers import plugin_manager as _pm
+from dk_helpers import strip_seconds as _strip
 
-from dropkit import hookimpl, hookspecs
+from dropkit import hookimpl
 from dropkit.experiment.checkpoint import CheckpointError, load_checkpoint
 from dropkit.experiment.data import load_dataset
 from dropkit.experiment.reporters import MetricsFile
 from dropkit.experiment.train import PRESETS, TrainConfig, train
 
 SMALL = TrainConfig(epochs=6, hidden=(32, 16), lr_every=2, lr_times=2, batch_size=64)
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_dataset("mnist1d", train_size=300)
 
 
 class Recorder:
@@ -35,18 +31,6 @@ class Recorder:
     @hookimpl
     def dropkit_train_end(self, run, result):
         self.events.append(("end", len(result.history)))
-
-
-def _pm(*plugins):
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    for plugin in plugins:
-        pm.register(plugin)
-    return pm
-
-
-def _strip(history):
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
 
 
 def test_history_schedule_and_events(data):

@@ -9,6 +9,7 @@ import pytest
 jax = pytest.importorskip("jax", reason="JAX is not installed")
 
 import jax.numpy as jnp  # noqa: E402
+from dk_helpers import key_of as _key_of  # noqa: E402
 
 import dropkit  # noqa: E402
 from dropkit.normals import FLOAT32_ABS_ERROR  # noqa: E402
@@ -78,14 +79,6 @@ def test_zero_gradient_where_dropped_under_grad():
     assert bool(jnp.all(jnp.where(mask, dx != 0, dx == 0)))
 
 
-@pytest.fixture
-def nnx():
-    pytest.importorskip("flax", reason="Flax is not installed (dropkit-jax[flax])")
-    from flax import nnx
-
-    return nnx
-
-
 def _nnx_modules():
     from dropkit_jax import nnx as dnnx
 
@@ -111,11 +104,6 @@ def test_nnx_modules_draw_from_the_dropout_stream_and_switch_off(nnx, name):
     layer.train()
     step = nnx.jit(lambda m, x: m(x))
     assert step(layer, jnp.asarray(a)).shape == a.shape
-
-
-@pytest.fixture
-def eqx():
-    return pytest.importorskip("equinox", reason="Equinox is not installed")
 
 
 def _eqx_modules():
@@ -162,8 +150,3 @@ def test_bad_module_arguments_are_named(eqx, nnx):
     with pytest.raises(TypeError, match="block_size must be a positive integer"):
         deqx.DropBlock2d(0.1, block_size=2.5)
     assert float(deqx.DropPath(1.0)(jnp.ones((3, 2))).sum()) == 0.0  # p = 1: no key needed
-
-
-def _key_of(jax_key):
-    d0, d1 = (int(w) for w in jax.random.key_data(jax_key))
-    return d1 + (d0 << 32)

@@ -29,6 +29,7 @@ import sys
 import array_api_compat.numpy as npx
 import numpy as np
 import pytest
+from dk_helpers import torch_or_skip
 from dropkit_cupy import launch
 from dropkit_cupy.host import compiler, host_kernels
 from dropkit_cupy.kernels_src import KERNEL_NAMES, KERNEL_SOURCE, NVRTC_OPTIONS
@@ -282,7 +283,7 @@ def test_bfloat16_dropout_on_every_bit_pattern(variant, scale, relu):
 
 
 def test_bfloat16_product_equals_torch():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
     y = np.empty_like(bits)
     scale = 1 / 0.7

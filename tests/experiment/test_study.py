@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -10,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dk_helpers import snapshot as _snapshot
 
 import dropkit
 import dropkit.layers
 from dropkit import Generator, hookimpl
 from dropkit.experiment.cli import main
-from dropkit.experiment.data import load_dataset
 from dropkit.experiment.methods import METHODS, MethodUnavailableError, noise_layer, parse_methods
 from dropkit.experiment.nn import MLP, SELU_ALPHA, SELU_SCALE, selu, softmax_cross_entropy
 from dropkit.experiment.rundir import RunConfigError, read_run_config
@@ -67,22 +66,9 @@ def with_plots():
     """Keep the plots plugin for this test."""
 
 
-@pytest.fixture(scope="module")
-def data():
-    return load_dataset(train_size=300)
-
-
 def _params(folder: Path) -> list[np.ndarray]:
     with np.load(folder / "checkpoint.npz") as z:
         return [z[k] for k in sorted(z.files) if k.startswith("param_")]
-
-
-def _snapshot(folder: Path) -> dict[str, str]:
-    out = {}
-    for path in sorted(folder.rglob("*")):
-        rel = str(path.relative_to(folder))
-        out[rel] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
-    return out
 
 
 def _needs(method: str) -> None:
@@ -299,6 +285,7 @@ def test_methods_of_a_seed_share_their_start_and_seeds_differ(data):
     assert not np.array_equal(r0.params[0], r1.params[0])
 
 
+@pytest.mark.slow
 def test_serial_and_parallel_studies_are_bit_identical(tmp_path, data):
     plan = StudyPlan(TrainConfig(epochs=2, hidden=(12,)), ("standard", "dropout"), (3, 4))
     serial = run_study(plan, data, tmp_path / "serial", jobs=1)
@@ -410,6 +397,7 @@ def test_an_interrupted_study_resumes_to_the_uninterrupted_result(tmp_path, caps
     assert [r["epoch"] for r in history["dropout"]["1"]] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_sweep_writes_its_table_and_figures(tmp_path, capsys, with_plots):
     out = tmp_path / "sw"
     args = ["sweep", *TINY, "--train-size", "150,300", "--seeds", "2", "--jobs", "1"]

@@ -6,15 +6,10 @@ import pytest
 jax = pytest.importorskip("jax", reason="JAX is not installed")
 
 import jax.numpy as jnp  # noqa: E402
+from dk_helpers import key_of as _key_of  # noqa: E402
 from jax.ad_checkpoint import print_saved_residuals  # noqa: E402
 
 import dropkit  # noqa: E402
-
-
-def _key_of(jax_key):
-    """dropkit's key for a JAX key: d1 + 2**32 d0 (the documented mapping)."""
-    d0, d1 = (int(w) for w in jax.random.key_data(jax_key))
-    return d1 + (d0 << 32)
 
 
 def test_prngkey_seed_maps_to_the_same_dropkit_key():

@@ -6,14 +6,9 @@ import pytest
 jax = pytest.importorskip("jax", reason="JAX is not installed")
 
 import jax.numpy as jnp  # noqa: E402
+from dk_helpers import key_of as _key_of  # noqa: E402
 
 import dropkit  # noqa: E402
-
-
-def _key_of(jax_key):
-    """dropkit's key for a JAX key: d1 + 2**32 d0 (the documented mapping)."""
-    d0, d1 = (int(w) for w in jax.random.key_data(jax_key))
-    return d1 + (d0 << 32)
 
 
 def _numpy_mask(key, shape, p, noise_shape=None):
@@ -22,15 +17,6 @@ def _numpy_mask(key, shape, p, noise_shape=None):
 
 
 # --------------------------------------------------------------------------- Flax NNX
-
-
-@pytest.fixture
-def nnx():
-    flax = pytest.importorskip("flax", reason="Flax is not installed (dropkit-jax[flax])")
-    from flax import nnx
-
-    del flax
-    return nnx
 
 
 def test_nnx_mask_is_dropkits_for_the_key_of_the_dropout_stream(nnx):
@@ -130,11 +116,6 @@ def test_nnx_broadcast_dims_share_one_mask_and_bad_use_is_named(nnx):
 
 
 # --------------------------------------------------------------------------- Equinox
-
-
-@pytest.fixture
-def eqx():
-    return pytest.importorskip("equinox", reason="Equinox is not installed (dropkit-jax[equinox])")
 
 
 def test_equinox_mask_inference_mode_and_call_override(eqx):

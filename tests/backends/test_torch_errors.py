@@ -1,8 +1,9 @@
 """Bad input on torch tensors: every error names the argument and says what to do."""
 
 import pytest
+from dk_helpers import torch_or_skip
 
-torch = pytest.importorskip("torch", reason="torch is not installed (optional: CPU wheel)")
+torch = torch_or_skip(module_level=True)
 
 import dropkit_torch.functional  # noqa: E402, F401
 from dropkit_torch import nn as dnn  # noqa: E402

@@ -17,7 +17,7 @@ import pytest
 import dropkit
 from dropkit import philox, registry
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PREFIX = "dkfake_"  # every fake plugin module's name starts with it
 
 

@@ -6,8 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from dk_helpers import torch_or_skip
 
-torch = pytest.importorskip("torch", reason="torch is not installed (optional: CPU wheel)")
+torch = torch_or_skip(module_level=True)
 
 # Inductor, torch.compile's default backend, compiles C++ on the CPU
 HAS_CXX = any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++"))
@@ -15,7 +16,7 @@ needs_inductor = pytest.mark.skipif(
     not HAS_CXX, reason="no C++ compiler: torch.compile's default backend (Inductor) needs one"
 )
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "torch_mlp.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "torch_mlp.py"
 
 
 def _load():

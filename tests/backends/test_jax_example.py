@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("jax", reason="JAX is not installed")
 pytest.importorskip("optax", reason="optax is not installed")
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "jax_mlp.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "jax_mlp.py"
 
 
 def _load():

@@ -3,17 +3,13 @@
 import array_api_compat.numpy as npx
 import numpy as np
 import pytest
+from dk_helpers import needs_float64 as _needs_float64
 
 import dropkit
 from dropkit import Generator
 from dropkit.experiment.nn import MLP, softmax_cross_entropy, standard_normal
 from dropkit.experiment.optim import SGD, StepSchedule
-from dropkit.testing.strategies import float_dtypes, to_numpy
-
-
-def _needs_float64(backend):
-    if "float64" not in float_dtypes(backend.xp):
-        pytest.skip(f"backend {backend.name!r} has no float64 here")
+from dropkit.testing.strategies import to_numpy
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,11 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from dropkit.experiment.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.slow  # a real process killed and resumed: -m slow
 
 ARGS = ["train", "--epochs", "60", "--train-size", "1000", "--lr-every", "20", "--quiet"]
 

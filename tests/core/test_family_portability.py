@@ -8,6 +8,7 @@ x64). Backends not installed here are skipped with the reason.
 
 import numpy as np
 import pytest
+from dk_helpers import backend_or_skip
 
 import dropkit
 from dropkit.normals import FLOAT32_ABS_ERROR, FLOAT64_ULPS
@@ -33,10 +34,7 @@ BACKENDS = ["numpy", "array_api_strict", "torch", "jax", "dask"]
 
 
 def _backend(name):
-    info = {b.name: b for b in dropkit.list_backends()}.get(name)
-    if info is None or not info.available:
-        pytest.skip(f"backend {name!r} unavailable here: {info.reason if info else 'absent'}")
-    return dropkit.get_backend(name)
+    return backend_or_skip(name)
 
 
 @pytest.mark.parametrize("lib", BACKENDS)

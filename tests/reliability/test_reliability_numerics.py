@@ -14,6 +14,7 @@ import shutil
 import array_api_compat
 import numpy as np
 import pytest
+from dk_helpers import torch_or_skip
 
 import dropkit
 from dropkit import Generator, get_backend
@@ -134,7 +135,7 @@ def test_relu_dropout_nan_in_the_cupy_kernel_source(ieee):
 
 
 def test_relu_dropout_nan_through_torch_autograd_matches_torch_relu():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     import dropkit_torch.functional as tf
 
     x = torch.tensor(SPECIAL, requires_grad=True)
@@ -156,7 +157,7 @@ def test_relu_dropout_nan_through_torch_autograd_matches_torch_relu():
 
 
 def test_relu_dropout_nan_in_the_torch_device_path(monkeypatch):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     from dropkit_torch import _op
 
     monkeypatch.setattr(_op, "CPU_KERNELS", False)  # the path CUDA tensors take
@@ -243,7 +244,7 @@ def test_float16_scale_boundary_is_exact():
 
 
 def test_scale_overflow_in_the_torch_forms():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     from dropkit_torch import nn as tnn
 
     x = torch.ones(8, dtype=torch.float16, requires_grad=True)
@@ -324,7 +325,7 @@ def test_layer_and_net_flags_must_be_bools():
 
 
 def test_torch_and_jax_flags_must_be_bools():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     import dropkit_torch.functional as tf
     from dropkit_torch import nn as tnn
 
@@ -578,7 +579,7 @@ def test_mc_dropout_and_forward_bad_inputs(net, x, error, match):
 
 
 def test_mc_dropout_input_of_another_library(net):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     with pytest.raises(TypeError, match=r"x is an array of .*torch.*net.*numpy"):
         dropkit.mc_dropout_predict(net, torch.ones(2, 3), samples=3)
 

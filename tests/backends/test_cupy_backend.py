@@ -10,18 +10,18 @@ import json
 
 import numpy as np
 import pytest
+from dk_helpers import torch_or_skip
 
 import dropkit
 from dropkit.experiment.cli import main
 from dropkit.experiment.optim import SGD
+from dropkit.testing.plugin import skip_unavailable
 from dropkit.testing.subnormals import flush_subnormals
 
 _info = {b.name: b for b in dropkit.list_backends()}.get("cupy")
 if _info is None or not _info.available:
-    pytest.skip(
-        f"cupy backend unavailable here: {_info.reason if _info else 'dropkit-cupy not installed'}",
-        allow_module_level=True,
-    )
+    reason = _info.reason if _info else "dropkit-cupy not installed"
+    skip_unavailable("cupy", reason, allow_module_level=True)
 
 import cupy  # noqa: E402
 
@@ -139,7 +139,7 @@ def test_bfloat16_cupy_arrays_where_cupy_has_them():
 
 
 def _torch_cuda():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     if not torch.cuda.is_available():
         pytest.skip("torch has no CUDA here")
     import dropkit_torch  # noqa: F401 (registers the op)

@@ -8,8 +8,9 @@ import shutil
 
 import numpy as np
 import pytest
+from dk_helpers import torch_or_skip
 
-torch = pytest.importorskip("torch", reason="torch is not installed (optional: CPU wheel)")
+torch = torch_or_skip(module_level=True)
 
 import dropkit_torch.functional  # noqa: E402, F401  (registers the ops)
 from dropkit_torch import nn as dnn  # noqa: E402
