@@ -26,13 +26,13 @@ fi
 export PYTHONPATH="$site:$repo:$repo/backends/numpy:$repo/backends/cupy:$repo/backends/torch:$repo/backends/strict:$repo/plugins/plots${PYTHONPATH:+:$PYTHONPATH}"
 cd "$repo"
 status=0
-echo "== backends"; "$py" -m dropkit.experiment.cli backends | tee "$out/backends.txt"
+echo "== backends"; "$py" -m dropkit.experiment.cli backends --load | tee "$out/backends.txt"
 echo "== conformance suite on cupy"
 "$py" -m pytest -q -p no:cacheprovider --pyargs dropkit.testing --dropkit-backend cupy \
   --dropkit-backend numpy 2>&1 | tee "$out/suite.txt" || status=1
 echo "== cupy-specific tests"
-"$py" -m pytest -q -p no:cacheprovider -rs tests/test_cupy_backend.py \
-  tests/test_cupy_kernels_on_host.py tests/test_cupy_launchers_on_host.py 2>&1 \
+"$py" -m pytest -q -p no:cacheprovider -rs tests/backends/test_cupy_backend.py \
+  tests/backends/test_cupy_kernels_on_host.py tests/backends/test_cupy_launchers_on_host.py 2>&1 \
   | tee "$out/cupy_tests.txt" || status=1
 echo "== benchmark"
 "$py" benchmarks/bench_gpu.py 2>&1 | tee "$out/bench_gpu.txt" || status=1

@@ -119,7 +119,10 @@ HOLDER = textwrap.dedent(
 # of writing the first checkpoint, its temporary file half written), or "none" (no stop).
 STOPPED = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
+    # Ctrl-C must raise KeyboardInterrupt here even when the test run itself ignores
+    # SIGINT (a shell starts background jobs with SIGINT ignored, and children inherit it)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import dropkit.experiment.checkpoint
     from dropkit import hookimpl
     from dropkit.registry import get_plugin_manager
