@@ -187,3 +187,14 @@ def test_a_study_title_names_the_dropout_configuration_not_the_first_run(tmp_pat
     runs = {"standard": {0: result(0.0)}, "dropout": {0: result(0.5)}}
     plugin.dropkit_study_end(out_dir=tmp_path, runs=runs)
     assert seen["title"].startswith("mnist1d: standard, dropout; hidden [32], p_hidden=0.5")
+
+
+def test_the_sweep_headline_is_validation_selected_when_the_rows_have_it():
+    rows = _rows(["standard", "dropout"], [500, 1000])
+    assert sweep_figure(rows).axes[0].get_title() == "best test accuracy"  # no validation split
+    for row in rows:
+        row["test_acc_at_best_val"] = {"mean": 0.4, "ci95": [0.35, 0.45]}
+    axes = sweep_figure(rows).axes
+    assert axes[0].get_title() == "test accuracy at the best validation epoch"
+    heights = sorted({round(y, 6) for line in axes[0].get_lines() for y in line.get_ydata()})
+    assert 40.0 in heights  # the validation-selected means, in percent

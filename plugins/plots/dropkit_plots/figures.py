@@ -30,12 +30,14 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 __all__ = [
     "SPLITS",
     "SWEEP_PANELS",
+    "SWEEP_VAL_PANELS",
     "histories_figure",
     "plot_histories",
     "plot_study",
     "plot_sweep",
     "study_figure",
     "sweep_figure",
+    "sweep_panels",
 ]
 
 Record = Mapping[str, Any]
@@ -51,6 +53,28 @@ SWEEP_PANELS = (
     ("best_test_acc", "best test accuracy", "accuracy (%)"),
     ("final_gap", "final train - test gap", "gap (percentage points)"),
 )
+# the headline of a sweep with a validation split: no number in it is chosen on test
+SWEEP_VAL_PANELS = (
+    ("test_acc_at_best_val", "test accuracy at the best validation epoch", "accuracy (%)"),
+    ("final_gap", "final train - test gap", "gap (percentage points)"),
+)
+
+
+def sweep_panels(table: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, str, str], ...]:
+    """:data:`SWEEP_VAL_PANELS` where every row has the validation-selected number.
+
+    Otherwise (no validation split) :data:`SWEEP_PANELS`.
+
+    Examples
+    --------
+    >>> sweep_panels([{"test_acc_at_best_val": {"mean": .5}}])[0][0]
+    'test_acc_at_best_val'
+    >>> sweep_panels([{"best_test_acc": {"mean": .5}}])[0][0]
+    'best_test_acc'
+    """
+    if table and all(row.get("test_acc_at_best_val") is not None for row in table):
+        return SWEEP_VAL_PANELS
+    return SWEEP_PANELS
 
 
 def _has(history: Sequence[Record], key: str) -> bool:
@@ -253,7 +277,7 @@ def plot_sweep(
     table: Sequence[Mapping[str, Any]],
     path: str | Path,
     title: str = "",
-    panels: Sequence[tuple[str, str, str]] = SWEEP_PANELS,
+    panels: Sequence[tuple[str, str, str]] | None = None,
 ) -> Path:
     r"""Each panel's value against the train size, per method, with 95% error bars.
 
@@ -273,7 +297,7 @@ def plot_sweep(
     title : str
         Figure title.
     panels : sequence of (key, title, y label)
-        What to draw (default :data:`SWEEP_PANELS`).
+        What to draw (default: :func:`sweep_panels` of the table).
 
     Examples
     --------
@@ -290,9 +314,11 @@ def plot_sweep(
 def sweep_figure(
     table: Sequence[Mapping[str, Any]],
     title: str = "",
-    panels: Sequence[tuple[str, str, str]] = SWEEP_PANELS,
+    panels: Sequence[tuple[str, str, str]] | None = None,
 ) -> Figure:
     """The figure of :func:`plot_sweep`, not yet saved."""
+    if panels is None:
+        panels = sweep_panels(table)
     fig = Figure(figsize=(5 * len(panels), 5), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]

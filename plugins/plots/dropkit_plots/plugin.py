@@ -60,7 +60,7 @@ def dropkit_study_end(out_dir: Any, runs: dict[str, dict[int, Any]]) -> None:
 
 @hookimpl
 def dropkit_sweep_end(out_dir: Any, table: list[dict[str, Any]]) -> None:
-    """Write ``<out>/sweep.png``: best test accuracy and gap against the train size."""
+    """Write ``<out>/sweep.png``: the headline accuracy and the gap against the train size."""
     from .figures import plot_sweep
 
     plot_sweep(table, Path(out_dir) / "sweep.png", title=sweep_title(Path(out_dir)))
