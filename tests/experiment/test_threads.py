@@ -189,7 +189,9 @@ def test_study_workers_get_the_rule_within_their_share(data, no_thread_variables
     assert thread_limits(2, cores=8)["OPENBLAS_NUM_THREADS"] == "4"
 
 
-def test_study_workers_leave_a_variable_the_user_set_alone(data, monkeypatch, tmp_path):
+def test_study_workers_leave_a_variable_the_user_set_alone(
+    data, no_thread_variables, monkeypatch, tmp_path
+):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     choice = _worker_threads(Task("d", "r", tmp_path, CONFIG), data, cap=8).threads
     assert choice.threads is None and "OMP_NUM_THREADS=3 in the environment" in choice.reason
