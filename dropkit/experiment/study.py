@@ -503,9 +503,11 @@ def runs_by_method(
 
 def _finished_line(task: Task, result: TrainResult, finished: int, total: int, start: float) -> str:
     s = result.summary()
+    key, label = headline(s)
+    epoch = s["best_val_epoch"] if key == "test_acc_at_best_val" else s["best_test_epoch"]
     return (
-        f"[{finished:>{len(str(total))}}/{total}] {task.name}: best test "
-        f"{s['best_test_acc']:.2%} (epoch {s['best_test_epoch']}), final gap "
+        f"[{finished:>{len(str(total))}}/{total}] {task.name}: {label} "
+        f"{s[key]:.2%} (epoch {epoch}), final gap "
         f"{s['final_gap'] * 100:.2f} points, {s['seconds']:.1f} s "
         f"({time.perf_counter() - start:.0f} s since the start)"
     )

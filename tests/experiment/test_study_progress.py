@@ -130,8 +130,8 @@ def test_a_study_in_process_shows_each_run_and_keeps_the_finished_line(tmp_path)
     text = out.getvalue()
     assert "  started seed-0/standard (epoch 0/10)" in text
     assert "  seed-0/dropout: epoch 5/10; study 1/2 runs done, 1 running, 0 waiting" in text
-    assert re.search(r"\[1/2\] seed-0/standard: best test [\d.]+% \(epoch \d+\)", text)
-    assert re.search(r"\[2/2\] seed-0/dropout: best test", text)
+    assert re.search(r"\[1/2\] seed-0/standard: test acc at best val [\d.]+% \(epoch \d+\)", text)
+    assert re.search(r"\[2/2\] seed-0/dropout: test acc at best val", text)
     # resumed: every run is complete, and each says so
     again = io.StringIO()
     run_study(plan, load_dataset(train_size=200), tmp_path, jobs=1, progress=again)
@@ -148,4 +148,4 @@ def test_a_sweep_in_worker_processes_reports_their_epochs(tmp_path):
     for name in ("size-100/seed-0/standard", "size-200/seed-0/standard"):
         assert f"  started {name} (epoch 0/10)" in text  # events crossed the process boundary
         assert f"  {name}: epoch 5/10; study " in text
-        assert re.search(rf"\[[12]/2\] {name}: best test", text)
+        assert re.search(rf"\[[12]/2\] {name}: test acc at best val", text)
