@@ -91,12 +91,10 @@ def git_commit(where: str | Path | None = None) -> dict[str, Any] | None:
     return {"commit": commit, "modified": None if changes is None else bool(changes)}
 
 
-def thread_pools() -> list[dict[str, Any]] | None:
-    """The loaded BLAS/OpenMP pools and their thread counts (None without threadpoolctl)."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return None
+def thread_pools() -> list[dict[str, Any]]:
+    """The loaded BLAS/OpenMP pools and their thread counts (threadpoolctl, a dependency)."""
+    from threadpoolctl import threadpool_info
+
     keep = ("user_api", "internal_api", "num_threads", "version", "prefix")
     return [{k: pool.get(k) for k in keep} for pool in threadpool_info()]
 

@@ -74,7 +74,13 @@ from .result import headline
 from .rundir import RunConfigError, RunLock, is_held_here
 from .split import validation_split
 from .stats import describe
-from .threads import ThreadChoice, available_cores, choose_threads, step_flops
+from .threads import (
+    USER_VARIABLES,
+    ThreadChoice,
+    available_cores,
+    choose_threads,
+    step_flops,
+)
 from .train import TrainConfig, TrainingDivergedError, TrainResult, train
 
 __all__ = [
@@ -108,15 +114,7 @@ STATS_KEYS = (
     "best_train_acc",
 )
 #: The variables that size the thread pools of BLAS, OpenMP and Numba in a worker.
-THREAD_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-)
+THREAD_VARIABLES = (*USER_VARIABLES, "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 @dataclass(frozen=True)
