@@ -85,9 +85,13 @@ def _event_timer(cupy: Any) -> Callable[[Callable[[], object]], float]:
 def _interleaved(
     methods: dict[str, Callable[[], object]], timer: Callable[[Callable[[], object]], float], rounds
 ) -> dict[str, float]:
-    for fn in methods.values():  # warm-up: compile, allocate
-        fn()
-        fn()
+    for name, fn in list(methods.items()):  # warm-up: compile, allocate
+        try:
+            fn()
+            fn()
+        except Exception as exc:  # one failing method must not hide the others' rows
+            print(f"| {name} | FAILED: {type(exc).__name__}: {str(exc).splitlines()[0][:160]} |")
+            del methods[name]
     times: dict[str, list[float]] = {name: [] for name in methods}
     for _ in range(rounds):
         for name, fn in methods.items():

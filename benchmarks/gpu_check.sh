@@ -5,7 +5,9 @@
 #      (GPU tests incl. torch CUDA tensors; the kernels' source on the host; NVRTC's code);
 #   2. benchmarks/bench_gpu.py: every GPU ratio of issue 12 (forward/backward/ReLU/in place
 #      vs copy and F.dropout in float32/float16/bfloat16, per-call cost, training step);
-#   3. the epoch parts on cupy and `dropkit compare` wall time, numpy vs cupy.
+#   3. the epoch parts on cupy and `dropkit compare` wall time, numpy vs cupy;
+#   4. the torch tests (-m torch) and the JAX tests with the GPU as the default device,
+#      each capped at ${SECTION_LIMIT:-100} s (GPU time is scarce: a capped section says so).
 # array-api-compat, if missing there, is taken from wheels in .whl/ (see README, "GPU").
 # Usage: bash benchmarks/gpu_check.sh [OUTDIR]     (PYTHON=... to choose the interpreter)
 set -uo pipefail
@@ -23,7 +25,7 @@ if ! "$py" -c "import array_api_compat" 2>/dev/null; then
   "$py" -m pip install -q --no-index --no-deps --no-compile --target "$site" "$repo"/.whl/*.whl
 fi
 "$py" "$repo/benchmarks/register_workspace.py" "$site" || exit 2
-export PYTHONPATH="$site:$repo:$repo/backends/numpy:$repo/backends/cupy:$repo/backends/torch:$repo/backends/strict:$repo/plugins/plots${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$site:$repo:$repo/backends/numpy:$repo/backends/cupy:$repo/backends/torch:$repo/backends/strict:$repo/backends/jax:$repo/backends/dask:$repo/plugins/plots${PYTHONPATH:+:$PYTHONPATH}"
 cd "$repo"
 status=0
 echo "== backends"; "$py" -m dropkit.experiment.cli backends --load | tee "$out/backends.txt"
@@ -39,4 +41,12 @@ echo "== benchmark"
 echo "== epoch parts on cupy; dropkit compare, numpy vs cupy wall time (30 epochs each)"
 "$py" benchmarks/bench_compare.py --backend cupy --rounds 3 --epochs 6 --wall numpy,cupy \
   --wall-epochs 30 2>&1 | tee "$out/compare.txt" || status=1
+limit="${SECTION_LIMIT:-100}"
+echo "== torch tests on this machine's torch (CUDA present), at most ${limit} s"
+timeout "$limit" "$py" -m pytest -q -p no:cacheprovider -rs -m torch tests 2>&1 \
+  | tee "$out/torch_tests.txt" || status=1
+echo "== JAX tests with the GPU as JAX's default device, at most ${limit} s"
+timeout "$limit" "$py" -m pytest -q -p no:cacheprovider -rs tests/backends/test_jax_modules.py \
+  tests/backends/test_jax_transforms.py tests/backends/test_family_jax.py \
+  tests/backends/test_jax_example.py 2>&1 | tee "$out/jax_tests.txt" || status=1
 exit $status

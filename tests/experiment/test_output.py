@@ -132,9 +132,13 @@ def test_the_validation_accuracy_is_shown_when_the_record_has_it():
     p.dropkit_epoch_end(run, run.history[-1])  # an old record: no val_acc
     run.history[-1]["val_acc"] = 0.375
     p.dropkit_epoch_end(run, run.history[-1])
-    old, new = stream.getvalue().splitlines()
-    assert "val" not in old
-    assert "train 50.00%  val 37.50%  test 25.00%" in new
+    run.history.append({**_record(2, 5), "val_acc": 0.25, "test_acc": 0.75})
+    p.dropkit_epoch_end(run, run.history[-1])
+    old, new, later = stream.getvalue().splitlines()
+    assert "val" not in old and "test 25.00% (best 25.00%)" in old
+    assert "train 50.00%  val 37.50% (best 37.50% at epoch 1)  test 25.00%  lr" in new
+    # with a split, the best shown is chosen on validation: no "best" test accuracy appears
+    assert "val 25.00% (best 37.50% at epoch 1)  test 75.00%  lr" in later
 
 
 def test_a_resumed_complete_run_is_announced_as_complete():

@@ -56,8 +56,30 @@ def terminal_width(stream: TextIO) -> int:
         return shutil.get_terminal_size().columns
 
 
+def _held_out(history: list[dict[str, Any]], record: dict[str, Any]) -> str:
+    """The held-out accuracies of an epoch; the best so far is chosen on validation if any.
+
+    Examples
+    --------
+    >>> h = [{"epoch": 1, "val_acc": 0.5, "test_acc": 0.4},
+    ...      {"epoch": 2, "val_acc": 0.4, "test_acc": 0.6}]
+    >>> _held_out(h, h[1])
+    'val 40.00% (best 50.00% at epoch 1)  test 60.00%'
+    >>> _held_out([{"epoch": 1, "test_acc": 0.4}], {"epoch": 1, "test_acc": 0.4})
+    'test 40.00% (best 40.00%)'
+    """
+    if record.get("val_acc") is None:
+        best = max(r["test_acc"] for r in history)
+        return f"test {record['test_acc']:.2%} (best {best:.2%})"
+    best_val = max(history, key=lambda r: r["val_acc"])  # the first epoch among equals
+    return (
+        f"val {record['val_acc']:.2%} (best {best_val['val_acc']:.2%} at epoch "
+        f"{best_val['epoch']})  test {record['test_acc']:.2%}"
+    )
+
+
 class Progress:
-    """Prints epoch, loss, accuracies, best test accuracy and time per epoch.
+    """Prints epoch, loss, accuracies, the best so far (on validation if any), time per epoch.
 
     Parameters
     ----------
@@ -117,12 +139,10 @@ class Progress:
     def dropkit_epoch_end(self, run: Any, record: dict[str, Any]) -> None:
         """Show the epoch."""
         epochs = run.config.epochs
-        best = max(r["test_acc"] for r in run.history)
-        val = f"val {record['val_acc']:.2%}  " if record.get("val_acc") is not None else ""
         line = (
             f"[{run.name}] epoch {record['epoch']:>{len(str(epochs))}}/{epochs}  "
-            f"loss {record['loss']:.4f}  train {record['train_acc']:.2%}  {val}"
-            f"test {record['test_acc']:.2%} (best {best:.2%})  lr {record['lr']:.3g}  "
+            f"loss {record['loss']:.4f}  train {record['train_acc']:.2%}  "
+            f"{_held_out(run.history, record)}  lr {record['lr']:.3g}  "
             f"{record['seconds'] * 1e3:.0f} ms/epoch"
         )
         last = record["epoch"] == epochs
