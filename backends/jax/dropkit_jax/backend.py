@@ -20,7 +20,7 @@ except ImportError as exc:  # pragma: no cover - depends on the machine
 
 from dropkit.backend import ArrayAPIBackend
 
-from . import functional
+from . import bits, functional
 
 __all__ = ["JaxBackend"]
 
@@ -45,3 +45,15 @@ class JaxBackend(ArrayAPIBackend):
     def devices(self) -> list[Any]:
         """JAX's devices."""
         return list(jax.devices())
+
+    def random_bits(
+        self, key: int, counter: int, n: int, *, offset: int = 0, device: Any = None
+    ) -> Any:
+        """The reference words, computed by one computation compiled per size class.
+
+        See :mod:`dropkit_jax.bits`; the reference where that path does not apply.
+        """
+        words = bits.random_bits(key, counter, n, offset=offset)
+        if words is None:
+            return super().random_bits(key, counter, n, offset=offset, device=device)
+        return words if device is None else jax.device_put(words, device)

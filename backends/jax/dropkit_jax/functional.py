@@ -97,10 +97,11 @@ def _static_training(training: Any) -> bool:
     return check_flag(training, "training")
 
 
-@partial(jax.jit, static_argnums=(1, 2))
-def _keep(words: Any, shape: tuple[int, ...], threshold: int) -> Any:
+@partial(jax.jit, static_argnums=(1,))
+def _keep(words: Any, shape: tuple[int, ...], threshold: Any) -> Any:
+    # the threshold is an argument, not a constant: eagerly, a new p compiles nothing
     bits = random_bits_elementwise(jnp, (words[0], words[1]), (words[2], words[3]), shape)
-    return bits >= jnp.asarray(threshold, dtype=jnp.uint32)
+    return bits >= threshold
 
 
 def keep_mask(words: Any, shape: tuple[int, ...], threshold: int) -> Any:
@@ -111,7 +112,7 @@ def keep_mask(words: Any, shape: tuple[int, ...], threshold: int) -> Any:
     """
     if threshold >= _FULL:
         return jnp.zeros(shape, dtype=bool)
-    return _keep(jnp.asarray(words), tuple(shape), int(threshold))
+    return _keep(jnp.asarray(words), tuple(shape), jnp.asarray(int(threshold), dtype=jnp.uint32))
 
 
 def _relu_keep(x: Any) -> Any:
@@ -129,11 +130,21 @@ def _apply(x: Any, keep: Any, scale: float) -> Any:
     # No multiplication for a scale of 1, as the core's ops: XLA's CPU code flushes
     # subnormals in a product, so ``x * 1`` would zero a subnormal gradient that the
     # other paths pass through (dropkit.testing.subnormals states the rule).
-    zero = jnp.zeros((), dtype=x.dtype)
+    # Jitted, the factor an argument: eagerly one compilation per shape and dtype, not one
+    # per operation and p.
     if scale == 1.0:
-        return jnp.where(keep, x, zero)
-    factor = jnp.asarray(scale, dtype=x.dtype)  # rounded to x's dtype, as the core does
-    return jnp.where(keep, x * factor, zero)
+        return _kept(x, keep)
+    return _kept_scaled(x, keep, jnp.asarray(scale, dtype=x.dtype))  # rounded as the core does
+
+
+@jax.jit
+def _kept(x: Any, keep: Any) -> Any:
+    return jnp.where(keep, x, jnp.zeros((), dtype=x.dtype))
+
+
+@jax.jit
+def _kept_scaled(x: Any, keep: Any, factor: Any) -> Any:
+    return jnp.where(keep, x * factor, jnp.zeros((), dtype=x.dtype))
 
 
 _REMAT = partial(jax.checkpoint, policy=jax.checkpoint_policies.nothing_saveable)
