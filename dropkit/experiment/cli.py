@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .. import __version__
-from ..registry import get_backend, get_plugin_manager, list_backends
+from ..registry import get_backend, list_backends
 from .data import DATASETS
+from .plugins import new_plugin_manager
 from .train import PRESETS, TrainConfig
 
 __all__ = ["main"]
@@ -561,10 +562,9 @@ def _setup(args: argparse.Namespace, command: str) -> tuple[Any, Any, Path, bool
             if env is not None:
                 doc["environment"] = env
             atomic_write_text(plan.out / CONFIG_NAME, json.dumps(doc, indent=2))
-        pm = get_plugin_manager()
         plugins = [MetricsFile()] + ([] if args.quiet else [Progress()])
-        for plugin in plugins:
-            pm.register(plugin)
+        # this command's own manager: the installed plugins, the caller's, the reporters
+        pm = new_plugin_manager(*args.plugins, *plugins, installed=args.installed_plugins)
     except BaseException:
         lock.release()
         raise
@@ -572,9 +572,8 @@ def _setup(args: argparse.Namespace, command: str) -> tuple[Any, Any, Path, bool
 
 
 def _teardown(handle: Any) -> None:
-    pm, plugins, lock = handle
+    _, plugins, lock = handle
     for plugin in plugins:
-        pm.unregister(plugin)
         getattr(plugin, "close", lambda: None)()  # a live progress line ends here
     lock.release()
 
@@ -779,8 +778,18 @@ def _quiet_stdout() -> None:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing more is printed
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    plugins: Sequence[object] = (),
+    installed_plugins: bool = True,
+) -> int:
     """Run the command line; return the exit status.
+
+    The command's hooks go to a plugin manager of its own
+    (:func:`~dropkit.experiment.plugins.new_plugin_manager`): the installed
+    plugins (none with ``installed_plugins=False``), ``plugins`` (for a program
+    that runs the command with its own observers), and the command's reporters.
 
     0: success (also: ``--resume`` of a run that is already complete, which
     says so and changes nothing); 2: a usage error (one line on stderr,
@@ -792,18 +801,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = _handle_sigterm()
     _SIGTERM_SEEN.clear()
     try:
-        return _main(argv)
+        return _main(argv, list(plugins), installed_plugins)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _main(argv: Sequence[str] | None) -> int:
+def _main(argv: Sequence[str] | None, plugins: list[object], installed: bool) -> int:
     from .train import TrainingDivergedError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_command(argv)
     args.argv = argv
+    args.plugins, args.installed_plugins = plugins, installed
     try:
         status = args.func(args)
     except _NothingToDo as done:

@@ -19,9 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..registry import get_backend, get_plugin_manager
+from ..registry import get_backend
 from . import cli
 from .methods import ACTIVATIONS, METHODS, parse_methods
+from .plugins import new_plugin_manager
 from .study import STUDY_NAME, StudyPlan, read_study_plan, run_folder
 from .sweep import DEFAULT_SIZES, parse_train_sizes, size_folder
 
@@ -345,7 +346,7 @@ def cmd_study(args: argparse.Namespace, command: str) -> int:
                 file=progress,
                 flush=True,
             )
-        pm = get_plugin_manager()
+        pm = new_plugin_manager(*args.plugins, installed=args.installed_plugins)  # its own
         if job.sizes is None:
             run_study(
                 job.plan,

@@ -66,10 +66,10 @@ from typing import Any, TextIO
 
 import pluggy
 
-from ..registry import get_plugin_manager
 from .checkpoint import CHECKPOINT_NAME, atomic_write_text
 from .data import Dataset
 from .methods import METHODS, OPTIONAL_DEFAULTS, check_activation, noise_layer
+from .plugins import new_plugin_manager
 from .result import headline
 from .rundir import RunConfigError, RunLock, is_held_here
 from .split import validation_split
@@ -268,13 +268,16 @@ def _worker_sigterm(signum: int, frame: Any) -> None:
 def _init_worker(datasets: dict[str, Dataset], metrics: bool, events: Any = None) -> None:
     import signal
 
-    _WORKER["datasets"] = datasets
-    _WORKER["metrics"] = metrics
-    signal.signal(signal.SIGTERM, _worker_sigterm)
-    if events is not None:  # a queue: each run's start and epochs go to the parent's display
-        from .reporters import Events
+    from .reporters import Events, MetricsFile
 
-        get_plugin_manager().register(Events(events.put))
+    _WORKER["datasets"] = datasets
+    signal.signal(signal.SIGTERM, _worker_sigterm)
+    # the worker's own manager: the installed plugins, the metrics file, and (a queue)
+    # each run's start and epochs going to the parent's display
+    reporters: list[object] = [MetricsFile()] if metrics else []
+    if events is not None:
+        reporters.append(Events(events.put))
+    _WORKER["pm"] = new_plugin_manager(*reporters)
 
 
 @dataclass(frozen=True)
@@ -287,14 +290,9 @@ class _Diverged:
 
 
 def _run_task(task: Task) -> TrainResult | _Diverged:
-    from .reporters import MetricsFile
-
-    pm = get_plugin_manager()
-    if _WORKER["metrics"] and not any(isinstance(p, MetricsFile) for p in pm.get_plugins()):
-        pm.register(MetricsFile())
     _WORKER["busy"] = True
     try:
-        return _train_task(task, _WORKER["datasets"][task.data], pm)
+        return _train_task(task, _WORKER["datasets"][task.data], _WORKER["pm"])
     except TrainingDivergedError as exc:  # its keyword-only fields do not unpickle
         return _Diverged(str(exc), exc.epoch, exc.kept_epoch)
     finally:
@@ -328,10 +326,11 @@ def run_tasks(
     """Train every task, ``jobs`` at a time; results in the order of ``tasks``.
 
     Each task resumes from its folder's checkpoint if there is one. With
-    ``jobs=1`` the tasks run here, on ``plugin_manager`` (default: the
-    entry-point plugins); otherwise in ``min(jobs, len(tasks))`` spawned
-    worker processes, each on its own entry-point plugin manager (plugins
-    registered at run time in this process do not reach them). ``metrics``
+    ``jobs=1`` the tasks run here, on ``plugin_manager`` (default: a new one
+    with the installed plugins, :func:`~dropkit.experiment.plugins.new_plugin_manager`);
+    otherwise in ``min(jobs, len(tasks))`` spawned worker processes, each on
+    its own new manager with the installed plugins (the plugins of
+    ``plugin_manager`` do not reach them). ``metrics``
     adds a :class:`~dropkit.experiment.reporters.MetricsFile` (``metrics.csv`` per run).
     ``on_done(task, result, finished)`` is called here as each run ends;
     ``on_event`` here with each run's start and epochs (the events of
@@ -348,8 +347,8 @@ def run_tasks(
         raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     results: list[TrainResult | None] = [None] * len(tasks)
     if jobs == 1 or len(tasks) <= 1:
-        pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
-        added: list[Any] = []
+        pm = plugin_manager if plugin_manager is not None else new_plugin_manager()
+        added: list[Any] = []  # registered for these runs only
         if metrics and not any(isinstance(p, MetricsFile) for p in pm.get_plugins()):
             added.append(MetricsFile())
         if on_event is not None:
@@ -463,6 +462,7 @@ def run_study(
     ``threads``: every run's BLAS threads (None: chosen per run, see :func:`run_tasks`).
     """
     out = Path(out_dir)
+    pm = plugin_manager if plugin_manager is not None else new_plugin_manager()
     lock = None if is_held_here(out) else RunLock(out).acquire()
     try:
         if not (out / STUDY_NAME).exists():
@@ -478,10 +478,9 @@ def run_study(
             progress,
             jobs=jobs,
             metrics=metrics,
-            plugin_manager=plugin_manager,
+            plugin_manager=pm,
         )
         runs = runs_by_method(plan, results)
-        pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
         write_study_files(out, plan, runs, data, pm)
         return runs
     finally:

@@ -6,7 +6,7 @@ examples, the validation examples held out of them
 (:mod:`~dropkit.experiment.split`) and the test set every epoch
 (:mod:`~dropkit.experiment.result` describes the record), keeps the
 parameters of the best validation epoch, checkpoints atomically, and
-announces its events through the pluggy hooks of :mod:`dropkit.hookspecs`:
+announces its events through the pluggy hooks of :mod:`~dropkit.experiment.hookspecs`:
 progress, metric files and plots are plugins, not code in here. The BLAS
 libraries run with the thread count :mod:`~dropkit.experiment.threads` chooses
 for the net's matrix sizes.
@@ -47,7 +47,7 @@ import pluggy
 from .._arrays import as_integer, check_flag, check_mode, check_p, check_scale, to_numpy
 from ..ops import train_scale
 from ..random import Generator
-from ..registry import get_backend, get_plugin_manager
+from ..registry import get_backend
 from .best import BestFile
 from .checkpoint import CHECKPOINT_INTERVAL, PeriodicCheckpoint
 from .checkpoint import CHECKPOINT_NAME as CHECKPOINT
@@ -57,6 +57,7 @@ from .evaluation import evaluate, scores
 from .methods import check_activation, noise_layer
 from .nn import MLP, softmax_cross_entropy
 from .optim import SGD, StepSchedule
+from .plugins import new_plugin_manager
 from .result import Run, TrainResult, is_better
 from .resume import check_checkpoint
 from .rundir import RunLock, is_held_here, remove_stale_temporaries
@@ -416,7 +417,8 @@ def train(
         Continue from ``out_dir/checkpoint.npz``. Without it an existing
         checkpoint is an error, never silently overwritten.
     plugin_manager : pluggy.PluginManager, optional
-        Whose hooks announce the events (default: the entry-point plugins).
+        Whose hooks announce the events (default: a new one with the installed
+        plugins, :func:`~dropkit.experiment.plugins.new_plugin_manager`).
     checkpoint_interval : float
         Seconds between two checkpoints (0: after every epoch). The first and
         the last epoch are always saved, and so is the last finished epoch
@@ -505,7 +507,7 @@ def _train(
 ) -> TrainResult:
     split, limit = setup
     choice = limit.choice
-    pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
+    pm = plugin_manager if plugin_manager is not None else new_plugin_manager()
     ckpt = out / CHECKPOINT if out is not None else None
     if ckpt is not None and ckpt.exists() and not resume:
         raise FileExistsError(

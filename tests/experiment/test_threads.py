@@ -4,13 +4,14 @@ import dataclasses
 import json
 
 import numpy as np
-import pluggy
 import pytest
+from dk_helpers import no_plots
 from threadpoolctl import threadpool_info
 
-from dropkit import hookimpl, hookspecs
 from dropkit.experiment.cli import main
 from dropkit.experiment.data import load_dataset
+from dropkit.experiment.hookspecs import hookimpl
+from dropkit.experiment.plugins import new_plugin_manager
 from dropkit.experiment.study import StudyPlan, Task, _worker_threads, run_study, thread_limits
 from dropkit.experiment.threads import (
     FLOPS_PER_THREAD,
@@ -21,7 +22,6 @@ from dropkit.experiment.threads import (
     step_flops,
 )
 from dropkit.experiment.train import TrainConfig, train
-from dropkit.registry import get_plugin_manager
 
 # big enough that OpenBLAS splits its products over 2 threads (it keeps those under
 # 65536 * 4 multiply-adds on one): 128 x 40 x 128 is 655360
@@ -52,12 +52,8 @@ def no_thread_variables(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _no_plots():
-    pm = get_plugin_manager()
-    name = next((n for n, _ in pm.list_name_plugin() if n.endswith("plots")), None)
-    plots = pm.unregister(name=name) if name is not None else None
-    yield
-    if plots is not None:
-        pm.register(plots, name=name)
+    with no_plots():
+        yield
 
 
 class _Seen:
@@ -72,11 +68,7 @@ class _Seen:
 
 
 def _pm(*plugins):
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    for plugin in plugins:
-        pm.register(plugin)
-    return pm
+    return new_plugin_manager(*plugins, installed=False)
 
 
 # ---- the rule ------------------------------------------------------------------------------------
