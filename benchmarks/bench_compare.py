@@ -50,7 +50,7 @@ from dropkit.experiment import net_configs
 from dropkit.experiment.checkpoint import CHECKPOINT_INTERVAL, save_checkpoint
 from dropkit.experiment.data import load_dataset
 from dropkit.experiment.hookspecs import hookimpl
-from dropkit.experiment.plugins import new_plugin_manager
+from dropkit.experiment.plugins import new_plugin_manager, sgd_kernel
 from dropkit.experiment.reporters import MetricsFile, Progress
 from dropkit.experiment.train import (
     TrainConfig,
@@ -111,7 +111,9 @@ def _train_epochs(config: TrainConfig, data: Any, name: str, interval: float) ->
 def _parts(config: TrainConfig, data: Any, backend: Any) -> dict[str, Callable[[], Any]]:
     """The parts of one epoch as callables on one net (each call trains or evaluates it)."""
     xp = backend.xp
-    net, opt = _net_and_optimizer(config, data, backend)
+    net, opt = _net_and_optimizer(
+        config, data, backend, sgd_kernel(new_plugin_manager(), backend.xp)
+    )
     dtype = getattr(xp, config.dtype)
     arrays = (
         xp.asarray(data.x_train, dtype=dtype),

@@ -34,7 +34,7 @@ import pluggy
 
 from . import hookspecs
 
-__all__ = ["HOOKS", "new_plugin_manager"]
+__all__ = ["HOOKS", "new_plugin_manager", "sgd_kernel"]
 
 #: The names of the application's hooks.
 HOOKS = frozenset(n for n in dir(hookspecs) if n.startswith("dropkit_"))
@@ -62,6 +62,29 @@ def new_plugin_manager(*plugins: object, installed: bool = True) -> pluggy.Plugi
     for plugin in plugins:
         manager.register(plugin)
     return manager
+
+
+def sgd_kernel(pm: pluggy.PluginManager, xp: Any) -> hookspecs.SGDKernel | None:
+    """The fused SGD kernel ``pm``'s plugins offer for namespace ``xp``, or None.
+
+    A kernel that is not callable is reported (a warning) and not used.
+
+    Examples
+    --------
+    >>> import array_api_compat.numpy as xp
+    >>> sgd_kernel(new_plugin_manager(installed=False), xp) is None
+    True
+    """
+    kernel = pm.hook.dropkit_sgd_kernel(xp=xp)
+    if kernel is None or callable(kernel):
+        return kernel
+    warnings.warn(
+        f"a dropkit_sgd_kernel hook returned {kernel!r:.60}, not a callable kernel: ignored "
+        "(the array-API update is used, with the same results)",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return None
 
 
 def _dist_of(ep: Any) -> tuple[str, str]:

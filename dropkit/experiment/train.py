@@ -54,10 +54,11 @@ from .checkpoint import CHECKPOINT_NAME as CHECKPOINT
 from .data import DATASETS, Dataset
 from .evaluation import correct_count as _correct
 from .evaluation import evaluate, scores
+from .hookspecs import SGDKernel
 from .methods import check_activation, noise_layer
 from .nn import MLP, softmax_cross_entropy
 from .optim import SGD, StepSchedule
-from .plugins import new_plugin_manager
+from .plugins import new_plugin_manager, sgd_kernel
 from .result import Run, TrainResult, is_better
 from .resume import check_checkpoint
 from .rundir import RunLock, is_held_here, remove_stale_temporaries
@@ -251,8 +252,10 @@ def _state(net: MLP, opt: SGD, copy: bool) -> dict[str, Any]:
     return arrays
 
 
-def _net_and_optimizer(config: TrainConfig, data: Dataset, backend: Any) -> tuple[MLP, SGD]:
-    """The run's network (initial weights from the seed) and its optimiser."""
+def _net_and_optimizer(
+    config: TrainConfig, data: Dataset, backend: Any, kernel: SGDKernel | None
+) -> tuple[MLP, SGD]:
+    """The run's network (initial weights from the seed) and its optimiser (with ``kernel``)."""
     net = MLP(
         _layers(config, data.n_features, data.n_classes),
         backend=backend,
@@ -271,7 +274,7 @@ def _net_and_optimizer(config: TrainConfig, data: Dataset, backend: Any) -> tupl
         nesterov=config.nesterov,
         weight_decay=config.weight_decay,
         decay=net.decay_mask(),
-        backend=backend,
+        kernel=kernel,
     )
     return net, opt
 
@@ -527,7 +530,7 @@ def _train(
         arrays, meta = check_checkpoint(ckpt, config, data, backend.name)
         if best_file is not None:
             best_file.sync(arrays, meta)
-    net, opt = _net_and_optimizer(config, data, backend)
+    net, opt = _net_and_optimizer(config, data, backend, sgd_kernel(pm, xp))
     schedule = StepSchedule(config.lr, config.lr_every, config.lr_times)
     best: dict[str, Any] | None = None  # the best validation epoch's record
     best_params: list[Any] = []  # and its parameters (copies, never changed in place)

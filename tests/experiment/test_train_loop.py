@@ -46,7 +46,6 @@ def _reference_run(config, data):
         nesterov=config.nesterov,
         weight_decay=config.weight_decay,
         decay=net.decay_mask(),
-        backend=backend,
     )
     schedule = StepSchedule(config.lr, config.lr_every, config.lr_times)
     split = validation_split(data.y_train, config.val_size)
