@@ -32,7 +32,7 @@ from .._arrays import as_integer, check_flag, namespace_of
 from ..backend import Backend
 from ..layers import Dropout
 from ..normals import standard_normal
-from ..ops import eval_factor, relu_dropout, relu_dropout_backward
+from ..ops import dropout, eval_factor, relu_dropout, relu_dropout_backward
 from ..random import Generator, RNGLike, as_generator
 from ..registry import get_backend
 
@@ -463,6 +463,49 @@ class MLP:
         self._cache = activations if training else []
         self._outputs = outputs if training else []
         return h
+
+    def mc_forward(self, xs: Any, rng: Generator) -> Any:
+        """Logits of dropout passes over ``xs`` ``(T, N, features)``, masks drawn from ``rng``.
+
+        The model callable of :func:`dropkit.mc_dropout_forward` (Monte Carlo
+        dropout): each dropout layer draws the masks of all ``T`` passes at once
+        over ``(T, N, width)``, from one child stream of ``rng`` per layer (input
+        first); the net's own generators are not touched and nothing is kept
+        for a backward pass. ``xs[t]`` must be what :meth:`check_input` accepts.
+
+        Raises
+        ------
+        ValueError
+            For a net other than ReLU with standard dropout layers (their
+            passes are not this fused form).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> net = MLP([3, 4, 2], backend="numpy", rng=0, p_hidden=0.5)
+        >>> xs = np.ones((5, 2, 3), np.float32)  # 5 passes over a batch of 2
+        >>> net.mc_forward(xs, Generator(1)).shape
+        (5, 2, 2)
+        """
+        if not self._fused:
+            raise ValueError(
+                "Monte Carlo dropout here covers ReLU nets with standard dropout layers; this "
+                f"net has activation={self.activation!r} or another noise layer: build it with "
+                "activation='relu' and the default noise"
+            )
+        if len(xs.shape) < 1:
+            raise ValueError(f"xs must have shape (T, N, {self.sizes[0]}), got shape ()")
+        self.check_input(xs[0, ...])  # so xs is (T, N, features)
+        streams = rng.spawn(len(self.hidden_dropouts) + 1)
+        name = self.backend.name
+        h = xs
+        if self.input_dropout.p > 0:
+            layer = self.input_dropout
+            h = dropout(h, layer.p, rng=streams[0], mode=layer.mode, backend=name)
+        for i, layer in enumerate(self.hidden_dropouts):
+            z = h @ self.params[2 * i] + self.params[2 * i + 1]
+            h = relu_dropout(z, layer.p, rng=streams[i + 1], mode=layer.mode, backend=name)
+        return h @ self.params[-2] + self.params[-1]
 
     def backward(self, dlogits: Any) -> list[Any]:
         """Gradients of the loss for every parameter, from the last training forward."""
