@@ -27,7 +27,7 @@ from .data import Dataset
 from .plugins import new_plugin_manager
 from .result import headline
 from .rundir import RunLock, is_held_here
-from .study import dataset_entry
+from .study_report import dataset_entry
 from .train import TrainConfig, TrainResult, train
 
 __all__ = ["NETS", "format_table", "net_configs", "run_compare"]

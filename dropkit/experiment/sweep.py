@@ -40,15 +40,9 @@ from .checkpoint import atomic_write_text
 from .data import Dataset
 from .plugins import new_plugin_manager
 from .rundir import RunLock, is_held_here
-from .study import (
-    STUDY_NAME,
-    StudyPlan,
-    Task,
-    run_folder,
-    run_tasks_shown,
-    runs_by_method,
-    write_study_files,
-)
+from .study import STUDY_NAME, StudyPlan, run_folder, runs_by_method
+from .study_report import write_study_files
+from .tasks import Task, run_tasks_shown
 
 __all__ = ["DEFAULT_SIZES", "format_sweep_table", "parse_train_sizes", "run_sweep", "size_folder"]
 
