@@ -45,11 +45,12 @@ import numpy as np
 from machine import describe, gpu_name
 
 import dropkit
-from dropkit import hookimpl
 from dropkit._arrays import to_numpy
 from dropkit.experiment import net_configs
 from dropkit.experiment.checkpoint import CHECKPOINT_INTERVAL, save_checkpoint
 from dropkit.experiment.data import load_dataset
+from dropkit.experiment.hookspecs import hookimpl
+from dropkit.experiment.plugins import new_plugin_manager, sgd_kernel
 from dropkit.experiment.reporters import MetricsFile, Progress
 from dropkit.experiment.train import (
     TrainConfig,
@@ -60,7 +61,6 @@ from dropkit.experiment.train import (
     _steps,
     train,
 )
-from dropkit.registry import get_plugin_manager
 
 
 def _sync(xp: Any) -> None:
@@ -98,27 +98,22 @@ class _EpochClock:
 
 def _train_epochs(config: TrainConfig, data: Any, name: str, interval: float) -> list[float]:
     """Per-epoch wall times of train() into a fresh folder (the first epoch left out)."""
-    pm = get_plugin_manager()
     clock = _EpochClock()
-    plugins = [MetricsFile(), Progress(io.StringIO()), clock]
-    for plugin in plugins:
-        pm.register(plugin)
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench_compare-") as out:
-            train(
-                config, data, name=name, out_dir=out, plugin_manager=pm,
-                checkpoint_interval=interval,
-            )  # fmt: skip
-    finally:
-        for plugin in plugins:
-            pm.unregister(plugin)
+    pm = new_plugin_manager(MetricsFile(), Progress(io.StringIO()), clock)
+    with tempfile.TemporaryDirectory(prefix="bench_compare-") as out:
+        train(
+            config, data, name=name, out_dir=out, plugin_manager=pm,
+            checkpoint_interval=interval,
+        )  # fmt: skip
     return list(np.diff(clock.stamps))
 
 
 def _parts(config: TrainConfig, data: Any, backend: Any) -> dict[str, Callable[[], Any]]:
     """The parts of one epoch as callables on one net (each call trains or evaluates it)."""
     xp = backend.xp
-    net, opt = _net_and_optimizer(config, data, backend)
+    net, opt = _net_and_optimizer(
+        config, data, backend, sgd_kernel(new_plugin_manager(), backend.xp)
+    )
     dtype = getattr(xp, config.dtype)
     arrays = (
         xp.asarray(data.x_train, dtype=dtype),

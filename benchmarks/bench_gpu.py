@@ -217,12 +217,14 @@ def per_call(cupy: Any, torch: Any, rounds: int, calls: int, p: float) -> None:
 def _dropkit_step(cupy: Any, sizes: list[int], batch: int) -> Callable[[], None]:
     from dropkit.experiment.nn import MLP, softmax_cross_entropy
     from dropkit.experiment.optim import SGD
+    from dropkit.experiment.plugins import new_plugin_manager, sgd_kernel
 
     backend = dropkit.get_backend("cupy")
     xp = backend.xp
     net = MLP(sizes, backend=backend, rng=dropkit.Generator(0), p_hidden=0.5)
+    kernel = sgd_kernel(new_plugin_manager(), xp)  # the application's fused step, if offered
     opt = SGD(
-        xp, net.params, momentum=0.9, weight_decay=1e-3, decay=net.decay_mask(), backend=backend
+        xp, net.params, momentum=0.9, weight_decay=1e-3, decay=net.decay_mask(), kernel=kernel
     )
     rs = cupy.random.default_rng(0)
     x = rs.standard_normal((batch, sizes[0]), dtype=cupy.float32)

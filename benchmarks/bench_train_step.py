@@ -28,6 +28,7 @@ from machine import describe
 import dropkit
 from dropkit.experiment.nn import MLP, softmax_cross_entropy
 from dropkit.experiment.optim import SGD
+from dropkit.experiment.plugins import new_plugin_manager, sgd_kernel
 
 SIZES = [3072, 2000, 800, 10]
 BATCH = 256
@@ -37,8 +38,9 @@ def _dropkit_step() -> Callable[[], None]:
     backend = dropkit.get_backend("numpy")
     xp = backend.xp
     net = MLP(SIZES, backend=backend, rng=dropkit.Generator(0), p_hidden=0.5)
+    kernel = sgd_kernel(new_plugin_manager(), xp)  # the application's fused step, if offered
     opt = SGD(
-        xp, net.params, momentum=0.9, weight_decay=1e-3, decay=net.decay_mask(), backend=backend
+        xp, net.params, momentum=0.9, weight_decay=1e-3, decay=net.decay_mask(), kernel=kernel
     )
     rs = np.random.default_rng(0)
     x = rs.standard_normal((BATCH, SIZES[0]), dtype=np.float32)

@@ -338,7 +338,8 @@ def _register_entry_point(
         if hook not in _HOOKS:
             _warn(
                 f"{label}: {hook!r} is not a dropkit hook (typo?), so it is never called; "
-                f"the hooks are {', '.join(sorted(_HOOKS))}"
+                f"the hooks are {', '.join(sorted(_HOOKS))} (the application's hooks, such as "
+                "dropkit_epoch_end, belong to the entry-point group 'dropkit.experiment')"
             )
         elif opts.get("hookwrapper") or opts.get("wrapper"):
             _warn(f"{label}: {hook!r} is a hook wrapper, which dropkit does not run: ignored")

@@ -3,25 +3,39 @@ puts this folder on ``sys.path``). Fixtures live in ``tests/conftest.py``."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import pluggy
 import pytest
 
-from dropkit import hookspecs
 from dropkit.testing.plugin import skip_here, skip_unavailable
 from dropkit.testing.strategies import float_dtypes
 
 
 def plugin_manager(*plugins: Any) -> pluggy.PluginManager:
-    """A fresh dropkit plugin manager with only ``plugins`` registered (no entry points)."""
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    for plugin in plugins:
-        pm.register(plugin)
-    return pm
+    """A new application plugin manager with only ``plugins`` registered (no entry points)."""
+    from dropkit.experiment.plugins import new_plugin_manager
+
+    return new_plugin_manager(*plugins, installed=False)
+
+
+@contextlib.contextmanager
+def no_plots() -> Iterator[None]:
+    """The application's plugin managers made meanwhile leave out the plots plugin (a second
+    a figure; tests/experiment/test_figures checks the figures)."""
+    from dropkit.experiment import plugins
+
+    def without_plots(group: str) -> list[Any]:
+        return [ep for ep in entry_points(group=group) if ep.name != "plots"]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plugins, "entry_points", without_plots)
+        yield
 
 
 def strip_seconds(history: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -7,7 +7,10 @@ library like any other user does. Here: the network and its explicit backward
 resume (:mod:`~dropkit.experiment.train`), run folders and checkpoints, the
 datasets, the reporters, the two-net comparison
 (:mod:`~dropkit.experiment.compare`), multi-seed studies and sweeps, and the
-``dropkit`` command (:mod:`~dropkit.experiment.cli`).
+``dropkit`` command (:mod:`~dropkit.experiment.cli`). Its hooks
+(:mod:`~dropkit.experiment.hookspecs`) and their entry-point group
+``dropkit.experiment`` are its own: each command or run builds its own plugin
+manager (:mod:`~dropkit.experiment.plugins`), and the library never loads them.
 
 Examples
 --------

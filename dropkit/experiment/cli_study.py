@@ -5,7 +5,8 @@ is written (method names, seed and job counts, train sizes, the output
 folder, the data, memory, and on ``--resume`` the saved plan, the options and
 every checkpoint); then the command holds the folder's lock, writes
 ``study.json`` and runs. ``dropkit compare`` without these four flags is the
-two-net comparison of :mod:`dropkit.experiment.cli`, unchanged.
+two-net comparison of :mod:`dropkit.experiment.cli`, unchanged. Shared pieces
+come from :mod:`~dropkit.experiment.cli_args` and :mod:`~dropkit.experiment.cli_plan`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..registry import get_backend, get_plugin_manager
-from . import cli
+from ..registry import get_backend
+from .cli_args import CONFIG_FLAGS, flag_of, parse_integer, show_value
+from .cli_plan import (
+    NothingToDo,
+    check_memory,
+    check_split,
+    given_values,
+    make_config,
+    plan_fresh,
+    report_files,
+    same_dir,
+)
 from .methods import ACTIVATIONS, METHODS, parse_methods
+from .plugins import new_plugin_manager
 from .study import STUDY_NAME, StudyPlan, read_study_plan, run_folder
 from .sweep import DEFAULT_SIZES, parse_train_sizes, size_folder
 
@@ -44,14 +56,14 @@ def add_study_flags(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
     )
     g.add_argument(
         "--seeds",
-        type=cli._integer,
+        type=parse_integer,
         default=None,
         metavar="N",
         help="repeat the comparison for N seeds: --seed, --seed+1, ... (default: 1)",
     )
     g.add_argument(
         "--jobs",
-        type=cli._integer,
+        type=parse_integer,
         default=None,
         metavar="J",
         help=f"runs at once, in worker processes (default: the number of cores, {os.cpu_count()})",
@@ -152,7 +164,7 @@ def _plan(args: argparse.Namespace, command: str) -> _StudyJob:
         sizes = list(DEFAULT_SIZES) if args.train_size is None else args.train_size
     plain = copy.copy(args)
     plain.train_size = None if command == "sweep" else args.train_size
-    given = cli._given(plain)
+    given = given_values(plain)
     jobs = args.jobs if args.jobs is not None else os.cpu_count() or 1
     if args.resume is not None:
         return _plan_resume(args, command, given, sizes, jobs)
@@ -162,7 +174,7 @@ def _plan(args: argparse.Namespace, command: str) -> _StudyJob:
             f"{out} already holds a study: continue it with `dropkit {command} --resume "
             f"{out}`, or choose another --out"
         )
-    fresh = cli._plan_fresh(plain, command, given)
+    fresh = plan_fresh(plain, command, given)
     methods = [
         m.name for m in parse_methods("standard,dropout" if args.methods is None else args.methods)
     ]
@@ -188,7 +200,7 @@ def _plan_resume(
     from .rundir import RunLock
 
     out = Path(args.resume)
-    if args.out is not None and not cli._same_dir(args.out, args.resume):
+    if args.out is not None and not same_dir(args.out, args.resume):
         raise ValueError(
             f"--resume continues the study in its own folder {out}: leave out --out {args.out} "
             "(or give the same folder)"
@@ -211,13 +223,13 @@ def _plan_resume(
             f"`dropkit {doc['command']} --resume {out}`"
         )
     base = saved.config
-    wanted = cli._config({**base.to_dict(), **given})
+    wanted = make_config({**base.to_dict(), **given})
     differences = []
-    for key in cli._CONFIG_FLAGS:
+    for key in CONFIG_FLAGS:
         before, after = getattr(base, key), getattr(wanted, key)
         if key != "epochs" and before != after:
             differences.append(
-                f"{cli._flag(key)}: saved {cli._show(key, before)}, now {cli._show(key, after)}"
+                f"{flag_of(key)}: saved {show_value(key, before)}, now {show_value(key, after)}"
             )
     if args.methods is not None:
         names = [m.name for m in parse_methods(args.methods)]
@@ -227,7 +239,7 @@ def _plan_resume(
         differences.append(f"--seeds: saved {len(saved.seeds)}, now {args.seeds}")
     if args.activation is not None and args.activation != saved.activation:
         differences.append(f"--activation: saved {saved.activation}, now {args.activation}")
-    if args.data_dir is not None and not cli._same_dir(args.data_dir, doc["data"].get("data_dir")):
+    if args.data_dir is not None and not same_dir(args.data_dir, doc["data"].get("data_dir")):
         differences.append(f"--data-dir: saved {doc['data'].get('data_dir')}, now {args.data_dir}")
     saved_sizes = doc.get("train_sizes")
     if command == "sweep":
@@ -278,9 +290,9 @@ def _load(job: _StudyJob) -> None:
                 raise
             raise ValueError(f"--train-size {size}: {exc}") from None
         job.datasets[size] = data
-        cli._check_memory(job.plan.config, data)
+        check_memory(job.plan.config, data)
         try:
-            cli._check_split(job.plan.config, data)
+            check_split(job.plan.config, data)
         except ValueError as exc:
             raise ValueError(f"--train-size {size}: {exc}" if size else str(exc)) from None
         for (seed, method), cfg in job.plan.configs().items():
@@ -326,7 +338,7 @@ def cmd_study(args: argparse.Namespace, command: str) -> int:
     try:
         complete = job.complete()
         if complete is not None:
-            raise cli._NothingToDo(complete)  # nothing is written
+            raise NothingToDo(complete)  # nothing is written
         remove_stale_temporaries(job.out)
         if job.write_doc and args.resume is None:  # how the study was started
             job.environment = environment(
@@ -345,7 +357,7 @@ def cmd_study(args: argparse.Namespace, command: str) -> int:
                 file=progress,
                 flush=True,
             )
-        pm = get_plugin_manager()
+        pm = new_plugin_manager(*args.plugins, installed=args.installed_plugins)  # its own
         if job.sizes is None:
             run_study(
                 job.plan,
@@ -370,8 +382,8 @@ def cmd_study(args: argparse.Namespace, command: str) -> int:
         lock.release()
     if job.sizes is None:
         format_study_table(json.loads((job.out / "summary.json").read_text()), sys.stdout)
-        cli._report_files(job.out, ["summary.json", "history.json", "curves.png"])
+        report_files(job.out, ["summary.json", "history.json", "curves.png"])
     else:
         format_sweep_table(job.out, sys.stdout)
-        cli._report_files(job.out, ["sweep.json", "sweep.md", "sweep.png"])
+        report_files(job.out, ["sweep.json", "sweep.md", "sweep.png"])
     return 0

@@ -22,12 +22,12 @@ from typing import Any, TextIO
 
 import pluggy
 
-from ..registry import get_plugin_manager
 from .checkpoint import CHECKPOINT_NAME, atomic_write_text
 from .data import Dataset
+from .plugins import new_plugin_manager
 from .result import headline
 from .rundir import RunLock, is_held_here
-from .study import dataset_entry
+from .study_report import dataset_entry
 from .train import TrainConfig, TrainResult, train
 
 __all__ = ["NETS", "format_table", "net_configs", "run_compare"]
@@ -92,7 +92,7 @@ def _run_compare(
     plugin_manager: pluggy.PluginManager | None,
     threads: int | None,
 ) -> dict[str, TrainResult]:
-    pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
+    pm = plugin_manager if plugin_manager is not None else new_plugin_manager()
     results = {}
     for name, cfg in net_configs(config).items():
         net_dir = out / name

@@ -3,7 +3,8 @@
 Everything is array-API code on the backend's namespace: He-normal weights drawn
 from the portable generator (Box-Muller on Philox words), ReLU, dropout layers
 on the hidden activations (optionally on the input), and a numerically stable
-softmax cross-entropy. The backward pass is written out and checked against
+softmax cross-entropy (those functions are :mod:`~dropkit.experiment.functional`,
+re-exported here). The backward pass is written out and checked against
 finite differences in the tests.
 
 Examples
@@ -22,7 +23,6 @@ Examples
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,12 +32,27 @@ from .._arrays import as_integer, check_flag, namespace_of
 from ..backend import Backend
 from ..layers import Dropout
 from ..normals import standard_normal
-from ..ops import eval_factor, relu_dropout, relu_dropout_backward
+from ..ops import dropout, eval_factor, relu_dropout, relu_dropout_backward
 from ..random import Generator, RNGLike, as_generator
 from ..registry import get_backend
+from .functional import (
+    INITS,
+    SELU_ALPHA,
+    SELU_SCALE,
+    accuracy,
+    activate,
+    activation_grad,
+    he_normal,
+    lecun_normal,
+    relu_scaled,
+    selu,
+    softmax_cross_entropy,
+)
 
 __all__ = [
     "MLP",
+    "SELU_ALPHA",
+    "SELU_SCALE",
     "accuracy",
     "he_normal",
     "lecun_normal",
@@ -46,169 +61,6 @@ __all__ = [
     "softmax_cross_entropy",
     "standard_normal",
 ]
-
-#: SELU's constants (Klambauer et al. 2017, eq. 14), to the digits of their paper's code.
-SELU_ALPHA = 1.6732632423543772848170429916717
-SELU_SCALE = 1.0507009873554804934193349852946
-
-
-def he_normal(
-    backend: Backend, rng: Generator, fan_in: int, fan_out: int, dtype: Any, device: Any = None
-) -> Any:
-    """He (Kaiming) normal weights of shape ``(fan_in, fan_out)``: std sqrt(2 / fan_in)."""
-    return standard_normal(backend, rng, (fan_in, fan_out), dtype, device) * math.sqrt(2.0 / fan_in)
-
-
-def lecun_normal(
-    backend: Backend, rng: Generator, fan_in: int, fan_out: int, dtype: Any, device: Any = None
-) -> Any:
-    """LeCun normal weights of shape ``(fan_in, fan_out)``: std sqrt(1 / fan_in), for SELU nets.
-
-    The same standard normals as :func:`he_normal` for the same ``rng``, scaled
-    by 1/sqrt(2) relative to it.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from dropkit import get_backend
-    >>> w = lecun_normal(get_backend("numpy"), Generator(0), 400, 300, np.float64)
-    >>> round(float(w.std() * 20), 1)
-    1.0
-    """
-    return standard_normal(backend, rng, (fan_in, fan_out), dtype, device) * math.sqrt(1.0 / fan_in)
-
-
-_INITS = {"relu": he_normal, "selu": lecun_normal}
-
-
-def selu(xp: Any, z: Any) -> Any:
-    """SELU: ``scale * z`` for z > 0, ``scale * alpha * (exp(z) - 1)`` otherwise.
-
-    Examples
-    --------
-    >>> import array_api_compat.numpy as xp
-    >>> [round(float(v), 4) for v in selu(xp, xp.asarray([-50.0, 0.0, 1.0]))]
-    [-1.7581, 0.0, 1.0507]
-    """
-    negative = xp.where(z > 0, xp.zeros_like(z), z)  # no overflow of exp for large z
-    return SELU_SCALE * xp.where(z > 0, z, SELU_ALPHA * xp.expm1(negative))
-
-
-def _activate(xp: Any, activation: str, z: Any) -> Any:
-    if activation == "selu":
-        return selu(xp, z)
-    return xp.where(z > 0, z, xp.zeros_like(z))
-
-
-def _activation_grad(xp: Any, activation: str, a: Any, grad: Any) -> Any:
-    """``grad * act'(z)`` from the activation's output ``a = act(z)``."""
-    if activation == "selu":  # for z <= 0: scale * alpha * exp(z) = a + scale * alpha
-        return grad * xp.where(a > 0, xp.full_like(a, SELU_SCALE), a + SELU_SCALE * SELU_ALPHA)
-    return xp.where(a > 0, grad, xp.zeros_like(grad))
-
-
-def softmax_cross_entropy(
-    xp: Any, logits: Any, labels: Any, *, check_labels: bool = True, as_array: bool = False
-) -> tuple[Any, Any]:
-    """Mean softmax cross-entropy and its gradient with respect to the logits.
-
-    Stable for any logits: the row maximum is subtracted before ``exp``.
-    ``logits`` is ``(N, C)``; ``labels`` ``N`` integers in ``[0, C)``, checked
-    (a label out of range would silently match no class) unless
-    ``check_labels=False`` (for labels checked once beforehand: the check reads
-    a result back to the host, which waits for a GPU). The loss is a Python
-    float, or with ``as_array=True`` the 0-d array it is read from (same value,
-    nothing read back: a training loop sums these on the device).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import array_api_compat.numpy as xp
-    >>> loss, g = softmax_cross_entropy(xp, np.array([[1000.0, 0.0]]), np.array([0]))
-    >>> loss, g.tolist()
-    (0.0, [[0.0, 0.0]])
-    >>> softmax_cross_entropy(xp, np.zeros((2, 3)), np.array([0, 3]))
-    Traceback (most recent call last):
-    ...
-    ValueError: labels must be class indices in [0, 3) (logits have 3 columns), got 3 at index 1
-    >>> loss, g = softmax_cross_entropy(xp, np.zeros((2, 4)), np.array([0, 3]), as_array=True)
-    >>> loss.shape, round(float(loss), 6)
-    ((), 1.386294)
-    """
-    check_labels = check_flag(check_labels, "check_labels")
-    as_array = check_flag(as_array, "as_array")
-    if len(logits.shape) != 2:
-        raise ValueError(f"logits must be 2-d (N, classes), got shape {tuple(logits.shape)}")
-    n, c = logits.shape
-    if tuple(labels.shape) != (n,) or not xp.isdtype(labels.dtype, "integral"):
-        raise ValueError(
-            f"labels must be a 1-d integer array of the {n} rows of logits, got shape "
-            f"{tuple(labels.shape)} and dtype {labels.dtype}"
-        )
-    shifted = logits - xp.max(logits, axis=1, keepdims=True)
-    exp = xp.exp(shifted)
-    total = xp.sum(exp, axis=1, keepdims=True)
-    classes = xp.arange(c, device=array_api_compat.device(labels))
-    hits = labels[:, None] == classes[None, :]
-    if check_labels:
-        _check_labels(xp, labels, hits, c)
-    onehot = xp.astype(hits, logits.dtype)
-    picked = xp.sum(shifted * onehot, axis=1)
-    loss = xp.mean(xp.log(total[:, 0]) - picked)
-    grad = (exp / total - onehot) / logits.shape[0]
-    return (loss if as_array else float(loss)), grad
-
-
-def _check_labels(xp: Any, labels: Any, hits: Any, classes: int) -> None:
-    """Raise naming the first label that matches no class (one reduction on the labels)."""
-    matched = xp.any(hits, axis=1)
-    if labels.shape[0] and not bool(xp.all(matched)):
-        first = int(xp.argmax(xp.astype(xp.logical_not(matched), xp.int32)))
-        raise ValueError(
-            f"labels must be class indices in [0, {classes}) (logits have {classes} columns), "
-            f"got {int(labels[first])} at index {first}"
-        )
-
-
-def relu_scaled(xp: Any, z: Any, factor: float = 1.0) -> Any:
-    """``relu(z) * factor`` as :func:`~dropkit.ops.relu_dropout` computes it without dropout.
-
-    Equal to ``where(not (z <= 0), z * factor, 0)`` (the factor rounded to
-    ``z``'s dtype; NaN passes, as in ``torch.relu``; ``-0.0`` becomes ``+0.0``)
-    but with ``maximum`` instead of a select: on NumPy the select with an
-    unpredictable condition costs about 8x more. ``maximum`` propagates NaN
-    (the array API standard requires it); the sign of a zero it returns is
-    unspecified, so ``+0.0`` is added last (``-0.0 + 0.0 == +0.0``, and
-    ``v + 0.0 == v`` for every other ``v``). Used for the hidden layers of
-    :class:`MLP` when no unit is dropped (evaluation, or ``p = 0``).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import array_api_compat.numpy as xp
-    >>> relu_scaled(xp, np.array([-2.0, -0.0, 3.0, np.nan, -np.inf]), 0.5).tolist()
-    [0.0, 0.0, 1.5, nan, 0.0]
-    """
-    dev = array_api_compat.device(z)
-    zero = xp.zeros((), dtype=z.dtype, device=dev)
-    h = xp.maximum(z, zero)  # a new array: the input is left as it is
-    writable = array_api_compat.is_writeable_array(h)
-    if factor != 1.0:  # after the ReLU, so -inf * 0 (p = 1, vanilla) is 0, not NaN
-        f = xp.asarray(factor, dtype=z.dtype, device=dev)
-        if writable:
-            h *= f
-        else:
-            h = h * f
-    if writable:
-        h += zero
-    else:
-        h = h + zero
-    return h
-
-
-def accuracy(xp: Any, logits: Any, labels: Any) -> int:
-    """Number of rows whose arg-max equals the label."""
-    return int(xp.sum(xp.astype(xp.argmax(logits, axis=1) == labels, xp.int32)))
 
 
 def _check_sizes(sizes: Any) -> list[int]:
@@ -341,8 +193,8 @@ class MLP:
         self.xp = backend.xp
         self.dtype = _float_dtype(self.xp, dtype)
         self.device = device
-        if not isinstance(activation, str) or activation not in _INITS:
-            raise ValueError(f"activation must be one of {', '.join(_INITS)}, got {activation!r}")
+        if not isinstance(activation, str) or activation not in INITS:
+            raise ValueError(f"activation must be one of {', '.join(INITS)}, got {activation!r}")
         noise = Dropout if noise is None else noise
         if not (isinstance(noise, type) and issubclass(noise, Dropout)):
             raise TypeError(
@@ -352,7 +204,7 @@ class MLP:
         self.activation = activation
         self.noise = noise
         self._fused = activation == "relu" and noise is Dropout
-        init = _INITS[activation]
+        init = INITS[activation]
         init_rng, dropout_rng = as_generator(rng).spawn(2)
         self.params: list[Any] = []
         for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
@@ -456,13 +308,56 @@ class MLP:
             elif self._fused:  # no units dropped: ReLU (times the evaluation factor), no bits
                 h = relu_scaled(self.xp, z, 1.0 if training else eval_factor(layer.p, layer.mode))
             else:
-                a = _activate(self.xp, self.activation, z)
+                a = activate(self.xp, self.activation, z)
                 outputs.append(a)
                 h = layer(a) if layer.p > 0 else a
             activations.append(h)
         self._cache = activations if training else []
         self._outputs = outputs if training else []
         return h
+
+    def mc_forward(self, xs: Any, rng: Generator) -> Any:
+        """Logits of dropout passes over ``xs`` ``(T, N, features)``, masks drawn from ``rng``.
+
+        The model callable of :func:`dropkit.mc_dropout_forward` (Monte Carlo
+        dropout): each dropout layer draws the masks of all ``T`` passes at once
+        over ``(T, N, width)``, from one child stream of ``rng`` per layer (input
+        first); the net's own generators are not touched and nothing is kept
+        for a backward pass. ``xs[t]`` must be what :meth:`check_input` accepts.
+
+        Raises
+        ------
+        ValueError
+            For a net other than ReLU with standard dropout layers (their
+            passes are not this fused form).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> net = MLP([3, 4, 2], backend="numpy", rng=0, p_hidden=0.5)
+        >>> xs = np.ones((5, 2, 3), np.float32)  # 5 passes over a batch of 2
+        >>> net.mc_forward(xs, Generator(1)).shape
+        (5, 2, 2)
+        """
+        if not self._fused:
+            raise ValueError(
+                "Monte Carlo dropout here covers ReLU nets with standard dropout layers; this "
+                f"net has activation={self.activation!r} or another noise layer: build it with "
+                "activation='relu' and the default noise"
+            )
+        if len(xs.shape) < 1:
+            raise ValueError(f"xs must have shape (T, N, {self.sizes[0]}), got shape ()")
+        self.check_input(xs[0, ...])  # so xs is (T, N, features)
+        streams = rng.spawn(len(self.hidden_dropouts) + 1)
+        name = self.backend.name
+        h = xs
+        if self.input_dropout.p > 0:
+            layer = self.input_dropout
+            h = dropout(h, layer.p, rng=streams[0], mode=layer.mode, backend=name)
+        for i, layer in enumerate(self.hidden_dropouts):
+            z = h @ self.params[2 * i] + self.params[2 * i + 1]
+            h = relu_dropout(z, layer.p, rng=streams[i + 1], mode=layer.mode, backend=name)
+        return h @ self.params[-2] + self.params[-1]
 
     def backward(self, dlogits: Any) -> list[Any]:
         """Gradients of the loss for every parameter, from the last training forward."""
@@ -488,5 +383,5 @@ class MLP:
                 delta = relu_dropout_backward(dh, self._cache[i], layer.p, mode=layer.mode)
             else:
                 dh = layer.backward(dh) if layer.p > 0 else dh
-                delta = _activation_grad(xp, self.activation, self._outputs[i - 1], dh)
+                delta = activation_grad(xp, self.activation, self._outputs[i - 1], dh)
         return grads

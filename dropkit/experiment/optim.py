@@ -1,5 +1,18 @@
 """SGD with momentum or Nesterov momentum, L2 weight decay, and a step schedule.
 
+The optimiser step is the application's own kernel, not the library's: the
+array-API update below is the reference and works on every namespace, and a
+faster kernel for one array library comes from a plugin of the application's
+hook ``dropkit_sgd_kernel(xp)`` (:mod:`dropkit.experiment.hookspecs`). The
+backend distributions keep their compiled code (dropkit-numpy a Numba kernel,
+dropkit-cupy a CUDA one) and offer it through that hook, in the entry-point
+group ``dropkit.experiment``, never through the backend contract; the
+training loop asks its plugin manager once per run and passes the kernel to
+:class:`SGD`. A kernel must give the array-API update's bits (tested in
+``tests/experiment``), so a run's numbers do not depend on whether it is
+installed; it may decline a call (other dtypes, strided arrays), which then
+takes the array-API update.
+
 Examples
 --------
 >>> import numpy as np
@@ -18,6 +31,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from .hookspecs import SGDKernel
 
 __all__ = ["SGD", "StepSchedule"]
 
@@ -44,10 +59,11 @@ class SGD:
         L2 coefficient.
     decay : sequence of bool, optional
         Which parameters decay (default: all).
-    backend : Backend, optional
-        If it has an ``sgd_update`` kernel, parameters and velocities are
-        updated in place in one pass (same formula); the array-API code below
-        is the reference and the fallback.
+    kernel : callable, optional
+        A fused in-place update (:data:`dropkit.experiment.hookspecs.SGDKernel`,
+        e.g. from :func:`dropkit.experiment.plugins.sgd_kernel`): parameters and
+        velocities are updated in place in one pass, same formula and bits; the
+        array-API code below is the reference and the fallback.
     """
 
     def __init__(
@@ -59,7 +75,7 @@ class SGD:
         nesterov: bool = False,
         weight_decay: float = 0.0,
         decay: Sequence[bool] | None = None,
-        backend: Any = None,
+        kernel: SGDKernel | None = None,
     ) -> None:
         if momentum < 0 or weight_decay < 0:
             raise ValueError(
@@ -74,13 +90,13 @@ class SGD:
         self.weight_decay = weight_decay
         self.decay = list(decay) if decay is not None else [True] * len(params)
         self.velocity = [xp.zeros_like(p) for p in params]
-        self._fused = getattr(backend, "sgd_update", None)
+        self.kernel = kernel
 
     def step(self, grads: Sequence[Any], lr: float) -> None:
         """Apply one update with learning rate ``lr``."""
         for i, (w, g) in enumerate(zip(self.params, grads, strict=True)):
             decay = self.weight_decay if self.decay[i] else 0.0
-            if self._fused is not None and self._fused(
+            if self.kernel is not None and self.kernel(
                 w,
                 g,
                 self.velocity[i],

@@ -36,19 +36,13 @@ from typing import Any, TextIO
 
 import pluggy
 
-from ..registry import get_plugin_manager
 from .checkpoint import atomic_write_text
 from .data import Dataset
+from .plugins import new_plugin_manager
 from .rundir import RunLock, is_held_here
-from .study import (
-    STUDY_NAME,
-    StudyPlan,
-    Task,
-    run_folder,
-    run_tasks_shown,
-    runs_by_method,
-    write_study_files,
-)
+from .study import STUDY_NAME, StudyPlan, run_folder, runs_by_method
+from .study_report import write_study_files
+from .tasks import Task, run_tasks_shown
 
 __all__ = ["DEFAULT_SIZES", "format_sweep_table", "parse_train_sizes", "run_sweep", "size_folder"]
 
@@ -133,6 +127,7 @@ def run_sweep(
     """
     out = Path(out_dir)
     sizes = list(datasets)
+    pm = plugin_manager if plugin_manager is not None else new_plugin_manager()
     lock = None if is_held_here(out) else RunLock(out).acquire()
     try:
         if not (out / STUDY_NAME).exists():
@@ -145,9 +140,8 @@ def run_sweep(
             progress,
             jobs=jobs,
             metrics=metrics,
-            plugin_manager=plugin_manager,
+            plugin_manager=pm,
         )
-        pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
         per_size = len(results) // len(sizes)
         table = []
         key = "best_test_acc"

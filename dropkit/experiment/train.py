@@ -6,10 +6,13 @@ examples, the validation examples held out of them
 (:mod:`~dropkit.experiment.split`) and the test set every epoch
 (:mod:`~dropkit.experiment.result` describes the record), keeps the
 parameters of the best validation epoch, checkpoints atomically, and
-announces its events through the pluggy hooks of :mod:`dropkit.hookspecs`:
+announces its events through the pluggy hooks of :mod:`~dropkit.experiment.hookspecs`:
 progress, metric files and plots are plugins, not code in here. The BLAS
 libraries run with the thread count :mod:`~dropkit.experiment.threads` chooses
 for the net's matrix sizes.
+
+The run's hyperparameters are a :class:`~dropkit.experiment.config.TrainConfig`
+(:mod:`~dropkit.experiment.config`; re-exported here with the presets).
 
 Determinism: the initial weights and the dropout streams come from the seed
 (:class:`~dropkit.Generator`), the epoch's batch order from ``(seed, epoch)``,
@@ -31,12 +34,8 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -44,23 +43,25 @@ from typing import Any
 import numpy as np
 import pluggy
 
-from .._arrays import as_integer, check_flag, check_mode, check_p, check_scale, to_numpy
-from ..ops import train_scale
+from .._arrays import to_numpy
 from ..random import Generator
-from ..registry import get_backend, get_plugin_manager
+from ..registry import get_backend
 from .best import BestFile
 from .checkpoint import CHECKPOINT_INTERVAL, PeriodicCheckpoint
 from .checkpoint import CHECKPOINT_NAME as CHECKPOINT
-from .data import DATASETS, Dataset
+from .config import PRESETS, TrainConfig, layer_widths, memory_estimate
+from .data import Dataset
 from .evaluation import correct_count as _correct
 from .evaluation import evaluate, scores
-from .methods import check_activation, noise_layer
+from .hookspecs import SGDKernel
+from .methods import noise_layer
 from .nn import MLP, softmax_cross_entropy
 from .optim import SGD, StepSchedule
+from .plugins import new_plugin_manager, sgd_kernel
 from .result import Run, TrainResult, is_better
 from .resume import check_checkpoint
 from .rundir import RunLock, is_held_here, remove_stale_temporaries
-from .split import DEFAULT_VAL_SIZE, Split, check_val_size, validation_split
+from .split import Split, validation_split
 from .threads import BlasLimit, ThreadChoice, blas_threads, choose_threads, step_flops
 
 __all__ = [
@@ -74,153 +75,6 @@ __all__ = [
     "memory_estimate",
     "train",
 ]
-
-_DTYPES = ("float16", "float32", "float64")
-
-
-def _integer(name: str, value: Any) -> int:
-    try:
-        return as_integer(value)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be an integer, got {value!r} ({type(value).__name__})"
-        ) from None
-
-
-def _real(name: str, value: Any) -> float:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return value
-
-
-def _hidden(value: Any) -> tuple[int, ...]:
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
-        raise TypeError(f"hidden must be a sequence of positive integers, got {value!r}")
-    widths = []
-    for w in value:
-        try:
-            widths.append(as_integer(w))
-        except TypeError:
-            raise TypeError(f"hidden sizes must be integers, got {tuple(value)!r}") from None
-    if not widths or min(widths) < 1:
-        raise ValueError(f"hidden sizes must be positive, got {tuple(widths)}")
-    return tuple(widths)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyperparameters of one run (defaults: the MNIST-1D experiment).
-
-    ``p_hidden`` and ``p_input`` are DROP probabilities. The learning rate is
-    ``lr`` halved every ``lr_every`` epochs, ``lr_times`` times. ``noise``
-    names the noise layer (:data:`dropkit.experiment.methods.NOISES`: ``"dropout"``,
-    ``"gaussian"``, ``"alpha"``), ``activation`` the hidden activation
-    (``"relu"`` with He-normal weights, ``"selu"`` with LeCun-normal ones).
-    ``val_size`` holds training examples out for validation: a count, or a
-    fraction in (0, 1) (default 0.1; 0: none, and the run reports test
-    accuracies selected on the test set only); see :mod:`~dropkit.experiment.split`.
-    """
-
-    dataset: str = "mnist1d"
-    hidden: tuple[int, ...] = (512, 256)
-    p_hidden: float = 0.5
-    p_input: float = 0.0
-    mode: str = "inverted"
-    lr: float = 0.05
-    lr_every: int = 75
-    lr_times: int = 3
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 1e-3
-    batch_size: int = 256
-    epochs: int = 300
-    seed: int = 0
-    backend: str | None = None
-    dtype: str = "float32"
-    noise: str = "dropout"
-    activation: str = "relu"
-    val_size: int | float = DEFAULT_VAL_SIZE
-
-    def __post_init__(self) -> None:
-        # types first (bools are not numbers, numbers are not flags), then ranges
-        put = object.__setattr__
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
-        put(self, "hidden", _hidden(self.hidden))
-        for name in ("p_hidden", "p_input", "lr", "momentum", "weight_decay"):
-            put(self, name, _real(name, getattr(self, name)))
-        for name in ("lr_every", "lr_times", "batch_size", "epochs", "seed"):
-            put(self, name, _integer(name, getattr(self, name)))
-        put(self, "nesterov", check_flag(self.nesterov, "nesterov"))
-        put(self, "val_size", check_val_size(self.val_size))
-        check_p(self.p_hidden)
-        check_p(self.p_input)
-        check_mode(self.mode)
-        for name in ("batch_size", "epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("lr_every", "lr_times"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 (0: no halving), got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if not 0 <= self.seed < 2**64:
-            raise ValueError(f"seed must be an integer in [0, 2**64), got {self.seed}")
-        if self.backend is not None and not isinstance(self.backend, str):
-            raise TypeError(f"backend must be a string or None, got {self.backend!r}")
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"dtype must be float16, float32 or float64, got {self.dtype!r}")
-        check_activation(self.activation)
-        noise_layer(self.noise)  # a known name whose layer this installation has
-        for name in ("p_hidden", "p_input"):
-            p = getattr(self, name)
-            if 0.0 < p < 1.0:
-                try:  # checked here, so a run never starts (or writes) with it
-                    check_scale(train_scale(p, self.mode), p, self.dtype, np.finfo(self.dtype))
-                except ValueError as exc:
-                    message = str(exc).replace("mode='vanilla'", "mode 'vanilla' (--mode vanilla)")
-                    raise ValueError(
-                        f"{name} is too close to 1 for {self.dtype}: {message}"
-                    ) from None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable form."""
-        d = dataclasses.asdict(self)
-        d["hidden"] = list(self.hidden)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict` (missing keys take their defaults; unknown keys fail)."""
-        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}")
-        return cls(**d)
-
-
-#: Named hyperparameter sets. ``article-cifar10``: the source article's run.
-PRESETS: dict[str, dict[str, Any]] = {
-    "mnist1d": {},
-    "article-cifar10": {
-        "dataset": "cifar10",
-        "hidden": (2000, 800),
-        "batch_size": 256,
-        "lr": 1e-3,
-        "lr_every": 50,
-        "lr_times": 4,
-        "weight_decay": 1e-3,
-        "p_hidden": 0.5,
-        "p_input": 0.0,
-        "epochs": 300,
-    },
-}
 
 
 def _check_labels(data: Dataset) -> None:
@@ -250,10 +104,12 @@ def _state(net: MLP, opt: SGD, copy: bool) -> dict[str, Any]:
     return arrays
 
 
-def _net_and_optimizer(config: TrainConfig, data: Dataset, backend: Any) -> tuple[MLP, SGD]:
-    """The run's network (initial weights from the seed) and its optimiser."""
+def _net_and_optimizer(
+    config: TrainConfig, data: Dataset, backend: Any, kernel: SGDKernel | None
+) -> tuple[MLP, SGD]:
+    """The run's network (initial weights from the seed) and its optimiser (with ``kernel``)."""
     net = MLP(
-        _layers(config, data.n_features, data.n_classes),
+        layer_widths(config, data.n_features, data.n_classes),
         backend=backend,
         rng=Generator(config.seed),
         p_hidden=config.p_hidden,
@@ -270,7 +126,7 @@ def _net_and_optimizer(config: TrainConfig, data: Dataset, backend: Any) -> tupl
         nesterov=config.nesterov,
         weight_decay=config.weight_decay,
         decay=net.decay_mask(),
-        backend=backend,
+        kernel=kernel,
     )
     return net, opt
 
@@ -346,28 +202,6 @@ class TrainingDivergedError(RuntimeError):
         self.kept_epoch = kept_epoch
 
 
-def _layers(config: TrainConfig, n_features: int, n_classes: int) -> list[int]:
-    return [int(n_features), *config.hidden, int(n_classes)]
-
-
-def memory_estimate(config: TrainConfig, n_features: int, n_classes: int) -> tuple[int, int]:
-    """Parameters of the net and the bytes its training needs at least.
-
-    Counts weights, gradients and momentum (three copies of the parameters) and
-    one batch of activations, forward and backward, in the run's dtype.
-
-    Examples
-    --------
-    >>> memory_estimate(TrainConfig(hidden=(10,), batch_size=1, dtype="float64"), 4, 2)
-    (72, 2112)
-    """
-    layers = _layers(config, n_features, n_classes)
-    params = sum((a + 1) * b for a, b in itertools.pairwise(layers))
-    itemsize = np.dtype(config.dtype).itemsize
-    activations = 3 * config.batch_size * sum(layers)
-    return params, (3 * params + activations) * itemsize
-
-
 def _diverged(
     name: str, what: str, epoch: int, lr: float, ckpt: Path | None
 ) -> TrainingDivergedError:
@@ -416,7 +250,8 @@ def train(
         Continue from ``out_dir/checkpoint.npz``. Without it an existing
         checkpoint is an error, never silently overwritten.
     plugin_manager : pluggy.PluginManager, optional
-        Whose hooks announce the events (default: the entry-point plugins).
+        Whose hooks announce the events (default: a new one with the installed
+        plugins, :func:`~dropkit.experiment.plugins.new_plugin_manager`).
     checkpoint_interval : float
         Seconds between two checkpoints (0: after every epoch). The first and
         the last epoch are always saved, and so is the last finished epoch
@@ -453,7 +288,7 @@ def train(
     _check_labels(data)
     split = validation_split(np.asarray(data.y_train), config.val_size)
     batch = min(config.batch_size, len(split.train))
-    layers = _layers(config, data.n_features, data.n_classes)
+    layers = layer_widths(config, data.n_features, data.n_classes)
     if isinstance(threads, ThreadChoice):
         choice = threads
     else:
@@ -505,7 +340,7 @@ def _train(
 ) -> TrainResult:
     split, limit = setup
     choice = limit.choice
-    pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
+    pm = plugin_manager if plugin_manager is not None else new_plugin_manager()
     ckpt = out / CHECKPOINT if out is not None else None
     if ckpt is not None and ckpt.exists() and not resume:
         raise FileExistsError(
@@ -525,7 +360,7 @@ def _train(
         arrays, meta = check_checkpoint(ckpt, config, data, backend.name)
         if best_file is not None:
             best_file.sync(arrays, meta)
-    net, opt = _net_and_optimizer(config, data, backend)
+    net, opt = _net_and_optimizer(config, data, backend, sgd_kernel(pm, xp))
     schedule = StepSchedule(config.lr, config.lr_every, config.lr_times)
     best: dict[str, Any] | None = None  # the best validation epoch's record
     best_params: list[Any] = []  # and its parameters (copies, never changed in place)

@@ -14,7 +14,6 @@ from dk_helpers import torch_or_skip
 
 import dropkit
 from dropkit.experiment.cli import main
-from dropkit.experiment.optim import SGD
 from dropkit.testing.plugin import skip_unavailable
 from dropkit.testing.subnormals import flush_subnormals
 
@@ -80,22 +79,6 @@ def test_relu_dropout_in_place_channel_dropout_and_backward():
     np.testing.assert_array_equal(y.get(), dropkit.dropout2d(a, 0.5, rng=4))
     y = dropkit.dropout2d(cupy.asarray(a), 0.5, rng=4, channel_axis=-1)  # inner broadcast
     np.testing.assert_array_equal(y.get(), dropkit.dropout2d(a, 0.5, rng=4, channel_axis=-1))
-
-
-def test_fused_sgd_equals_the_numpy_backend():
-    rs = np.random.default_rng(5)
-    w0 = [rs.standard_normal((64, 33)).astype(np.float32), rs.standard_normal(33).astype("f4")]
-    grads = [[rs.standard_normal(w.shape).astype(np.float32) for w in w0] for _ in range(3)]
-    kwargs = {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}
-    gpu_w = [cupy.asarray(w) for w in w0]
-    cpu_w = [w.copy() for w in w0]
-    gpu = SGD(cupy, gpu_w, backend=dropkit.get_backend("cupy"), **kwargs)
-    cpu = SGD(np, cpu_w, backend=dropkit.get_backend("numpy"), **kwargs)
-    for gs in grads:
-        gpu.step([cupy.asarray(g) for g in gs], lr=0.1)
-        cpu.step(gs, lr=0.1)
-    for a, b in zip(gpu_w, cpu_w, strict=True):
-        np.testing.assert_array_equal(a.get(), b)
 
 
 def test_kernels_flush_float32_subnormals_like_cupy_itself():

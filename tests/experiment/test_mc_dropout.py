@@ -81,3 +81,42 @@ def test_network_generators_are_untouched_and_bad_arguments(backend):
         dropkit.mc_dropout_predict(net, x, samples=0)
     with pytest.raises(ValueError, match="output must be"):
         dropkit.mc_dropout_predict(net, x, output="entropy")
+
+
+def test_any_model_callable_and_the_nets_public_method():
+    """The library takes any callable (xs, rng) -> logits; the MLP's is its mc_forward."""
+    net = _net(dropkit.get_backend("numpy"))
+    x = np.random.default_rng(3).standard_normal((5, 6))
+    by_net = dropkit.mc_dropout_forward(net, x, samples=4, rng=2)
+    by_method = dropkit.mc_dropout_forward(net.mc_forward, x, samples=4, rng=2)
+    np.testing.assert_array_equal(by_net, by_method)
+    seen = []
+
+    def model(xs, rng):  # a model the library knows nothing about
+        seen.append((xs.shape, type(rng)))
+        return dropkit.dropout(xs, 0.5, rng=rng) @ np.ones((6, 2))
+
+    out = dropkit.mc_dropout_forward(model, x, samples=3, rng=7)
+    assert seen == [((3, 5, 6), Generator)]
+    masks = to_numpy(dropkit.dropout_mask((3, 5, 6), 0.5, rng=Generator(7)))
+    np.testing.assert_allclose(out, np.where(masks, 2 * x, 0) @ np.ones((6, 2)), rtol=1e-12)
+    mean, var = dropkit.mc_dropout_predict(model, x, samples=3, rng=7, output="logits")
+    np.testing.assert_allclose(var, out.var(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(mean, out.mean(axis=0), rtol=1e-12)
+
+
+def test_the_library_reads_no_private_attribute_of_the_model():
+    """A net that only lets its public attributes be read still works."""
+    net = _net(dropkit.get_backend("numpy"))
+
+    class PublicOnly:
+        def __getattr__(self, name):
+            if name.startswith("_"):
+                raise AssertionError(f"the library read the private attribute {name}")
+            return getattr(net, name)
+
+    x = np.ones((2, 6))
+    np.testing.assert_array_equal(
+        dropkit.mc_dropout_forward(PublicOnly(), x, samples=3, rng=1),
+        dropkit.mc_dropout_forward(net, x, samples=3, rng=1),
+    )

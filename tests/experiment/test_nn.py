@@ -126,38 +126,3 @@ def test_article_schedule():
         6.25e-5,
     ]
     assert StepSchedule(0.1).lr(1000) == 0.1
-
-
-@pytest.mark.parametrize("nesterov", [False, True])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_sgd_kernel_equals_the_array_api_update(nesterov, dtype):
-    backend = dropkit.get_backend("numpy")
-    rs = np.random.default_rng(5)
-    shapes = [(700, 500), (500,), (3,)]  # above and below the parallel threshold
-    start = [rs.standard_normal(s).astype(dtype) for s in shapes]
-    grads = [[rs.standard_normal(s).astype(dtype) for s in shapes] for _ in range(3)]
-    fused_params = [p.copy() for p in start]
-    plain_params = [p.copy() for p in start]
-    fused = SGD(
-        npx,
-        fused_params,
-        momentum=0.9,
-        nesterov=nesterov,
-        weight_decay=1e-3,
-        decay=[True, False, True],
-        backend=backend,
-    )
-    plain = SGD(
-        npx,
-        plain_params,
-        momentum=0.9,
-        nesterov=nesterov,
-        weight_decay=1e-3,
-        decay=[True, False, True],
-    )
-    assert fused._fused is not None and plain._fused is None
-    for g in grads:
-        fused.step(g, lr=0.1)
-        plain.step(g, lr=0.1)
-    for f, p in zip(fused_params, plain_params, strict=True):
-        np.testing.assert_array_equal(f, p)

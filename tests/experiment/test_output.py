@@ -8,15 +8,16 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from dk_helpers import no_plots
 
 import dropkit.experiment.reporters.progress as progress_module
-from dropkit import hookimpl
 from dropkit.experiment.cli import main
+from dropkit.experiment.hookspecs import hookimpl
 from dropkit.experiment.provenance import environment, git_commit
 from dropkit.experiment.reporters import Progress
 from dropkit.experiment.reporters.progress import CLEAR_LINE
 from dropkit.experiment.train import TrainConfig
-from dropkit.registry import get_backend, get_plugin_manager
+from dropkit.registry import get_backend
 
 TINY = ["--epochs", "2", "--train-size", "200", "--hidden", "8"]
 REPO = Path(__file__).resolve().parents[2]
@@ -26,12 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 def _no_plots():
     """In-process runs without the plots plugin (a second per run; tests/experiment/test_figures
     checks the figures)."""
-    pm = get_plugin_manager()
-    name = next((n for n, _ in pm.list_name_plugin() if n.split(":")[-1] == "plots"), None)
-    plots = pm.unregister(name=name) if name is not None else None
-    yield
-    if plots is not None:
-        pm.register(plots, name=name)
+    with no_plots():
+        yield
 
 
 def _run(epochs, start=0):
@@ -158,13 +155,9 @@ def test_the_interrupt_message_starts_on_a_fresh_line(tmp_path, capsys, monkeypa
             if record["epoch"] == 2:
                 raise KeyboardInterrupt
 
-    pm = get_plugin_manager()
-    plugin = CtrlC()
-    pm.register(plugin)
-    try:
-        status = main(["train", *TINY[:1], "5", *TINY[2:], "--out", str(tmp_path / "r")])
-    finally:
-        pm.unregister(plugin)
+    status = main(
+        ["train", *TINY[:1], "5", *TINY[2:], "--out", str(tmp_path / "r")], plugins=[CtrlC()]
+    )
     err = capsys.readouterr().err
     assert status == 130
     lines = err.split("\n")

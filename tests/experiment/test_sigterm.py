@@ -19,8 +19,7 @@ ARGS = ["train", "--epochs", "30", "--train-size", "200", "--hidden", "8", "--lr
 # the victim sleeps 50 ms after each epoch, so the signal surely lands mid-run
 SLOW = """
 import sys, time
-from dropkit import hookimpl
-from dropkit.registry import get_plugin_manager
+from dropkit.experiment.hookspecs import hookimpl
 from dropkit.experiment.cli import main
 
 class Slow:
@@ -28,8 +27,7 @@ class Slow:
     def dropkit_epoch_end(self, run, record):
         time.sleep(0.05)
 
-get_plugin_manager().register(Slow())
-sys.exit(main(sys.argv[1:]))
+sys.exit(main(sys.argv[1:], plugins=[Slow()]))
 """
 
 
@@ -87,8 +85,7 @@ def test_sigterm_saves_exits_143_and_resume_is_bit_identical(tmp_path, capsys):
 def test_sigterm_in_process_is_143_and_ctrl_c_stays_130(tmp_path, capsys):
     import os
 
-    from dropkit import hookimpl
-    from dropkit.registry import get_plugin_manager
+    from dropkit.experiment.hookspecs import hookimpl
 
     class Stop:
         def __init__(self, how):
@@ -102,16 +99,10 @@ def test_sigterm_in_process_is_143_and_ctrl_c_stays_130(tmp_path, capsys):
                     time.sleep(5)  # the handler raises here
                 raise KeyboardInterrupt
 
-    pm = get_plugin_manager()
     before = signal.getsignal(signal.SIGTERM)
     for how, status, word in (("term", 143, "terminated (SIGTERM)"), ("int", 130, "interrupted")):
         out = tmp_path / how
-        plugin = Stop(how)
-        pm.register(plugin)
-        try:
-            got = main([*ARGS[:2], "4", *ARGS[3:], "--quiet", "--out", str(out)])
-        finally:
-            pm.unregister(plugin)
+        got = main([*ARGS[:2], "4", *ARGS[3:], "--quiet", "--out", str(out)], plugins=[Stop(how)])
         err = capsys.readouterr().err
         assert got == status and err.startswith(f"dropkit: {word}; every finished epoch"), err
         assert len(_final(out)[1]) == 2

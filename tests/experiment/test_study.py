@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dk_helpers import no_plots
 from dk_helpers import snapshot as _snapshot
 
 import dropkit
 import dropkit.layers
-from dropkit import Generator, hookimpl
+from dropkit import Generator
 from dropkit.experiment.cli import main
+from dropkit.experiment.hookspecs import hookimpl
 from dropkit.experiment.methods import METHODS, MethodUnavailableError, noise_layer, parse_methods
 from dropkit.experiment.nn import MLP, SELU_ALPHA, SELU_SCALE, selu, softmax_cross_entropy
 from dropkit.experiment.rundir import RunConfigError, read_run_config
@@ -22,7 +24,6 @@ from dropkit.experiment.stats import T975, describe, t_quantile_975
 from dropkit.experiment.study import STATS_KEYS, StudyPlan, run_folder, run_study
 from dropkit.experiment.train import TrainConfig, TrainResult, train
 from dropkit.layers import Dropout
-from dropkit.registry import get_plugin_manager
 
 TINY = ["--epochs", "2", "--train-size", "300", "--hidden", "12", "--quiet"]
 SUMMARY_KEYS = {
@@ -50,15 +51,11 @@ SUMMARY_KEYS = {
 @pytest.fixture(autouse=True)
 def _no_plots(request):
     """In-process runs without the plots plugin (a second a figure), unless a test wants it."""
-    pm = get_plugin_manager()
-    names = [pm.get_name(p) for p in pm.get_plugins()]
-    name = next((n for n in names if n == "plots" or n.endswith(":plots")), None)
-    plots = None
-    if "with_plots" not in request.fixturenames and name is not None:
-        plots = pm.unregister(name=name)
-    yield
-    if plots is not None:
-        pm.register(plots, name=name)
+    if "with_plots" in request.fixturenames:
+        yield
+        return
+    with no_plots():
+        yield
 
 
 @pytest.fixture
@@ -369,13 +366,7 @@ def test_an_interrupted_study_resumes_to_the_uninterrupted_result(tmp_path, caps
     whole = tmp_path / "whole"
     assert main(["compare", *args, "--out", str(whole)]) == 0
     cut = tmp_path / "cut"
-    stop = _StopAtRun()
-    pm = get_plugin_manager()
-    pm.register(stop)
-    try:
-        assert main(["compare", *args, "--out", str(cut)]) == 130
-    finally:
-        pm.unregister(stop)
+    assert main(["compare", *args, "--out", str(cut)], plugins=[_StopAtRun()]) == 130
     assert f"continue with --resume {cut}" in capsys.readouterr().err
     assert not (cut / "summary.json").exists()
     assert main(["compare", "--resume", str(cut), "--quiet", "--jobs", "1"]) == 0

@@ -4,23 +4,19 @@ import io
 import re
 
 import pytest
+from dk_helpers import no_plots
 
 from dropkit.experiment.data import load_dataset
 from dropkit.experiment.reporters import StudyProgress
 from dropkit.experiment.study import StudyPlan, run_study
 from dropkit.experiment.sweep import run_sweep
 from dropkit.experiment.train import TrainConfig
-from dropkit.registry import get_plugin_manager
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _no_plots():
-    pm = get_plugin_manager()
-    name = next((n for n, _ in pm.list_name_plugin() if n.split(":")[-1] == "plots"), None)
-    plots = pm.unregister(name=name) if name is not None else None
-    yield
-    if plots is not None:
-        pm.register(plots, name=name)
+    with no_plots():
+        yield
 
 
 class Clock:

@@ -4,14 +4,16 @@ import dataclasses
 import json
 
 import numpy as np
-import pluggy
 import pytest
+from dk_helpers import no_plots
 from threadpoolctl import threadpool_info
 
-from dropkit import hookimpl, hookspecs
 from dropkit.experiment.cli import main
 from dropkit.experiment.data import load_dataset
-from dropkit.experiment.study import StudyPlan, Task, _worker_threads, run_study, thread_limits
+from dropkit.experiment.hookspecs import hookimpl
+from dropkit.experiment.plugins import new_plugin_manager
+from dropkit.experiment.study import StudyPlan, run_study
+from dropkit.experiment.tasks import Task, thread_limits, worker_threads
 from dropkit.experiment.threads import (
     FLOPS_PER_THREAD,
     USER_VARIABLES,
@@ -21,7 +23,6 @@ from dropkit.experiment.threads import (
     step_flops,
 )
 from dropkit.experiment.train import TrainConfig, train
-from dropkit.registry import get_plugin_manager
 
 # big enough that OpenBLAS splits its products over 2 threads (it keeps those under
 # 65536 * 4 multiply-adds on one): 128 x 40 x 128 is 655360
@@ -52,12 +53,8 @@ def no_thread_variables(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _no_plots():
-    pm = get_plugin_manager()
-    name = next((n for n, _ in pm.list_name_plugin() if n.endswith("plots")), None)
-    plots = pm.unregister(name=name) if name is not None else None
-    yield
-    if plots is not None:
-        pm.register(plots, name=name)
+    with no_plots():
+        yield
 
 
 class _Seen:
@@ -72,11 +69,7 @@ class _Seen:
 
 
 def _pm(*plugins):
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    for plugin in plugins:
-        pm.register(plugin)
-    return pm
+    return new_plugin_manager(*plugins, installed=False)
 
 
 # ---- the rule ------------------------------------------------------------------------------------
@@ -179,12 +172,12 @@ def test_study_workers_get_the_rule_within_their_share(data, no_thread_variables
     big = dataclasses.replace(CONFIG, hidden=(2048, 2048), batch_size=1024)
     task = Task("d", "r", tmp_path, big)
     flops = 2 * 270 * 2048 * 2048  # 300 rows, 30 held out: batches of 270
-    chosen = _worker_threads(task, data, cap=64)
+    chosen = worker_threads(task, data, cap=64)
     assert chosen.threads.threads == max(1, flops // FLOPS_PER_THREAD)
     assert chosen.threads.reason.endswith("at most 64 (this worker's share of the cores)")
-    assert chosen.config == big and _worker_threads(chosen, data, cap=1) == chosen
-    assert _worker_threads(task, data, cap=1).threads.threads == 1
-    user = _worker_threads(dataclasses.replace(task, threads=3), data, cap=1).threads
+    assert chosen.config == big and worker_threads(chosen, data, cap=1) == chosen
+    assert worker_threads(task, data, cap=1).threads.threads == 1
+    user = worker_threads(dataclasses.replace(task, threads=3), data, cap=1).threads
     assert user == ThreadChoice(3, "--threads 3")
     assert thread_limits(2, cores=8)["OPENBLAS_NUM_THREADS"] == "4"
 
@@ -193,7 +186,7 @@ def test_study_workers_leave_a_variable_the_user_set_alone(
     data, no_thread_variables, monkeypatch, tmp_path
 ):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    choice = _worker_threads(Task("d", "r", tmp_path, CONFIG), data, cap=8).threads
+    choice = worker_threads(Task("d", "r", tmp_path, CONFIG), data, cap=8).threads
     assert choice.threads is None and "OMP_NUM_THREADS=3 in the environment" in choice.reason
 
 

@@ -7,9 +7,9 @@ import pytest
 from dk_helpers import plugin_manager as _pm
 from dk_helpers import strip_seconds as _strip
 
-from dropkit import hookimpl
 from dropkit.experiment.checkpoint import CheckpointError, load_checkpoint
 from dropkit.experiment.data import load_dataset
+from dropkit.experiment.hookspecs import hookimpl
 from dropkit.experiment.reporters import MetricsFile
 from dropkit.experiment.train import PRESETS, TrainConfig, train
 

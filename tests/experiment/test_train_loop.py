@@ -10,9 +10,9 @@ from dk_helpers import plugin_manager as _pm
 from dk_helpers import strip_seconds as _strip
 
 import dropkit
-from dropkit import hookimpl
 from dropkit.experiment.checkpoint import PeriodicCheckpoint, load_checkpoint
 from dropkit.experiment.data import Dataset
+from dropkit.experiment.hookspecs import hookimpl
 from dropkit.experiment.nn import MLP, relu_scaled, softmax_cross_entropy
 from dropkit.experiment.optim import SGD, StepSchedule
 from dropkit.experiment.split import validation_split
@@ -46,7 +46,6 @@ def _reference_run(config, data):
         nesterov=config.nesterov,
         weight_decay=config.weight_decay,
         decay=net.decay_mask(),
-        backend=backend,
     )
     schedule = StepSchedule(config.lr, config.lr_every, config.lr_times)
     split = validation_split(data.y_train, config.val_size)

@@ -4,21 +4,21 @@ import json
 import re
 
 import numpy as np
-import pluggy
 import pytest
+from dk_helpers import no_plots
+from dk_helpers import plugin_manager as _pm
 
 import dropkit
-from dropkit import hookimpl, hookspecs
 from dropkit.experiment.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dropkit.experiment.cli import main
 from dropkit.experiment.data import load_dataset
 from dropkit.experiment.evaluation import evaluate
+from dropkit.experiment.hookspecs import hookimpl
 from dropkit.experiment.nn import MLP, softmax_cross_entropy
 from dropkit.experiment.result import RECORD_KEYS, best_val_record
 from dropkit.experiment.split import check_val_size, val_count, validation_split
 from dropkit.experiment.study import StudyPlan, run_study
 from dropkit.experiment.train import TrainConfig, train
-from dropkit.registry import get_plugin_manager
 
 SMALL = TrainConfig(epochs=5, hidden=(16,), batch_size=64, lr_every=2)
 TINY = ["--epochs", "2", "--train-size", "300", "--hidden", "12", "--quiet"]
@@ -32,20 +32,8 @@ def data():
 @pytest.fixture(autouse=True)
 def _no_plots():
     """In-process command lines without the plots plugin (a second a figure)."""
-    pm = get_plugin_manager()
-    name = next((n for n, _ in pm.list_name_plugin() if n.endswith("plots")), None)
-    plots = pm.unregister(name=name) if name is not None else None
-    yield
-    if plots is not None:
-        pm.register(plots, name=name)
-
-
-def _pm(*plugins):
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    for plugin in plugins:
-        pm.register(plugin)
-    return pm
+    with no_plots():
+        yield
 
 
 def _net(config, data, params):

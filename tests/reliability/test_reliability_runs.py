@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dk_helpers import no_plots
 from dk_helpers import snapshot as _snapshot
 
 from dropkit.experiment.checkpoint import load_checkpoint, save_checkpoint
@@ -46,12 +47,7 @@ def _fast():
     subprocess tests keep both.)
     """
     import dropkit.experiment.data
-    from dropkit.registry import get_plugin_manager
 
-    pm = get_plugin_manager()
-    # registered as "<distribution>:plots" by the registry
-    name = next((n for n, _ in pm.list_name_plugin() if n.split(":")[-1] == "plots"), None)
-    plots = pm.unregister(name=name) if name is not None else None
     real, cache = dropkit.experiment.data.load_dataset, {}
 
     def cached(name="mnist1d", **kwargs):
@@ -61,10 +57,9 @@ def _fast():
         return cache[key]
 
     dropkit.experiment.data.load_dataset = cached
-    yield
+    with no_plots():
+        yield
     dropkit.experiment.data.load_dataset = real
-    if plots is not None:
-        pm.register(plots, name=name)
 
 
 def _cli(capsys, *args: str) -> tuple[int, str]:
@@ -124,8 +119,7 @@ STOPPED = textwrap.dedent(
     # SIGINT (a shell starts background jobs with SIGINT ignored, and children inherit it)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     import dropkit.experiment.checkpoint
-    from dropkit import hookimpl
-    from dropkit.registry import get_plugin_manager
+    from dropkit.experiment.hookspecs import hookimpl
 
     def stop():
         print("stopped", flush=True)
@@ -142,16 +136,12 @@ STOPPED = textwrap.dedent(
         stop()
 
     where = sys.argv[1]
-    pm = get_plugin_manager()  # the plots take a second a run, not needed here
-    for name, _ in pm.list_name_plugin():
-        if name.split(":")[-1] == "plots":
-            pm.unregister(name=name)
-    if where == "start":
-        get_plugin_manager().register(AtStart())
-    elif where == "write":
+    plugins = [AtStart()] if where == "start" else []
+    if where == "write":
         dropkit.experiment.checkpoint.np.savez = half_written
     from dropkit.experiment.cli import main
-    sys.exit(main(sys.argv[2:]))
+    # without the installed plugins: the plots take a second a run, not needed here
+    sys.exit(main(sys.argv[2:], plugins=plugins, installed_plugins=False))
     """
 )
 

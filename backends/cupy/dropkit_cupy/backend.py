@@ -6,8 +6,8 @@ backend as unavailable with this module's error as the reason.
 
 Kernels (:mod:`dropkit_cupy.kernels`): fused dropout (one thread per Philox
 block of 4 elements, vector loads and stores, no mask materialised), the
-broadcast-mask kernel of channel dropout, the fused ReLU-dropout backward and
-the fused SGD step, each equal to the array-API path on CuPy bit for bit
+broadcast-mask kernel of channel dropout and the fused ReLU-dropout backward,
+each equal to the array-API path on CuPy bit for bit
 (CuPy's float32 semantics included: see :mod:`dropkit_cupy.kernels_src`).
 Inputs that are not C-contiguous are copied to a contiguous array first (the
 element index is the C-order index, as on every backend); contiguous ones are
@@ -57,7 +57,6 @@ def _dtypes() -> dict[Any, str]:
 
 
 _DTYPES = _dtypes()
-_SGD_DTYPES = (np.dtype("float32"), np.dtype("float64"))
 
 
 def _rounded(dtype: Any, scale: float) -> float:
@@ -151,32 +150,6 @@ class CupyBackend:
                 rounded = _rounded(grad.dtype, scale)
                 kernels.relu_backward(grad, h, y, scale, rounded, variant=kernels.CUPY)
         return y
-
-    def sgd_update(
-        self,
-        w: Any,
-        g: Any,
-        v: Any,
-        *,
-        lr: float,
-        momentum: float,
-        weight_decay: float,
-        nesterov: bool,
-    ) -> bool:
-        """In-place SGD step in one kernel; False (nothing done) where it does not apply."""
-        arrays = (w, g, v)
-        if (
-            w.dtype not in _SGD_DTYPES
-            or any(a.dtype != w.dtype or a.shape != w.shape for a in arrays)
-            or not all(a.flags.c_contiguous for a in arrays)
-        ):
-            return False
-        if w.size:
-            with w.device:
-                kernels.sgd(
-                    w, g, v, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov
-                )
-        return True
 
     def __repr__(self) -> str:
         return f"<dropkit backend 'cupy' ({_device_count()} device(s))>"

@@ -26,7 +26,7 @@ import numpy as np
 
 from dropkit.philox import MASK32, PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1
 
-__all__ = ["dropout_fused_numba", "random_bits_numba", "sgd_update_numba"]
+__all__ = ["dropout_fused_numba", "random_bits_numba"]
 
 _CHUNK = 1 << 12  # blocks per parallel task (64 KiB of words)
 #: Arrays with fewer elements run on one thread (thread start-up costs more).
@@ -169,19 +169,6 @@ def _dropout_chunk(x, y, lo, hi, threshold, scale, relu, k0, k1, c2, c3):
         y[j] = v * scale if keep else zero
 
 
-@nb.njit(inline="always")
-def _sgd_chunk(w, g, v, lo, hi, lr, momentum, decay, nesterov):
-    if momentum == 0:  # plain SGD: the velocity is not used and stays as it is
-        for i in range(lo, hi):
-            w[i] -= lr * (g[i] + decay * w[i])
-        return
-    for i in range(lo, hi):
-        grad = g[i] + decay * w[i]
-        vel = momentum * v[i] + grad
-        v[i] = vel
-        w[i] -= lr * (grad + momentum * vel if nesterov else vel)
-
-
 # Serial and parallel variants are distinct functions: Numba's on-disk cache is
 # keyed by the Python function, so one function jitted twice would share (and
 # mix up) its cache entries.
@@ -224,15 +211,6 @@ def _dropout_parallel(x, y, threshold, scale, relu, key, counter):
     for t in nb.prange((nblocks + _CHUNK - 1) // _CHUNK):
         lo, hi = t * _CHUNK, min(nblocks, (t + 1) * _CHUNK)
         _dropout_chunk(x, y, lo, hi, threshold, scale, relu, k0, k1, c2, c3)
-
-
-@nb.njit(parallel=False, **_JIT)
-def _sgd_serial(w, g, v, lr, momentum, decay, nesterov):
-    # One thread on purpose: the update streams 3 reads and 2 writes and is
-    # memory-bound; on the 2-vCPU machine of the README a parallel version took
-    # 8.4 ms alone and 13.8 ms right after a BLAS product (OpenBLAS's workers
-    # spin after each product and took the second core), this one 6.5 ms both.
-    _sgd_chunk(w, g, v, 0, w.shape[0], lr, momentum, decay, nesterov)
 
 
 def random_bits_numba(key: int, counter: int, n: int, *, offset: int = 0) -> np.ndarray:
@@ -288,22 +266,3 @@ def dropout_fused_numba(
     )
     _launch(_dropout_parallel, _dropout_serial, flat.size, *args)
     return y.reshape(x.shape) if out is None else out
-
-
-def sgd_update_numba(
-    w: np.ndarray,
-    g: np.ndarray,
-    v: np.ndarray,
-    *,
-    lr: float,
-    momentum: float,
-    weight_decay: float,
-    nesterov: bool,
-) -> None:
-    """One in-place SGD step over C-contiguous ``w`` and ``v``, one pass over memory.
-
-    Runs on the calling thread (memory-bound: a second thread measured slower).
-    """
-    fw, fg, fv = w.reshape(-1), g.reshape(-1), v.reshape(-1)
-    t = w.dtype.type
-    _sgd_serial(fw, fg, fv, t(lr), t(momentum), t(weight_decay), nesterov)

@@ -28,7 +28,7 @@ def _warn_numba(reason: str) -> None:
     )
 
 
-def _numba_kernels() -> tuple[Any, Any, Any, Any, Any] | None:
+def _numba_kernels() -> tuple[Any, Any, Any, Any] | None:
     """The Numba kernels, or None for the pure-NumPy ones.
 
     Numba missing is the documented fallback (silent); Numba failing otherwise
@@ -42,7 +42,7 @@ def _numba_kernels() -> tuple[Any, Any, Any, Any, Any] | None:
         return None
     try:
         from ._masked_numba import masked_numba, relu_backward_numba
-        from ._philox_numba import dropout_fused_numba, random_bits_numba, sgd_update_numba
+        from ._philox_numba import dropout_fused_numba, random_bits_numba
     except ImportError as exc:
         if getattr(exc, "name", None) not in ("numba", "llvmlite"):
             _NUMBA_ERROR = f"{type(exc).__name__}: {exc}"
@@ -55,7 +55,6 @@ def _numba_kernels() -> tuple[Any, Any, Any, Any, Any] | None:
     return (
         random_bits_numba,
         dropout_fused_numba,
-        sgd_update_numba,
         masked_numba,
         relu_backward_numba,
     )
@@ -84,10 +83,10 @@ class NumpyBackend:
         if found is None:
             self.kernels = "numpy"
             self._bits = random_bits_numpy
-            self._fused = self._sgd = self._masked = self._relu_backward = None
+            self._fused = self._masked = self._relu_backward = None
         else:
             self.kernels = "numba"
-            self._bits, self._fused, self._sgd, self._masked, self._relu_backward = found
+            self._bits, self._fused, self._masked, self._relu_backward = found
 
     def devices(self) -> list[Any]:
         """NumPy has one device, the CPU."""
@@ -147,30 +146,6 @@ class NumpyBackend:
         ):
             return None
         return self._relu_backward(grad, h, scale)
-
-    def sgd_update(
-        self,
-        w: np.ndarray,
-        g: np.ndarray,
-        v: np.ndarray,
-        *,
-        lr: float,
-        momentum: float,
-        weight_decay: float,
-        nesterov: bool,
-    ) -> bool:
-        """In-place SGD step in one pass; False (nothing done) where it does not apply."""
-        arrays = (w, g, v)
-        if (
-            self._sgd is None
-            or w.dtype not in (np.float32, np.float64)
-            or any(a.dtype != w.dtype or a.shape != w.shape for a in arrays)
-            or not (w.flags.c_contiguous and v.flags.c_contiguous and g.flags.c_contiguous)
-            or not (w.flags.writeable and v.flags.writeable)
-        ):
-            return False
-        self._sgd(w, g, v, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
-        return True
 
     def __repr__(self) -> str:
         return f"<dropkit backend 'numpy' (kernels={self.kernels})>"

@@ -4,8 +4,9 @@ Also the display of a whole study's progress (:class:`StudyProgress`), fed by
 :class:`Events`, the plugin that passes each run's start and epochs on (from
 worker processes through a queue).
 
-They are registered by the command line for the duration of a command; any
-other program can register them (or its own) on the plugin manager the same way.
+The command line passes them to the plugin manager it builds for each command
+(:func:`dropkit.experiment.plugins.new_plugin_manager`); any other program can do
+the same with them, or with its own.
 """
 
 from .metrics import MetricsFile

@@ -14,8 +14,8 @@ import csv
 import io
 from typing import Any
 
-from ...hookspecs import hookimpl
 from ..checkpoint import atomic_write_text
+from ..hookspecs import hookimpl
 
 __all__ = ["COLUMNS", "MetricsFile"]
 

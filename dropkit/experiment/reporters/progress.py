@@ -18,7 +18,7 @@ import shutil
 import sys
 from typing import Any, TextIO
 
-from ...hookspecs import hookimpl
+from ..hookspecs import hookimpl
 
 __all__ = ["CLEAR_LINE", "Progress", "is_terminal", "terminal_width"]
 

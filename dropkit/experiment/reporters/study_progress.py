@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
-from ...hookspecs import hookimpl
+from ..hookspecs import hookimpl
 from .progress import is_terminal, terminal_width
 
 __all__ = ["Events", "StudyProgress", "duration"]

@@ -1,7 +1,7 @@
 """dropkit plugin that draws accuracy and loss curves (``curves.png``) and sweeps (``sweep.png``).
 
-The figure functions are imported on first use: the plugin is loaded on every
-process's first dropkit call, and matplotlib takes 1-2 s to import.
+The figure functions are imported on first use: the application loads the
+plugin for each command, and matplotlib takes 1-2 s to import.
 """
 
 from typing import Any

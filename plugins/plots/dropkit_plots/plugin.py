@@ -1,7 +1,8 @@
-"""Entry point ``dropkit: plots``: curves for each run, comparison and study; sweep plots.
+"""Entry point ``dropkit.experiment: plots``: curves of each run, comparison and study; sweeps.
 
-matplotlib is imported by the hooks, not here: loading the plugin happens on
-every process's first dropkit call, and importing matplotlib took 1.2-2 s.
+A plugin of the application's hooks (:mod:`dropkit.experiment.hookspecs`): the
+application loads it for each command; the library never does. matplotlib is
+imported by the hooks, not here: importing it takes 1-2 s.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dropkit import hookimpl
+from dropkit.experiment.hookspecs import hookimpl
 
 
 @hookimpl
