@@ -1,5 +1,7 @@
 """Dask: lazy, chunk by chunk, the same mask whatever the chunking, on a real local cluster."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -50,7 +52,17 @@ def test_random_bits_are_lazy_and_equal_the_reference():
     np.testing.assert_array_equal(bits.compute(), want)
 
 
-def test_dropout_on_a_local_cluster_with_several_workers():
+@pytest.fixture
+def restored_environ():
+    """Put os.environ back: distributed's nanny writes its pre-spawn variables
+    (OPENBLAS_NUM_THREADS=1, ...) into the parent process's environment."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_dropout_on_a_local_cluster_with_several_workers(restored_environ):
     distributed = pytest.importorskip("distributed")
     a, want = _numpy_reference((64, 50, 8), 0.3, 77)
     with (
