@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._arrays import check_flag, check_mode, check_noise_shape, check_p
+from .checks import check_flag, check_mode, check_noise_shape, check_p
 from ._family import (
     MAX_ABS_NORMAL,
     check_source,

@@ -56,7 +56,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Literal, overload
 
-from ._arrays import (
+from .checks import (
     ReturnMask,
     as_integer,
     check_flag,
@@ -74,7 +74,8 @@ from ._family import (
     resolve,
 )
 from .normals import wide_float
-from .ops import dropout, dropout_backward, returned_mask
+from ._core import returned_mask
+from .ops import dropout, dropout_backward
 from .packed import PackedMask, unpack_mask
 from .random import RNGLike
 
