@@ -16,6 +16,9 @@ from dropkit.testing.profiles import suite_settings
 from dropkit.testing.strategies import arrays, float_dtypes, keys, shapes, to_namespace, to_numpy
 from dropkit.testing.subnormals import as_backend_computes, scaled
 
+# ops on plain arrays go to the backend under test (dropkit.testing's plugin)
+pytestmark = pytest.mark.usefixtures("dropkit_use_backend")
+
 SETTINGS = suite_settings(max_examples=40)
 
 
@@ -28,11 +31,13 @@ SETTINGS = suite_settings(max_examples=40)
     relu=st.booleans(),
     inplace=st.booleans(),
 )
-def test_fused_dropout_equals_array_api_path(backend, data, key, counter, threshold, relu, inplace):
-    fused = getattr(backend, "dropout_fused", None)
+def test_fused_dropout_equals_array_api_path(
+    dropkit_backend, data, key, counter, threshold, relu, inplace
+):
+    fused = getattr(dropkit_backend, "dropout_fused", None)
     if fused is None:
-        pytest.skip(f"backend {backend.name!r} has no fused dropout kernel")
-    xp = backend.xp
+        pytest.skip(f"backend {dropkit_backend.name!r} has no fused dropout kernel")
+    xp = dropkit_backend.xp
     dtype = data.draw(st.sampled_from(float_dtypes(xp)))
     a = data.draw(arrays(dtype, finite=False))
     scale = float(data.draw(st.sampled_from([1.0, 2.0, 1.0 / 0.7, 1.0 / 0.01])))
@@ -62,12 +67,12 @@ def test_fused_dropout_equals_array_api_path(backend, data, key, counter, thresh
     decay=st.sampled_from([0.0, 1e-3, 0.1]),
     momentum=st.sampled_from([0.0, 0.5, 0.9]),
 )
-def test_fused_sgd_equals_array_api_update(backend, data, nesterov, decay, momentum):
-    if getattr(backend, "sgd_update", None) is None:
-        pytest.skip(f"backend {backend.name!r} has no fused SGD kernel")
+def test_fused_sgd_equals_array_api_update(dropkit_backend, data, nesterov, decay, momentum):
+    if getattr(dropkit_backend, "sgd_update", None) is None:
+        pytest.skip(f"backend {dropkit_backend.name!r} has no fused SGD kernel")
     if nesterov and momentum == 0:
         nesterov = False
-    xp = backend.xp
+    xp = dropkit_backend.xp
     dtype = data.draw(st.sampled_from([d for d in float_dtypes(xp) if d != "float16"]))
     shape = data.draw(shapes(min_dims=1, max_dims=2, max_side=40))
     w, v_grad = (data.draw(arrays(dtype, st.just(shape))) for _ in range(2))
@@ -75,7 +80,7 @@ def test_fused_sgd_equals_array_api_update(backend, data, nesterov, decay, momen
     fused_v, plain_v = xp.zeros_like(fused_w), xp.zeros_like(plain_w)
     for _ in range(2):
         g = to_namespace(xp, v_grad)
-        done = backend.sgd_update(
+        done = dropkit_backend.sgd_update(
             fused_w, g, fused_v, lr=0.1, momentum=momentum, weight_decay=decay, nesterov=nesterov
         )
         assume(done)  # a declined example is not a comparison (all declined: an error)
@@ -106,11 +111,11 @@ def _shape_and_noise(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[int, ...]]
 
 @SETTINGS
 @given(data=st.data(), shapes_=_shape_and_noise(), inplace=st.booleans())
-def test_masked_kernel_equals_array_api_path(backend, data, shapes_, inplace):
-    kernel = getattr(backend, "dropout_masked", None)
+def test_masked_kernel_equals_array_api_path(dropkit_backend, data, shapes_, inplace):
+    kernel = getattr(dropkit_backend, "dropout_masked", None)
     if kernel is None:
-        pytest.skip(f"backend {backend.name!r} has no kernel for broadcast masks")
-    xp = backend.xp
+        pytest.skip(f"backend {dropkit_backend.name!r} has no kernel for broadcast masks")
+    xp = dropkit_backend.xp
     shape, noise = shapes_
     dtype = data.draw(st.sampled_from(float_dtypes(xp)))
     a = data.draw(arrays(dtype, st.just(shape), finite=False))
@@ -133,11 +138,11 @@ def test_masked_kernel_equals_array_api_path(backend, data, shapes_, inplace):
 
 @SETTINGS
 @given(data=st.data(), scale=st.sampled_from([1.0, 2.0, 1.0 / 0.7, 0.5]))
-def test_relu_backward_kernel_equals_array_api_path(backend, data, scale):
-    kernel = getattr(backend, "relu_dropout_backward_fused", None)
+def test_relu_backward_kernel_equals_array_api_path(dropkit_backend, data, scale):
+    kernel = getattr(dropkit_backend, "relu_dropout_backward_fused", None)
     if kernel is None:
-        pytest.skip(f"backend {backend.name!r} has no fused ReLU-dropout backward")
-    xp = backend.xp
+        pytest.skip(f"backend {dropkit_backend.name!r} has no fused ReLU-dropout backward")
+    xp = dropkit_backend.xp
     dtype = data.draw(st.sampled_from(float_dtypes(xp)))
     g = data.draw(arrays(dtype, finite=False))
     h = data.draw(arrays(dtype, st.just(g.shape), finite=False))
@@ -155,14 +160,16 @@ def test_relu_backward_kernel_equals_array_api_path(backend, data, scale):
 
 @pytest.mark.parametrize("scale", [1.0, 2.0])
 @pytest.mark.parametrize("relu", [False, True])
-def test_fused_kernels_on_subnormals_equal_the_backends_own_arithmetic(backend, scale, relu):
+def test_fused_kernels_on_subnormals_equal_the_backends_own_arithmetic(
+    dropkit_backend, scale, relu
+):
     """Subnormal inputs, explicitly (random arrays seldom hold them).
 
     Each fused kernel equals the array-API path computed with the backend's own
     operations, flushing or not, and the suite's NumPy expectation of it
     (:mod:`dropkit.testing.subnormals`) agrees. A scale of 1 multiplies nothing.
     """
-    xp = backend.xp
+    xp = dropkit_backend.xp
     f32 = np.finfo(np.float32)
     tiny = f32.smallest_subnormal
     a = np.array([tiny, -tiny, 5 * tiny, f32.tiny / 2, f32.tiny, 1.0, -1.0, 0.0, np.nan], "float32")
@@ -174,7 +181,7 @@ def test_fused_kernels_on_subnormals_equal_the_backends_own_arithmetic(backend, 
     seen = as_backend_computes(xp, a)
     expected_product = scaled(xp, a, scale)
     checked = 0
-    fused = getattr(backend, "dropout_fused", None)
+    fused = getattr(dropkit_backend, "dropout_fused", None)
     y = fused(x, 3, 4, 0, scale, relu=relu) if fused is not None else None  # all kept
     if y is not None:
         want = xp.where(passes, product, zero) if relu else product
@@ -182,14 +189,14 @@ def test_fused_kernels_on_subnormals_equal_the_backends_own_arithmetic(backend, 
         keep = ~(seen <= 0) if relu else np.ones(a.shape, dtype=bool)
         np.testing.assert_array_equal(to_numpy(y), np.where(keep, expected_product, 0))
         checked += 1
-    kernel = getattr(backend, "relu_dropout_backward_fused", None)
+    kernel = getattr(dropkit_backend, "relu_dropout_backward_fused", None)
     y = kernel(x, x, scale) if kernel is not None else None
     if y is not None:
         want = xp.where(passes, product, zero)
         np.testing.assert_array_equal(to_numpy(y), to_numpy(want))
         np.testing.assert_array_equal(to_numpy(y), np.where(seen <= 0, 0, expected_product))
         checked += 1
-    kernel = getattr(backend, "dropout_masked", None)
+    kernel = getattr(dropkit_backend, "dropout_masked", None)
     mask = to_namespace(xp, np.ones((1,), dtype=bool))
     y = kernel(x, mask, scale) if kernel is not None else None
     if y is not None:
@@ -197,4 +204,4 @@ def test_fused_kernels_on_subnormals_equal_the_backends_own_arithmetic(backend, 
         np.testing.assert_array_equal(to_numpy(y), expected_product)
         checked += 1
     if not checked:
-        pytest.skip(f"backend {backend.name!r} has no fused kernel for float32")
+        pytest.skip(f"backend {dropkit_backend.name!r} has no fused kernel for float32")

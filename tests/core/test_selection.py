@@ -25,8 +25,10 @@ def test_use_backend_selects_nests_and_restores():
             assert dropkit.get_backend().name == "numpy"
         assert dropkit.get_backend().name == "array_api_strict"
         # an explicit backend= still wins over the context
-        assert np.array_equal(dropkit.dropout(x, 0.5, rng=0, backend="numpy"),
-                              dropkit.dropout(x, 0.5, rng=0, backend="numpy"))
+        assert np.array_equal(
+            dropkit.dropout(x, 0.5, rng=0, backend="numpy"),
+            dropkit.dropout(x, 0.5, rng=0, backend="numpy"),
+        )
     assert dropkit.get_backend().name == "numpy"
     assert selection._OPEN == [0]
 

@@ -11,17 +11,20 @@ from dropkit.experiment.nn import MLP, softmax_cross_entropy, standard_normal
 from dropkit.experiment.optim import SGD, StepSchedule
 from dropkit.testing.strategies import to_numpy
 
+# ops on plain arrays go to the backend under test (dropkit.testing's plugin)
+pytestmark = pytest.mark.usefixtures("dropkit_use_backend")
+
 
 @pytest.mark.parametrize(
     ("p_hidden", "p_input", "mode"),
     [(0.0, 0.0, "inverted"), (0.4, 0.2, "inverted"), (0.5, 0.0, "vanilla")],
 )
-def test_mlp_gradients_match_finite_differences(backend, p_hidden, p_input, mode):
-    _needs_float64(backend)
-    xp = backend.xp
+def test_mlp_gradients_match_finite_differences(dropkit_backend, p_hidden, p_input, mode):
+    _needs_float64(dropkit_backend)
+    xp = dropkit_backend.xp
     net = MLP(
         [4, 5, 4, 3],
-        backend=backend,
+        backend=dropkit_backend,
         rng=Generator(1),
         p_hidden=p_hidden,
         p_input=p_input,
@@ -131,7 +134,7 @@ def test_article_schedule():
 @pytest.mark.parametrize("nesterov", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fused_sgd_kernel_equals_the_array_api_update(nesterov, dtype):
-    backend = dropkit.get_backend("numpy")
+    dropkit_backend = dropkit.get_backend("numpy")
     rs = np.random.default_rng(5)
     shapes = [(700, 500), (500,), (3,)]  # above and below the parallel threshold
     start = [rs.standard_normal(s).astype(dtype) for s in shapes]
@@ -145,7 +148,7 @@ def test_fused_sgd_kernel_equals_the_array_api_update(nesterov, dtype):
         nesterov=nesterov,
         weight_decay=1e-3,
         decay=[True, False, True],
-        backend=backend,
+        backend=dropkit_backend,
     )
     plain = SGD(
         npx,
