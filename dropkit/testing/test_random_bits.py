@@ -51,7 +51,7 @@ SETTINGS = suite_settings(max_examples=40)
 def test_known_answers_on_backend_namespace(dropkit_backend, counter, key, expected):
     # In the backend's own integer type: uint32, or int64 where it returns int64 words.
     xp = dropkit_backend.xp
-    int64 = to_numpy(dropkit_backend.random_bits(0, 0, 1)).dtype != np.uint32
+    int64 = to_numpy(dropkit_backend.random_bits((0, 0), 1)).dtype != np.uint32
     words = [xp.asarray([w], dtype=xp.int64 if int64 else xp.uint32) for w in counter]
     out = philox.philox4x32(xp, words, key, int64=int64)
     assert [int(to_numpy(w)[0]) for w in out] == list(expected)
@@ -70,7 +70,7 @@ def test_known_answers_seven_rounds(counter, key, expected):
 def test_counter_layout_maps_element_to_block_word(dropkit_backend):
     # Element i is word i % 4 of block (i // 4, 0, counter_lo, counter_hi) under the key.
     key, counter = 0x0123456789ABCDEF, 0x00000002_00000001
-    bits = to_numpy(dropkit_backend.random_bits(key, counter, 12))
+    bits = to_numpy(dropkit_backend.random_bits((key, counter), 12))
     for i in (0, 5, 11):
         block = philox.philox4x32(None, (i // 4, 0, 1, 2), (0x89ABCDEF, 0x01234567))
         assert int(bits[i]) == block[i % 4]
@@ -84,7 +84,7 @@ def test_counter_layout_maps_element_to_block_word(dropkit_backend):
     offset=st.one_of(st.integers(0, 1000), st.integers(4 * 2**32 - 600, 4 * 2**32 + 600)),
 )
 def test_backend_bits_equal_reference(dropkit_backend, key, counter, n, offset):
-    got = to_numpy(dropkit_backend.random_bits(key, counter, n, offset=offset))
+    got = to_numpy(dropkit_backend.random_bits((key, counter), n, offset=offset))
     want = np.asarray(philox.random_bits(npx, key, counter, n, offset=offset))
     # uint32, or a wider integer type holding the same values (torch: int64)
     assert got.dtype == np.uint32 or (got.dtype.kind == "i" and got.dtype.itemsize >= 8)
@@ -95,7 +95,7 @@ def test_backend_bits_equal_reference(dropkit_backend, key, counter, n, offset):
 @SETTINGS
 @given(key=keys(), counter=st.integers(0, 2**63 - 1), cut=st.integers(0, 97))
 def test_chunks_equal_the_whole(dropkit_backend, key, counter, cut):
-    whole = to_numpy(dropkit_backend.random_bits(key, counter, 97))
-    head = to_numpy(dropkit_backend.random_bits(key, counter, cut))
-    tail = to_numpy(dropkit_backend.random_bits(key, counter, 97 - cut, offset=cut))
+    whole = to_numpy(dropkit_backend.random_bits((key, counter), 97))
+    head = to_numpy(dropkit_backend.random_bits((key, counter), cut))
+    tail = to_numpy(dropkit_backend.random_bits((key, counter), 97 - cut, offset=cut))
     np.testing.assert_array_equal(np.concatenate([head, tail]), whole)
