@@ -56,6 +56,7 @@ from .selection import (
     BY_TYPE,
     DEFAULT_BACKEND,
     ENV_VAR,
+    environment_backend,
     select,
     select_by_name,
 )
@@ -485,6 +486,7 @@ def load_capabilities(name: str, *, source: str = "") -> Capabilities:
     hit = BY_NAME.get(name)
     if hit is not None:
         return hit
+    environment_backend()  # read once, here, eagerly (not in a compiler's trace)
     backend = registry.load(name, source=source)
     entry = registry.entries[name]
     libraries = entry.record.namespaces if entry.record is not None else ()

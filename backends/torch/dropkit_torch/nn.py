@@ -56,18 +56,17 @@ from dropkit import (
     as_generator,
     channel_noise_shape,
     dropblock2d,
+    dropout,
     gaussian_dropout,
     gaussian_noise,
 )
-from dropkit._arrays import check_flag, check_mode
-from dropkit._family import check_stddev
+from dropkit.checks import check_flag, check_mode, check_stddev
 from dropkit.alpha import alpha_from_dropout, feature_noise_shape
 from dropkit.gaussian import gaussian_dropout_stddev
 from dropkit.philox import MASK32
 from dropkit.structured import check_block_size, sample_noise_shape
 
-from . import backend as _backend  # noqa: F401  (registers the ops with the core)
-from .functional import SeedDraw, dropout_with, torch_p
+from .functional import SeedDraw, torch_p
 from .keys import in_backward, seed_tensor
 
 __all__ = [
@@ -211,10 +210,11 @@ class Dropout(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Dropout of ``x`` in training mode, the evaluation output otherwise."""
-        return dropout_with(
+        _check_tensor(x)
+        return dropout(
             x,
             self.p,
-            lambda: self._draw(x),
+            rng=SeedDraw(lambda: self._draw(x)),
             noise_shape=self._noise_shape(x),
             training=self.training,
             mode=self.mode,
@@ -232,6 +232,11 @@ class Dropout(torch.nn.Module):
         elif self.generator is not None:
             text += ", rng=torch.Generator"
         return text
+
+
+def _check_tensor(x: Any) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__qualname__}")
 
 
 def _stream_problem(value: Any, name: str) -> str | None:
@@ -416,7 +421,7 @@ class AlphaDropout(_FamilyDropout):
             xp,
             x,
             self.p,
-            lambda z: dropout_with(z, self.p, rng.draw, noise_shape=noise, mode="vanilla"),
+            lambda z: dropout(z, self.p, rng=rng, noise_shape=noise, mode="vanilla"),
         )
 
     def extra_repr(self) -> str:
