@@ -169,6 +169,11 @@ def check_flag(value: Any, name: str) -> bool:
     """
     if isinstance(value, bool | np.bool_):
         return bool(value)
+    if "Tracer" in type(value).__name__:  # inside jax.jit: its value is not known here
+        raise TypeError(
+            f"{name} is a traced value; pass it as a static Python bool (e.g. "
+            f"jax.jit(f, static_argnames='{name}'))"
+        )
     raise TypeError(
         f"{name} must be a bool (True or False), got {value!r} ({type(value).__name__})"
     )
