@@ -99,8 +99,8 @@ def check_p(p: Any) -> float:
     ...
     ValueError: p is the probability of DROPPING a unit and must be in [0, 1], got 1.5
     """
-    if not isinstance(p, Real) and hasattr(p, "shape") and hasattr(p, "dtype"):
-        p = _scalar_of(p)
+    if not isinstance(p, Real | np.ndarray) and hasattr(p, "shape") and hasattr(p, "dtype"):
+        p = _scalar_of(p)  # a 0-d tensor (torch) or array (JAX); NumPy arrays are refused
     if isinstance(p, bool) or not isinstance(p, Real):
         raise TypeError(
             f"p must be a real number in [0, 1] (the drop probability), got {p!r} "

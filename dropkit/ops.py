@@ -38,6 +38,15 @@ from typing import Any, Literal, overload
 
 from ._core import backward, forward, relu_backward, returned_mask
 from .backend import default_draw
+from .channel import (
+    channel_noise_shape,
+    dropout1d,
+    dropout1d_backward,
+    dropout2d,
+    dropout2d_backward,
+    dropout3d,
+    dropout3d_backward,
+)
 from .checks import ReturnMask, check_p, check_shape
 from .packed import PackedMask
 from .primitive import keep_mask
@@ -53,7 +62,14 @@ from .thresholds import (
 
 __all__ = [
     "RESOLUTION_BITS",
+    "channel_noise_shape",
     "dropout",
+    "dropout1d",
+    "dropout1d_backward",
+    "dropout2d",
+    "dropout2d_backward",
+    "dropout3d",
+    "dropout3d_backward",
     "dropout_backward",
     "dropout_mask",
     "eval_factor",

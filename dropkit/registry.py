@@ -195,7 +195,7 @@ class Registry:
         """The backend for arrays of ``library``: the only claimant, or the built-in one."""
         names = self._claimants(library)
         if len(names) > 1:
-            builtin = [n for n in names if _is_builtin(self.entries[n].distribution)]
+            builtin = [n for n in names if _owns(n, self.entries[n].distribution)]
             if len(builtin) == 1:
                 return builtin[0]
             who = ", ".join(f"{n!r} ({self.entries[n].distribution})" for n in names)
@@ -238,9 +238,9 @@ def _normal(dist: str) -> str:
     return re.sub(r"[-_.]+", "-", dist).lower()
 
 
-def _is_builtin(dist: str) -> bool:
-    """Whether ``dist`` is named ``dropkit-<something>`` (it may own backend names)."""
-    return _normal(dist).startswith("dropkit-")
+def _owns(name: str, dist: str) -> bool:
+    """Whether ``dist`` owns the backend name ``name`` (it is ``dropkit-<name>``: built in)."""
+    return _normal(dist) == _owner(name)
 
 
 def _dist_of(ep: Any) -> tuple[str, str]:
@@ -347,7 +347,7 @@ def _resolve(registry: Registry, candidates: dict[str, list[_Entry]], broken: li
             for entry in entries:
                 if entry is not keep[0]:
                     entry.error = (
-                        f"{name!r} is the backend of {owner}: this duplicate from "
+                        f"{name!r} is the built-in backend of {owner}: this duplicate from "
                         f"{entry.label} is ignored; uninstall {entry.distribution} or ask its "
                         "authors to rename the backend"
                     )
@@ -378,7 +378,7 @@ def _resolve(registry: Registry, candidates: dict[str, list[_Entry]], broken: li
         }
     ):
         names = registry._claimants(library)
-        builtin = [n for n in names if _is_builtin(registry.entries[n].distribution)]
+        builtin = [n for n in names if _owns(n, registry.entries[n].distribution)]
         if len(names) > 1 and len(builtin) == 1:
             for other in names:
                 if other != builtin[0]:

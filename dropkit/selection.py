@@ -197,7 +197,7 @@ def select(x: Any, name: str, backend: str | None) -> Capabilities:
             if hit is None and _compiling():  # a tracer's type: the library's backend
                 hit = BY_LIBRARY.get(library_of(x))
             return hit if hit is not None else _by_array(x, name)
-        caps = select_by_name(chosen)
+        caps = select_by_name(chosen, source=f" (from ${ENV_VAR})" if chosen is _ENV[0] else "")
     else:
         caps = select_by_name(backend)
     served = _SERVES.get((caps.name, type(x)))
@@ -215,11 +215,11 @@ def select(x: Any, name: str, backend: str | None) -> Capabilities:
 
 def _by_array(x: Any, name: str) -> Capabilities:
     """The registry's backend for ``x``'s library (loading it); the reference for others."""
-    xp = namespace_of(x, name)  # a clear TypeError for a non-array
     _refuse_inside_torch_compile(f"arrays of {library_of(x)}")
     from .registry import get_registry, load_capabilities
 
-    found = get_registry().name_for_array(x)
+    found = get_registry().name_for_array(x)  # (several third-party claimants: an error)
+    xp = namespace_of(x, name)  # a clear TypeError for a non-array
     if found is None:
         # An array library no plugin registered: the array-API reference path works
         # on any conforming namespace.
