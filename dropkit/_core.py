@@ -130,8 +130,9 @@ def forward(
         return y
 
     if p == 1.0:  # nothing is drawn; the primitive keeps a framework's graph
-        y = mask_scale(caps, x, None, noise_shape=shape, threshold=FULL, scale=0.0, relu=relu,
-                       out=out)
+        y = mask_scale(
+            caps, x, None, noise_shape=shape, threshold=FULL, scale=0.0, relu=relu, out=out
+        )
         if return_mask:
             zeros = xp.zeros(shape, dtype=xp.bool, device=device_of(x))
             return y, returned_mask(zeros, return_mask)

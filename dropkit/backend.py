@@ -237,7 +237,7 @@ class ArrayAPIBackend:
         return [array_api_compat.device(self.xp.empty(0))]
 
     def random_bits(self, draw: Any, n: int, *, offset: int = 0, device: Any = None) -> Any:
-        """The reference Philox words of the draw ``(key, counter)`` (:func:`dropkit.philox.random_bits`)."""
+        """The reference words of ``draw = (key, counter)``: :func:`dropkit.philox.random_bits`."""
         key, counter = draw
         return philox.random_bits(self.xp, key, counter, n, offset=offset, device=device)
 

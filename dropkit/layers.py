@@ -25,19 +25,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .checks import check_flag, check_mode, check_p, check_stddev
 from .alpha import (
     alpha_dropout,
     alpha_dropout_backward,
     feature_alpha_dropout,
     feature_alpha_dropout_backward,
-)
-from .gaussian import (
-    gaussian_dropout,
-    gaussian_dropout_backward,
-    gaussian_dropout_stddev,
-    gaussian_noise,
-    gaussian_noise_backward,
 )
 from .channel import (
     dropout1d,
@@ -46,6 +38,14 @@ from .channel import (
     dropout2d_backward,
     dropout3d,
     dropout3d_backward,
+)
+from .checks import check_flag, check_mode, check_p, check_stddev
+from .gaussian import (
+    gaussian_dropout,
+    gaussian_dropout_backward,
+    gaussian_dropout_stddev,
+    gaussian_noise,
+    gaussian_noise_backward,
 )
 from .ops import dropout, dropout_backward
 from .random import Generator, RNGLike, as_generator

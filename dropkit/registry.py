@@ -77,6 +77,7 @@ def _owner(name: str) -> str:
     """The distribution that owns the backend name ``name``: ``dropkit-<name>``, normalised."""
     return _normal(f"dropkit-{name}")
 
+
 @dataclass
 class _Entry:
     record: BackendRecord | None
@@ -390,15 +391,7 @@ def _resolve(registry: Registry, candidates: dict[str, list[_Entry]], broken: li
 
 
 def _build_registry() -> Registry:
-    """The process-wide registry, built on first use from entry points.
-
-    Every plugin is isolated: one that fails to import, whose hook raises or
-    returns junk, or that calls ``sys.exit`` is listed as unavailable with the
-    reason and its distribution, and never breaks the others.
-
-    Examples
-    --------
-    """
+    """Build the registry from the entry points (see :func:`get_registry`)."""
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
     registry = Registry(manager)
@@ -412,7 +405,7 @@ def _build_registry() -> Registry:
 
 
 class _RegistryCache:
-    """:func:`get_registry`: built once; ``cache_clear()`` forgets it and what selection remembered."""
+    """:func:`get_registry`: built once; ``cache_clear()`` forgets it and what selection knew."""
 
     def __init__(self) -> None:
         self._registry: Registry | None = None
@@ -550,9 +543,7 @@ def check_name(name: Any) -> None:
     if name is None:
         return
     if not isinstance(name, str):
-        raise TypeError(
-            f"backend name must be a string, got {short(name)} ({type(name).__name__})"
-        )
+        raise TypeError(f"backend name must be a string, got {short(name)} ({type(name).__name__})")
     if not name.strip():
         raise ValueError(
             "backend name is empty: pass an installed backend's name "

@@ -102,7 +102,7 @@ def environment_backend() -> str | None:
     value = _ENV[0]
     if value is _UNREAD:
         return reread_environment()
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _compiling() -> bool:

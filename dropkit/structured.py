@@ -56,14 +56,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Literal, overload
 
-from .checks import (
-    ReturnMask,
-    as_integer,
-    check_flag,
-    check_mode,
-    check_p,
-    check_return_mask,
-)
+from ._core import returned_mask
 from ._family import (
     check_axis,
     check_source,
@@ -73,8 +66,15 @@ from ._family import (
     keep_mask,
     resolve,
 )
+from .checks import (
+    ReturnMask,
+    as_integer,
+    check_flag,
+    check_mode,
+    check_p,
+    check_return_mask,
+)
 from .normals import wide_float
-from ._core import returned_mask
 from .ops import dropout, dropout_backward
 from .packed import PackedMask, unpack_mask
 from .random import RNGLike

@@ -99,7 +99,7 @@ def _fake_cupy():
 
 @pytest.fixture
 def fake(monkeypatch):
-    """``dropkit_cupy.kernels``, ``.backend`` (and ``dropkit_torch.cuda``) imported on a fake CuPy."""
+    """``dropkit_cupy.kernels``, ``.backend`` and ``dropkit_torch.cuda`` on a fake CuPy."""
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy())
     monkeypatch.setitem(sys.modules, "array_api_compat.cupy", npx)
     import dropkit_cupy

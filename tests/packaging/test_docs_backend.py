@@ -28,7 +28,8 @@ def site(tmp_path_factory):
         lines.append(f"{module.removesuffix('_backend')} = {module}")
     info = root / "dropkit_docs_backends-0.1.0.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dropkit-docs-backends\nVersion: 0.1.0\n")
+    metadata = "Metadata-Version: 2.1\nName: dropkit-docs-backends\nVersion: 0.1.0\n"
+    (info / "METADATA").write_text(metadata)
     (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
     return root
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import array_api_compat.numpy as xp
@@ -89,6 +90,9 @@ class NumpyBackend:
 
     name = "numpy"
     xp = xp
+    _fused: Callable[..., np.ndarray] | None
+    _masked: Callable[..., np.ndarray | None] | None
+    _relu_backward: Callable[..., np.ndarray] | None
 
     def __init__(self) -> None:
         found = _numba_kernels()
@@ -134,7 +138,7 @@ class NumpyBackend:
         key, counter = draw
         if tuple(noise_shape) == tuple(x.shape):
             return self._fused(x, key, counter, threshold, scale, relu=relu, out=out)
-        if relu or x.size == 0 or not x.flags.c_contiguous:
+        if relu or self._masked is None or x.size == 0 or not x.flags.c_contiguous:
             return None
         if split_broadcast(tuple(x.shape), tuple(noise_shape)) is None:
             return None
@@ -147,7 +151,8 @@ class NumpyBackend:
     ) -> np.ndarray | None:
         """``where(h <= 0, 0, grad * scale)`` in one pass (NaN passes); None to decline."""
         if (
-            draw is not None
+            self._relu_backward is None
+            or draw is not None
             or threshold != 0
             or out is not None
             or not isinstance(h, np.ndarray)

@@ -60,8 +60,8 @@ from dropkit import (
     gaussian_dropout,
     gaussian_noise,
 )
-from dropkit.checks import check_flag, check_mode, check_stddev
 from dropkit.alpha import alpha_from_dropout, feature_noise_shape
+from dropkit.checks import check_flag, check_mode, check_stddev
 from dropkit.gaussian import gaussian_dropout_stddev
 from dropkit.philox import MASK32
 from dropkit.structured import check_block_size, sample_noise_shape
