@@ -39,6 +39,7 @@ from .channel import (
     dropout3d,
     dropout3d_backward,
 )
+from .dropblock import dropblock2d, dropblock2d_backward
 from .gaussian import (
     gaussian_dropout,
     gaussian_dropout_backward,
@@ -73,7 +74,7 @@ from .packed import PackedMask, pack_mask, unpack_mask
 from .random import Generator, as_generator
 from .registry import get_backend, get_plugin_manager, list_backends
 from .selection import use_backend
-from .structured import drop_path, drop_path_backward, dropblock2d, dropblock2d_backward
+from .structured import drop_path, drop_path_backward
 
 __all__ = [
     "RESOLUTION_BITS",

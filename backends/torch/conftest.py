@@ -7,7 +7,15 @@ and the torch tests in ``tests/`` skip with the reason.
 
 import importlib.util
 
-_TORCH_MODULES = ["_op.py", "backend.py", "functional.py", "keys.py", "nn.py"]
+_TORCH_MODULES = [
+    "_op.py",
+    "backend.py",
+    "functional.py",
+    "keys.py",
+    "layer.py",
+    "nn.py",
+    "nn_family.py",
+]
 
 collect_ignore = (
     [] if importlib.util.find_spec("torch") else [f"dropkit_torch/{m}" for m in _TORCH_MODULES]
