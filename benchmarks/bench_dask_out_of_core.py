@@ -45,7 +45,7 @@ def main() -> None:
     t = dropkit.keep_threshold(0.5)
     for lo in range(0, n, chunk):
         a = (np.arange(lo, lo + chunk, dtype=np.float32) % 7 - 3).astype(np.float32)
-        keep = b.random_bits(42, 0, chunk, offset=lo) >= t
+        keep = b.random_bits((42, 0), chunk, offset=lo) >= t
         check += float(np.where(keep, a * np.float32(2.0), np.float32(0)).sum(dtype=np.float64))
     gib = n * 4 / 2**30
     print(

@@ -83,10 +83,12 @@ def _core(x: np.ndarray, p: float, gen: dropkit.Generator) -> dict[str, Callable
         "memcpy (np.copyto)": lambda: np.copyto(out, x),
         "plain multiply x * 2 (NumPy)": lambda: x * two,
         "dropkit.dropout (numpy backend)": lambda: dropkit.dropout(x, p, rng=gen),
-        "dropkit fused kernel alone": lambda: backend.dropout_fused(x, 1, 2, threshold, scale),
+        "dropkit fused kernel alone": lambda: backend.mask_scale(
+            x, (1, 2), noise_shape=x.shape, threshold=threshold, scale=scale
+        ),
         # into a preallocated array, as memcpy writes (no page faults of a fresh output)
-        "dropkit fused kernel, preallocated output": lambda: backend.dropout_fused(
-            x, 1, 2, threshold, scale, out=out
+        "dropkit fused kernel, preallocated output": lambda: backend.mask_scale(
+            x, (1, 2), noise_shape=x.shape, threshold=threshold, scale=scale, out=out
         ),
     }
     if torch is not None:

@@ -47,7 +47,7 @@ def _methods(x: np.ndarray, p: float) -> dict[str, Callable[[], object]]:
     pcg = np.random.default_rng(0)
     methods: dict[str, Callable[[], object]] = {
         "memcpy (np.copyto)": lambda: np.copyto(out, x),
-        "Philox words alone (numpy backend random_bits)": lambda: b.random_bits(*gen.draw(), n),
+        "Philox words alone (numpy backend random_bits)": lambda: b.random_bits(gen.draw(), n),
         "dropkit.dropout (fused kernel)": lambda: dropkit.dropout(x, p, rng=gen),
         "dropkit.drop_path (dropout, noise (N, 1, 1, 1))": lambda: dropkit.drop_path(
             img, p, rng=gen

@@ -21,7 +21,25 @@ from .alpha import (
     feature_alpha_dropout,
     feature_alpha_dropout_backward,
 )
-from .backend import ArrayAPIBackend, Backend, BackendInfo, BackendRecord
+from .backend import (
+    ArrayAPIBackend,
+    Backend,
+    BackendInfo,
+    BackendRecord,
+    Capabilities,
+    DrawsKeys,
+    MasksAndScales,
+)
+from .channel import (
+    channel_noise_shape,
+    dropout1d,
+    dropout1d_backward,
+    dropout2d,
+    dropout2d_backward,
+    dropout3d,
+    dropout3d_backward,
+)
+from .dropblock import dropblock2d, dropblock2d_backward
 from .gaussian import (
     gaussian_dropout,
     gaussian_dropout_backward,
@@ -44,14 +62,7 @@ from .layers import (
 from .mc import mc_dropout_forward, mc_dropout_predict
 from .ops import (
     RESOLUTION_BITS,
-    channel_noise_shape,
     dropout,
-    dropout1d,
-    dropout1d_backward,
-    dropout2d,
-    dropout2d_backward,
-    dropout3d,
-    dropout3d_backward,
     dropout_backward,
     dropout_mask,
     keep_probability,
@@ -62,7 +73,8 @@ from .ops import (
 from .packed import PackedMask, pack_mask, unpack_mask
 from .random import Generator, as_generator
 from .registry import get_backend, get_plugin_manager, list_backends
-from .structured import drop_path, drop_path_backward, dropblock2d, dropblock2d_backward
+from .selection import use_backend
+from .structured import drop_path, drop_path_backward
 
 __all__ = [
     "RESOLUTION_BITS",
@@ -71,6 +83,8 @@ __all__ = [
     "Backend",
     "BackendInfo",
     "BackendRecord",
+    "Capabilities",
+    "DrawsKeys",
     "DropBlock2d",
     "DropPath",
     "Dropout",
@@ -81,6 +95,7 @@ __all__ = [
     "GaussianDropout",
     "GaussianNoise",
     "Generator",
+    "MasksAndScales",
     "PackedMask",
     "alpha_dropout",
     "alpha_dropout_backward",
@@ -117,4 +132,5 @@ __all__ = [
     "relu_dropout",
     "relu_dropout_backward",
     "unpack_mask",
+    "use_backend",
 ]

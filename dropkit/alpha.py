@@ -33,9 +33,10 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, overload
 
-from ._arrays import ReturnMask, check_flag, check_noise_shape, check_p, check_return_mask
+from ._core import returned_mask
 from ._family import check_axis, check_source, check_stored, device_of, resolve
-from .ops import dropout, dropout_backward, returned_mask
+from .checks import ReturnMask, check_flag, check_noise_shape, check_p, check_return_mask
+from .ops import dropout, dropout_backward
 from .packed import PackedMask, unpack_mask
 from .random import RNGLike
 

@@ -1,14 +1,18 @@
 """The backend contract: what a plugin returns and what loading it gives.
 
 A backend supplies what the array API standard lacks: the namespace for its
-arrays and devices, and the random words of Philox4x32-10 for a draw. The ops
-do everything else with standard operations on the namespace.
+arrays and devices, and the random words of Philox4x32-10 for a draw (the four
+required members of :class:`Backend`). Two members are optional:
+``draw(rng, like)`` (:class:`DrawsKeys`: a framework's own keys) and
+``mask_scale(...)`` (:class:`MasksAndScales`: one differentiable primitive that
+regenerates a mask and applies it). The core finds them once, when the backend
+loads (:func:`capabilities`), and does everything else itself.
 
 Examples
 --------
 >>> import array_api_strict
 >>> b = ArrayAPIBackend("strict", array_api_strict)
->>> b.random_bits(key=0, counter=0, n=2)
+>>> b.random_bits((0, 0), 2)
 Array([1713891541, 3781805453], dtype=array_api_strict.uint32)
 """
 
@@ -17,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeGuard, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import array_api_compat
 
@@ -28,15 +32,21 @@ __all__ = [
     "Backend",
     "BackendInfo",
     "BackendRecord",
-    "NativeBackend",
-    "has_native_ops",
+    "Capabilities",
+    "DrawsKeys",
+    "MasksAndScales",
+    "capabilities",
+    "default_draw",
     "split_broadcast",
 ]
+
+#: The draw every backend's ``random_bits`` accepts: ``(key, counter)``, two Python ints.
+KeyCounter = tuple[int, int]
 
 
 @runtime_checkable
 class Backend(Protocol):
-    """What a loaded backend provides.
+    """What every loaded backend provides: the four required members.
 
     Attributes
     ----------
@@ -44,6 +54,15 @@ class Backend(Protocol):
         The backend's registered name.
     xp : namespace
         An array-API-conforming namespace for the backend's arrays.
+
+    Notes
+    -----
+    Two optional members, found once when the backend loads
+    (:func:`capabilities`), never looked up on a call: ``draw(rng, like)``
+    (:class:`DrawsKeys`) and ``mask_scale(...)`` (:class:`MasksAndScales`).
+    Everything else (validation, modes, evaluation, ``p = 0`` and ``p = 1``,
+    the scale's overflow, returned or packed masks, which mask a backward
+    uses) is the core's; a backend never re-implements an op.
     """
 
     @property
@@ -60,121 +79,133 @@ class Backend(Protocol):
         """The devices arrays of this backend can live on."""
         ...
 
-    def random_bits(
-        self, key: int, counter: int, n: int, *, offset: int = 0, device: Any = None
-    ) -> Any:
-        """The Philox words of elements ``offset .. offset + n - 1``.
+    def random_bits(self, draw: Any, n: int, *, offset: int = 0, device: Any = None) -> Any:
+        """The Philox words of elements ``offset .. offset + n - 1`` of one draw.
 
-        Must equal :func:`dropkit.philox.random_bits` bit for bit: a uint32
-        array, or (for namespaces without unsigned arithmetic) an int64 array
-        holding the same values.
-
-        A backend may also define, as optional fast paths:
-
-        ``dropout_fused(x, key, counter, threshold, scale, *, relu=False,
-        out=None)``: one pass that returns ``where(word >= threshold [and x >
-        0 if relu], x * scale, 0)`` over ``x``'s elements in C order, written
-        into ``out`` if given (which may be ``x``), or ``None`` to decline (e.g.
-        for a dtype it has no kernel for). It must equal the array-API path for
-        the same bits; the conformance suite checks it.
-
-        ``dropout_masked(x, mask, scale, *, out=None)``: ``where(mask, x *
-        scale, 0)`` with the boolean ``mask`` of a noise shape broadcast to
-        ``x`` (channel dropout), written into ``out`` if given (which may be
-        ``x``), or ``None`` to decline. It must equal the array-API path.
-
-        ``relu_dropout_backward_fused(grad, h, scale)``: a new array
-        ``where(h > 0, grad * scale, 0)`` for ``grad`` and ``h`` of one shape,
-        or ``None`` to decline (e.g. mixed dtypes). It must equal the
-        array-API path.
-
-        ``sgd_update(w, g, v, *, lr, momentum, weight_decay, nesterov)``: the
-        in-place update of :class:`dropkit.experiment.optim.SGD` in one pass; returns
-        False (having done nothing) to decline.
-
-        ``family_bits(rng, x, n)``: the ``n`` words of one draw of ``rng`` for
-        an op of the dropout family (:mod:`dropkit.gaussian`,
-        :mod:`dropkit.alpha`, :mod:`dropkit.structured`) on the array ``x``,
-        for backends whose framework has its own keys (torch's generator, JAX
-        keys) or traces the draw (``torch.compile``, ``jax.jit``). The words
-        must equal :meth:`random_bits`'s for the same ``(key, counter)``.
-        Without it the family draws ``random_bits(*as_generator(rng).draw(), n)``.
-
-        ``dropout_native(x, p, *, noise_shape, rng, training, mode, relu,
-        return_mask, inplace)``, ``dropout_backward_native(grad, p, *,
-        noise_shape, mask, rng, training, mode)`` and
-        ``relu_dropout_backward_native(grad, h, p, *, training, mode)``: the
-        whole op in the framework's own form (e.g. a registered torch custom
-        op with an autograd formula, and keys from the framework's generator).
-        When a backend has them, the core hands its arrays to them after
-        selection and they own the semantics (the conformance suite checks
-        them like the array-API path). Such a backend is remembered per array
-        library (:func:`dropkit.registry.register_native`), so later calls
-        resolve without the plugin registry, which tracing compilers cannot
-        follow. :class:`NativeBackend` types these three.
+        ``draw`` is ``(key, counter)`` (two Python ints; every backend accepts
+        it) or whatever the backend's own :meth:`DrawsKeys.draw` returns. The
+        words must equal :func:`dropkit.philox.random_bits` bit for bit: a
+        uint32 array, or (for namespaces without unsigned arithmetic) an int64
+        array holding the same values.
         """
         ...
 
 
 @runtime_checkable
-class NativeBackend(Backend, Protocol):
-    """A backend that runs the ops in its framework's own form.
+class DrawsKeys(Protocol):
+    """Optional: a backend whose framework has its own keys or generators."""
 
-    The core hands its arrays to these methods after selection (see
-    :class:`Backend`); their arguments are those of :func:`dropkit.dropout`,
-    :func:`dropkit.dropout_backward` and :func:`dropkit.relu_dropout_backward`,
-    passed unchecked, with ``relu`` selecting :func:`dropkit.relu_dropout`.
-    """
+    def draw(self, rng: Any, like: Any) -> Any:
+        """The draw of one ``rng=`` for an op on the array ``like``.
 
-    def dropout_native(
+        Called only when an op draws a mask (never in evaluation, nor for
+        ``p = 0`` or ``p = 1``). Turns a framework's key or generator (a torch
+        generator, a traced JAX key) into a draw that :meth:`Backend.random_bits`
+        and :meth:`MasksAndScales.mask_scale` accept; the words of a draw must
+        be those of the ``(key, counter)`` it stands for. Without it the draw
+        is ``dropkit.as_generator(rng).draw()`` (:func:`default_draw`).
+        """
+        ...
+
+
+@runtime_checkable
+class MasksAndScales(Protocol):
+    """Optional: one differentiable primitive that regenerates a mask and applies it."""
+
+    def mask_scale(
         self,
         x: Any,
-        p: Any,
+        draw: Any,
         *,
-        noise_shape: Any,
-        rng: Any,
-        training: bool,
-        mode: str,
-        relu: bool,
-        return_mask: Any,
-        inplace: bool,
+        noise_shape: tuple[int, ...],
+        threshold: int,
+        scale: float,
+        relu: Any,
+        out: Any,
     ) -> Any:
-        """The forward op (of ``relu(x)`` if ``relu``); the mask too if ``return_mask``."""
-        ...
+        """``where(keep, x * scale, 0)``, or None to decline (the core then uses the reference).
 
-    def dropout_backward_native(
-        self,
-        grad: Any,
-        p: Any,
-        *,
-        noise_shape: Any,
-        mask: Any,
-        rng: Any,
-        training: bool,
-        mode: str,
-    ) -> Any:
-        """The gradient of the forward op, from ``mask`` or by regenerating it from ``rng``."""
-        ...
-
-    def relu_dropout_backward_native(
-        self, grad: Any, h: Any, p: Any, *, training: bool, mode: str
-    ) -> Any:
-        """The gradient of ReLU-dropout from its output ``h``."""
+        ``keep`` is the keep-mask of ``noise_shape`` (broadcast against ``x``)
+        whose units' Philox words of ``draw`` are ``>= threshold``, and'ed with
+        a ReLU gate: ``relu=True`` gates on ``x`` (``not x <= 0``: NaN passes),
+        an array ``relu`` of ``x``'s shape gates on it (ReLU-dropout's backward
+        from its output ``h``), ``relu=False`` does not gate. ``draw`` is None
+        when no bits are needed: ``threshold`` is then 0 (keep every unit) or
+        ``2**32`` (drop every unit). ``scale`` is rounded to ``x``'s dtype; a
+        dropped unit is exactly 0. ``out`` is None (a new array) or ``x``
+        itself (write in place and return ``x``). Must equal the reference
+        (:func:`dropkit.primitive.reference_mask_scale`) bit for bit; the
+        conformance suite checks it. The core calls it for dropout, channel
+        dropout, ReLU-dropout, drop path, alpha dropout and every backward.
+        """
         ...
 
 
-def has_native_ops(backend: Backend) -> TypeGuard[NativeBackend]:
-    """Whether ``backend`` runs the ops in its framework's own form (:class:`NativeBackend`).
+def default_draw(rng: Any, like: Any) -> KeyCounter:
+    """The draw of a backend without :class:`DrawsKeys`: ``as_generator(rng).draw()``.
 
-    A plain attribute check, which tracing compilers follow.
+    Examples
+    --------
+    >>> default_draw(7, None)
+    (7, 0)
+    """
+    from .random import as_generator
+
+    return as_generator(rng).draw()
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """A loaded backend and its capabilities, found once when it loads.
+
+    Attributes
+    ----------
+    backend : Backend
+        The loaded backend object.
+    name : str
+        Its name.
+    xp : namespace
+        Its array namespace.
+    random_bits : callable
+        Its ``random_bits``.
+    draw : callable
+        Its ``draw``, or :func:`default_draw`.
+    mask_scale : callable or None
+        Its ``mask_scale``, if it has one.
+    libraries : tuple of str
+        Top-level module names of the array types it serves (from its record).
+    """
+
+    backend: Backend
+    name: str
+    xp: Any
+    random_bits: Callable[..., Any]
+    draw: Callable[[Any, Any], Any]
+    mask_scale: Callable[..., Any] | None
+    libraries: tuple[str, ...] = ()
+
+
+def capabilities(backend: Backend, libraries: tuple[str, ...] = ()) -> Capabilities:
+    """Find ``backend``'s optional members once, into a :class:`Capabilities` record.
 
     Examples
     --------
     >>> import array_api_strict
-    >>> has_native_ops(ArrayAPIBackend("s", array_api_strict))
-    False
+    >>> caps = capabilities(ArrayAPIBackend("s", array_api_strict))
+    >>> caps.mask_scale is None, caps.draw is default_draw
+    (True, True)
     """
-    return hasattr(backend, "dropout_native")
+    draw = getattr(backend, "draw", None)
+    mask_scale = getattr(backend, "mask_scale", None)
+    return Capabilities(
+        backend=backend,
+        name=backend.name,
+        xp=backend.xp,
+        random_bits=backend.random_bits,
+        draw=draw if callable(draw) else default_draw,
+        mask_scale=mask_scale if callable(mask_scale) else None,
+        libraries=tuple(libraries),
+    )
 
 
 class ArrayAPIBackend:
@@ -205,10 +236,9 @@ class ArrayAPIBackend:
             return list(info().devices())
         return [array_api_compat.device(self.xp.empty(0))]
 
-    def random_bits(
-        self, key: int, counter: int, n: int, *, offset: int = 0, device: Any = None
-    ) -> Any:
-        """The reference Philox words (see :func:`dropkit.philox.random_bits`)."""
+    def random_bits(self, draw: Any, n: int, *, offset: int = 0, device: Any = None) -> Any:
+        """The reference words of ``draw = (key, counter)``: :func:`dropkit.philox.random_bits`."""
+        key, counter = draw
         return philox.random_bits(self.xp, key, counter, n, offset=offset, device=device)
 
     def __repr__(self) -> str:
@@ -268,7 +298,7 @@ def split_broadcast(shape: tuple[int, ...], noise: tuple[int, ...]) -> tuple[int
 
     ``None`` when the mask is not broadcast along one contiguous run of axes
     (then a backend's one-pass broadcast-mask kernel does not apply). Shared
-    by the backends' ``dropout_masked`` kernels (NumPy, CuPy).
+    by the backends' ``mask_scale`` kernels of channel dropout (NumPy, CuPy).
 
     Examples
     --------

@@ -37,7 +37,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._arrays import check_flag, check_mode, check_noise_shape, check_p
 from ._family import (
     MAX_ABS_NORMAL,
     check_source,
@@ -49,6 +48,7 @@ from ._family import (
     normals,
     resolve,
 )
+from .checks import check_flag, check_mode, check_noise_shape, check_p
 from .random import RNGLike
 
 __all__ = [

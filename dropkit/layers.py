@@ -25,14 +25,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._arrays import check_flag, check_mode, check_p
-from ._family import check_stddev
 from .alpha import (
     alpha_dropout,
     alpha_dropout_backward,
     feature_alpha_dropout,
     feature_alpha_dropout_backward,
 )
+from .channel import (
+    dropout1d,
+    dropout1d_backward,
+    dropout2d,
+    dropout2d_backward,
+    dropout3d,
+    dropout3d_backward,
+)
+from .checks import check_flag, check_mode, check_p, check_stddev
 from .gaussian import (
     gaussian_dropout,
     gaussian_dropout_backward,
@@ -40,16 +47,7 @@ from .gaussian import (
     gaussian_noise,
     gaussian_noise_backward,
 )
-from .ops import (
-    dropout,
-    dropout1d,
-    dropout1d_backward,
-    dropout2d,
-    dropout2d_backward,
-    dropout3d,
-    dropout3d_backward,
-    dropout_backward,
-)
+from .ops import dropout, dropout_backward
 from .random import Generator, RNGLike, as_generator
 from .structured import (
     check_block_size,

@@ -144,7 +144,7 @@ def standard_normal(
     xp = backend.xp
     n = math.prod(shape)
     key, counter = rng.draw()
-    bits = backend.random_bits(key, counter, normal_words(n), device=device)
+    bits = backend.random_bits((key, counter), normal_words(n), device=device)
     wide = xp.float64 if hasattr(xp, "float64") else xp.float32
     z = box_muller(xp, bits, n, wide, wide=wide)
     return xp.astype(xp.reshape(z, shape), dtype)

@@ -23,7 +23,7 @@ from typing import Any
 
 import array_api_compat
 
-from ._arrays import namespace_of
+from .checks import namespace_of
 
 __all__ = ["PackedMask", "pack_mask", "unpack_mask"]
 

@@ -4,9 +4,16 @@ Plugins are loaded from the entry-point group ``dropkit``. A plugin that fails
 to import, or whose hook raises, is reported with a warning and listed as
 unavailable with the reason: it never breaks listing or the other backends.
 
-Selection order (:func:`get_backend`): an explicit name, then the
-``DROPKIT_BACKEND`` environment variable, then the library of the arrays passed
-in, then ``numpy``.
+Selection order (:func:`get_backend`, :mod:`dropkit.selection`): an explicit
+name, then :func:`dropkit.use_backend`, then the ``DROPKIT_BACKEND``
+environment variable (read once), then the library of the arrays passed in,
+then ``numpy``.
+
+A name belongs to the distribution ``dropkit-<name>`` (``_`` and ``-`` alike):
+``numpy`` to dropkit-numpy, ``array_api_strict`` to dropkit-array-api-strict.
+A plugin of another distribution registering that name is listed as a
+duplicate and never selected. The backends shipped with dropkit follow this
+rule like any other; there is no table of them.
 
 Examples
 --------
@@ -22,7 +29,6 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib.util
-import os
 import re
 import warnings
 from collections.abc import Mapping
@@ -43,76 +49,33 @@ from ._plugin_guard import (
     short,
     take_records,
 )
-from .backend import (
-    ArrayAPIBackend,
-    Backend,
-    BackendInfo,
-    BackendRecord,
-    NativeBackend,
-    has_native_ops,
+from .backend import Backend, BackendInfo, BackendRecord, Capabilities, capabilities
+from .selection import (
+    BY_LIBRARY,
+    BY_NAME,
+    BY_TYPE,
+    DEFAULT_BACKEND,
+    ENV_VAR,
+    environment_backend,
+    select,
+    select_by_name,
 )
 
 __all__ = [
+    "DEFAULT_BACKEND",
     "ENV_VAR",
     "Registry",
     "get_backend",
     "get_plugin_manager",
     "get_registry",
     "list_backends",
-    "native_backend",
-    "register_native",
+    "load_capabilities",
 ]
 
-ENV_VAR = "DROPKIT_BACKEND"
-DEFAULT_BACKEND = "numpy"
 
-#: The built-in backends' names and the distributions that own them: a plugin
-#: from another distribution cannot take these names (the duplicate is reported).
-BUILTIN = {
-    "numpy": "dropkit-numpy",
-    "array_api_strict": "dropkit-array-api-strict",
-    "cupy": "dropkit-cupy",
-    "torch": "dropkit-torch",
-    "dask": "dropkit-dask",
-    "jax": "dropkit-jax",
-}
-
-#: Array library (top-level module name) -> loaded backend with the ops in that
-#: framework's own form (``dropout_native``, e.g. a registered torch custom op).
-_NATIVE: dict[str, NativeBackend] = {}
-
-
-def register_native(library: str, backend: NativeBackend) -> None:
-    """Route the ops on arrays of ``library`` to ``backend``'s ``dropout_native`` & co.
-
-    Called when such a backend loads; a framework integration may call it at
-    import (``import dropkit_torch`` does) so that the ops resolve without the
-    plugin registry, e.g. while ``torch.compile`` traces them.
-    """
-    _NATIVE[library] = backend
-
-
-def native_backend(x: Any, name: str | None = None) -> NativeBackend | None:
-    """The registered native backend for ``x``'s library, if selection allows it.
-
-    Plain lookups only (no entry points, no imports), so that a tracing
-    compiler can follow it. Returns None when no native backend is registered
-    for the library, or when ``name`` or ``$DROPKIT_BACKEND`` selects another
-    backend.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> native_backend(np.ones(2)) is None
-    True
-    """
-    if not _NATIVE:
-        return None
-    backend = _NATIVE.get(type(x).__module__.partition(".")[0])
-    if backend is None:
-        return None
-    chosen = name or os.environ.get(ENV_VAR, "").strip() or backend.name
-    return backend if chosen == backend.name else None
+def _owner(name: str) -> str:
+    """The distribution that owns the backend name ``name``: ``dropkit-<name>``, normalised."""
+    return _normal(f"dropkit-{name}")
 
 
 @dataclass
@@ -179,10 +142,6 @@ class Registry:
             self._failed[name] = f"{exc} [{entry.label}]"
             raise RuntimeError(f"backend {name!r} is unavailable: {self._failed[name]}") from exc
         self._loaded[name] = backend
-        if has_native_ops(backend):
-            for library in record.namespaces:
-                if self._claimant(library) == name:
-                    _NATIVE.setdefault(library, backend)
         return backend
 
     def _unknown(self, name: str, source: str) -> str:
@@ -237,7 +196,7 @@ class Registry:
         """The backend for arrays of ``library``: the only claimant, or the built-in one."""
         names = self._claimants(library)
         if len(names) > 1:
-            builtin = [n for n in names if _is_builtin(self.entries[n].distribution)]
+            builtin = [n for n in names if _owns(n, self.entries[n].distribution)]
             if len(builtin) == 1:
                 return builtin[0]
             who = ", ".join(f"{n!r} ({self.entries[n].distribution})" for n in names)
@@ -280,8 +239,9 @@ def _normal(dist: str) -> str:
     return re.sub(r"[-_.]+", "-", dist).lower()
 
 
-def _is_builtin(dist: str) -> bool:
-    return _normal(dist) in BUILTIN.values()
+def _owns(name: str, dist: str) -> bool:
+    """Whether ``dist`` owns the backend name ``name`` (it is ``dropkit-<name>``: built in)."""
+    return _normal(dist) == _owner(name)
 
 
 def _dist_of(ep: Any) -> tuple[str, str]:
@@ -380,7 +340,7 @@ def _register_entry_point(
 def _resolve(registry: Registry, candidates: dict[str, list[_Entry]], broken: list[_Entry]) -> None:
     """Give each name to one entry; report duplicates, never prefer one by sort order."""
     for name, entries in sorted(candidates.items()):
-        owner = BUILTIN.get(name)
+        owner = _owner(name)
         keep = [e for e in entries if _normal(e.distribution) == owner]
         if len(entries) == 1:
             registry.entries[name] = entries[0]
@@ -420,7 +380,7 @@ def _resolve(registry: Registry, candidates: dict[str, list[_Entry]], broken: li
         }
     ):
         names = registry._claimants(library)
-        builtin = [n for n in names if _is_builtin(registry.entries[n].distribution)]
+        builtin = [n for n in names if _owns(n, registry.entries[n].distribution)]
         if len(names) > 1 and len(builtin) == 1:
             for other in names:
                 if other != builtin[0]:
@@ -431,19 +391,8 @@ def _resolve(registry: Registry, candidates: dict[str, list[_Entry]], broken: li
                     )
 
 
-@functools.cache
-def get_registry() -> Registry:
-    """The process-wide registry, built on first use from entry points.
-
-    Every plugin is isolated: one that fails to import, whose hook raises or
-    returns junk, or that calls ``sys.exit`` is listed as unavailable with the
-    reason and its distribution, and never breaks the others.
-
-    Examples
-    --------
-    >>> get_registry() is get_registry()
-    True
-    """
+def _build_registry() -> Registry:
+    """Build the registry from the entry points (see :func:`get_registry`)."""
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
     registry = Registry(manager)
@@ -454,6 +403,38 @@ def get_registry() -> Registry:
         _register_entry_point(registry, ep, candidates, broken)
     _resolve(registry, candidates, broken)
     return registry
+
+
+class _RegistryCache:
+    """:func:`get_registry`: built once; ``cache_clear()`` forgets it and what selection knew."""
+
+    def __init__(self) -> None:
+        self._registry: Registry | None = None
+
+    def __call__(self) -> Registry:
+        """The process-wide registry, built on first use from entry points.
+
+        Every plugin is isolated: one that fails to import, whose hook raises or
+        returns junk, or that calls ``sys.exit`` is listed as unavailable with the
+        reason and its distribution, and never breaks the others.
+
+        Examples
+        --------
+        >>> get_registry() is get_registry()
+        True
+        """
+        if self._registry is None:
+            self._registry = _build_registry()
+        return self._registry
+
+    def cache_clear(self) -> None:
+        """Forget the registry and every backend selection remembered from it."""
+        self._registry = None
+        for memo in (BY_LIBRARY, BY_NAME, BY_TYPE):
+            memo.clear()
+
+
+get_registry = _RegistryCache()
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -487,14 +468,43 @@ def list_backends(*, load: bool = True) -> list[BackendInfo]:
     return get_registry().info(load=load)
 
 
+def load_capabilities(name: str, *, source: str = "") -> Capabilities:
+    """Load the backend ``name`` (once) and find its capabilities (once).
+
+    Remembers it for selection (:data:`dropkit.selection.BY_NAME`) and, for
+    each array library its record names and that it serves (it is that
+    library's only claimant, or the built-in one), in
+    :data:`dropkit.selection.BY_LIBRARY`.
+    """
+    registry = get_registry()
+    hit = BY_NAME.get(name)
+    if hit is not None:
+        return hit
+    environment_backend()  # read once, here, eagerly (not in a compiler's trace)
+    backend = registry.load(name, source=source)
+    entry = registry.entries[name]
+    libraries = entry.record.namespaces if entry.record is not None else ()
+    caps = capabilities(backend, libraries)
+    BY_NAME[name] = caps
+    for library in libraries:
+        try:
+            claimant = registry._claimant(library)
+        except RuntimeError:  # claimed by several third-party backends: no default
+            continue
+        if claimant == name:
+            BY_LIBRARY.setdefault(library, caps)
+    return caps
+
+
 def get_backend(name: str | None = None, *arrays: Any) -> Backend:
     """Select and load a backend.
 
     Parameters
     ----------
     name : str, optional
-        An explicit backend name. If omitted: ``$DROPKIT_BACKEND``, then the
-        backend registered for the library of ``arrays``, then ``numpy``.
+        An explicit backend name. If omitted: the :func:`dropkit.use_backend`
+        context, ``$DROPKIT_BACKEND`` (read once), then the backend registered
+        for the library of ``arrays``, then ``numpy``.
     *arrays
         Arrays the backend is for (embedded use).
 
@@ -523,28 +533,20 @@ def get_backend(name: str | None = None, *arrays: Any) -> Backend:
     ...
     ValueError: unknown backend 'no-such'; installed backends: ...
     """
-    registry = get_registry()
-    source = ""
-    if name is not None:
-        if not isinstance(name, str):
-            raise TypeError(
-                f"backend name must be a string, got {short(name)} ({type(name).__name__})"
-            )
-        if not name.strip():
-            raise ValueError(
-                "backend name is empty: pass an installed backend's name "
-                f"({', '.join(sorted(registry.entries))}) or None for the default"
-            )
-    else:
-        name = os.environ.get(ENV_VAR, "").strip() or None  # unset or empty: not chosen
-        source = f" (from ${ENV_VAR})"
-    if name is None and arrays:
-        name = registry.name_for_array(arrays[0])
-        if name is None:
-            # An array library no plugin registered: the array-API reference
-            # path works on any conforming namespace.
-            from ._arrays import namespace_of
+    check_name(name)
+    if arrays:
+        return select(arrays[0], "x", name).backend
+    return select_by_name(name).backend
 
-            xp = namespace_of(arrays[0], "x")
-            return ArrayAPIBackend(f"array-api:{xp.__name__}", xp)
-    return registry.load(name or DEFAULT_BACKEND, source=source if name else "")
+
+def check_name(name: Any) -> None:
+    """Raise unless ``name`` is None or a non-empty string (a backend name)."""
+    if name is None:
+        return
+    if not isinstance(name, str):
+        raise TypeError(f"backend name must be a string, got {short(name)} ({type(name).__name__})")
+    if not name.strip():
+        raise ValueError(
+            "backend name is empty: pass an installed backend's name "
+            f"({', '.join(sorted(get_registry().entries))}) or None for the default"
+        )

@@ -1,10 +1,9 @@
 """Collect the CuPy backend's modules (their doctests) only where they can import.
 
-``backend.py``, ``kernels.py`` and ``torch_cuda.py`` need CuPy and a CUDA
-device (``torch_cuda.py`` torch too); ``host.py`` needs a C compiler.
+``backend.py`` and ``kernels.py`` need CuPy and a CUDA device; ``host.py``
+needs a C compiler.
 """
 
-import importlib.util
 import shutil
 
 import dropkit
@@ -14,7 +13,5 @@ _gpu = _info is not None and _info.available
 collect_ignore = []
 if not _gpu:
     collect_ignore += ["dropkit_cupy/backend.py", "dropkit_cupy/kernels.py"]
-if not _gpu or importlib.util.find_spec("torch") is None:
-    collect_ignore.append("dropkit_cupy/torch_cuda.py")
 if shutil.which("cc") is None and shutil.which("gcc") is None:
     collect_ignore.append("dropkit_cupy/host.py")

@@ -7,8 +7,20 @@ and the torch tests in ``tests/`` skip with the reason.
 
 import importlib.util
 
-_TORCH_MODULES = ["_op.py", "backend.py", "functional.py", "keys.py", "nn.py"]
+_TORCH_MODULES = [
+    "_op.py",
+    "backend.py",
+    "functional.py",
+    "keys.py",
+    "layer.py",
+    "nn.py",
+    "nn_family.py",
+]
 
 collect_ignore = (
     [] if importlib.util.find_spec("torch") else [f"dropkit_torch/{m}" for m in _TORCH_MODULES]
 )
+# The CUDA path imports CuPy (its launcher, for now) and needs a GPU: collected only
+# where CuPy is installed.
+if importlib.util.find_spec("cupy") is None or importlib.util.find_spec("torch") is None:
+    collect_ignore.append("dropkit_torch/cuda.py")

@@ -6,8 +6,8 @@ Run it against any installed backend::
 
 Without ``--dropkit-backend`` it runs on every installed backend, skipping
 unavailable ones with the reason. The pytest plugin (``dropkit.testing.plugin``,
-registered through the ``pytest11`` entry point) adds the option and the
-``backend`` fixture; :mod:`dropkit.testing.strategies` and
+registered through the ``pytest11`` entry point, inert in other projects) adds
+the option and the ``dropkit_backend`` fixtures; :mod:`dropkit.testing.strategies` and
 :mod:`dropkit.testing.stats` are reusable in an embedding library's own tests.
 
 The properties draw the same examples on every machine (derandomized, no

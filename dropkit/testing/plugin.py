@@ -1,11 +1,24 @@
-"""pytest plugin of the conformance suite: ``--dropkit-backend`` and the ``backend`` fixture.
+"""pytest plugin of the conformance suite: ``--dropkit-backend`` and the ``dropkit_*`` fixtures.
 
-Registered through the ``pytest11`` entry point, so it is active wherever
-dropkit is installed; it imports dropkit only when a test asks for a backend,
-and Hypothesis only when ``--hypothesis-profile`` names one of dropkit's
-profiles (:mod:`dropkit.testing.profiles`), so other projects' runs are
-unchanged. A backend that cannot load here skips its tests with one reason per
-backend, reported once (``SKIPPED [n] ... backend 'x' unavailable here: ...``).
+Registered through the ``pytest11`` entry point, so it is loaded wherever
+dropkit is installed, and it is inert there: its fixtures carry the
+``dropkit_`` prefix (no clash with a project's own ``backend`` fixture),
+nothing is autouse, it never writes ``os.environ``, it imports dropkit only
+when a test asks for a backend, and Hypothesis's profiles only when
+``--hypothesis-profile`` names one of dropkit's (:mod:`dropkit.testing.profiles`).
+
+Fixtures:
+
+- ``dropkit_backend_name``: the name of the backend under test, parametrized
+  over ``--dropkit-backend NAME`` (repeatable), or every installed backend;
+- ``dropkit_backend``: that backend, loaded (session scope); a backend found
+  by discovery that cannot load here skips its tests with one reason per
+  backend, reported once (``SKIPPED [n] ... backend 'x' unavailable here: ...``);
+- ``dropkit_use_backend``: for a test that uses ``dropkit_backend``, the ops
+  called during the test go to it (through :func:`dropkit.use_backend`), even
+  where another backend serves the same arrays. Request it with
+  ``pytestmark = pytest.mark.usefixtures("dropkit_use_backend")`` (not in the
+  test's signature, so Hypothesis sees no function-scoped fixture).
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ from typing import Any, NoReturn
 import pytest
 
 OPTION = "--dropkit-backend"
+NAME_FIXTURE = "dropkit_backend_name"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -43,41 +57,33 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize ``backend_name`` over the selected backends."""
-    if "backend_name" not in metafunc.fixturenames:
+    """Parametrize ``dropkit_backend_name`` over the selected backends."""
+    if NAME_FIXTURE not in metafunc.fixturenames:
         return
     names = metafunc.config.getoption(OPTION)
     if not names:
         from dropkit import list_backends
 
         names = [info.name for info in list_backends()]
-    metafunc.parametrize("backend_name", names, scope="session")
+    metafunc.parametrize(NAME_FIXTURE, names, scope="session")
 
 
-@pytest.fixture(autouse=True)
-def _select_backend_under_test(request: pytest.FixtureRequest) -> Any:
-    """Route the ops to the backend under test, even if another serves the same arrays.
+@pytest.fixture
+def dropkit_use_backend(request: pytest.FixtureRequest) -> Any:
+    """Route the ops to the backend under test for the test's duration (see the module docs).
 
-    (Two backends may serve NumPy arrays; selection by the arrays' library would
-    always pick the same one.) Only for tests that use the ``backend`` fixture.
+    Does nothing for a test that does not use ``dropkit_backend``.
     """
-    if "backend" not in request.fixturenames:
-        yield
+    if "dropkit_backend" not in request.fixturenames:
+        yield None
         return
-    import os
+    from dropkit import use_backend
 
-    from dropkit.registry import ENV_VAR
-
-    name = request.getfixturevalue("backend").name
-    old = os.environ.get(ENV_VAR)
-    os.environ[ENV_VAR] = name
+    name = request.getfixturevalue("dropkit_backend").name
     try:
-        yield
+        with use_backend(name) as caps:
+            yield caps
     finally:
-        if old is None:
-            os.environ.pop(ENV_VAR, None)
-        else:
-            os.environ[ENV_VAR] = old
         _release_compiled(name)
 
 
@@ -137,7 +143,7 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
 
 
 @pytest.fixture(scope="session")
-def backend(request: pytest.FixtureRequest, backend_name: str) -> Any:
+def dropkit_backend(request: pytest.FixtureRequest, dropkit_backend_name: str) -> Any:
     """The loaded backend under test.
 
     A backend named with ``--dropkit-backend`` must load (an error otherwise);
@@ -147,7 +153,7 @@ def backend(request: pytest.FixtureRequest, backend_name: str) -> Any:
 
     explicit = request.config.getoption(OPTION)
     if not explicit:
-        info = {b.name: b for b in list_backends()}[backend_name]
+        info = {b.name: b for b in list_backends()}[dropkit_backend_name]
         if not info.available:
-            skip_unavailable(backend_name, info.reason or "no reason given")
-    return get_backend(backend_name)
+            skip_unavailable(dropkit_backend_name, info.reason or "no reason given")
+    return get_backend(dropkit_backend_name)

@@ -21,16 +21,19 @@ from dropkit.testing.strategies import (
 )
 from dropkit.testing.subnormals import as_backend_computes, flushes_subnormals, scaled
 
+# ops on plain arrays go to the backend under test (dropkit.testing's plugin)
+pytestmark = pytest.mark.usefixtures("dropkit_use_backend")
+
 SETTINGS = suite_settings(max_examples=30)
 modes = st.sampled_from(["inverted", "vanilla"])
 
 
 @SETTINGS
 @given(data=st.data(), p=st.floats(0.0, 0.99), key=keys(), mode=modes)
-def test_gradient_is_zero_on_dropped_and_scaled_on_kept(backend, data, p, key, mode):
-    a = data.draw(arrays(widest_float(backend.xp), shapes(min_dims=1)))
-    g = data.draw(arrays(widest_float(backend.xp), st.just(a.shape), finite=False))
-    x, grad = to_namespace(backend.xp, a), to_namespace(backend.xp, g)
+def test_gradient_is_zero_on_dropped_and_scaled_on_kept(dropkit_backend, data, p, key, mode):
+    a = data.draw(arrays(widest_float(dropkit_backend.xp), shapes(min_dims=1)))
+    g = data.draw(arrays(widest_float(dropkit_backend.xp), st.just(a.shape), finite=False))
+    x, grad = to_namespace(dropkit_backend.xp, a), to_namespace(dropkit_backend.xp, g)
     _, mask = dropkit.dropout(x, p, rng=key, mode=mode, return_mask=True)
     from_mask = to_numpy(dropkit.dropout_backward(grad, p, mask=mask, mode=mode))
     regenerated = to_numpy(dropkit.dropout_backward(grad, p, rng=key, mode=mode))
@@ -38,16 +41,16 @@ def test_gradient_is_zero_on_dropped_and_scaled_on_kept(backend, data, p, key, m
     scale = 1 / (1 - p) if mode == "inverted" else 1.0
     np.testing.assert_array_equal(from_mask, regenerated)
     assert np.all(from_mask[~m] == 0)
-    np.testing.assert_array_equal(from_mask[m], scaled(backend.xp, g[m], scale))
+    np.testing.assert_array_equal(from_mask[m], scaled(dropkit_backend.xp, g[m], scale))
 
 
 @SETTINGS
 @given(spatial=st.sampled_from([1, 2, 3]), p=st.floats(0.05, 0.95), key=keys())
-def test_channel_gradient_uses_the_channel_mask(backend, spatial, p, key):
+def test_channel_gradient_uses_the_channel_mask(dropkit_backend, spatial, p, key):
     fwd = getattr(dropkit, f"dropout{spatial}d")
     bwd = getattr(dropkit, f"dropout{spatial}d_backward")
     shape = (3, 4) + (2,) * spatial
-    x = backend.xp.ones(shape, dtype=backend.xp.float32)
+    x = dropkit_backend.xp.ones(shape, dtype=dropkit_backend.xp.float32)
     y = to_numpy(fwd(x, p, rng=key))
     dx = to_numpy(bwd(x, p, rng=key))
     np.testing.assert_array_equal(dx, y)  # grad of ones == forward of ones
@@ -56,14 +59,14 @@ def test_channel_gradient_uses_the_channel_mask(backend, spatial, p, key):
     np.testing.assert_array_equal(to_numpy(layer.backward(x)), y)
 
 
-def test_p_one_gives_finite_zero_gradients(backend):
-    g = to_namespace(backend.xp, np.array([1.0, np.inf, -3.0]))
+def test_p_one_gives_finite_zero_gradients(dropkit_backend):
+    g = to_namespace(dropkit_backend.xp, np.array([1.0, np.inf, -3.0]))
     dx = to_numpy(dropkit.dropout_backward(g, 1.0, rng=0))
     assert np.all(dx == 0) and np.all(np.isfinite(dx))
 
 
-def test_evaluation_gradient(backend):
-    g = to_namespace(backend.xp, np.array([1.0, -2.0]))
+def test_evaluation_gradient(dropkit_backend):
+    g = to_namespace(dropkit_backend.xp, np.array([1.0, -2.0]))
     assert dropkit.dropout_backward(g, 0.25, training=False) is g
     np.testing.assert_allclose(
         to_numpy(dropkit.dropout_backward(g, 0.25, training=False, mode="vanilla")),
@@ -71,9 +74,11 @@ def test_evaluation_gradient(backend):
     )
 
 
-def test_layer_backward_replays_its_own_draws(backend):
+def test_layer_backward_replays_its_own_draws(dropkit_backend):
     layer = dropkit.Dropout(0.5, rng=3)
-    x = backend.xp.ones((200,), dtype=getattr(backend.xp, widest_float(backend.xp)))
+    x = dropkit_backend.xp.ones(
+        (200,), dtype=getattr(dropkit_backend.xp, widest_float(dropkit_backend.xp))
+    )
     y1 = to_numpy(layer(x))
     np.testing.assert_array_equal(to_numpy(layer.backward(x)), y1)
     y2 = to_numpy(layer(x))
@@ -82,11 +87,13 @@ def test_layer_backward_replays_its_own_draws(backend):
 
 
 @pytest.mark.parametrize("mode", ["inverted", "vanilla"])
-def test_finite_differences_through_a_small_network(backend, mode):
-    if "float64" not in float_dtypes(backend.xp):
-        pytest.skip(f"backend {backend.name!r} has no float64 here (needed for differences)")
+def test_finite_differences_through_a_small_network(dropkit_backend, mode):
+    if "float64" not in float_dtypes(dropkit_backend.xp):
+        pytest.skip(
+            f"backend {dropkit_backend.name!r} has no float64 here (needed for differences)"
+        )
     # loss = sum(c * (dropout(relu(x @ W1)) @ W2)), masks fixed by the seed.
-    xp = backend.xp
+    xp = dropkit_backend.xp
     rs = np.random.default_rng(0)
     x_np, w1_np = rs.normal(size=(5, 3)), rs.normal(size=(3, 4))
     w2_np, c_np = rs.normal(size=(4, 2)), rs.normal(size=(5, 2))
@@ -116,9 +123,9 @@ def test_finite_differences_through_a_small_network(backend, mode):
 
 @SETTINGS
 @given(data=st.data(), p=st.floats(0.0, 0.99), key=keys(), mode=modes)
-def test_packed_mask_gives_the_same_gradient(backend, data, p, key, mode):
+def test_packed_mask_gives_the_same_gradient(dropkit_backend, data, p, key, mode):
     a = data.draw(arrays("float32", shapes(min_dims=1)))
-    x = to_namespace(backend.xp, a)
+    x = to_namespace(dropkit_backend.xp, a)
     _, mask = dropkit.dropout(x, p, rng=key, mode=mode, return_mask=True)
     _, packed = dropkit.dropout(x, p, rng=key, mode=mode, return_mask="packed")
     assert packed.nbytes == -(-a.size // 8)  # ceil(n / 8): 8x smaller than bool
@@ -131,8 +138,8 @@ def test_packed_mask_gives_the_same_gradient(backend, data, p, key, mode):
 
 @SETTINGS
 @given(data=st.data(), p=st.floats(0.0, 1.0), key=keys(), mode=modes, training=st.booleans())
-def test_relu_dropout_equals_dropout_of_relu(backend, data, p, key, mode, training):
-    xp = backend.xp
+def test_relu_dropout_equals_dropout_of_relu(dropkit_backend, data, p, key, mode, training):
+    xp = dropkit_backend.xp
     a = data.draw(arrays("float32", shapes(min_dims=1), finite=False))
     g = data.draw(arrays("float32", st.just(a.shape)))
     x, grad = to_namespace(xp, a), to_namespace(xp, g)
@@ -162,12 +169,12 @@ def test_relu_dropout_equals_dropout_of_relu(backend, data, p, key, mode, traini
 
 
 @pytest.mark.parametrize("training", [False, True])
-def test_relu_dropout_backward_on_subnormal_input(backend, training):
+def test_relu_dropout_backward_on_subnormal_input(dropkit_backend, training):
     """A positive subnormal input: gradient flows iff the backend's ReLU passes it.
 
     (Found by hypothesis on JAX, whose XLA CPU code treats subnormals as zero.)
     """
-    xp = backend.xp
+    xp = dropkit_backend.xp
     tiny = np.finfo(np.float32).smallest_subnormal
     a = np.array([tiny, 1.0, -1.0], dtype=np.float32)
     x = to_namespace(xp, a)
@@ -181,14 +188,16 @@ def test_relu_dropout_backward_on_subnormal_input(backend, training):
 @pytest.mark.parametrize("p", [0.0, 0.5])
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("mode", ["inverted", "vanilla"])
-def test_relu_backward_passes_a_subnormal_gradient_as_dropout_backward(backend, mode, training, p):
+def test_relu_backward_passes_a_subnormal_gradient_as_dropout_backward(
+    dropkit_backend, mode, training, p
+):
     """A subnormal gradient: the ReLU backward and the plain backward agree, bit for bit.
 
     Both multiply only where the factor is not 1, with the backend's flushing
     (:mod:`dropkit.testing.subnormals`). (Issue 18: JAX's ReLU backward
     multiplied by 1 and flushed 3.95e-42 to 0 where the plain backward kept it.)
     """
-    xp = backend.xp
+    xp = dropkit_backend.xp
     tiny = np.float32(3.95e-42)  # subnormal in float32
     a = np.ones(64, dtype=np.float32)
     x, grad = to_namespace(xp, a), to_namespace(xp, np.full(64, tiny, dtype=np.float32))
@@ -212,9 +221,9 @@ def test_relu_backward_passes_a_subnormal_gradient_as_dropout_backward(backend, 
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_relu_dropout_keeps_nan_as_torch_relu(backend, training):
+def test_relu_dropout_keeps_nan_as_torch_relu(dropkit_backend, training):
     """ReLU keeps NaN (``torch.relu`` does): a kept NaN stays NaN and passes gradient."""
-    xp = backend.xp
+    xp = dropkit_backend.xp
     a = np.array([np.nan, 1.0, -1.0, np.nan, np.inf, -np.inf, 0.0, -0.0] * 4, dtype=np.float32)
     x = to_namespace(xp, a)
     h = dropkit.relu_dropout(x, 0.5, rng=5, training=training)

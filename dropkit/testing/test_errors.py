@@ -11,10 +11,13 @@ import pytest
 import dropkit
 from dropkit.testing.strategies import float_dtypes, to_numpy
 
+# ops on plain arrays go to the backend under test (dropkit.testing's plugin)
+pytestmark = pytest.mark.usefixtures("dropkit_use_backend")
+
 
 @pytest.fixture
-def x(backend):
-    return backend.xp.ones((2, 3, 4, 4), dtype=backend.xp.float32)
+def x(dropkit_backend):
+    return dropkit_backend.xp.ones((2, 3, 4, 4), dtype=dropkit_backend.xp.float32)
 
 
 @pytest.mark.parametrize("p", [-0.1, 1.5, math.nan, math.inf])
@@ -34,10 +37,10 @@ def test_p_not_a_real_number(x, p):
 
 
 @pytest.mark.parametrize("dtype", ["int32", "int64", "uint8", "bool", "complex64"])
-def test_non_floating_input(backend, dtype):
-    xp = backend.xp
+def test_non_floating_input(dropkit_backend, dtype):
+    xp = dropkit_backend.xp
     if not hasattr(xp, dtype):
-        pytest.skip(f"{backend.name} has no {dtype}")
+        pytest.skip(f"{dropkit_backend.name} has no {dtype}")
     a = xp.zeros((3,), dtype=getattr(xp, dtype))
     made = str(a.dtype).rsplit(".", 1)[-1]  # JAX without x64 makes int32 of int64
     with pytest.raises(TypeError, match=rf"x must have a real floating dtype.*{made}"):
@@ -52,8 +55,8 @@ def test_not_an_array():
 
 
 @pytest.mark.parametrize(("fn", "ndim"), [("dropout1d", 3), ("dropout2d", 4), ("dropout3d", 5)])
-def test_channel_dropout_rank_is_never_guessed(backend, fn, ndim):
-    xp = backend.xp
+def test_channel_dropout_rank_is_never_guessed(dropkit_backend, fn, ndim):
+    xp = dropkit_backend.xp
     for rank in (ndim - 1, ndim + 1):
         a = xp.ones((2,) * rank, dtype=xp.float32)
         with pytest.raises(ValueError, match=rf"expects a {ndim}-d input.*rank {rank}"):
@@ -91,9 +94,9 @@ def test_backward_needs_exactly_one_mask_source(x):
         dropkit.dropout_backward(x, 0.5, mask=mask, rng=0)
 
 
-def test_mask_from_another_array_library(backend, x):
+def test_mask_from_another_array_library(dropkit_backend, x):
     _, mask = dropkit.dropout(x, 0.5, rng=0, return_mask=True)
-    if array_api_compat.is_numpy_namespace(backend.xp):
+    if array_api_compat.is_numpy_namespace(dropkit_backend.xp):
         strict = pytest.importorskip("array_api_strict")
         other = strict.asarray(to_numpy(mask))
     else:
@@ -102,12 +105,12 @@ def test_mask_from_another_array_library(backend, x):
         dropkit.dropout_backward(x, 0.5, mask=other)
 
 
-def test_mask_on_another_device(backend, x):
-    devices = backend.devices()
+def test_mask_on_another_device(dropkit_backend, x):
+    devices = dropkit_backend.devices()
     if len(devices) < 2:
-        pytest.skip(f"backend {backend.name!r} has a single device")
+        pytest.skip(f"backend {dropkit_backend.name!r} has a single device")
     _, mask = dropkit.dropout(x, 0.5, rng=0, return_mask=True)
-    xp = backend.xp
+    xp = dropkit_backend.xp
     moved = xp.asarray(to_numpy(mask), device=devices[1])
     if array_api_compat.device(moved) == array_api_compat.device(x):
         pytest.skip("could not place an array on a second device")
@@ -120,24 +123,24 @@ def test_mask_of_wrong_dtype(x):
         dropkit.dropout_backward(x, 0.5, mask=x)
 
 
-def test_unknown_backend_lists_installed(x, backend):
+def test_unknown_backend_lists_installed(x, dropkit_backend):
     with pytest.raises(
-        ValueError, match=rf"unknown backend 'nope'; installed backends: .*{backend.name}"
+        ValueError, match=rf"unknown backend 'nope'; installed backends: .*{dropkit_backend.name}"
     ):
         dropkit.dropout(x, 0.5, rng=0, backend="nope")
 
 
-def test_relu_dropout_backward_needs_h_of_the_gradient_shape(x, backend):
-    h = backend.xp.ones((2, 3, 4, 1), dtype=backend.xp.float32)
+def test_relu_dropout_backward_needs_h_of_the_gradient_shape(x, dropkit_backend):
+    h = dropkit_backend.xp.ones((2, 3, 4, 1), dtype=dropkit_backend.xp.float32)
     with pytest.raises(ValueError, match=r"same shape.*\(2, 3, 4, 4\).*\(2, 3, 4, 1\)"):
         dropkit.relu_dropout_backward(x, h, 0.5)
 
 
-def test_scale_not_finite_in_the_dtype(backend):
+def test_scale_not_finite_in_the_dtype(dropkit_backend):
     """Inverted training refuses a scale 1/(1 - p) that overflows the dtype (float16)."""
-    xp = backend.xp
+    xp = dropkit_backend.xp
     if "float16" not in float_dtypes(xp):
-        pytest.skip(f"backend {backend.name!r} has no float16")
+        pytest.skip(f"backend {dropkit_backend.name!r} has no float16")
     x = xp.ones((2, 3, 4, 4), dtype=xp.float16)
     for call in (
         lambda: dropkit.dropout(x, 0.99999, rng=0),
@@ -166,6 +169,6 @@ def test_flags_must_be_bools(x, value):
 
 
 @pytest.mark.parametrize(("shape", "error"), [((-1,), ValueError), ((2.7,), TypeError)])
-def test_mask_shape_must_be_non_negative_integers(backend, shape, error):
+def test_mask_shape_must_be_non_negative_integers(dropkit_backend, shape, error):
     with pytest.raises(error, match=r"shape must be a tuple of non-negative integers"):
-        dropkit.dropout_mask(shape, 0.5, rng=0, backend=backend.name)
+        dropkit.dropout_mask(shape, 0.5, rng=0, backend=dropkit_backend.name)

@@ -27,10 +27,12 @@ from dropkit.alpha import SELU_SATURATION, alpha_coefficients
 from dropkit.gaussian import gaussian_dropout_stddev
 from dropkit.normals import FLOAT32_ABS_ERROR, FLOAT64_ULPS, box_muller, normal_words
 from dropkit.philox import random_bits
-from dropkit.structured import dropblock_drop_rate
 from dropkit.testing.profiles import suite_settings
 from dropkit.testing.stats import FALSE_FAILURE_RATE, binomial_interval
 from dropkit.testing.strategies import float_dtypes, keys, to_namespace, to_numpy, widest_float
+
+# ops on plain arrays go to the backend under test (dropkit.testing's plugin)
+pytestmark = pytest.mark.usefixtures("dropkit_use_backend")
 
 SETTINGS = suite_settings(max_examples=4)
 ALPHA = FALSE_FAILURE_RATE
@@ -84,8 +86,8 @@ def _normal_input(xp, n: int, seed: int, dtype: str):
 
 @SETTINGS
 @given(p=interior_p, key=keys())
-def test_gaussian_dropout_noise_has_mean_one_and_variance_p_over_1_minus_p(backend, p, key):
-    xp = backend.xp
+def test_gaussian_dropout_noise_has_mean_one_and_variance_p_over_1_minus_p(dropkit_backend, p, key):
+    xp = dropkit_backend.xp
     dtype = widest_float(xp)
     n = 40_000
     x = xp.ones((n,), dtype=getattr(xp, dtype))
@@ -106,8 +108,8 @@ def test_gaussian_dropout_noise_has_mean_one_and_variance_p_over_1_minus_p(backe
 
 @SETTINGS
 @given(stddev=st.sampled_from([0.01, 0.5, 3.0]), key=keys())
-def test_gaussian_noise_has_mean_zero_and_variance_stddev_squared(backend, stddev, key):
-    xp = backend.xp
+def test_gaussian_noise_has_mean_zero_and_variance_stddev_squared(dropkit_backend, stddev, key):
+    xp = dropkit_backend.xp
     dtype = widest_float(xp)
     n = 40_000
     x = xp.zeros((n,), dtype=getattr(xp, dtype))
@@ -128,13 +130,13 @@ def test_gaussian_noise_has_mean_zero_and_variance_stddev_squared(backend, stdde
 
 @SETTINGS
 @given(key=keys(), counter=st.integers(0, 2**40), n=st.sampled_from([1, 2, 2999, 3000]))
-def test_normals_match_the_reference_box_muller(backend, key, counter, n):
+def test_normals_match_the_reference_box_muller(dropkit_backend, key, counter, n):
     # The uniform words are bit-identical on every backend (test_random_bits); the normals
     # (gaussian_noise with stddev 1 on zeros returns them) are within the documented
     # tolerance of the float64 reference: NumPy's Box-Muller on the reference words.
     import array_api_compat.numpy as npx
 
-    xp = backend.xp
+    xp = dropkit_backend.xp
     ref = box_muller(npx, random_bits(npx, key, counter, normal_words(n)), n, np.float64)
     wide = "float64" in float_dtypes(xp)
     for dtype in float_dtypes(xp):
@@ -169,9 +171,9 @@ def test_the_alpha_coefficients_give_mean_zero_and_variance_one():
 @SETTINGS
 @given(p=interior_p, key=keys(), seed=st.integers(0, 2**32 - 1))
 def test_alpha_dropout_keeps_mean_and_variance_within_bounds_from_the_kept_count(
-    backend, p, key, seed
+    dropkit_backend, p, key, seed
 ):
-    xp = backend.xp
+    xp = dropkit_backend.xp
     dtype = widest_float(xp)
     n = 40_000
     _a_np, x = _normal_input(xp, n, seed, dtype)
@@ -207,8 +209,8 @@ def test_alpha_dropout_keeps_mean_and_variance_within_bounds_from_the_kept_count
 
 @SETTINGS
 @given(p=interior_p, key=keys())
-def test_alpha_dropout_mask_is_dropouts_and_feature_maps_share_one_draw(backend, p, key):
-    xp = backend.xp
+def test_alpha_dropout_mask_is_dropouts_and_feature_maps_share_one_draw(dropkit_backend, p, key):
+    xp = dropkit_backend.xp
     x = to_namespace(xp, np.linspace(-2, 2, 6 * 8 * 5).reshape(6, 8, 5).astype("float32"))
     _, mask = dropkit.alpha_dropout(x, p, rng=key, return_mask=True)
     _, ref = dropkit.dropout(x, p, rng=key, return_mask=True)
@@ -223,115 +225,14 @@ def test_alpha_dropout_mask_is_dropouts_and_feature_maps_share_one_draw(backend,
     assert np.all(yn[~fm] == sat)
 
 
-# ---------------------------------------------------------------- drop path
-
-
-@SETTINGS
-@given(
-    p=st.sampled_from([0.0, 0.1, 0.5, 0.9, 1.0]),
-    key=keys(),
-    mode=st.sampled_from(["inverted", "vanilla"]),
-)
-def test_drop_path_drops_whole_samples_with_a_binomial_count(backend, p, key, mode):
-    xp = backend.xp
-    n = 3000
-    x = xp.ones((n, 2, 3), dtype=xp.float32)
-    y = to_numpy(dropkit.drop_path(x, p, rng=key, mode=mode)).reshape(n, -1)
-    assert np.all(y.min(axis=1) == y.max(axis=1)), "a sample was partly dropped"
-    kept = int(np.count_nonzero(y[:, 0]))
-    if p == 1.0:
-        assert kept == 0
-        return
-    lo, hi = binomial_interval(n, dropkit.keep_probability(p), ALPHA)
-    assert lo <= kept <= hi
-    scale = np.float32(1 / (1 - p)) if mode == "inverted" else np.float32(1)
-    assert np.all(y[y[:, 0] != 0] == scale)
-
-
-# ---------------------------------------------------------------- DropBlock
-
-
-def _blocks_cover(dropped: np.ndarray, k: int) -> bool:
-    """Whether the dropped units of each (H, W) map are a union of k x k blocks in the map."""
-    *_lead, h, w = dropped.shape
-    full = np.ones((*dropped.shape[:-2], h - k + 1, w - k + 1), dtype=bool)
-    for i in range(k):
-        for j in range(k):
-            full &= dropped[..., i : i + h - k + 1, j : j + w - k + 1]
-    covered = np.zeros_like(dropped)
-    for i in range(k):
-        for j in range(k):
-            covered[..., i : i + h - k + 1, j : j + w - k + 1] |= full
-    return bool(np.array_equal(covered, dropped))
-
-
-@SETTINGS
-@given(
-    p=st.sampled_from([0.02, 0.1, 0.25, 0.4]),
-    key=keys(),
-    k=st.sampled_from([1, 3, 5]),
-    side=st.just(9),
-    channels_last=st.booleans(),
-)
-def test_dropblock_zeros_form_whole_blocks_at_the_exact_expected_rate(
-    backend, p, key, k, side, channels_last
-):
-    xp = backend.xp
-    maps_n, maps_c = 40, 10
-    shape = (maps_n, side, side + 1, maps_c) if channels_last else (maps_n, maps_c, side, side + 1)
-    x = xp.ones(shape, dtype=xp.float32)
-    axis = -1 if channels_last else 1
-    y, keep = dropkit.dropblock2d(x, p, block_size=k, rng=key, channel_axis=axis, return_mask=True)
-    y, keep = to_numpy(y), to_numpy(keep)
-    if channels_last:
-        y, keep = np.moveaxis(y, -1, 1), np.moveaxis(keep, -1, 1)
-    dropped = ~keep
-    np.testing.assert_array_equal(y == 0, dropped)
-    assert _blocks_cover(dropped, k), "dropped units that no whole block covers"
-    kept = int(np.count_nonzero(keep))
-    if kept:
-        np.testing.assert_array_equal(y[keep], np.float32(keep.size / kept))
-    # maps are independent; each map's dropped fraction is in [0, 1]: Hoeffding
-    rate = dropblock_drop_rate(p, k, side, side + 1)
-    assert rate <= p + 2**-32  # overlapping blocks drop at most p
-    fractions = dropped.reshape(maps_n * maps_c, -1).mean(axis=1)
-    bound = math.sqrt(math.log(2.0 / ALPHA) / (2 * fractions.size))
-    assert abs(fractions.mean() - rate) <= bound, (fractions.mean(), rate, bound)
-
-
-@SETTINGS
-@given(p=interior_p, key=keys(), counter=st.integers(0, 2**40), k=st.sampled_from([1, 4]))
-def test_dropblock_mask_equals_the_reference_from_the_words(backend, p, key, counter, k):
-    # Recomputed here from the reference words: a seed where word < round(gamma * 2**32) in
-    # the (N, C, H - k + 1, W - k + 1) positions (C order), each seed covering k x k units.
-    import array_api_compat.numpy as npx
-
-    from dropkit.structured import dropblock_gamma
-
-    n, c, h, w = 3, 2, 7, 6
-    x = backend.xp.ones((n, c, h, w), dtype=backend.xp.float32)
-    _, keep = dropkit.dropblock2d(
-        x, p, block_size=k, rng=dropkit.Generator(key, counter), return_mask=True
-    )
-    seeds_shape = (n, c, h - k + 1, w - k + 1)
-    gamma = dropblock_gamma(p, k, h, w)
-    words = random_bits(npx, key, counter, math.prod(seeds_shape))
-    seeds = (words < dropkit.keep_threshold(gamma)).reshape(seeds_shape)
-    dropped = np.zeros((n, c, h, w), dtype=bool)
-    for i in range(k):
-        for j in range(k):
-            dropped[:, :, i : i + h - k + 1, j : j + w - k + 1] |= seeds
-    np.testing.assert_array_equal(to_numpy(keep), ~dropped)
-
-
 # ---------------------------------------------------------------- all: gradients, regeneration
 
 
 @SETTINGS
 @given(name=st.sampled_from(sorted(DROPPING)), p=st.sampled_from([0.2, 0.75]), key=keys())
-def test_gradient_is_zero_exactly_where_the_forward_dropped(backend, name, p, key):
+def test_gradient_is_zero_exactly_where_the_forward_dropped(dropkit_backend, name, p, key):
     fwd, bwd, kw, shape = DROPPING[name]
-    xp = backend.xp
+    xp = dropkit_backend.xp
     x = to_namespace(xp, np.linspace(0.5, 2, math.prod(shape)).reshape(shape).astype("float32"))
     _, mask = fwd(x, p, rng=key, return_mask=True, **kw)
     m = np.broadcast_to(to_numpy(mask), shape)
@@ -346,8 +247,8 @@ def test_gradient_is_zero_exactly_where_the_forward_dropped(backend, name, p, ke
 
 @SETTINGS
 @given(p=interior_p, key=keys(), mode=st.sampled_from(["inverted", "vanilla"]))
-def test_gaussian_regeneration_equals_the_stored_noise(backend, p, key, mode):
-    xp = backend.xp
+def test_gaussian_regeneration_equals_the_stored_noise(dropkit_backend, p, key, mode):
+    xp = dropkit_backend.xp
     x = to_namespace(xp, np.linspace(-1, 1, 35).reshape(5, 7).astype("float32"))
     gen = dropkit.Generator(key, 3)
     before = gen.copy()
@@ -363,8 +264,8 @@ def test_gaussian_regeneration_equals_the_stored_noise(backend, p, key, mode):
 
 
 @pytest.mark.parametrize("name", sorted(ALL_P_OPS))
-def test_layers_regenerate_what_they_drew(backend, name):
-    xp = backend.xp
+def test_layers_regenerate_what_they_drew(dropkit_backend, name):
+    xp = dropkit_backend.xp
     shape = DROPPING[name][3] if name in DROPPING else (4, 6)
     layers = {
         "alpha_dropout": lambda: dropkit.AlphaDropout(0.3, rng=5),
@@ -394,10 +295,10 @@ def test_layers_regenerate_what_they_drew(backend, name):
 
 
 @pytest.mark.parametrize("name", sorted(ALL_P_OPS))
-def test_p_zero_and_evaluation_return_the_input_and_draw_nothing(backend, name):
+def test_p_zero_and_evaluation_return_the_input_and_draw_nothing(dropkit_backend, name):
     fwd, bwd, kw = ALL_P_OPS[name]
     shape = DROPPING[name][3] if name in DROPPING else (4, 6)
-    x = backend.xp.ones(shape, dtype=backend.xp.float32)
+    x = dropkit_backend.xp.ones(shape, dtype=dropkit_backend.xp.float32)
     gen = dropkit.Generator(1)
     assert fwd(x, 0.0, rng=gen, **kw) is x
     assert fwd(x, 0.7, rng=gen, training=False, **kw) is x
@@ -406,15 +307,15 @@ def test_p_zero_and_evaluation_return_the_input_and_draw_nothing(backend, name):
 
 
 @pytest.mark.parametrize("name", sorted(DROPPING))
-def test_p_one_gives_zeros_and_zero_gradients(backend, name):
+def test_p_one_gives_zeros_and_zero_gradients(dropkit_backend, name):
     fwd, bwd, kw, shape = DROPPING[name]
-    x = to_namespace(backend.xp, np.full(shape, 3.0, dtype="float32"))
+    x = to_namespace(dropkit_backend.xp, np.full(shape, 3.0, dtype="float32"))
     assert np.all(to_numpy(fwd(x, 1.0, rng=0, **kw)) == 0)
     assert np.all(to_numpy(bwd(x, 1.0, rng=0, **kw)) == 0)
 
 
-def test_gaussian_dropout_refuses_p_one(backend):
-    x = backend.xp.ones((3,), dtype=backend.xp.float32)
+def test_gaussian_dropout_refuses_p_one(dropkit_backend):
+    x = dropkit_backend.xp.ones((3,), dtype=dropkit_backend.xp.float32)
     with pytest.raises(ValueError, match=r"needs p < 1.*infinite at p = 1"):
         dropkit.gaussian_dropout(x, 1.0, rng=0)
     with pytest.raises(ValueError, match=r"needs p < 1"):
@@ -422,9 +323,9 @@ def test_gaussian_dropout_refuses_p_one(backend):
 
 
 @pytest.mark.parametrize("name", sorted(ALL_P_OPS))
-def test_dtypes_are_kept_and_masks_do_not_depend_on_them(backend, name):
+def test_dtypes_are_kept_and_masks_do_not_depend_on_them(dropkit_backend, name):
     fwd, _, kw = ALL_P_OPS[name]
-    xp = backend.xp
+    xp = dropkit_backend.xp
     shape = DROPPING[name][3] if name in DROPPING else (4, 6)
     stored = "return_noise" if name in GAUSSIAN else "return_mask"
     outs, noises = {}, {}
@@ -451,10 +352,10 @@ def test_dtypes_are_kept_and_masks_do_not_depend_on_them(backend, name):
 
 @pytest.mark.parametrize("name", sorted(ALL_P_OPS))
 @pytest.mark.parametrize("p", [-0.1, 1.5, math.nan])
-def test_bad_p_is_named(backend, name, p):
+def test_bad_p_is_named(dropkit_backend, name, p):
     fwd, bwd, kw = ALL_P_OPS[name]
     shape = DROPPING[name][3] if name in DROPPING else (4, 6)
-    x = backend.xp.ones(shape, dtype=backend.xp.float32)
+    x = dropkit_backend.xp.ones(shape, dtype=dropkit_backend.xp.float32)
     with pytest.raises(ValueError, match=r"p is the probability of DROPPING.*got"):
         fwd(x, p, rng=0, **kw)
     with pytest.raises(ValueError, match=r"p is the probability of DROPPING.*got"):
@@ -464,8 +365,8 @@ def test_bad_p_is_named(backend, name, p):
 
 
 @pytest.mark.parametrize("name", [*sorted(ALL_P_OPS), "gaussian_noise"])
-def test_non_floating_input_is_refused(backend, name):
-    xp = backend.xp
+def test_non_floating_input_is_refused(dropkit_backend, name):
+    xp = dropkit_backend.xp
     fwd = dropkit.gaussian_noise if name == "gaussian_noise" else ALL_P_OPS[name][0]
     kw = {} if name == "gaussian_noise" else ALL_P_OPS[name][2]
     shape = DROPPING[name][3] if name in DROPPING else (4, 6)
@@ -475,8 +376,8 @@ def test_non_floating_input_is_refused(backend, name):
 
 
 @pytest.mark.parametrize("stddev", [-0.1, math.nan, math.inf, -math.inf])
-def test_bad_stddev_is_named(backend, stddev):
-    x = backend.xp.ones((3,), dtype=backend.xp.float32)
+def test_bad_stddev_is_named(dropkit_backend, stddev):
+    x = dropkit_backend.xp.ones((3,), dtype=dropkit_backend.xp.float32)
     with pytest.raises(ValueError, match=r"stddev must be a finite number >= 0.*got"):
         dropkit.gaussian_noise(x, stddev, rng=0)
     with pytest.raises(ValueError, match=r"stddev must be a finite number >= 0"):
@@ -496,16 +397,16 @@ def test_bad_stddev_is_named(backend, stddev):
         (10, ValueError, r"block_size=10 is larger than the feature map \(9 x 9\).*<= 9"),
     ],
 )
-def test_bad_block_size_is_named(backend, block_size, error, match):
-    x = backend.xp.ones((2, 3, 9, 9), dtype=backend.xp.float32)
+def test_bad_block_size_is_named(dropkit_backend, block_size, error, match):
+    x = dropkit_backend.xp.ones((2, 3, 9, 9), dtype=dropkit_backend.xp.float32)
     with pytest.raises(error, match=match):
         dropkit.dropblock2d(x, 0.2, block_size=block_size, rng=0)
     with pytest.raises(error, match=match):
         dropkit.dropblock2d_backward(x, 0.2, block_size=block_size, rng=0)
 
 
-def test_bad_shapes_and_axes_are_named(backend):
-    xp = backend.xp
+def test_bad_shapes_and_axes_are_named(dropkit_backend):
+    xp = dropkit_backend.xp
     with pytest.raises(ValueError, match=r"dropblock2d expects a 4-d input.*add a batch axis"):
         dropkit.dropblock2d(xp.ones((3, 9, 9)), 0.2, block_size=3, rng=0)
     with pytest.raises(ValueError, match=r"spatial axes must be adjacent"):
@@ -518,8 +419,8 @@ def test_bad_shapes_and_axes_are_named(backend):
         dropkit.drop_path(xp.ones(()), 0.2, rng=0)
 
 
-def test_backward_needs_exactly_one_source(backend):
-    x = backend.xp.ones((4, 6), dtype=backend.xp.float32)
+def test_backward_needs_exactly_one_source(dropkit_backend):
+    x = dropkit_backend.xp.ones((4, 6), dtype=dropkit_backend.xp.float32)
     for bwd, stored in (
         (dropkit.gaussian_dropout_backward, "noise"),
         (dropkit.alpha_dropout_backward, "mask"),
@@ -528,18 +429,18 @@ def test_backward_needs_exactly_one_source(backend):
         g = (
             x
             if stored != "mask" or bwd is dropkit.alpha_dropout_backward
-            else backend.xp.ones((1, 1, 4, 6), dtype=backend.xp.float32)
+            else dropkit_backend.xp.ones((1, 1, 4, 6), dtype=dropkit_backend.xp.float32)
         )
         with pytest.raises(ValueError, match=rf"needs exactly one of {stored}= .* or rng="):
             bwd(g, 0.5)
 
 
-def test_dropblock_scale_beyond_float16_stays_finite(backend):
+def test_dropblock_scale_beyond_float16_stays_finite(dropkit_backend):
     # 2**18 units, nearly all dropped: units / kept exceeds float16's largest finite
     # value, but a small input times it does not: the product is formed in float32.
-    xp = backend.xp
+    xp = dropkit_backend.xp
     if "float16" not in float_dtypes(xp):
-        pytest.skip(f"{backend.name} has no float16")
+        pytest.skip(f"{dropkit_backend.name} has no float16")
     x = xp.full((1, 1, 512, 512), 0.125, dtype=xp.float16)
     p = 1 - 2.0**-16
     y, keep = dropkit.dropblock2d(x, p, block_size=1, rng=3, return_mask=True)

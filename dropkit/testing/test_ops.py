@@ -24,6 +24,9 @@ from dropkit.testing.strategies import (
 )
 from dropkit.testing.subnormals import scaled
 
+# ops on plain arrays go to the backend under test (dropkit.testing's plugin)
+pytestmark = pytest.mark.usefixtures("dropkit_use_backend")
+
 SETTINGS = suite_settings(max_examples=30)
 modes = st.sampled_from(["inverted", "vanilla"])
 
@@ -38,10 +41,10 @@ def _reference_mask(shape, p, key, counter=0):
 
 @SETTINGS
 @given(data=st.data(), p=drop_probabilities(), key=keys(), mode=modes)
-def test_every_output_is_zero_or_scaled_input(backend, data, p, key, mode):
-    dtype = data.draw(st.sampled_from(float_dtypes(backend.xp)))
+def test_every_output_is_zero_or_scaled_input(dropkit_backend, data, p, key, mode):
+    dtype = data.draw(st.sampled_from(float_dtypes(dropkit_backend.xp)))
     a = data.draw(arrays(dtype, finite=False))
-    x = to_namespace(backend.xp, a)
+    x = to_namespace(dropkit_backend.xp, a)
     with np.errstate(over="ignore"):
         overflows = mode == "inverted" and not np.isfinite(a.dtype.type(1 / (1 - p)))
     if overflows:  # a scale not finite in the dtype is refused, even for an empty array
@@ -53,7 +56,7 @@ def test_every_output_is_zero_or_scaled_input(backend, data, p, key, mode):
     scale = a.dtype.type(1 / (1 - p) if mode == "inverted" else 1.0)
     assert got.dtype == a.dtype and got.shape == a.shape
     assert array_api_compat.device(y) == array_api_compat.device(x)
-    np.testing.assert_array_equal(got[m], scaled(backend.xp, a[m], scale))
+    np.testing.assert_array_equal(got[m], scaled(dropkit_backend.xp, a[m], scale))
     assert np.all(got[~m] == 0)
     # The mask is the reference Philox mask for this key, whatever the backend.
     np.testing.assert_array_equal(m, _reference_mask(a.shape, p, key) if p > 0 else True)
@@ -61,9 +64,9 @@ def test_every_output_is_zero_or_scaled_input(backend, data, p, key, mode):
 
 @SETTINGS
 @given(data=st.data(), p=drop_probabilities(include_one=True), key=keys(), mode=modes)
-def test_input_is_never_modified(backend, data, p, key, mode):
+def test_input_is_never_modified(dropkit_backend, data, p, key, mode):
     a = data.draw(arrays("float32"))
-    x = to_namespace(backend.xp, a)
+    x = to_namespace(dropkit_backend.xp, a)
     dropkit.dropout(x, p, rng=key, mode=mode)
     dropkit.dropout(x, p, training=False, mode=mode)
     np.testing.assert_array_equal(to_numpy(x), a)
@@ -71,10 +74,10 @@ def test_input_is_never_modified(backend, data, p, key, mode):
 
 @SETTINGS
 @given(shape=shapes(max_side=6), key=keys(), p=st.floats(0.05, 0.95))
-def test_same_key_same_mask_for_every_dtype(backend, shape, key, p):
+def test_same_key_same_mask_for_every_dtype(dropkit_backend, shape, key, p):
     masks = []
-    for dtype in float_dtypes(backend.xp):
-        x = backend.xp.ones(shape, dtype=getattr(backend.xp, dtype))
+    for dtype in float_dtypes(dropkit_backend.xp):
+        x = dropkit_backend.xp.ones(shape, dtype=getattr(dropkit_backend.xp, dtype))
         _, m = dropkit.dropout(x, p, rng=key, return_mask=True)
         masks.append(to_numpy(m))
     for m in masks:
@@ -84,32 +87,32 @@ def test_same_key_same_mask_for_every_dtype(backend, shape, key, p):
 
 @SETTINGS
 @given(data=st.data(), key=keys(), mode=modes)
-def test_p_zero_and_evaluation_return_the_input_and_draw_nothing(backend, data, key, mode):
-    a = data.draw(arrays(widest_float(backend.xp)))
-    x = to_namespace(backend.xp, a)
+def test_p_zero_and_evaluation_return_the_input_and_draw_nothing(dropkit_backend, data, key, mode):
+    a = data.draw(arrays(widest_float(dropkit_backend.xp)))
+    x = to_namespace(dropkit_backend.xp, a)
     g = dropkit.Generator(key)
     assert dropkit.dropout(x, 0.0, rng=g, mode=mode) is x
     assert dropkit.dropout(x, 0.3, rng=g, training=False) is x
     np.testing.assert_array_equal(
         to_numpy(dropkit.dropout(x, 0.3, rng=g, training=False, mode="vanilla")),
-        scaled(backend.xp, a, 0.7),
+        scaled(dropkit_backend.xp, a, 0.7),
     )
     assert g.counter == 0  # no random bits were drawn
 
 
 @SETTINGS
 @given(data=st.data(), mode=modes)
-def test_p_one_gives_zeros(backend, data, mode):
+def test_p_one_gives_zeros(dropkit_backend, data, mode):
     a = data.draw(arrays("float32", finite=False))
-    x = to_namespace(backend.xp, a)
+    x = to_namespace(dropkit_backend.xp, a)
     y = to_numpy(dropkit.dropout(x, 1.0, rng=0, mode=mode))
     assert y.shape == a.shape and y.dtype == a.dtype
     assert np.all(y == 0)
 
 
 @pytest.mark.parametrize("shape", [(), (0,), (3, 0, 2)])
-def test_empty_and_zero_dimensional_arrays(backend, shape):
-    x = backend.xp.ones(shape, dtype=backend.xp.float32)
+def test_empty_and_zero_dimensional_arrays(dropkit_backend, shape):
+    x = dropkit_backend.xp.ones(shape, dtype=dropkit_backend.xp.float32)
     y, m = dropkit.dropout(x, 0.5, rng=1, return_mask=True)
     assert tuple(y.shape) == shape and tuple(m.shape) == shape
     assert np.all(to_numpy(y)[to_numpy(m)] == 2.0)
@@ -125,12 +128,16 @@ def test_empty_and_zero_dimensional_arrays(backend, shape):
     p=st.floats(0.05, 0.95),
     key=keys(),
 )
-def test_channel_dropout_zeros_whole_maps(backend, spatial, n, c, side, channels_last, p, key):
+def test_channel_dropout_zeros_whole_maps(
+    dropkit_backend, spatial, n, c, side, channels_last, p, key
+):
     fn = {1: dropkit.dropout1d, 2: dropkit.dropout2d, 3: dropkit.dropout3d}[spatial]
     axis = -1 if channels_last else 1
     shape = (n, *(side,) * spatial, c) if channels_last else (n, c, *(side,) * spatial)
     a = np.arange(1, np.prod(shape) + 1, dtype=np.float32).reshape(shape)
-    y, mask = fn(to_namespace(backend.xp, a), p, rng=key, channel_axis=axis, return_mask=True)
+    y, mask = fn(
+        to_namespace(dropkit_backend.xp, a), p, rng=key, channel_axis=axis, return_mask=True
+    )
     m = to_numpy(mask)
     expected_shape = tuple(
         s if i in (0, len(shape) - 1 if channels_last else 1) else 1 for i, s in enumerate(shape)
@@ -145,8 +152,10 @@ def test_channel_dropout_zeros_whole_maps(backend, spatial, n, c, side, channels
 
 @SETTINGS
 @given(key=keys(), p=st.floats(0.05, 0.95))
-def test_noise_shape_shares_the_mask(backend, key, p):
-    x = backend.xp.ones((5, 4, 3), dtype=getattr(backend.xp, widest_float(backend.xp)))
+def test_noise_shape_shares_the_mask(dropkit_backend, key, p):
+    x = dropkit_backend.xp.ones(
+        (5, 4, 3), dtype=getattr(dropkit_backend.xp, widest_float(dropkit_backend.xp))
+    )
     y, m = dropkit.dropout(x, p, rng=key, noise_shape=(None, 1, 3), return_mask=True)
     assert tuple(m.shape) == (5, 1, 3)
     got = to_numpy(y)
@@ -155,21 +164,21 @@ def test_noise_shape_shares_the_mask(backend, key, p):
 
 @SETTINGS
 @given(data=st.data(), p=drop_probabilities(include_one=True), key=keys(), mode=modes)
-def test_inplace_overwrites_the_input_with_the_same_result(backend, data, p, key, mode):
+def test_inplace_overwrites_the_input_with_the_same_result(dropkit_backend, data, p, key, mode):
     a = data.draw(arrays("float32"))
-    expected = to_numpy(dropkit.dropout(to_namespace(backend.xp, a), p, rng=key, mode=mode))
-    x = to_namespace(backend.xp, a)
+    expected = to_numpy(dropkit.dropout(to_namespace(dropkit_backend.xp, a), p, rng=key, mode=mode))
+    x = to_namespace(dropkit_backend.xp, a)
     try:
         y = dropkit.dropout(x, p, rng=key, mode=mode, inplace=True)
     except (TypeError, ValueError, NotImplementedError) as exc:
-        pytest.skip(f"arrays of backend {backend.name!r} are immutable: {exc}")
+        pytest.skip(f"arrays of backend {dropkit_backend.name!r} are immutable: {exc}")
     assert y is x
     np.testing.assert_array_equal(to_numpy(x), expected)
 
 
-def test_generator_advances_once_per_draw(backend):
+def test_generator_advances_once_per_draw(dropkit_backend):
     g = dropkit.Generator(11)
-    x = backend.xp.ones((64,), dtype=backend.xp.float32)
+    x = dropkit_backend.xp.ones((64,), dtype=dropkit_backend.xp.float32)
     first = to_numpy(dropkit.dropout(x, 0.5, rng=g))
     second = to_numpy(dropkit.dropout(x, 0.5, rng=g))
     assert g.counter == 2
@@ -177,8 +186,8 @@ def test_generator_advances_once_per_draw(backend):
     np.testing.assert_array_equal(second != 0, _reference_mask((64,), 0.5, 11, 1))
 
 
-def test_layers_switch_between_train_and_eval(backend):
-    x = backend.xp.ones((4, 3, 2, 2), dtype=backend.xp.float32)
+def test_layers_switch_between_train_and_eval(dropkit_backend):
+    x = dropkit_backend.xp.ones((4, 3, 2, 2), dtype=dropkit_backend.xp.float32)
     for layer in (dropkit.Dropout(0.5, rng=0), dropkit.Dropout2d(0.5, rng=0)):
         assert layer.training
         y = to_numpy(layer(x))

@@ -12,6 +12,9 @@ from dropkit import philox
 from dropkit.testing.profiles import suite_settings
 from dropkit.testing.strategies import keys, to_numpy
 
+# ops on plain arrays go to the backend under test (dropkit.testing's plugin)
+pytestmark = pytest.mark.usefixtures("dropkit_use_backend")
+
 # Random123 tests/kat_vectors, the "philox4x32 10" lines: counter[4], key[2] -> output[4].
 KAT = [
     ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
@@ -45,10 +48,10 @@ SETTINGS = suite_settings(max_examples=40)
 
 
 @pytest.mark.parametrize(("counter", "key", "expected"), KAT)
-def test_known_answers_on_backend_namespace(backend, counter, key, expected):
+def test_known_answers_on_backend_namespace(dropkit_backend, counter, key, expected):
     # In the backend's own integer type: uint32, or int64 where it returns int64 words.
-    xp = backend.xp
-    int64 = to_numpy(backend.random_bits(0, 0, 1)).dtype != np.uint32
+    xp = dropkit_backend.xp
+    int64 = to_numpy(dropkit_backend.random_bits((0, 0), 1)).dtype != np.uint32
     words = [xp.asarray([w], dtype=xp.int64 if int64 else xp.uint32) for w in counter]
     out = philox.philox4x32(xp, words, key, int64=int64)
     assert [int(to_numpy(w)[0]) for w in out] == list(expected)
@@ -64,10 +67,10 @@ def test_known_answers_seven_rounds(counter, key, expected):
     assert philox.philox4x32(None, counter, key, rounds=7) == expected
 
 
-def test_counter_layout_maps_element_to_block_word(backend):
+def test_counter_layout_maps_element_to_block_word(dropkit_backend):
     # Element i is word i % 4 of block (i // 4, 0, counter_lo, counter_hi) under the key.
     key, counter = 0x0123456789ABCDEF, 0x00000002_00000001
-    bits = to_numpy(backend.random_bits(key, counter, 12))
+    bits = to_numpy(dropkit_backend.random_bits((key, counter), 12))
     for i in (0, 5, 11):
         block = philox.philox4x32(None, (i // 4, 0, 1, 2), (0x89ABCDEF, 0x01234567))
         assert int(bits[i]) == block[i % 4]
@@ -80,8 +83,8 @@ def test_counter_layout_maps_element_to_block_word(backend):
     n=st.integers(0, 300),
     offset=st.one_of(st.integers(0, 1000), st.integers(4 * 2**32 - 600, 4 * 2**32 + 600)),
 )
-def test_backend_bits_equal_reference(backend, key, counter, n, offset):
-    got = to_numpy(backend.random_bits(key, counter, n, offset=offset))
+def test_backend_bits_equal_reference(dropkit_backend, key, counter, n, offset):
+    got = to_numpy(dropkit_backend.random_bits((key, counter), n, offset=offset))
     want = np.asarray(philox.random_bits(npx, key, counter, n, offset=offset))
     # uint32, or a wider integer type holding the same values (torch: int64)
     assert got.dtype == np.uint32 or (got.dtype.kind == "i" and got.dtype.itemsize >= 8)
@@ -91,8 +94,8 @@ def test_backend_bits_equal_reference(backend, key, counter, n, offset):
 
 @SETTINGS
 @given(key=keys(), counter=st.integers(0, 2**63 - 1), cut=st.integers(0, 97))
-def test_chunks_equal_the_whole(backend, key, counter, cut):
-    whole = to_numpy(backend.random_bits(key, counter, 97))
-    head = to_numpy(backend.random_bits(key, counter, cut))
-    tail = to_numpy(backend.random_bits(key, counter, 97 - cut, offset=cut))
+def test_chunks_equal_the_whole(dropkit_backend, key, counter, cut):
+    whole = to_numpy(dropkit_backend.random_bits((key, counter), 97))
+    head = to_numpy(dropkit_backend.random_bits((key, counter), cut))
+    tail = to_numpy(dropkit_backend.random_bits((key, counter), 97 - cut, offset=cut))
     np.testing.assert_array_equal(np.concatenate([head, tail]), whole)

@@ -12,21 +12,22 @@ from dropkit import ArrayAPIBackend, BackendRecord, hookimpl, philox
 
 
 class NoScale(ArrayAPIBackend):
-    """Broken on purpose: forgets the 1/(1-p) rescaling in its fused kernel."""
+    """Broken on purpose: forgets the 1/(1-p) rescaling in its primitive."""
 
-    def dropout_fused(self, x, key, counter, threshold, scale, *, relu=False, out=None):
-        """Dropout in one call, minus the scale."""
-        keep = np.asarray(self.random_bits(key, counter, x.size)).reshape(x.shape) >= threshold
-        if relu:
-            keep &= x > 0
+    def mask_scale(self, x, draw, *, noise_shape, threshold, scale, relu, out):
+        """The element-wise primitive, minus the scale (declines the rest)."""
+        if draw is None or relu is not False or out is not None or noise_shape != x.shape:
+            return None
+        keep = np.asarray(self.random_bits(draw, x.size)).reshape(x.shape) >= threshold
         return np.where(keep, x, x.dtype.type(0))  # BUG: forgot "* scale"
 
 
 class SameMask(ArrayAPIBackend):
     """Broken on purpose: one mask for every call."""
 
-    def random_bits(self, key, counter, n, *, offset=0, device=None):
+    def random_bits(self, draw, n, *, offset=0, device=None):
         """The words of draw 0, whatever the counter."""
+        key, _ = draw
         return philox.random_bits(xp, key, 0, n, offset=offset)  # BUG: ignores the counter
 
 

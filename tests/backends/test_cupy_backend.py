@@ -29,6 +29,12 @@ F32 = np.finfo(np.float32)
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def _fused(b, x, key, counter, threshold, scale, *, relu=False):
+    """The backend's primitive, element-wise (the fused dropout kernel)."""
+    kw = {"threshold": threshold, "scale": scale, "relu": relu, "out": None}
+    return b.mask_scale(x, (key, counter), noise_shape=tuple(x.shape), **kw)
+
+
 def test_same_mask_as_numpy_for_every_dtype(dtype, p):
     a = np.random.default_rng(0).standard_normal((33, 65)).astype(dtype)
     y_gpu, m_gpu = dropkit.dropout(cupy.asarray(a), p, rng=2**63 + 5, return_mask=True)
@@ -45,10 +51,10 @@ def test_fused_kernel_every_tail_and_misaligned_views(n, dtype):
     b = dropkit.get_backend("cupy")
     a = np.random.default_rng(n).standard_normal(n + 1).astype(dtype)
     t = dropkit.keep_threshold(0.3)
-    bits = np.asarray(dropkit.get_backend("numpy").random_bits(7, 1, n))
+    bits = np.asarray(dropkit.get_backend("numpy").random_bits((7, 1), n))
     for view in (slice(0, n), slice(1, n + 1)):  # aligned, then one element off (scalar path)
         x = cupy.asarray(a)[view]
-        y = b.dropout_fused(x, 7, 1, t, 2.0, relu=True)
+        y = _fused(b, x, 7, 1, t, 2.0, relu=True)
         host = a[view]
         want = np.where((bits >= t) & ~(host <= 0), host * host.dtype.type(2.0), 0)
         np.testing.assert_array_equal(y.get(), want)
@@ -88,19 +94,19 @@ def test_kernels_flush_float32_subnormals_like_cupy_itself():
     a = np.array([tiny, 5 * tiny, -tiny, F32.tiny, 1.0, -1.0], dtype=np.float32)
     x = cupy.asarray(a)
     assert not bool((x > 0)[0])  # CuPy's own comparison reads a subnormal as 0
-    np.testing.assert_array_equal(b.dropout_fused(x, 1, 2, 0, 1.0).get(), a)  # no multiply
-    np.testing.assert_array_equal(b.dropout_fused(x, 1, 2, 0, 2.0).get(), (x * 2).get())
+    np.testing.assert_array_equal(_fused(b, x, 1, 2, 0, 1.0).get(), a)  # no multiply
+    np.testing.assert_array_equal(_fused(b, x, 1, 2, 0, 2.0).get(), (x * 2).get())
     np.testing.assert_array_equal((x * 2).get(), flush_subnormals(flush_subnormals(a) * 2))
-    relu = b.dropout_fused(x, 1, 2, 0, 1.0, relu=True).get()
+    relu = _fused(b, x, 1, 2, 0, 1.0, relu=True).get()
     np.testing.assert_array_equal(relu, cupy.where(x <= 0, 0, x).get())
 
 
 def test_large_array_chunks_equal_the_whole():
     b = dropkit.get_backend("cupy")
-    whole = b.random_bits(3, 4, 10_000_019).get()
-    part = b.random_bits(3, 4, 1_000_003, offset=4_000_001).get()
+    whole = b.random_bits((3, 4), 10_000_019).get()
+    part = b.random_bits((3, 4), 1_000_003, offset=4_000_001).get()
     np.testing.assert_array_equal(whole[4_000_001:5_000_004], part)
-    cpu = dropkit.get_backend("numpy").random_bits(3, 4, 4096)
+    cpu = dropkit.get_backend("numpy").random_bits((3, 4), 4096)
     np.testing.assert_array_equal(whole[:4096], cpu)
 
 
@@ -112,8 +118,8 @@ def test_bfloat16_cupy_arrays_where_cupy_has_them():
     except Exception as exc:  # CuPy without bfloat16 support
         pytest.skip(f"this CuPy has no bfloat16 arrays: {exc}")
     t = dropkit.keep_threshold(0.5)
-    y = dropkit.get_backend("cupy").dropout_fused(x, 3, 0, t, 2.0)
-    bits = np.asarray(dropkit.get_backend("numpy").random_bits(3, 0, a.size))
+    y = _fused(dropkit.get_backend("cupy"), x, 3, 0, t, 2.0)
+    bits = np.asarray(dropkit.get_backend("numpy").random_bits((3, 0), a.size))
     want = np.where(bits >= t, a.astype(np.float32) * 2, 0)
     np.testing.assert_array_equal(y.get().astype(np.float32), want)
 
@@ -125,7 +131,7 @@ def _torch_cuda():
     torch = torch_or_skip()
     if not torch.cuda.is_available():
         pytest.skip("torch has no CUDA here")
-    import dropkit_torch  # noqa: F401 (registers the op)
+    dropkit.get_backend("torch")  # loads the backend (the op)
     from dropkit_torch import _op
 
     return torch, _op

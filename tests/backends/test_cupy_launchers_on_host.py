@@ -1,6 +1,6 @@
 """The CuPy backend's Python code on a NumPy-backed stand-in for CuPy, without a GPU.
 
-``dropkit_cupy.kernels``, ``.backend`` and ``.torch_cuda`` import CuPy; here a
+``dropkit_cupy.kernels``, ``.backend`` and ``dropkit_torch.cuda`` import CuPy; here a
 small fake ``cupy`` module (NumPy arrays with a ``data.ptr``, a ``RawModule``
 whose kernels run the host-compiled CUDA source of :mod:`dropkit_cupy.host`
 over ``grid * block`` simulated threads) is put in ``sys.modules`` and the
@@ -98,21 +98,36 @@ def _fake_cupy():
 
 @pytest.fixture
 def fake(monkeypatch):
-    """``dropkit_cupy.kernels``, ``.backend`` (and ``.torch_cuda``) imported on a fake CuPy."""
+    """``dropkit_cupy.kernels``, ``.backend`` and ``dropkit_torch.cuda`` on a fake CuPy."""
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy())
     monkeypatch.setitem(sys.modules, "array_api_compat.cupy", npx)
     import dropkit_cupy
 
-    for name in ("kernels", "backend", "torch_cuda"):
+    for name in ("kernels", "backend"):
         monkeypatch.delitem(sys.modules, f"dropkit_cupy.{name}", raising=False)
         # the package attribute too: `from dropkit_cupy import x` reads it first
         monkeypatch.setattr(dropkit_cupy, name, getattr(dropkit_cupy, name, None), raising=False)
+    monkeypatch.delitem(sys.modules, "dropkit_torch.cuda", raising=False)
     kernels = importlib.import_module("dropkit_cupy.kernels")
     backend = importlib.import_module("dropkit_cupy.backend")
     LAUNCHES.clear()
     yield types.SimpleNamespace(kernels=kernels, backend=backend.CupyBackend())
-    for name in ("kernels", "backend", "torch_cuda"):
+    for name in ("kernels", "backend"):
         sys.modules.pop(f"dropkit_cupy.{name}", None)
+    sys.modules.pop("dropkit_torch.cuda", None)
+
+
+def _fused(b, x, key, counter, threshold, scale, *, relu=False, out=None):
+    """The backend's primitive, element-wise (the fused dropout kernel)."""
+    return b.mask_scale(
+        x,
+        (key, counter),
+        noise_shape=tuple(x.shape),
+        threshold=threshold,
+        scale=scale,
+        relu=relu,
+        out=out,
+    )
 
 
 def _reference(a, key, counter, threshold, scale, relu):
@@ -132,16 +147,16 @@ def test_fused_dropout_contiguous_strided_out_and_inplace(fake, dtype, relu):
     t, scale = keep_threshold(0.4), 1 / 0.6
     for a in (base, base[::2, 1::3], base.T, base[:, 1:]):  # contiguous, strided, F-order, offset
         x = _fake(a)
-        y = b.dropout_fused(x, 3, 8, t, scale, relu=relu)
+        y = _fused(b, x, 3, 8, t, scale, relu=relu)
         np.testing.assert_array_equal(y, _reference(np.asarray(a), 3, 8, t, scale, relu))
         np.testing.assert_array_equal(x, a)  # input untouched
         assert y.shape == a.shape and y.flags.c_contiguous
     x = _fake(base.copy())
-    assert b.dropout_fused(x, 3, 8, t, scale, relu=relu, out=x) is x  # in place
+    assert _fused(b, x, 3, 8, t, scale, relu=relu, out=x) is x  # in place
     np.testing.assert_array_equal(x, _reference(base, 3, 8, t, scale, relu))
-    assert b.dropout_fused(x, 3, 8, t, scale, out=_fake(base.T)) is None  # out not contiguous
-    assert b.dropout_fused(_fake(base.astype(np.int32)), 3, 8, t, 2.0) is None
-    assert b.dropout_fused(x, 3, 8, 1 << 32, 2.0) is None
+    assert _fused(b, x, 3, 8, t, scale, out=_fake(base.T)) is None  # out not contiguous
+    assert _fused(b, _fake(base.astype(np.int32)), 3, 8, t, 2.0) is None
+    assert _fused(b, x, 3, 8, 1 << 32, 2.0) is None
     assert {ieee for _, ieee, _, _ in LAUNCHES} == {False}  # CuPy arrays: CuPy's semantics
 
 
@@ -149,7 +164,7 @@ def test_vector_path_only_for_aligned_pointers_and_grid_is_capped(fake):
     b = fake.backend
     a = np.random.default_rng(1).standard_normal(4 * 256 * 2 * 16 * 3 + 5).astype(np.float32)
     x = _fake(a)
-    y = b.dropout_fused(x, 1, 2, keep_threshold(0.5), 2.0)
+    y = _fused(b, x, 1, 2, keep_threshold(0.5), 2.0)
     np.testing.assert_array_equal(y, _reference(a, 1, 2, keep_threshold(0.5), 2.0, False))
     name, _, grid, block = LAUNCHES[-1]
     assert (name, grid, block) == ("dk_dropout_f32", 2 * 16, 256)  # 16 blocks per SM (2 SMs)
@@ -162,8 +177,8 @@ def test_vector_path_only_for_aligned_pointers_and_grid_is_capped(fake):
 
     fake.kernels.launch.dropout_call = spy
     try:
-        b.dropout_fused(_fake(a[1:]), 1, 2, keep_threshold(0.5), 2.0)  # 4-byte offset
-        b.dropout_fused(_fake(a[4:]), 1, 2, keep_threshold(0.5), 2.0)  # 16-byte offset
+        _fused(b, _fake(a[1:]), 1, 2, keep_threshold(0.5), 2.0)  # 4-byte offset
+        _fused(b, _fake(a[4:]), 1, 2, keep_threshold(0.5), 2.0)  # 16-byte offset
     finally:
         fake.kernels.launch.dropout_call = original
     assert call_vec == [False, True]
@@ -172,9 +187,9 @@ def test_vector_path_only_for_aligned_pointers_and_grid_is_capped(fake):
 def test_random_bits_and_offsets(fake):
     b = fake.backend
     whole = np.asarray(philox.random_bits(npx, 3, 4, 1003))
-    np.testing.assert_array_equal(b.random_bits(3, 4, 1003), whole)
-    np.testing.assert_array_equal(b.random_bits(3, 4, 101, offset=501), whole[501:602])
-    assert b.random_bits(3, 4, 0).shape == (0,)
+    np.testing.assert_array_equal(b.random_bits((3, 4), 1003), whole)
+    np.testing.assert_array_equal(b.random_bits((3, 4), 101, offset=501), whole[501:602])
+    assert b.random_bits((3, 4), 0).shape == (0,)
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
@@ -182,18 +197,21 @@ def test_masked_relu_backward_and_sgd_equal_the_numpy_backend(fake, dtype):
     b = fake.backend
     rs = np.random.default_rng(2)
     a = rs.standard_normal((4, 3, 5, 5)).astype(dtype)
-    mask = rs.random((4, 3, 1, 1)) < 0.5
+    t = keep_threshold(0.5)
+    mask = np.asarray(philox.random_bits(npx, 5, 6, 12)).reshape(4, 3, 1, 1) >= t
     want = np.where(mask, a * dtype(2.0), dtype(0))
-    np.testing.assert_array_equal(b.dropout_masked(_fake(a), _fake(mask), 2.0), want)
+    kw = {"noise_shape": (4, 3, 1, 1), "threshold": t, "scale": 2.0}
+    np.testing.assert_array_equal(b.mask_scale(_fake(a), (5, 6), **kw), want)
     x = _fake(a.copy())
-    assert b.dropout_masked(x, _fake(mask), 2.0, out=x) is x
+    assert b.mask_scale(x, (5, 6), out=x, **kw) is x
     np.testing.assert_array_equal(x, want)
-    assert b.dropout_masked(_fake(a), _fake(mask.astype(np.uint8)), 2.0) is None
-    assert b.dropout_masked(_fake(a), _fake(rs.random((4, 1, 5, 1)) < 0.5), 2.0) is None
+    odd = {**kw, "noise_shape": (4, 1, 5, 1)}  # two separate broadcast runs: declined
+    assert b.mask_scale(_fake(a), (5, 6), **odd) is None
     g, h = rs.standard_normal((7, 9)).astype(dtype), rs.standard_normal((7, 9)).astype(dtype)
-    got = b.relu_dropout_backward_fused(_fake(g), _fake(h), 2.0)
+    gate = {"noise_shape": (7, 9), "threshold": 0, "scale": 2.0}
+    got = b.mask_scale(_fake(g), None, relu=_fake(h), **gate)
     np.testing.assert_array_equal(got, np.where(h <= 0, dtype(0), g * dtype(2.0)))
-    assert b.relu_dropout_backward_fused(_fake(g), _fake(h.T.copy().T), 2.0) is None
+    assert b.mask_scale(_fake(g), None, relu=_fake(h.T.copy().T), **gate) is None
     # the application's SGD kernels (dropkit_cupy.sgd, dropkit_numpy.sgd), not the backend's
     from dropkit_cupy.sgd import sgd_update
     from dropkit_numpy.sgd import sgd_update as numpy_sgd
@@ -224,7 +242,7 @@ def torch_fake(fake, monkeypatch):
     stream = types.SimpleNamespace(cuda_stream=0)
     monkeypatch.setattr(torch.cuda, "current_stream", lambda index=None: stream)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    torch_cuda = importlib.import_module("dropkit_cupy.torch_cuda")
+    torch_cuda = importlib.import_module("dropkit_torch.cuda")
     monkeypatch.setattr(_op, "_cuda_kernels", lambda device: torch_cuda)
     monkeypatch.setattr(_op, "CPU_KERNELS", False)
     return torch, _op

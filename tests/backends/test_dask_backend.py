@@ -46,9 +46,9 @@ def test_nothing_is_computed_until_asked():
 
 def test_random_bits_are_lazy_and_equal_the_reference():
     b = dropkit.get_backend("dask")
-    bits = b.random_bits(9, 4, 100_003, offset=4 * 2**32 - 50_000)
+    bits = b.random_bits((9, 4), 100_003, offset=4 * 2**32 - 50_000)
     assert isinstance(bits, da.Array)
-    want = dropkit.get_backend("numpy").random_bits(9, 4, 100_003, offset=4 * 2**32 - 50_000)
+    want = dropkit.get_backend("numpy").random_bits((9, 4), 100_003, offset=4 * 2**32 - 50_000)
     np.testing.assert_array_equal(bits.compute(), want)
 
 

@@ -47,8 +47,9 @@ def test_pure_numpy_fallback_selected_by_environment(monkeypatch):
     monkeypatch.setenv("DROPKIT_NUMPY_KERNELS", "numpy")
     b = NumpyBackend()
     assert b.kernels == "numpy"
-    assert b.dropout_fused(np.ones(4, np.float32), 0, 0, 0, 1.0) is None
-    np.testing.assert_array_equal(b.random_bits(3, 4, 999), random_bits_numba(3, 4, 999))
+    one = {"noise_shape": (4,), "threshold": 0, "scale": 1.0}
+    assert b.mask_scale(np.ones(4, np.float32), (0, 0), **one) is None  # no Numba kernels
+    np.testing.assert_array_equal(b.random_bits((3, 4), 999), random_bits_numba(3, 4, 999))
 
 
 def test_float16_uses_the_generic_path_with_the_same_mask():
@@ -97,13 +98,18 @@ def test_masked_kernel_on_large_input_equals_where(shape, noise, dtype):
     np.testing.assert_array_equal(a, want)
 
 
+def _masked(b, x, noise):
+    kw = {"threshold": 2**31, "scale": 2.0, "relu": False, "out": None}
+    return b.mask_scale(x, (5, 6), noise_shape=noise, **kw)
+
+
 def test_masked_kernel_declines_masks_it_has_no_loop_for():
     b = NumpyBackend()
     x = np.ones((4, 5, 6), np.float32)
-    assert b.dropout_masked(x, np.ones((4, 1, 6), bool)[:, :, :1], 2.0) is not None
-    assert b.dropout_masked(x, np.ones((1, 5, 1), bool), 2.0) is None  # two separate runs
-    assert b.dropout_masked(x[:, ::2], np.ones((4, 1, 1), bool), 2.0) is None  # strided
-    assert b.dropout_masked(x.astype(np.float16), np.ones((4, 1, 1), bool), 2.0) is None
+    assert _masked(b, x, (4, 1, 1)) is not None
+    assert _masked(b, x, (1, 5, 1)) is None  # two separate runs
+    assert _masked(b, x[:, ::2], (4, 1, 1)) is None  # strided
+    assert _masked(b, x.astype(np.float16), (4, 1, 1)) is None
 
 
 @pytest.mark.parametrize("channel_axis", [1, -1])
@@ -133,8 +139,12 @@ def test_relu_backward_kernel_on_large_input_equals_where(dtype):
     want = np.where(h > 0, g * dtype(1 / 0.7), dtype(0))
     np.testing.assert_array_equal(relu_backward_numba(g, h, 1 / 0.7), want)
     b = NumpyBackend()
-    assert b.relu_dropout_backward_fused(g, h.astype(np.float16), 2.0) is None  # mixed dtypes
-    assert b.relu_dropout_backward_fused(g[:, ::2], h[:, ::2], 2.0) is None  # strided
+    gate = {"noise_shape": g.shape, "threshold": 0, "scale": 2.0}
+    twice = np.where(h > 0, g * dtype(2.0), dtype(0))
+    np.testing.assert_array_equal(b.mask_scale(g, None, relu=h, **gate), twice)
+    assert b.mask_scale(g, None, relu=h.astype(np.float16), **gate) is None  # mixed dtypes
+    strided = {**gate, "noise_shape": g[:, ::2].shape}
+    assert b.mask_scale(g[:, ::2], None, relu=h[:, ::2], **strided) is None  # strided
 
 
 def _host_has(feature: str) -> bool:

@@ -21,18 +21,35 @@ def _run(prelude: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_import_dropkit_torch_registers_the_op_for_compiled_code():
-    done = _run("import torch\nimport dropkit_torch\nimport dropkit\n")
+def test_loading_the_backend_first_lets_compiled_code_find_it():
+    done = _run("import torch, dropkit\ndropkit.get_backend('torch')\n")
     assert done.returncode == 0, done.stderr[-2000:]
     assert 0 < int(done.stdout.split()[-1]) < 64
 
 
-def test_without_registration_the_error_says_what_to_import():
-    done = _run("import dropkit\n")
+def test_importing_dropkit_torch_registers_nothing():
+    # no import side effects: the error says how to load the backend before compiling
+    done = _run("import torch\nimport dropkit_torch, dropkit_torch.nn\nimport dropkit\n")
     assert done.returncode != 0
-    assert "register the torch backend before compiling: `import dropkit_torch`" in done.stderr
+    assert "load the backend before compiling" in done.stderr
+    assert "dropkit.get_backend('torch')" in done.stderr
 
 
-def test_an_eager_call_first_also_registers_it():
+def test_an_eager_call_first_also_loads_it():
     done = _run("import torch, dropkit\ndropkit.dropout(torch.ones(2), 0.5, rng=0)\n")
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_compiled_code_compiles_once_for_every_key():
+    code = (
+        "import torch, dropkit\n"
+        "from torch._dynamo.utils import counters\n"
+        "dropkit.get_backend('torch')\n"
+        "f = torch.compile(lambda x: dropkit.dropout(x, 0.5) + dropkit.dropout2d(x[None], 0.3)[0],"
+        " fullgraph=True, backend='aot_eager')\n"
+        "masks = {tuple((f(torch.ones(4, 8, 8)) == 0).flatten().tolist()) for _ in range(4)}\n"
+        "print(len(masks), counters['stats']['unique_graphs'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == ["4", "1"]  # four masks (keys from torch), one graph

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import dropkit
-from dropkit import BackendRecord, hookimpl, registry
+from dropkit import BackendRecord, hookimpl, registry, selection
 
 
 def _plugin_module(name, records_fn):
@@ -66,18 +66,37 @@ def test_broken_plugins_warn_and_are_listed_never_fatal(fake_registry):
         dropkit.get_backend("gpu")
 
 
-def test_selection_order(monkeypatch):
+@pytest.fixture
+def environment(monkeypatch):
+    """Set $DROPKIT_BACKEND (or unset it with None) and have dropkit read it again."""
+
+    def set_to(value):
+        if value is None:
+            monkeypatch.delenv("DROPKIT_BACKEND", raising=False)
+        else:
+            monkeypatch.setenv("DROPKIT_BACKEND", value)
+        selection.reread_environment()
+
+    yield set_to
+    monkeypatch.undo()
+    selection.reread_environment()
+
+
+def test_selection_order(environment):
     x = array_api_strict.ones(3)
-    monkeypatch.delenv("DROPKIT_BACKEND", raising=False)
+    environment(None)
     assert dropkit.get_backend().name == "numpy"  # the default
     assert dropkit.get_backend(None, x).name == "array_api_strict"  # from the arrays
-    monkeypatch.setenv("DROPKIT_BACKEND", "array_api_strict")
+    environment("array_api_strict")
     assert dropkit.get_backend().name == "array_api_strict"  # the environment
     assert dropkit.get_backend("numpy").name == "numpy"  # explicit wins
+    with dropkit.use_backend("numpy"):  # the context wins over the environment
+        assert dropkit.get_backend().name == "numpy"
+        assert dropkit.get_backend("array_api_strict").name == "array_api_strict"
 
 
-def test_environment_backend_that_does_not_serve_the_array(monkeypatch):
-    monkeypatch.setenv("DROPKIT_BACKEND", "array_api_strict")
+def test_environment_backend_that_does_not_serve_the_array(environment):
+    environment("array_api_strict")
     with pytest.raises(TypeError, match=r"x is an array of .*numpy.*'array_api_strict'"):
         dropkit.dropout(np.ones(3), 0.5, rng=0)
 
@@ -105,20 +124,20 @@ def test_backends_command_lists_distribution_version_and_status():
     assert "0.1.0" in lines["numpy"]
 
 
-def test_the_per_type_lookup_follows_the_environment_and_the_registry(monkeypatch):
-    # dropout caches (array type, backend=, $DROPKIT_BACKEND) -> backend; a change of the
-    # variable or a rebuilt registry must not be hidden by an earlier call.
-    monkeypatch.delenv("DROPKIT_BACKEND", raising=False)
+def test_the_per_type_lookup_follows_the_environment_and_the_registry(environment):
+    # dropout remembers array type -> backend; a change of the variable (read again)
+    # or a rebuilt registry must not be hidden by an earlier call.
+    environment(None)
     x = np.ones(8, np.float32)
-    dropkit.dropout(x, 0.5, rng=0)  # cached: numpy
-    monkeypatch.setenv("DROPKIT_BACKEND", "array_api_strict")
+    dropkit.dropout(x, 0.5, rng=0)  # remembered: numpy
+    environment("array_api_strict")
     with pytest.raises(TypeError, match="serves array_api_strict"):
         dropkit.dropout(x, 0.5, rng=0)
-    monkeypatch.delenv("DROPKIT_BACKEND")
-    first = dropkit.ops._resolve(x, "x", None)[1]
+    environment(None)
+    first = selection.select(x, "x", None).backend
     registry.get_registry.cache_clear()
     try:
-        again = dropkit.ops._resolve(x, "x", None)[1]
+        again = selection.select(x, "x", None).backend
         assert again is not first  # loaded from the new registry, not the stale entry
         assert again is dropkit.get_backend("numpy")
     finally:

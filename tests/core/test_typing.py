@@ -2,7 +2,7 @@
 
 One mypy run (the project's ``[tool.mypy]`` settings) over a snippet that
 assigns every shipped backend class to a ``Backend`` (and the framework ones to
-a ``NativeBackend``), asserts the result types of ``dropout(..., return_mask=)``
+a ``MasksAndScales``), asserts the result types of ``dropout(..., return_mask=)``
 and, as a control, assigns a class that lacks ``random_bits``: mypy must
 reject exactly that line, so a check that silently passes everything fails.
 """
@@ -28,7 +28,7 @@ SNIPPET = textwrap.dedent(
     import numpy as np
 
     import dropkit
-    from dropkit.backend import ArrayAPIBackend, Backend, NativeBackend
+    from dropkit.backend import ArrayAPIBackend, Backend, DrawsKeys, MasksAndScales
     from dropkit.packed import PackedMask
     from dropkit_cupy.backend import CupyBackend
     from dropkit_dask.backend import DaskBackend
@@ -54,7 +54,8 @@ SNIPPET = textwrap.dedent(
         torch: TorchBackend,
     ) -> None:
         plain: list[Backend] = [strict, numpy, cupy, dask, jax, torch]
-        native: list[NativeBackend] = [jax, torch]
+        primitive: list[MasksAndScales] = [numpy, cupy, dask, jax, torch]
+        keys: list[DrawsKeys] = [jax, torch]
 
 
     def control(broken: NotABackend) -> None:

@@ -9,11 +9,14 @@ from dropkit import Generator
 from dropkit.experiment.nn import MLP
 from dropkit.testing.strategies import to_numpy
 
+# ops on plain arrays go to the backend under test (dropkit.testing's plugin)
+pytestmark = pytest.mark.usefixtures("dropkit_use_backend")
 
-def _net(backend, p_hidden=0.5, p_input=0.2):
+
+def _net(dropkit_backend, p_hidden=0.5, p_input=0.2):
     return MLP(
         [6, 12, 8, 3],
-        backend=backend,
+        backend=dropkit_backend,
         rng=Generator(4),
         p_hidden=p_hidden,
         p_input=p_input,
@@ -21,10 +24,10 @@ def _net(backend, p_hidden=0.5, p_input=0.2):
     )
 
 
-def test_vectorised_passes_equal_an_explicit_loop(backend):
-    _needs_float64(backend)
-    xp = backend.xp
-    net = _net(backend)
+def test_vectorised_passes_equal_an_explicit_loop(dropkit_backend):
+    _needs_float64(dropkit_backend)
+    xp = dropkit_backend.xp
+    net = _net(dropkit_backend)
     x_np = np.random.default_rng(0).standard_normal((5, 6))
     x = xp.asarray(x_np)
     T = 7
@@ -47,10 +50,10 @@ def test_vectorised_passes_equal_an_explicit_loop(backend):
     assert not np.allclose(logits[0], logits[1])
 
 
-def test_mean_and_variance(backend):
-    _needs_float64(backend)
-    xp = backend.xp
-    net = _net(backend)
+def test_mean_and_variance(dropkit_backend):
+    _needs_float64(dropkit_backend)
+    xp = dropkit_backend.xp
+    net = _net(dropkit_backend)
     x = xp.asarray(np.random.default_rng(1).standard_normal((4, 6)))
     mean, var = dropkit.mc_dropout_predict(net, x, samples=20, rng=3)
     probs = to_numpy(dropkit.mc_dropout_forward(net, x, samples=20, rng=3))
@@ -61,20 +64,20 @@ def test_mean_and_variance(backend):
     assert np.all(to_numpy(var) > 0)
 
 
-def test_without_dropout_every_pass_is_the_deterministic_one(backend):
-    _needs_float64(backend)
-    xp = backend.xp
-    net = _net(backend, p_hidden=0.0, p_input=0.0)
+def test_without_dropout_every_pass_is_the_deterministic_one(dropkit_backend):
+    _needs_float64(dropkit_backend)
+    xp = dropkit_backend.xp
+    net = _net(dropkit_backend, p_hidden=0.0, p_input=0.0)
     x = xp.asarray(np.random.default_rng(2).standard_normal((4, 6)))
     mean, var = dropkit.mc_dropout_predict(net, x, samples=5, output="logits")
     np.testing.assert_allclose(to_numpy(mean), to_numpy(net.forward(x, training=False)), rtol=1e-12)
     assert np.all(to_numpy(var) < 1e-20)
 
 
-def test_network_generators_are_untouched_and_bad_arguments(backend):
-    net = _net(backend)
+def test_network_generators_are_untouched_and_bad_arguments(dropkit_backend):
+    net = _net(dropkit_backend)
     before = [layer.generator.state for layer in net.dropouts]
-    x = backend.xp.asarray(np.ones((2, 6)))
+    x = dropkit_backend.xp.asarray(np.ones((2, 6)))
     dropkit.mc_dropout_predict(net, x, samples=3, rng=0)
     assert [layer.generator.state for layer in net.dropouts] == before
     with pytest.raises(ValueError, match="samples must be a positive int, got 0"):

@@ -11,17 +11,20 @@ from dropkit.experiment.nn import MLP, softmax_cross_entropy, standard_normal
 from dropkit.experiment.optim import SGD, StepSchedule
 from dropkit.testing.strategies import to_numpy
 
+# ops on plain arrays go to the backend under test (dropkit.testing's plugin)
+pytestmark = pytest.mark.usefixtures("dropkit_use_backend")
+
 
 @pytest.mark.parametrize(
     ("p_hidden", "p_input", "mode"),
     [(0.0, 0.0, "inverted"), (0.4, 0.2, "inverted"), (0.5, 0.0, "vanilla")],
 )
-def test_mlp_gradients_match_finite_differences(backend, p_hidden, p_input, mode):
-    _needs_float64(backend)
-    xp = backend.xp
+def test_mlp_gradients_match_finite_differences(dropkit_backend, p_hidden, p_input, mode):
+    _needs_float64(dropkit_backend)
+    xp = dropkit_backend.xp
     net = MLP(
         [4, 5, 4, 3],
-        backend=backend,
+        backend=dropkit_backend,
         rng=Generator(1),
         p_hidden=p_hidden,
         p_input=p_input,

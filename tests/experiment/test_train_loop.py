@@ -20,6 +20,9 @@ from dropkit.experiment.train import TrainConfig, TrainingDivergedError, evaluat
 from dropkit.ops import relu_dropout
 from dropkit.testing.strategies import to_numpy
 
+# ops on plain arrays go to the backend under test (dropkit.testing's plugin)
+pytestmark = pytest.mark.usefixtures("dropkit_use_backend")
+
 CONFIG = TrainConfig(
     epochs=3, hidden=(32, 16), batch_size=64, p_input=0.2, mode="vanilla", lr_every=2
 )
@@ -28,11 +31,11 @@ CONFIG = TrainConfig(
 def _reference_run(config, data):
     """The loop written the plain way: the loss read back after every step, accuracy by
     :func:`evaluate`; what the loop computed before it kept its numbers on the device."""
-    backend = dropkit.get_backend(config.backend)
-    xp = backend.xp
+    dropkit_backend = dropkit.get_backend(config.backend)
+    xp = dropkit_backend.xp
     net = MLP(
         [data.n_features, *config.hidden, data.n_classes],
-        backend=backend,
+        backend=dropkit_backend,
         rng=dropkit.Generator(config.seed),
         p_hidden=config.p_hidden,
         p_input=config.p_input,
@@ -168,12 +171,12 @@ SPECIAL = [-0.0, 0.0, np.nan, -np.nan, -1.5, 2.5, np.inf, -np.inf, 1e-45, -1e-45
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 @pytest.mark.parametrize("factor", [1.0, 0.7, 0.0])
-def test_relu_scaled_equals_relu_dropout_without_dropout(backend, dtype, factor):
+def test_relu_scaled_equals_relu_dropout_without_dropout(dropkit_backend, dtype, factor):
     # the generic path of relu_dropout: where(not (z <= 0), z * factor, 0); bit for bit on
     # every value but NaN (whose sign and payload nothing depends on)
-    xp = backend.xp
-    if not hasattr(xp, dtype) or (dtype == "float64" and backend.name == "jax"):
-        pytest.skip(f"{backend.name} has no {dtype} here")
+    xp = dropkit_backend.xp
+    if not hasattr(xp, dtype) or (dtype == "float64" and dropkit_backend.name == "jax"):
+        pytest.skip(f"{dropkit_backend.name} has no {dtype} here")
     rs = np.random.default_rng(0)
     values = np.concatenate(
         [np.array(SPECIAL), rs.standard_normal(200) * 10.0 ** rs.integers(-3, 3, 200)]
@@ -201,8 +204,8 @@ def test_relu_scaled_example_values():
     assert not np.signbit(h).any()
 
 
-def test_loss_as_array_is_the_float_loss(backend):
-    xp = backend.xp
+def test_loss_as_array_is_the_float_loss(dropkit_backend):
+    xp = dropkit_backend.xp
     rs = np.random.default_rng(1)
     logits = xp.asarray(rs.standard_normal((7, 4)).astype(np.float32))
     labels = xp.asarray(rs.integers(0, 4, 7))

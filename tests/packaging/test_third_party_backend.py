@@ -87,7 +87,7 @@ def test_a_correct_third_party_backend_passes_the_suite(site):
         (
             "demo_noscale",
             {
-                "test_fused_dropout_equals_array_api_path",
+                "test_mask_scale_equals_the_reference",
                 "test_mean_output_converges_to_evaluation_output",
             },
         ),

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import dropkit
-from dropkit import philox, registry
+from dropkit import philox, registry, selection
 
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "dkfake_"  # every fake plugin module's name starts with it
@@ -63,12 +63,9 @@ def site(tmp_path, monkeypatch):
     for name in HEAVY:
         if name not in sys.modules:
             monkeypatch.setitem(sys.modules, name, None)
-    native = dict(registry._NATIVE)
     registry.get_registry.cache_clear()
     yield folder
-    registry.get_registry.cache_clear()
-    registry._NATIVE.clear()
-    registry._NATIVE.update(native)
+    registry.get_registry.cache_clear()  # (forgets what selection remembered too)
     for name in [m for m in sys.modules if m.startswith(PREFIX)]:
         del sys.modules[name]
     importlib.invalidate_caches()
@@ -239,7 +236,7 @@ HIJACK = """
     from dropkit import ArrayAPIBackend, BackendRecord, hookimpl
 
     class Hijack(ArrayAPIBackend):
-        def dropout_native(self, *args, **kwargs):
+        def mask_scale(self, *args, **kwargs):
             raise AssertionError("hijacked")
 
     @hookimpl
@@ -659,17 +656,27 @@ def test_selection_by_a_bad_name(monkeypatch, name, error, match):
 )
 def test_selection_by_a_bad_environment_variable(monkeypatch, value, match):
     monkeypatch.setenv(registry.ENV_VAR, value)
-    with pytest.raises(ValueError, match=match):
-        dropkit.get_backend()
-    with pytest.raises(ValueError, match=match):
-        dropkit.dropout(np.ones(3), 0.5, rng=0)
+    selection.reread_environment()  # (read once per process; again after a change)
+    try:
+        with pytest.raises(ValueError, match=match):
+            dropkit.get_backend()
+        with pytest.raises(ValueError, match=match):
+            dropkit.dropout(np.ones(3), 0.5, rng=0)
+    finally:
+        monkeypatch.delenv(registry.ENV_VAR)
+        selection.reread_environment()
 
 
 @pytest.mark.parametrize("value", ["", " numpy\n", "numpy"])
 def test_selection_by_environment_variable_accepted(monkeypatch, value):
     monkeypatch.setenv(registry.ENV_VAR, value)
-    assert dropkit.get_backend().name == "numpy"
-    numpy_still_works()
+    selection.reread_environment()
+    try:
+        assert dropkit.get_backend().name == "numpy"
+        numpy_still_works()
+    finally:
+        monkeypatch.delenv(registry.ENV_VAR)
+        selection.reread_environment()
 
 
 def test_bad_environment_variable_on_the_command_line():

@@ -985,11 +985,28 @@ def test_extreme_valid_options(tmp_path):
     )
 
 
+@pytest.fixture
+def environment(monkeypatch):
+    """Set $DROPKIT_BACKEND (None: unset) in this process; dropkit reads it again (once)."""
+    from dropkit import selection
+
+    def set_to(value):
+        if value is None:
+            monkeypatch.delenv("DROPKIT_BACKEND", raising=False)
+        else:
+            monkeypatch.setenv("DROPKIT_BACKEND", value)
+        selection.reread_environment()
+
+    yield set_to
+    monkeypatch.undo()
+    selection.reread_environment()
+
+
 # case: --train-size beyond the data, and $DROPKIT_BACKEND naming no backend (already clear)
-def test_data_and_backend_environment_errors(tmp_path, capsys, monkeypatch):
+def test_data_and_backend_environment_errors(tmp_path, capsys, environment):
     out = tmp_path / "x"
     _refused(capsys, out, "train", *TINY, "--out", str(out), "--train-size", "4001", match="4001")
-    monkeypatch.setenv("DROPKIT_BACKEND", "nope")
+    environment("nope")
     _refused(capsys, out, "train", *TINY, "--out", str(out), match="unknown backend 'nope'")
     assert not out.exists()
 
@@ -1060,12 +1077,12 @@ def test_training_on_the_strict_backend(tmp_path, capsys):
 
 # case: a run whose backend came from $DROPKIT_BACKEND could only be resumed with the variable
 # (config.json said null; the two refusals contradicted each other)
-def test_a_backend_chosen_by_the_environment_is_recorded(tmp_path, capsys, monkeypatch):
+def test_a_backend_chosen_by_the_environment_is_recorded(tmp_path, capsys, environment):
     out = tmp_path / "env"
-    monkeypatch.setenv("DROPKIT_BACKEND", "array_api_strict")
+    environment("array_api_strict")
     assert main(["train", *TINY, "--out", str(out)]) == 0
     assert json.loads((out / "config.json").read_text())["config"]["backend"] == "array_api_strict"
-    monkeypatch.delenv("DROPKIT_BACKEND")
+    environment(None)
     assert main(["train", "--resume", str(out), "--epochs", "3", "--quiet"]) == 0
     assert _epochs(out) == [1, 2, 3]
     assert (

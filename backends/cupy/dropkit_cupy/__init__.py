@@ -6,6 +6,6 @@ importing this package or listing backends works on machines without CUDA.
 Modules: ``kernels_src`` (the CUDA C source of every kernel, shared with a host
 harness), ``launch`` (each launch's arguments, without CuPy), ``host`` (the
 source built for the CPU, for tests), ``kernels`` (the compiled modules and
-launches), ``backend`` (the backend object), ``torch_cuda`` (the same kernels
-on torch CUDA tensors, for ``dropkit_torch``).
+launches) and ``backend`` (the backend object). The same kernels on torch CUDA
+tensors are the torch backend's (:mod:`dropkit_torch.cuda`).
 """

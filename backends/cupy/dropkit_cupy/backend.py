@@ -1,14 +1,14 @@
-"""The loaded CuPy backend: namespace, devices, Philox words and the fused kernels.
+"""The loaded CuPy backend: namespace, devices, Philox words and ``mask_scale`` as kernels.
 
 Importing this module imports CuPy and checks for a CUDA device; the plugin
 imports it only when the backend is loaded, so a machine without CUDA lists the
 backend as unavailable with this module's error as the reason.
 
-Kernels (:mod:`dropkit_cupy.kernels`): fused dropout (one thread per Philox
-block of 4 elements, vector loads and stores, no mask materialised), the
-broadcast-mask kernel of channel dropout and the fused ReLU-dropout backward,
-each equal to the array-API path on CuPy bit for bit
-(CuPy's float32 semantics included: see :mod:`dropkit_cupy.kernels_src`).
+Kernels (:mod:`dropkit_cupy.kernels`), behind the one primitive ``mask_scale``:
+fused dropout (one thread per Philox block of 4 elements, vector loads and
+stores, no mask materialised), the broadcast-mask kernel of channel dropout,
+the fused ReLU-dropout backward, each equal to the array-API path on CuPy bit for bit (CuPy's float32 semantics included: see
+:mod:`dropkit_cupy.kernels_src`).
 Inputs that are not C-contiguous are copied to a contiguous array first (the
 element index is the C-order index, as on every backend); contiguous ones are
 used as they are.
@@ -16,6 +16,7 @@ used as they are.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 try:
@@ -70,7 +71,7 @@ class CupyBackend:
     Examples
     --------
     >>> b = CupyBackend()
-    >>> int(b.random_bits(0, 0, 1)[0]) == 0x6627E8D5
+    >>> int(b.random_bits((0, 0), 1)[0]) == 0x6627E8D5
     True
     """
 
@@ -82,29 +83,52 @@ class CupyBackend:
         return [cupy.cuda.Device(i) for i in range(_device_count())]
 
     def random_bits(
-        self, key: int, counter: int, n: int, *, offset: int = 0, device: Any = None
+        self, draw: tuple[int, int], n: int, *, offset: int = 0, device: Any = None
     ) -> Any:
-        """Philox words of elements ``offset .. offset + n - 1`` (uint32, 1-d)."""
+        """Philox words of elements ``offset .. offset + n - 1`` of ``(key, counter)`` (uint32)."""
+        key, counter = draw
         with _on(device):
             return kernels.random_bits(key, counter, n, offset)
 
-    def dropout_fused(
+    def mask_scale(
         self,
         x: Any,
-        key: int,
-        counter: int,
+        draw: tuple[int, int] | None,
+        *,
+        noise_shape: tuple[int, ...],
         threshold: int,
         scale: float,
-        *,
-        relu: bool = False,
+        relu: Any = False,
         out: Any = None,
     ) -> Any:
-        """Draw, compare and scale in one kernel; None where it does not apply."""
-        dtype = _DTYPES.get(x.dtype)
-        if dtype is None or threshold >= 1 << 32:
+        """The primitive as one kernel (see the module docs); None where no kernel applies."""
+        if x.dtype not in _DTYPES:
             return None
         if out is not None and not out.flags.c_contiguous:
             return None
+        if relu is not True and relu is not False:  # the gate of ReLU-dropout's backward
+            return self._gated(x, relu, scale, draw, threshold, out)
+        if draw is None or threshold >= 1 << 32:
+            return None
+        key, counter = draw
+        if tuple(noise_shape) == tuple(x.shape):
+            return self._fused(x, key, counter, threshold, scale, relu, out)
+        if relu or x.size == 0 or not x.flags.c_contiguous:
+            return None
+        parts = split_broadcast(tuple(x.shape), tuple(noise_shape))
+        if parts is None:
+            return None
+        with x.device:
+            bits = kernels.random_bits(key, counter, math.prod(noise_shape), 0)
+            keep = (bits >= np.uint32(threshold)).reshape(noise_shape)
+            y = out if out is not None else cupy.empty(x.shape, dtype=x.dtype)
+            kernels.masked(x, y, keep, parts, scale, _rounded(x.dtype, scale), variant=kernels.CUPY)
+        return y
+
+    def _fused(
+        self, x: Any, key: int, counter: int, threshold: int, scale: float, relu: bool, out: Any
+    ) -> Any:
+        """Draw, compare and scale in one kernel."""
         with x.device:
             src = x if x.flags.c_contiguous else cupy.ascontiguousarray(x)
             dst = out if out is not None else cupy.empty(x.shape, dtype=x.dtype)
@@ -114,32 +138,13 @@ class CupyBackend:
             )
         return dst
 
-    def dropout_masked(self, x: Any, mask: Any, scale: float, *, out: Any = None) -> Any:
-        """``where(mask, x * scale, 0)``, mask broadcast (channel dropout); None to decline."""
-        if (
-            x.dtype not in _DTYPES
-            or mask.dtype != cupy.bool_
-            or x.size == 0
-            or mask.ndim != x.ndim
-            or not x.flags.c_contiguous
-        ):
-            return None
-        if out is not None and not out.flags.c_contiguous:
-            return None
-        parts = split_broadcast(tuple(x.shape), tuple(mask.shape))
-        if parts is None:
-            return None
-        with x.device:
-            keep = mask if mask.flags.c_contiguous else cupy.ascontiguousarray(mask)
-            y = out if out is not None else cupy.empty(x.shape, dtype=x.dtype)
-            kernels.masked(x, y, keep, parts, scale, _rounded(x.dtype, scale), variant=kernels.CUPY)
-        return y
-
-    def relu_dropout_backward_fused(self, grad: Any, h: Any, scale: float) -> Any:
+    def _gated(self, grad: Any, h: Any, scale: float, draw: Any, threshold: int, out: Any) -> Any:
         """``where(h <= 0, 0, grad * scale)`` in one pass (NaN passes); None to decline."""
         if (
-            grad.dtype not in _DTYPES
-            or h.dtype != grad.dtype
+            draw is not None
+            or threshold != 0
+            or out is not None
+            or getattr(h, "dtype", None) != grad.dtype
             or h.shape != grad.shape
             or not (grad.flags.c_contiguous and h.flags.c_contiguous)
         ):

@@ -1,4 +1,4 @@
-"""The loaded Dask backend: lazy Philox words and chunk-wise fused dropout.
+"""The loaded Dask backend: lazy Philox words and chunk-wise ``mask_scale``.
 
 Nothing is computed until the result is: ``dropout`` on a Dask array returns a
 Dask array with the input's chunks, each chunk computed by
@@ -30,7 +30,7 @@ class DaskBackend:
     Examples
     --------
     >>> b = DaskBackend()
-    >>> int(b.random_bits(0, 0, 1).compute()[0]) == 0x6627E8D5
+    >>> int(b.random_bits((0, 0), 1).compute()[0]) == 0x6627E8D5
     True
     """
 
@@ -42,26 +42,38 @@ class DaskBackend:
         return ["cpu"]
 
     def random_bits(
-        self, key: int, counter: int, n: int, *, offset: int = 0, device: Any = None
+        self, draw: tuple[int, int], n: int, *, offset: int = 0, device: Any = None
     ) -> Any:
-        """Lazy uint32 words of elements ``offset .. offset + n - 1``."""
+        """Lazy uint32 words of elements ``offset .. offset + n - 1`` of ``(key, counter)``."""
+        key, counter = draw
         idx = da.arange(offset, offset + n, dtype=np.int64, chunks="auto")
         return idx.map_blocks(chunk_words, key, counter, dtype=np.uint32)
 
-    def dropout_fused(
+    def mask_scale(
         self,
         x: Any,
-        key: int,
-        counter: int,
+        draw: tuple[int, int] | None,
+        *,
+        noise_shape: tuple[int, ...],
         threshold: int,
         scale: float,
-        *,
-        relu: bool = False,
+        relu: Any = False,
         out: Any = None,
     ) -> Any:
-        """Lazy chunk-wise dropout with the input's chunks; declines in-place requests."""
-        if out is not None or x.dtype.kind != "f":
+        """Lazy chunk-wise element-wise (ReLU-)dropout with the input's chunks.
+
+        Declines (None) in-place requests, broadcast masks, the backward's
+        gate and calls that draw nothing: the core's reference serves those.
+        """
+        if (
+            draw is None
+            or out is not None
+            or (relu is not True and relu is not False)
+            or tuple(noise_shape) != tuple(x.shape)
+            or x.dtype.kind != "f"
+        ):
             return None
+        key, counter = draw
         return x.map_blocks(
             chunk_dropout, key, counter, threshold, scale, relu, dtype=x.dtype, meta=x._meta
         )

@@ -77,7 +77,9 @@ def _chunk_words_shaped(
     if start is not None:
         from dropkit import get_backend
 
-        fast = get_backend("numpy").random_bits(key, counter, math.prod(chunk_shape), offset=start)
+        fast = get_backend("numpy").random_bits(
+            (key, counter), math.prod(chunk_shape), offset=start
+        )
         return np.asarray(fast).reshape(chunk_shape)
     return words_at(key, counter, global_indices(shape, location))
 

@@ -39,12 +39,12 @@ from dropkit import (
     alpha_dropout,
     drop_path,
     dropblock2d,
+    dropout,
     feature_alpha_dropout,
     gaussian_dropout,
     gaussian_noise,
 )
-from dropkit._arrays import check_flag
-from dropkit._family import check_stddev
+from dropkit.checks import check_flag, check_stddev
 from dropkit.gaussian import gaussian_dropout_stddev
 from dropkit.structured import check_block_size
 
@@ -136,7 +136,7 @@ class Dropout(eqx.Module):
                 "or switch it off with eqx.nn.inference_mode"
             )
         noise = noise_shape(tuple(x.shape), self.broadcast_dims)
-        return functional.dropout(x, p, noise_shape=noise, rng=key)
+        return dropout(x, p, noise_shape=noise, rng=key)
 
 
 def _active(module: Any, inference: Any, value: float, key: Any, *, drops: bool = True) -> bool:

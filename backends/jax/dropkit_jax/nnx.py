@@ -43,11 +43,12 @@ from dropkit import (
     alpha_dropout,
     drop_path,
     dropblock2d,
+    dropout,
     feature_alpha_dropout,
     gaussian_dropout,
     gaussian_noise,
 )
-from dropkit._family import check_stddev
+from dropkit.checks import check_stddev
 from dropkit.gaussian import gaussian_dropout_stddev
 from dropkit.structured import check_block_size
 
@@ -186,9 +187,9 @@ class Dropout(nnx.Dropout):
 
     def _apply(self, inputs: Any, key: Any) -> jax.Array:
         if key is None:
-            return functional.dropout(inputs, self.rate, rng=None)
+            return dropout(inputs, self.rate, rng=None)
         noise = noise_shape(tuple(inputs.shape), self.broadcast_dims)
-        return functional.dropout(inputs, self.rate, noise_shape=noise, rng=key)
+        return dropout(inputs, self.rate, noise_shape=noise, rng=key)
 
 
 class _Family(Dropout):

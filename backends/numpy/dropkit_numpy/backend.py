@@ -1,13 +1,25 @@
-"""The loaded NumPy backend: namespace, devices, fast Philox words, fused dropout."""
+"""The loaded NumPy backend: namespace, devices, fast Philox words, and ``mask_scale``.
+
+``mask_scale`` (the backend's one optional primitive, see
+:class:`dropkit.MasksAndScales`) runs Numba kernels: element-wise (ReLU-)dropout
+drawn, compared and scaled in one pass; channel dropout's words drawn per map
+and applied in one pass over the broadcast mask; ReLU-dropout's backward gated
+on its output in one pass. Where no kernel applies (another dtype, a strided
+array, no Numba) it declines and the core's array-API reference runs.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import array_api_compat.numpy as xp
 import numpy as np
+
+from dropkit.backend import split_broadcast
 
 from ._philox_numpy import random_bits_numpy
 
@@ -71,12 +83,15 @@ class NumpyBackend:
     Examples
     --------
     >>> b = NumpyBackend()
-    >>> b.random_bits(0, 0, 1).tolist() == [0x6627E8D5]
+    >>> b.random_bits((0, 0), 1).tolist() == [0x6627E8D5]
     True
     """
 
     name = "numpy"
     xp = xp
+    _fused: Callable[..., np.ndarray] | None
+    _masked: Callable[..., np.ndarray | None] | None
+    _relu_backward: Callable[..., np.ndarray] | None
 
     def __init__(self) -> None:
         found = _numba_kernels()
@@ -93,53 +108,53 @@ class NumpyBackend:
         return ["cpu"]
 
     def random_bits(
-        self, key: int, counter: int, n: int, *, offset: int = 0, device: Any = None
+        self, draw: tuple[int, int], n: int, *, offset: int = 0, device: Any = None
     ) -> np.ndarray:
-        """Philox words of elements ``offset .. offset + n - 1`` (uint32, 1-d)."""
+        """Philox words of elements ``offset .. offset + n - 1`` of ``(key, counter)`` (uint32)."""
+        key, counter = draw
         return self._bits(key, counter, n, offset=offset)
 
-    def dropout_fused(
+    def mask_scale(
         self,
         x: np.ndarray,
-        key: int,
-        counter: int,
+        draw: tuple[int, int] | None,
+        *,
+        noise_shape: tuple[int, ...],
         threshold: int,
         scale: float,
-        *,
-        relu: bool = False,
+        relu: Any = False,
         out: np.ndarray | None = None,
     ) -> np.ndarray | None:
-        """Draw, compare and scale in one pass; None where no fused kernel applies."""
+        """The primitive as one Numba pass (see the module docs); None where no kernel applies."""
         if self._fused is None or x.dtype not in (np.float32, np.float64):
             return None
         if out is not None and not (out.flags.c_contiguous and out.flags.writeable):
             return None
-        return self._fused(x, key, counter, threshold, scale, relu=relu, out=out)
-
-    def dropout_masked(
-        self, x: np.ndarray, mask: np.ndarray, scale: float, *, out: np.ndarray | None = None
-    ) -> np.ndarray | None:
-        """``where(mask, x * scale, 0)``, mask broadcast (channel dropout); None to decline."""
-        if (
-            self._masked is None
-            or x.dtype not in (np.float32, np.float64)
-            or mask.dtype != np.bool_
-            or x.size == 0
-            or mask.ndim != x.ndim
-            or not x.flags.c_contiguous
-        ):
+        if relu is not True and relu is not False:  # the gate of ReLU-dropout's backward
+            return self._gated(x, relu, scale, draw, threshold, out)
+        if draw is None:
             return None
-        if out is not None and not (out.flags.c_contiguous and out.flags.writeable):
+        key, counter = draw
+        if tuple(noise_shape) == tuple(x.shape):
+            return self._fused(x, key, counter, threshold, scale, relu=relu, out=out)
+        if relu or self._masked is None or x.size == 0 or not x.flags.c_contiguous:
             return None
-        return self._masked(x, mask, scale, out=out)
+        if split_broadcast(tuple(x.shape), tuple(noise_shape)) is None:
+            return None
+        bits = self._bits(key, counter, math.prod(noise_shape))
+        keep = (bits >= np.uint32(threshold)).reshape(noise_shape)
+        return self._masked(x, keep, scale, out=out)
 
-    def relu_dropout_backward_fused(
-        self, grad: np.ndarray, h: np.ndarray, scale: float
+    def _gated(
+        self, grad: np.ndarray, h: Any, scale: float, draw: Any, threshold: int, out: Any
     ) -> np.ndarray | None:
         """``where(h <= 0, 0, grad * scale)`` in one pass (NaN passes); None to decline."""
         if (
             self._relu_backward is None
-            or grad.dtype not in (np.float32, np.float64)
+            or draw is not None
+            or threshold != 0
+            or out is not None
+            or not isinstance(h, np.ndarray)
             or h.dtype != grad.dtype
             or h.shape != grad.shape
             or not (grad.flags.c_contiguous and h.flags.c_contiguous)

@@ -1,7 +1,8 @@
 """dropkit for PyTorch: the ops on tensors as a custom op, and ``torch.nn`` layers.
 
 - ``dropkit.dropout(tensor, p, ...)`` (and the channel, ReLU and backward ops)
-  run the registered custom op ``dropkit::dropout``: autograd regenerates the
+  reduce to this backend's primitive, the registered custom op
+  ``dropkit::dropout``: autograd regenerates the
   mask instead of saving it, ``torch.compile(fullgraph=True)`` keeps it in one
   graph, and one dropkit key gives the same mask as on every other backend.
 - :mod:`dropkit_torch.nn`: ``Dropout``, ``Dropout1d``, ``Dropout2d``,
@@ -9,26 +10,21 @@
 - :mod:`dropkit_torch.keys`: how ``rng=None`` / a ``torch.Generator`` map to a
   dropkit key.
 
+- :mod:`dropkit_torch.cuda`: the CUDA path of the op.
+
 This package is also the ``torch`` entry point of dropkit's plugin registry,
-which must list backends without importing their libraries: torch is imported
-here only if the process has already imported it (then the ops are registered
-with the core at once, so ``torch.compile`` never meets the registry);
-otherwise on first use.
+which must list backends without importing their libraries: importing it
+imports nothing else (the backend loads on first use, or with
+``dropkit.get_backend("torch")``, which compiled code needs done once before
+``torch.compile`` traces a dropkit op).
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import sys
 from typing import Any
 
-__all__ = ["functional", "keys", "nn"]
-
-if "torch" in sys.modules:
-    # a broken torch install is reported on first use, not while listing backends
-    with contextlib.suppress(ImportError):
-        from . import backend as _backend  # noqa: F401  (registers the ops with the core)
+__all__ = ["cuda", "functional", "keys", "nn"]
 
 
 def __getattr__(name: str) -> Any:

@@ -23,8 +23,8 @@ Kernels: on CPU, float32 and float64 run the NumPy backend's Numba kernel on
 the tensor's own memory (zero-copy); other dtypes and devices compute the same
 words (the Numba kernel on CPU, the int64 array-API reference elsewhere) and
 apply them with torch operations. On CUDA, where CuPy and ``dropkit-cupy`` are
-installed, the CuPy backend's kernels run on the tensor's memory (zero-copy
-through DLPack, on torch's current stream; :mod:`dropkit_cupy.torch_cuda`):
+installed, the CUDA kernels run on the tensor's memory (zero-copy through
+DLPack, on torch's current stream; :mod:`dropkit_torch.cuda`):
 the fused dropout for float16, bfloat16, float32 and float64, and the words
 and keep-masks of channel dropout. All agree bit for bit with the NumPy
 backend.
@@ -55,7 +55,7 @@ import torch
 from dropkit_numpy import NumpyBackend
 
 from dropkit import philox
-from dropkit._arrays import check_scale
+from dropkit.checks import check_scale
 from dropkit.philox import MASK32
 
 __all__ = [
@@ -63,7 +63,6 @@ __all__ = [
     "dropout_inplace_op",
     "dropout_op",
     "keep_mask",
-    "keep_mask_op",
     "new_like",
     "numpy_view",
     "seed_ints",
@@ -87,7 +86,7 @@ CPU_KERNELS = True
 #: Whether CUDA tensors use the CuPy backend's kernels where CuPy is installed
 #: (tests switch it off to compare them with the torch-operations path).
 CUDA_KERNELS = True
-#: "module": dropkit_cupy.torch_cuda, or None where unavailable.
+#: "module": dropkit_torch.cuda, or None where unavailable.
 _CUDA: dict[str, ModuleType | None] = {}
 
 
@@ -96,7 +95,7 @@ def _numpy_kernels(device: torch.device) -> bool:
 
 
 def _cuda_kernels(device: torch.device) -> ModuleType | None:
-    """``dropkit_cupy.torch_cuda`` for a CUDA ``device`` where CuPy can run, else None.
+    """:mod:`dropkit_torch.cuda` for a CUDA ``device`` where CuPy can run, else None.
 
     Imported once per process; without CuPy (or dropkit-cupy) the torch
     operations serve CUDA tensors, as before.
@@ -106,7 +105,7 @@ def _cuda_kernels(device: torch.device) -> ModuleType | None:
     if "module" not in _CUDA:
         loaded: ModuleType | None
         try:
-            from dropkit_cupy import torch_cuda as loaded
+            from . import cuda as loaded
         except Exception:  # no CuPy, no dropkit-cupy, or CuPy without a usable CUDA
             loaded = None
         _CUDA["module"] = loaded
@@ -199,7 +198,7 @@ def words(key: int, counter: int, n: int, device: torch.device, *, offset: int =
     '0x6627e8d5'
     """
     if _numpy_kernels(device):
-        bits = _NUMPY.random_bits(key, counter, n, offset=offset)
+        bits = _NUMPY.random_bits((key, counter), n, offset=offset)
         return torch.from_numpy(bits.astype("int64"))
     cuda = _cuda_kernels(device)
     if cuda is not None:
@@ -230,20 +229,9 @@ def keep_mask(
     key, counter = seed_ints(seed)
     n = math.prod(shape)
     if _numpy_kernels(device):  # compare the uint32 words in NumPy: no int64 copy
-        bits = _NUMPY.random_bits(key, counter, n)
+        bits = _NUMPY.random_bits((key, counter), n)
         return torch.from_numpy(bits >= np.uint32(threshold)).reshape(shape)
     return (words(key, counter, n, device) >= threshold).reshape(shape)
-
-
-@torch.library.custom_op("dropkit::keep_mask", mutates_args=())
-def keep_mask_op(seed: torch.Tensor, shape: list[int], threshold: int) -> torch.Tensor:
-    """:func:`keep_mask` as an op (on ``seed``'s device), so compiled code can return masks."""
-    return keep_mask(seed, shape, threshold, seed.device)
-
-
-@keep_mask_op.register_fake
-def _keep_mask_fake(seed: torch.Tensor, shape: list[int], threshold: int) -> torch.Tensor:
-    return torch.empty(shape, dtype=torch.bool, device=seed.device)
 
 
 def _apply(x: torch.Tensor, keep: torch.Tensor, scale: float, out: torch.Tensor) -> torch.Tensor:
@@ -278,8 +266,15 @@ def _compute(
         key, counter = seed_ints(seed)
         src = x.contiguous()
         dst = out if out.is_contiguous() else new_like(src)
-        done = _NUMPY.dropout_fused(
-            numpy_view(src), key, counter, threshold, scale, relu=relu, out=numpy_view(dst)
+        view = numpy_view(src)
+        done = _NUMPY.mask_scale(
+            view,
+            (key, counter),
+            noise_shape=view.shape,
+            threshold=threshold,
+            scale=scale,
+            relu=relu,
+            out=numpy_view(dst),
         )
         if done is not None:
             if dst is not out:

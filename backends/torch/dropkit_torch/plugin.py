@@ -8,7 +8,7 @@ from dropkit import Backend, BackendRecord, hookimpl
 def _load() -> Backend:
     from .backend import TorchBackend
 
-    return TorchBackend.shared()
+    return TorchBackend()
 
 
 @hookimpl

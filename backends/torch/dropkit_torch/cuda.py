@@ -1,9 +1,11 @@
-"""The CuPy kernels on torch CUDA tensors: zero-copy (DLPack), on torch's current stream.
+"""torch's CUDA path: the CUDA kernels on torch CUDA tensors, on torch's current stream.
 
 The torch backend's custom op (``dropkit_torch._op``) calls these for CUDA
-tensors when CuPy is installed; without CuPy it keeps its own path (the int64
-Philox reference in torch operations). Same masks as the CPU: the words are
-the same Philox kernel's.
+tensors. For now they launch the kernels of ``dropkit-cupy`` through CuPy
+(zero-copy through DLPack) where CuPy and dropkit-cupy are installed; without
+them the op keeps its own path (the int64 Philox reference in torch
+operations). Same masks as the CPU: the words are the same Philox kernel's.
+This code belongs to the torch backend; it only borrows CuPy's launcher.
 
 - The tensor's memory is wrapped with ``cupy.from_dlpack`` (no copy); a
   bfloat16 tensor is wrapped through an int16 view (CuPy may have no
@@ -28,9 +30,8 @@ from typing import Any
 import cupy
 import numpy as np
 import torch
-
-from . import kernels
-from .launch import bf16_round
+from dropkit_cupy import kernels
+from dropkit_cupy.launch import bf16_round
 
 __all__ = [
     "device_seed",
