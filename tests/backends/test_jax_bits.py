@@ -32,7 +32,7 @@ def test_blocks_near_a_multiple_of_two_to_the_32(first_block):
     from dropkit import get_backend
 
     np.testing.assert_array_equal(
-        np.asarray(get_backend("jax").random_bits(5, 9, 13, offset=offset)), want
+        np.asarray(get_backend("jax").random_bits((5, 9), 13, offset=offset)), want
     )
     if got is not None:
         np.testing.assert_array_equal(np.asarray(got), want)
