@@ -45,7 +45,7 @@ import numpy as np
 from machine import describe, gpu_name
 
 import dropkit
-from dropkit._arrays import to_numpy
+from dropkit.checks import to_numpy
 from dropkit.experiment import net_configs
 from dropkit.experiment.checkpoint import CHECKPOINT_INTERVAL, save_checkpoint
 from dropkit.experiment.data import load_dataset

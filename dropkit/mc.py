@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._arrays import as_integer, namespace_of
+from .checks import as_integer, namespace_of
 from .random import RNGLike, as_generator
 
 __all__ = ["mc_dropout_forward", "mc_dropout_predict"]

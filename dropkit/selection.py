@@ -91,6 +91,9 @@ def reread_environment() -> str | None:
     >>> old = os.environ.pop("DROPKIT_BACKEND", None)
     >>> reread_environment() is None
     True
+    >>> if old is not None:  # put the caller's variable back
+    ...     os.environ["DROPKIT_BACKEND"] = old
+    ...     _ = reread_environment()
     """
     value = os.environ.get(ENV_VAR, "").strip() or None
     _ENV[0] = value

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import to_numpy
+from ..checks import to_numpy
 
 CHECKPOINT_NAME = "checkpoint.npz"
 #: The parameters of a run's best validation epoch (a checkpoint file of parameters only).

@@ -52,7 +52,7 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .._arrays import check_p
+    from ..checks import check_p
     from ..ops import dropout, dropout2d, keep_probability
     from ..random import Generator
     from ..testing.stats import FALSE_FAILURE_RATE, binomial_interval

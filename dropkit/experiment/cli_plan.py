@@ -112,10 +112,12 @@ def given_values(args: argparse.Namespace) -> dict[str, Any]:
 
 def plan_fresh(args: argparse.Namespace, command: str, given: dict[str, Any]) -> Plan:
     """The plan of a new run: its configuration and a folder that holds no run yet."""
+    from dropkit.selection import environment_backend
+
     from .rundir import RunLock, holds_run
 
     config = make_config(given)
-    if config.backend is None and os.environ.get("DROPKIT_BACKEND", "").strip():
+    if config.backend is None and environment_backend() is not None:
         # record the backend the variable chose, so --resume needs no variable
         config = dataclasses.replace(config, backend=get_backend(None).name)
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import as_integer, check_flag, check_mode, check_p, check_scale
+from ..checks import as_integer, check_flag, check_mode, check_p, check_scale
 from ..ops import train_scale
 from .data import DATASETS
 from .methods import check_activation, noise_layer

@@ -22,7 +22,7 @@ from typing import Any
 
 import array_api_compat
 
-from .._arrays import to_numpy
+from ..checks import to_numpy
 from .nn import MLP
 
 __all__ = ["EVAL_BATCH", "correct_count", "evaluate", "scores"]

@@ -14,8 +14,8 @@ from typing import Any
 
 import array_api_compat
 
-from .._arrays import check_flag
 from ..backend import Backend
+from ..checks import check_flag
 from ..normals import standard_normal
 from ..random import Generator
 

@@ -28,8 +28,8 @@ from typing import Any
 
 import array_api_compat
 
-from .._arrays import as_integer, check_flag, namespace_of
 from ..backend import Backend
+from ..checks import as_integer, check_flag, namespace_of
 from ..layers import Dropout
 from ..normals import standard_normal
 from ..ops import dropout, eval_factor, relu_dropout, relu_dropout_backward

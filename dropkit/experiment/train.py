@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pluggy
 
-from .._arrays import to_numpy
+from ..checks import to_numpy
 from ..random import Generator
 from ..registry import get_backend
 from .best import BestFile

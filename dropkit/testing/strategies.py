@@ -17,7 +17,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from dropkit._arrays import to_numpy
+from dropkit.checks import to_numpy
 
 __all__ = [
     "FLOAT_DTYPES",

@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from dropkit._arrays import to_numpy
+from dropkit.checks import to_numpy
 
 __all__ = ["as_backend_computes", "flush_subnormals", "flushes_subnormals", "scaled"]
 

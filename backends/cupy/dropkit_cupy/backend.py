@@ -7,8 +7,8 @@ backend as unavailable with this module's error as the reason.
 Kernels (:mod:`dropkit_cupy.kernels`), behind the one primitive ``mask_scale``:
 fused dropout (one thread per Philox block of 4 elements, vector loads and
 stores, no mask materialised), the broadcast-mask kernel of channel dropout,
-the fused ReLU-dropout backward, each equal to the array-API path on CuPy bit for bit (CuPy's float32 semantics included: see
-:mod:`dropkit_cupy.kernels_src`).
+the fused ReLU-dropout backward, each equal to the array-API path on CuPy bit
+for bit (CuPy's float32 semantics included: see :mod:`dropkit_cupy.kernels_src`).
 Inputs that are not C-contiguous are copied to a contiguous array first (the
 element index is the C-order index, as on every backend); contiguous ones are
 used as they are.

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..._arrays import as_integer
+from ...checks import as_integer
 from .files import DataFileError, load_cifar10, load_mnist_idx
 from .mnist1d import make_mnist1d
 

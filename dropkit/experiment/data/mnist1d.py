@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._arrays import as_integer
+from ...checks import as_integer
 
 __all__ = ["DEFAULTS", "make_mnist1d", "templates"]
 
