@@ -27,11 +27,6 @@ True
 from __future__ import annotations
 
 import difflib
-import functools
-import importlib.util
-import re
-import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -43,13 +38,10 @@ from ._plugin_guard import (
     PluginError,
     backend_problem,
     call_plugin,
-    describe_exception,
-    guarded_plugin,
-    record_problem,
     short,
-    take_records,
 )
-from .backend import Backend, BackendInfo, BackendRecord, Capabilities, capabilities
+from .backend import Backend, BackendInfo, Capabilities, capabilities
+from .discovery import Entry, dist_of, installed, owns, register_entry_point, resolve
 from .selection import (
     BY_LIBRARY,
     BY_NAME,
@@ -73,24 +65,6 @@ __all__ = [
 ]
 
 
-def _owner(name: str) -> str:
-    """The distribution that owns the backend name ``name``: ``dropkit-<name>``, normalised."""
-    return _normal(f"dropkit-{name}")
-
-
-@dataclass
-class _Entry:
-    record: BackendRecord | None
-    distribution: str
-    version: str
-    error: str | None = None  # why it cannot be selected (broken plugin, duplicate name)
-    plugin: str = "?"  # the entry point's name
-
-    @property
-    def label(self) -> str:
-        return f"plugin {self.plugin!r} ({self.distribution} {self.version})"
-
-
 @dataclass
 class Registry:
     """Loaded plugins and their backend records.
@@ -109,8 +83,8 @@ class Registry:
     """
 
     manager: pluggy.PluginManager
-    entries: dict[str, _Entry] = field(default_factory=dict)
-    rejected: list[tuple[str, _Entry]] = field(default_factory=list)
+    entries: dict[str, Entry] = field(default_factory=dict)
+    rejected: list[tuple[str, Entry]] = field(default_factory=list)
     _loaded: dict[str, Backend] = field(default_factory=dict)
     _failed: dict[str, str] = field(default_factory=dict)
 
@@ -170,7 +144,7 @@ class Registry:
             reason = entry.error
             if reason is None and name in self._failed:
                 reason = self._failed[name]
-            elif reason is None and name not in self._loaded and (load or not _installed(entry)):
+            elif reason is None and name not in self._loaded and (load or not installed(entry)):
                 try:
                     self.load(name)
                 except RuntimeError:
@@ -183,7 +157,8 @@ class Registry:
             )
         return infos
 
-    def _claimants(self, library: str) -> list[str]:
+    def claimants(self, library: str) -> list[str]:
+        """The selectable backends whose records name array library ``library``."""
         return [
             name
             for name, entry in sorted(self.entries.items())
@@ -194,9 +169,9 @@ class Registry:
 
     def _claimant(self, library: str) -> str | None:
         """The backend for arrays of ``library``: the only claimant, or the built-in one."""
-        names = self._claimants(library)
+        names = self.claimants(library)
         if len(names) > 1:
-            builtin = [n for n in names if _owns(n, self.entries[n].distribution)]
+            builtin = [n for n in names if owns(n, self.entries[n].distribution)]
             if len(builtin) == 1:
                 return builtin[0]
             who = ", ".join(f"{n!r} ({self.entries[n].distribution})" for n in names)
@@ -215,193 +190,17 @@ class Registry:
         return self._claimant(type(x).__module__.partition(".")[0])
 
 
-def _installed(entry: _Entry) -> bool:
-    """Whether every array library ``entry``'s record names is installed (none imported).
-
-    False when the record names no library (nothing to look for without
-    loading it) or a name that is not a top-level module name.
-    """
-    names = entry.record.namespaces if entry.record is not None else ()
-    if not names:
-        return False
-    for name in names:
-        if not isinstance(name, str) or not name.isidentifier():
-            return False
-        try:
-            if importlib.util.find_spec(name) is None:
-                return False
-        except (ImportError, ValueError):  # a module set to None, a broken finder
-            return False
-    return True
-
-
-def _normal(dist: str) -> str:
-    return re.sub(r"[-_.]+", "-", dist).lower()
-
-
-def _owns(name: str, dist: str) -> bool:
-    """Whether ``dist`` owns the backend name ``name`` (it is ``dropkit-<name>``: built in)."""
-    return _normal(dist) == _owner(name)
-
-
-def _dist_of(ep: Any) -> tuple[str, str]:
-    dist = getattr(ep, "dist", None)
-    name = getattr(dist, "name", None) if dist is not None else None
-    version = getattr(dist, "version", None) if dist is not None else None
-    return (name or "unknown distribution", version or "?")
-
-
-def _warn(message: str) -> None:
-    warnings.warn(message, RuntimeWarning, stacklevel=4)
-
-
-def _records_of(hook: Any) -> list[Any]:
-    """Call a ``dropkit_backends`` implementation and take its records (all plugin code)."""
-    return take_records(hook())
-
-
-def _hook_functions(manager: pluggy.PluginManager, plugin: Any) -> dict[str, Any]:
-    """Attribute name -> hook implementation found on ``plugin`` (plugin code runs: guard)."""
-    found = {}
-    for attr in dir(plugin):
-        if manager.parse_hookimpl_opts(plugin, attr) is not None:
-            found[attr] = getattr(plugin, attr)
-    return found
-
-
-_HOOKS = frozenset(n for n in dir(hookspecs) if n.startswith(f"{hookspecs.PROJECT}_"))
-
-
-def _register_entry_point(
-    registry: Registry, ep: Any, candidates: dict[str, list[_Entry]], broken: list[_Entry]
-) -> None:
-    """Import one entry point, register its guarded hooks, collect its backend records."""
-    dist, version = _dist_of(ep)
-    label = f"plugin {ep.name!r} ({ep.value}, from {dist} {version})"
-
-    def fail(message: str) -> None:
-        _warn(message)
-        broken.append(_Entry(None, dist, version, message, ep.name))
-
-    try:
-        plugin = call_plugin(ep.load, f"importing plugin {ep.name!r} ({ep.value}, from {dist})")
-        functions = call_plugin(
-            lambda: _hook_functions(registry.manager, plugin), f"inspecting plugin {ep.name!r}"
-        )
-    except PluginError as exc:
-        fail(f"{label} failed to load: {exc}")
-        return
-    hooks: dict[str, Any] = {}
-    for attr, fn in functions.items():
-        opts: Mapping[str, Any] = registry.manager.parse_hookimpl_opts(plugin, attr) or {}
-        hook = opts.get("specname") or attr
-        if hook not in _HOOKS:
-            _warn(
-                f"{label}: {hook!r} is not a dropkit hook (typo?), so it is never called; "
-                f"the hooks are {', '.join(sorted(_HOOKS))} (the application's hooks, such as "
-                "dropkit_epoch_end, belong to the entry-point group 'dropkit.experiment')"
-            )
-        elif opts.get("hookwrapper") or opts.get("wrapper"):
-            _warn(f"{label}: {hook!r} is a hook wrapper, which dropkit does not run: ignored")
-        else:
-            hooks[attr] = fn
-    proxy = guarded_plugin(hooks, label, proxy_name=f"dropkit-plugin:{dist}:{ep.name}")
-    try:
-        registry.manager.register(proxy, name=f"{dist}:{ep.name}")
-    except Exception as exc:  # pluggy's validation: unknown arguments, ...
-        fail(f"{label} failed to load: {describe_exception(exc)}")
-        return
-    bad = []
-    for attr, fn in hooks.items():
-        opts = registry.manager.parse_hookimpl_opts(plugin, attr) or {}
-        if (opts.get("specname") or attr) != "dropkit_backends":
-            continue
-        try:
-            items = call_plugin(functools.partial(_records_of, fn), f"calling {label}'s {attr}")
-        except PluginError as exc:
-            raised = "raised " if exc.__cause__ is not None else ""
-            fail(f"{label}: dropkit_backends {raised}{exc}")
-            return
-        for item in items:
-            problem = record_problem(item)
-            if problem is None:
-                candidates.setdefault(item.name, []).append(
-                    _Entry(item, dist, version, plugin=ep.name)
-                )
-            else:
-                bad.append(problem)
-    if bad:
-        fail(
-            f"{label}: dropkit_backends returned {len(bad)} invalid record(s) (valid ones are "
-            f"kept): {'; '.join(bad)}"
-        )
-
-
-def _resolve(registry: Registry, candidates: dict[str, list[_Entry]], broken: list[_Entry]) -> None:
-    """Give each name to one entry; report duplicates, never prefer one by sort order."""
-    for name, entries in sorted(candidates.items()):
-        owner = _owner(name)
-        keep = [e for e in entries if _normal(e.distribution) == owner]
-        if len(entries) == 1:
-            registry.entries[name] = entries[0]
-        elif len(keep) == 1:
-            registry.entries[name] = keep[0]
-            for entry in entries:
-                if entry is not keep[0]:
-                    entry.error = (
-                        f"{name!r} is the built-in backend of {owner}: this duplicate from "
-                        f"{entry.label} is ignored; uninstall {entry.distribution} or ask its "
-                        "authors to rename the backend"
-                    )
-                    _warn(f"backend {entry.error}")
-                    registry.rejected.append((name, entry))
-        else:
-            who = ", ".join(e.label for e in entries)
-            message = (
-                f"backend {name!r} is registered by {len(entries)} plugins: {who}; dropkit "
-                "does not choose between them: uninstall all but one"
-            )
-            _warn(message)
-            for entry in entries:
-                entry.error = message
-            registry.entries[name] = entries[0]
-            registry.rejected += [(name, e) for e in entries[1:]]
-    for entry in broken:
-        if entry.plugin in registry.entries:
-            registry.rejected.append((entry.plugin, entry))
-        else:
-            registry.entries[entry.plugin] = entry
-    for library in sorted(
-        {
-            n
-            for e in registry.entries.values()
-            if e.record is not None and e.error is None
-            for n in e.record.namespaces
-        }
-    ):
-        names = registry._claimants(library)
-        builtin = [n for n in names if _owns(n, registry.entries[n].distribution)]
-        if len(names) > 1 and len(builtin) == 1:
-            for other in names:
-                if other != builtin[0]:
-                    _warn(
-                        f"backend {other!r} ({registry.entries[other].label}) also claims "
-                        f"{library} arrays, which the built-in backend {builtin[0]!r} serves: "
-                        "it is used for them only when selected by name"
-                    )
-
-
 def _build_registry() -> Registry:
     """Build the registry from the entry points (see :func:`get_registry`)."""
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
     registry = Registry(manager)
-    candidates: dict[str, list[_Entry]] = {}
-    broken: list[_Entry] = []
-    eps = sorted(entry_points(group=hookspecs.PROJECT), key=lambda e: (e.name, _dist_of(e)))
+    candidates: dict[str, list[Entry]] = {}
+    broken: list[Entry] = []
+    eps = sorted(entry_points(group=hookspecs.PROJECT), key=lambda e: (e.name, dist_of(e)))
     for ep in eps:
-        _register_entry_point(registry, ep, candidates, broken)
-    _resolve(registry, candidates, broken)
+        register_entry_point(registry, ep, candidates, broken)
+    resolve(registry, candidates, broken)
     return registry
 
 
