@@ -62,6 +62,7 @@ def restored_environ():
     os.environ.update(saved)
 
 
+@pytest.mark.slow  # several processes or a training: seconds
 def test_dropout_on_a_local_cluster_with_several_workers(restored_environ):
     distributed = pytest.importorskip("distributed")
     a, want = _numpy_reference((64, 50, 8), 0.3, 77)

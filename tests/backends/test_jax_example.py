@@ -21,6 +21,7 @@ def _load():
 
 
 @pytest.mark.parametrize(("framework", "package"), [("nnx", "flax"), ("equinox", "equinox")])
+@pytest.mark.slow  # several processes or a training: seconds
 def test_the_jitted_example_learns(framework, package, capsys):
     pytest.importorskip(package, reason=f"{package} is not installed (dropkit-jax[{package}])")
     # 4 epochs: well above chance (10 classes; runs with seeds 0-2 of both frameworks

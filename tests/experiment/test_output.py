@@ -297,6 +297,7 @@ def test_resuming_a_finished_run_says_so_and_changes_nothing(
     assert _snapshot(out) == before
 
 
+@pytest.mark.slow  # several processes or a training: seconds
 def test_a_finished_study_without_its_summary_writes_it(tmp_path, capsys):
     out = tmp_path / "study"
     assert main(["compare", *TINY, "--seeds", "2", "--jobs", "1", "--out", str(out)]) == 0
@@ -310,6 +311,7 @@ def test_a_finished_study_without_its_summary_writes_it(tmp_path, capsys):
 # ---- a closed output -------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # several processes or a training: seconds
 def test_a_closed_output_ends_quietly_with_141(tmp_path):
     code = "import sys; from dropkit.experiment.cli import main; sys.exit(main(sys.argv[1:]))"
     reader = subprocess.Popen(["head", "-c", "0"], stdin=subprocess.PIPE)

@@ -190,6 +190,7 @@ def test_study_workers_leave_a_variable_the_user_set_alone(
     assert choice.threads is None and "OMP_NUM_THREADS=3 in the environment" in choice.reason
 
 
+@pytest.mark.slow  # several processes or a training: seconds
 def test_a_parallel_study_records_the_choice_its_parent_made(data, no_thread_variables, tmp_path):
     plan = StudyPlan(TrainConfig(epochs=1, hidden=(8,)), ("standard", "dropout"), (0,))
     runs = run_study(plan, data, tmp_path / "s", jobs=2, metrics=False)

@@ -394,6 +394,7 @@ def test_no_warning_storm_from_a_run(data):
         train(TrainConfig(epochs=1, hidden=(8,)), data, plugin_manager=_pm())
 
 
+@pytest.mark.slow  # several processes or a training: seconds
 def test_bench_compare_runs(tmp_path):
     # the benchmark uses the loop's private parts: a smoke run keeps it in step with them
     import subprocess

@@ -62,6 +62,7 @@ def test_a_backend_whose_library_is_missing_shows_the_plugins_reason(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["jax", "dask"])
+@pytest.mark.slow  # several processes or a training: seconds
 def test_load_checks_by_loading(name):
     pytest.importorskip(name)
     rows, summary = _run("--load")

@@ -44,6 +44,7 @@ def test_the_minimal_backend_is_small():
     assert len(code) <= 16  # the four required members and the hook
 
 
+@pytest.mark.slow  # several processes or a training: seconds
 def test_the_minimal_backend_passes_the_shipped_suite(site):
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--pyargs", "dropkit.testing", "--dropkit-backend",

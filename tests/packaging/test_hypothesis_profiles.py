@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 PROPERTY = """
 import os
 
@@ -56,6 +58,7 @@ def _draws(tmp_path, name, *args, **env):
     return out.read_text().splitlines()
 
 
+@pytest.mark.slow  # several processes or a training: seconds
 def test_every_machine_draws_the_same_examples(tmp_path):
     ci = _draws(tmp_path, "ci", CI="true", PYTHONHASHSEED="1")
     newcomer = _draws(tmp_path, "newcomer", PYTHONHASHSEED="2")
@@ -65,6 +68,7 @@ def test_every_machine_draws_the_same_examples(tmp_path):
     assert ci == newcomer == own
 
 
+@pytest.mark.slow  # several processes or a training: seconds
 def test_the_deep_profile_draws_ten_times_as_many_random_examples(tmp_path):
     fixed = _draws(tmp_path, "fixed")
     deep = _draws(tmp_path, "deep", "--hypothesis-profile=dropkit-deep")

@@ -7,6 +7,7 @@ import pytest
 
 
 @pytest.mark.parametrize("name", ["numpy", "array_api_strict"])
+@pytest.mark.slow  # several processes or a training: seconds
 def test_pyargs_runs_the_suite_on_a_named_backend(name, tmp_path):
     result = subprocess.run(
         [

@@ -1130,6 +1130,7 @@ def test_out_below_a_plain_file_names_the_file(tmp_path, capsys):
 
 # case: a closed stdout (`dropkit train ... | head -0`) was reported as "error" with exit 2
 # (since issue 18: it ends quietly, exit 141, no message)
+@pytest.mark.slow  # several processes or a training: seconds
 def test_a_closed_output_is_a_broken_pipe_not_an_error(tmp_path):
     out = tmp_path / "pipe"
     code = "import sys; from dropkit.experiment.cli import main; sys.exit(main(sys.argv[1:]))"
