@@ -72,8 +72,8 @@ from .ops import (
 )
 from .packed import PackedMask, pack_mask, unpack_mask
 from .random import Generator, as_generator
-from .registry import get_backend, get_plugin_manager, list_backends
-from .selection import use_backend
+from .registry import get_plugin_manager, list_backends
+from .selection import get_backend, use_backend
 from .structured import drop_path, drop_path_backward
 
 __all__ = [

@@ -1,10 +1,10 @@
-"""The plugin manager and backend selection.
+"""The registry of backends: the plugin manager, loading, listing.
 
 Plugins are loaded from the entry-point group ``dropkit``. A plugin that fails
 to import, or whose hook raises, is reported with a warning and listed as
 unavailable with the reason: it never breaks listing or the other backends.
 
-Selection order (:func:`get_backend`, :mod:`dropkit.selection`): an explicit
+Selection (:func:`dropkit.get_backend`, :mod:`dropkit.selection`) builds on it: an explicit
 name, then :func:`dropkit.use_backend`, then the ``DROPKIT_BACKEND``
 environment variable (read once), then the library of the arrays passed in,
 then ``numpy``.
@@ -20,7 +20,7 @@ Examples
 >>> names = [b.name for b in list_backends()]
 >>> "numpy" in names
 True
->>> get_backend("numpy").name
+>>> get_registry().load("numpy").name
 'numpy'
 """
 
@@ -40,24 +40,21 @@ from ._plugin_guard import (
     call_plugin,
     short,
 )
-from .backend import Backend, BackendInfo, Capabilities, capabilities
-from .discovery import Entry, dist_of, installed, owns, register_entry_point, resolve
-from .selection import (
+from ._selection_state import (
     BY_LIBRARY,
     BY_NAME,
     BY_TYPE,
     DEFAULT_BACKEND,
     ENV_VAR,
     environment_backend,
-    select,
-    select_by_name,
 )
+from .backend import Backend, BackendInfo, Capabilities, capabilities
+from .discovery import Entry, dist_of, installed, owns, register_entry_point, resolve
 
 __all__ = [
     "DEFAULT_BACKEND",
     "ENV_VAR",
     "Registry",
-    "get_backend",
     "get_plugin_manager",
     "get_registry",
     "list_backends",
@@ -293,49 +290,6 @@ def load_capabilities(name: str, *, source: str = "") -> Capabilities:
         if claimant == name:
             BY_LIBRARY.setdefault(library, caps)
     return caps
-
-
-def get_backend(name: str | None = None, *arrays: Any) -> Backend:
-    """Select and load a backend.
-
-    Parameters
-    ----------
-    name : str, optional
-        An explicit backend name. If omitted: the :func:`dropkit.use_backend`
-        context, ``$DROPKIT_BACKEND`` (read once), then the backend registered
-        for the library of ``arrays``, then ``numpy``.
-    *arrays
-        Arrays the backend is for (embedded use).
-
-    Returns
-    -------
-    Backend
-
-    Raises
-    ------
-    TypeError
-        For a name that is not a string.
-    ValueError
-        For an empty or unknown name (the message lists the installed backends
-        and says when the name came from ``$DROPKIT_BACKEND``).
-    RuntimeError
-        For a backend that cannot be loaded here (with the reason and the
-        distribution), or arrays claimed by several third-party backends.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> get_backend(None, np.ones(3)).name
-    'numpy'
-    >>> get_backend("no-such")
-    Traceback (most recent call last):
-    ...
-    ValueError: unknown backend 'no-such'; installed backends: ...
-    """
-    check_name(name)
-    if arrays:
-        return select(arrays[0], "x", name).backend
-    return select_by_name(name).backend
 
 
 def check_name(name: Any) -> None:

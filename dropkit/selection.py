@@ -38,14 +38,24 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
-from .backend import ArrayAPIBackend, Capabilities, capabilities
+from ._selection_state import (
+    _ENV,
+    BY_LIBRARY,
+    BY_NAME,
+    BY_TYPE,
+    DEFAULT_BACKEND,
+    ENV_VAR,
+    environment_backend,
+    reread_environment,
+)
+from .backend import ArrayAPIBackend, Backend, Capabilities, capabilities
 from .checks import namespace_of
+from .registry import check_name, get_registry, load_capabilities
 
 __all__ = [
     "BY_LIBRARY",
@@ -53,6 +63,7 @@ __all__ = [
     "BY_TYPE",
     "ENV_VAR",
     "environment_backend",
+    "get_backend",
     "library_of",
     "reread_environment",
     "select",
@@ -60,15 +71,6 @@ __all__ = [
     "use_backend",
 ]
 
-ENV_VAR = "DROPKIT_BACKEND"
-DEFAULT_BACKEND = "numpy"
-
-#: Array library (top-level module name) -> the loaded backend serving its arrays.
-BY_LIBRARY: dict[str, Capabilities] = {}
-#: Array type -> the backend serving it: what the registry answered for that type.
-BY_TYPE: dict[type, Capabilities] = {}
-#: Backend name -> the loaded backend (a plain dict: compilers follow it).
-BY_NAME: dict[str, Capabilities] = {}
 #: ``(backend name, array type)`` -> whether the backend's namespace is the array's.
 _SERVES: dict[tuple[str, type], bool] = {}
 
@@ -76,36 +78,6 @@ _CONTEXT: ContextVar[str | None] = ContextVar("dropkit_backend", default=None)
 #: How many use_backend contexts are open in the process (any thread): when 0,
 #: the context variable is not read (a plain global read, which Dynamo follows).
 _OPEN = [0]
-_UNREAD = object()
-_ENV: list[Any] = [_UNREAD]
-
-
-def reread_environment() -> str | None:
-    """Read ``$DROPKIT_BACKEND`` again (it is read once, at the first selection).
-
-    Returns the name now in effect (None when unset or empty).
-
-    Examples
-    --------
-    >>> import os
-    >>> old = os.environ.pop("DROPKIT_BACKEND", None)
-    >>> reread_environment() is None
-    True
-    >>> if old is not None:  # put the caller's variable back
-    ...     os.environ["DROPKIT_BACKEND"] = old
-    ...     _ = reread_environment()
-    """
-    value = os.environ.get(ENV_VAR, "").strip() or None
-    _ENV[0] = value
-    return value
-
-
-def environment_backend() -> str | None:
-    """The backend ``$DROPKIT_BACKEND`` names (read once per process), or None."""
-    value = _ENV[0]
-    if value is _UNREAD:
-        return reread_environment()
-    return value
 
 
 def _compiling() -> bool:
@@ -173,8 +145,6 @@ def select_by_name(name: str | None, *, source: str = "") -> Capabilities:
     hit = BY_NAME.get(name) if isinstance(name, str) else None
     if hit is not None:
         return hit
-    from .registry import check_name, load_capabilities
-
     check_name(name)
     _refuse_inside_torch_compile(f"backend {name!r}")
     return load_capabilities(name, source=source)
@@ -219,8 +189,6 @@ def select(x: Any, name: str, backend: str | None) -> Capabilities:
 def _by_array(x: Any, name: str) -> Capabilities:
     """The registry's backend for ``x``'s library (loading it); the reference for others."""
     _refuse_inside_torch_compile(f"arrays of {library_of(x)}")
-    from .registry import get_registry, load_capabilities
-
     found = get_registry().name_for_array(x)  # (several third-party claimants: an error)
     xp = namespace_of(x, name)  # a clear TypeError for a non-array
     if found is None:
@@ -238,3 +206,46 @@ def _by_array(x: Any, name: str) -> Capabilities:
         BY_TYPE.clear()
     BY_TYPE[type(x)] = caps
     return caps
+
+
+def get_backend(name: str | None = None, *arrays: Any) -> Backend:
+    """Select and load a backend.
+
+    Parameters
+    ----------
+    name : str, optional
+        An explicit backend name. If omitted: the :func:`dropkit.use_backend`
+        context, ``$DROPKIT_BACKEND`` (read once), then the backend registered
+        for the library of ``arrays``, then ``numpy``.
+    *arrays
+        Arrays the backend is for (embedded use).
+
+    Returns
+    -------
+    Backend
+
+    Raises
+    ------
+    TypeError
+        For a name that is not a string.
+    ValueError
+        For an empty or unknown name (the message lists the installed backends
+        and says when the name came from ``$DROPKIT_BACKEND``).
+    RuntimeError
+        For a backend that cannot be loaded here (with the reason and the
+        distribution), or arrays claimed by several third-party backends.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> get_backend(None, np.ones(3)).name
+    'numpy'
+    >>> get_backend("no-such")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown backend 'no-such'; installed backends: ...
+    """
+    check_name(name)
+    if arrays:
+        return select(arrays[0], "x", name).backend
+    return select_by_name(name).backend

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .. import __version__
-from ..registry import get_backend, list_backends
+from ..registry import list_backends
+from ..selection import get_backend
 from .cli_args import add_training_flags, parse_finite, parse_integer
 from .cli_plan import (
     NothingToDo,

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..registry import get_backend
+from ..selection import get_backend
 from .cli_args import CONFIG_FLAGS, DATA_FLAGS, flag_of, show_value
 from .train import PRESETS, TrainConfig
 

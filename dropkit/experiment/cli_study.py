@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..registry import get_backend
+from ..selection import get_backend
 from .cli_args import CONFIG_FLAGS, flag_of, parse_integer, show_value
 from .cli_plan import (
     NothingToDo,

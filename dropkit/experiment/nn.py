@@ -34,7 +34,7 @@ from ..layers import Dropout
 from ..normals import standard_normal
 from ..ops import dropout, eval_factor, relu_dropout, relu_dropout_backward
 from ..random import Generator, RNGLike, as_generator
-from ..registry import get_backend
+from ..selection import get_backend
 from .functional import (
     INITS,
     SELU_ALPHA,

@@ -11,7 +11,7 @@ error.
 
 Examples
 --------
->>> from dropkit.registry import get_backend
+>>> from dropkit.selection import get_backend
 >>> env = environment(get_backend("numpy"), ["dropkit", "train"])
 >>> env["backend"], env["command_line"]
 ('numpy', 'dropkit train')

@@ -45,7 +45,7 @@ import pluggy
 
 from ..checks import to_numpy
 from ..random import Generator
-from ..registry import get_backend
+from ..selection import get_backend
 from .best import BestFile
 from .checkpoint import CHECKPOINT_INTERVAL, PeriodicCheckpoint
 from .checkpoint import CHECKPOINT_NAME as CHECKPOINT

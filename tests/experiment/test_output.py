@@ -17,7 +17,7 @@ from dropkit.experiment.provenance import environment, git_commit
 from dropkit.experiment.reporters import Progress
 from dropkit.experiment.reporters.progress import CLEAR_LINE
 from dropkit.experiment.train import TrainConfig
-from dropkit.registry import get_backend
+from dropkit.selection import get_backend
 
 TINY = ["--epochs", "2", "--train-size", "200", "--hidden", "8"]
 REPO = Path(__file__).resolve().parents[2]

@@ -438,7 +438,7 @@ def test_fresh_start_into_a_run_is_refused(tmp_path, capsys):
     ],
 )
 def test_failed_start_leaves_no_folder(tmp_path, capsys, args, match):
-    from dropkit.registry import get_backend
+    from dropkit.selection import get_backend
 
     if args[1] == "cupy":
         try:
