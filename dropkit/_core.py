@@ -22,6 +22,7 @@ from .checks import (
     check_return_mask,
     check_same_array_kind,
     check_scale,
+    finfo,
     namespace_of,
 )
 from .packed import PackedMask, pack_mask, unpack_mask
@@ -53,7 +54,7 @@ def selected(x: Any, name: str, backend: str | None) -> Capabilities:
 def check_scale_of(xp: Any, dtype: Any, scale: float, p: float) -> None:
     """Refuse a training scale that is not finite in ``dtype`` (float16 with p near 1)."""
     if scale > 1.0:
-        check_scale(scale, p, dtype, xp.finfo(dtype))
+        check_scale(scale, p, dtype, finfo(xp, dtype))
 
 
 def check_backward_source(mask: Any, rng: Any) -> None:

@@ -35,6 +35,8 @@ __all__ = [
     "check_scale",
     "check_shape",
     "check_stddev",
+    "finfo",
+    "is_real_floating",
     "namespace_of",
     "overflow_bound",
     "to_numpy",
@@ -78,12 +80,66 @@ def namespace_of(x: Any, name: str) -> Any:
         ) from exc
 
 
+def _extension_finfo(dtype: Any) -> Any:
+    """``ml_dtypes.finfo`` of a floating dtype of ml_dtypes (bfloat16, float8...), else None.
+
+    NumPy has such dtypes only as extensions: ``isdtype`` and ``finfo`` refuse
+    them (NumPy 2.5), while their arithmetic works.
+    """
+    module = getattr(getattr(dtype, "type", None), "__module__", None) or ""
+    if module.partition(".")[0] != "ml_dtypes":
+        return None
+    import ml_dtypes
+
+    try:
+        return ml_dtypes.finfo(dtype)
+    except (TypeError, ValueError, KeyError):  # an integer type of ml_dtypes (int4 ...)
+        return None
+
+
+def is_real_floating(xp: Any, dtype: Any) -> bool:
+    """Whether ``dtype`` is a real floating dtype, ml_dtypes' (bfloat16 on NumPy) included.
+
+    Examples
+    --------
+    >>> import ml_dtypes
+    >>> import array_api_compat.numpy as xp
+    >>> is_real_floating(xp, xp.float16), is_real_floating(xp, xp.int8)
+    (True, False)
+    >>> is_real_floating(xp, np.dtype(ml_dtypes.bfloat16))
+    True
+    """
+    try:
+        return bool(xp.isdtype(dtype, "real floating"))
+    except TypeError:
+        return _extension_finfo(dtype) is not None
+
+
+def finfo(xp: Any, dtype: Any) -> Any:
+    """``xp.finfo(dtype)``, or ml_dtypes' for its floating dtypes (which NumPy's refuses).
+
+    Examples
+    --------
+    >>> import ml_dtypes
+    >>> import array_api_compat.numpy as xp
+    >>> float(finfo(xp, np.dtype(ml_dtypes.bfloat16)).eps)
+    0.0078125
+    """
+    try:
+        return xp.finfo(dtype)
+    except (TypeError, AttributeError, ValueError):
+        info = _extension_finfo(dtype)
+        if info is None:
+            raise
+        return info
+
+
 def check_floating(xp: Any, x: Any, name: str) -> None:
     """Raise TypeError unless ``x`` has a real floating dtype."""
-    if not xp.isdtype(x.dtype, "real floating"):
+    if not is_real_floating(xp, x.dtype):
         raise TypeError(
-            f"{name} must have a real floating dtype (float16/32/64), got dtype {x.dtype}; "
-            f"convert it first, e.g. xp.astype({name}, xp.float32)"
+            f"{name} must have a real floating dtype (float16/32/64, bfloat16), got dtype "
+            f"{x.dtype}; convert it first, e.g. xp.astype({name}, xp.float32)"
         )
 
 

@@ -49,6 +49,7 @@ from .checks import (
     check_mode,
     check_p,
     check_return_mask,
+    finfo,
 )
 from .normals import wide_float
 from .packed import PackedMask, unpack_mask
@@ -193,7 +194,7 @@ def _apply(xp: Any, x: Any, keep: Any, mode: str) -> Any:
     kept = xp.astype(xp.sum(counts), wide)
     total = xp.asarray(float(_size(keep)), dtype=wide, device=device_of(x))
     scale = xp.where(kept > 0, total / xp.where(kept > 0, kept, 1.0), 0.0)
-    if float(xp.finfo(x.dtype).max) < 2.0**32:  # float16: the scale alone may overflow
+    if float(finfo(xp, x.dtype).max) < 2.0**32:  # float16: the scale alone may overflow
         product = xp.astype(xp.astype(x, xp.float32) * xp.astype(scale, xp.float32), x.dtype)
         return xp.where(keep, product, zero)
     return xp.where(keep, x * xp.astype(scale, x.dtype), zero)

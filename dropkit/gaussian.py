@@ -48,7 +48,7 @@ from ._family import (
     normals,
     resolve,
 )
-from .checks import check_flag, check_mode, check_noise_shape, check_p
+from .checks import check_flag, check_mode, check_noise_shape, check_p, finfo
 from .random import RNGLike
 
 __all__ = [
@@ -89,7 +89,7 @@ def _noise(
     finite_or_refuse(
         factor * (1.0 + sigma * MAX_ABS_NORMAL),
         x.dtype,
-        xp.finfo(x.dtype),
+        finfo(xp, x.dtype),
         f"gaussian_dropout's noise at p={p!r}",
         "use a smaller p or a wider dtype (e.g. float32)",
     )
@@ -278,7 +278,7 @@ def gaussian_noise(
     finite_or_refuse(
         stddev * MAX_ABS_NORMAL,
         x.dtype,
-        xp.finfo(x.dtype),
+        finfo(xp, x.dtype),
         f"gaussian_noise with stddev={stddev!r}",
         "use a smaller stddev or a wider dtype (e.g. float32)",
     )

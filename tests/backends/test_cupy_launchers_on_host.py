@@ -303,3 +303,20 @@ def test_torch_keep_mask_and_words_through_the_cuda_branch(torch_fake):
     want = np.asarray(philox.random_bits(npx, key, counter, 33, offset=7)).astype(np.int64)
     assert words.dtype == torch.int64
     np.testing.assert_array_equal(words.numpy(), want)
+
+
+@pytest.mark.parametrize("scale", [2.0, 1 / 0.7])
+def test_mask_scale_on_ml_dtypes_bfloat16_arrays(fake, scale):
+    """CuPy arrays of ml_dtypes' bfloat16 (what CuPy 14 with NumPy 2.5 holds) take the
+    bfloat16 kernels: the mask of the words, the product rounded to nearest-even."""
+    ml_dtypes = pytest.importorskip("ml_dtypes", reason="ml_dtypes is not installed")
+    bf16 = np.dtype(ml_dtypes.bfloat16)
+    a = np.random.default_rng(4).standard_normal((9, 13)).astype(np.float32).astype(bf16)
+    t = keep_threshold(0.3)
+    kw = {"noise_shape": a.shape, "threshold": t, "scale": scale}
+    got = fake.backend.mask_scale(_fake(a), (5, 6), **kw)
+    assert got is not None and got.dtype == bf16
+    keep = np.asarray(philox.random_bits(npx, 5, 6, a.size)).reshape(a.shape) >= t
+    # as the NumPy reference: the factor rounded to bfloat16, the product rounded once
+    want = np.where(keep, a * np.asarray(scale, bf16), bf16.type(0))
+    np.testing.assert_array_equal(np.asarray(got).view(np.uint16), want.view(np.uint16))
