@@ -233,22 +233,30 @@ class _Switch:
 
 
 def guarded_plugin(
-    functions: dict[str, Callable[..., Any]], label: str, *, proxy_name: str
+    functions: dict[str, Callable[..., Any]],
+    label: str,
+    *,
+    proxy_name: str,
+    lifetime: str = "process",
 ) -> types.ModuleType:
     """A stand-in module with ``functions`` (hook name -> implementation) guarded.
 
     A guarded hook that raises (anything but ``KeyboardInterrupt``) warns once,
     naming ``label`` (the plugin and its distribution), and switches every hook
-    of the plugin off for the rest of the process: the run goes on.
+    of the plugin off for the rest of the ``lifetime`` (the process for the
+    library's registry, a command for the application's plugin managers): the
+    run goes on.
     """
     proxy = types.ModuleType(proxy_name)
     switch = _Switch()
     for attr, fn in functions.items():
-        setattr(proxy, attr, _guard(fn, attr, label, switch))
+        setattr(proxy, attr, _guard(fn, attr, label, switch, lifetime))
     return proxy
 
 
-def _guard(fn: Callable[..., Any], hook: str, label: str, switch: _Switch) -> Callable[..., Any]:
+def _guard(
+    fn: Callable[..., Any], hook: str, label: str, switch: _Switch, lifetime: str
+) -> Callable[..., Any]:
     @functools.wraps(fn)
     def guarded(*args: Any) -> Any:
         if not switch.on:
@@ -261,7 +269,7 @@ def _guard(fn: Callable[..., Any], hook: str, label: str, switch: _Switch) -> Ca
             switch.on = False
             warnings.warn(
                 f"{label}: its {hook} hook failed ({describe_exception(exc)}); its hooks are "
-                "switched off for the rest of this process (the run goes on)",
+                f"switched off for the rest of this {lifetime} (the run goes on)",
                 RuntimeWarning,
                 stacklevel=2,
             )

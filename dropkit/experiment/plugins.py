@@ -23,8 +23,6 @@ True
 
 from __future__ import annotations
 
-import functools
-import types
 import warnings
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
@@ -32,6 +30,7 @@ from typing import Any
 
 import pluggy
 
+from .._plugin_guard import describe_exception, guarded_plugin
 from . import hookspecs
 
 __all__ = ["HOOKS", "new_plugin_manager", "sgd_kernel"]
@@ -94,17 +93,6 @@ def _dist_of(ep: Any) -> tuple[str, str]:
     return (name or "unknown distribution", version or "?")
 
 
-def _describe(exc: BaseException) -> str:
-    """``Type: message`` in one line; ``sys.exit`` is named as such."""
-    if isinstance(exc, SystemExit):
-        return f"SystemExit: the plugin called sys.exit({exc.code!r})"
-    try:
-        text = " ".join(str(exc).split())
-    except BaseException:
-        text = "<unprintable>"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def _warn(message: str) -> None:
     warnings.warn(message, RuntimeWarning, stacklevel=4)
 
@@ -119,16 +107,15 @@ def _register_installed(manager: pluggy.PluginManager, ep: Any) -> None:
     except KeyboardInterrupt as exc:
         raise KeyboardInterrupt(f"while importing plugin {ep.name!r} (from {dist})") from exc
     except BaseException as exc:  # SystemExit included: the plugin's failure
-        _warn(f"{label} failed to load: {_describe(exc)}; the command goes on without it")
+        _warn(f"{label} failed to load: {describe_exception(exc)}; the command goes on without it")
         return
-    switch = _Switch()
-    proxy = types.ModuleType(f"dropkit-experiment-plugin:{dist}:{ep.name}")
-    for attr, fn in hooks.items():
-        setattr(proxy, attr, _guard(fn, attr, label, switch))
+    proxy = guarded_plugin(
+        hooks, label, proxy_name=f"dropkit-experiment-plugin:{dist}:{ep.name}", lifetime="command"
+    )
     try:
         manager.register(proxy, name=f"{dist}:{ep.name}")
     except Exception as exc:  # pluggy's validation: unknown arguments, ...
-        _warn(f"{label} failed to load: {_describe(exc)}; the command goes on without it")
+        _warn(f"{label} failed to load: {describe_exception(exc)}; the command goes on without it")
 
 
 def _hook_functions(
@@ -151,31 +138,3 @@ def _hook_functions(
         else:
             hooks[attr] = getattr(plugin, attr)
     return hooks
-
-
-class _Switch:
-    """Whether a plugin's hooks still run (off after its first failure)."""
-
-    on = True
-
-
-def _guard(fn: Callable[..., Any], hook: str, label: str, switch: _Switch) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def guarded(*args: Any) -> Any:
-        if not switch.on:
-            return None
-        try:
-            return fn(*args)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:
-            switch.on = False
-            warnings.warn(
-                f"{label}: its {hook} hook failed ({_describe(exc)}); its hooks are switched "
-                "off for the rest of this command (the run goes on)",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            return None
-
-    return guarded
