@@ -152,7 +152,7 @@ def new_like(x: torch.Tensor) -> torch.Tensor:
     the caller a tensor whose storage cannot be resized).
     """
     y = torch.empty_like(x)
-    if _MADVISE is not None and y.device.type == "cpu" and y.numel() >= LARGE:
+    if _MADVISE is not None and y.numel() >= LARGE and y.is_cpu:
         first, size = y.data_ptr(), y.numel() * y.element_size()
         start, end = (first + 4095) & ~4095, (first + size) & ~4095
         if end > start:
