@@ -80,3 +80,12 @@ def test_an_int_seed_under_fake_tensors_is_not_cached_nor_reused():
     got = dropkit.dropout(torch.ones(3, 4), 0.5, rng=777)
     want = dropkit.dropout(np.ones((3, 4), np.float32), 0.5, rng=777)
     np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_vmap_over_inputs_that_require_grad_keeps_the_gradient():
+    xs = torch.randn(3, 4, 5, requires_grad=True)
+    out = torch.vmap(lambda t: dropkit.dropout(t, 0.5, rng=4))(xs)
+    out.sum().backward()
+    keep = dropkit.dropout(torch.ones(4, 5), 0.5, rng=4)
+    for i in range(3):
+        assert torch.equal(xs.grad[i], keep)

@@ -477,8 +477,12 @@ def dropout_op(
         if _direct(x, seed):  # nothing records: autograd, tracers and modes see no difference
             return _compute(x, seed, noise_shape, threshold, scale, relu, new_like(x))
         return _RAW(x, seed, noise_shape, threshold, scale, relu)
-    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+    if torch.compiler.is_compiling():  # Dynamo traces the Function into the graph
         return _Dropout.apply(x, seed, noise_shape, threshold, scale, relu)
+    if torch._C._are_functorch_transforms_active():
+        # the operator's own autograd kernel (the same formula): functorch's
+        # transforms (vmap over inputs that require grad) need it at the operator
+        return _RAW(x, seed, noise_shape, threshold, scale, relu)
     # Eagerly, what Function.apply does minus binding the arguments with inspect
     # (about a fifth of a small call): every argument here is positional.
     args = unwrap_dead_wrappers((x, seed, noise_shape, threshold, scale, relu))
@@ -544,3 +548,8 @@ def _vmap(
 
 
 torch.library.register_vmap("dropkit::dropout", _vmap)
+# The same formula as the operator's autograd kernel, for callers of the raw
+# operator and functorch's transforms; dropout_op applies _Dropout eagerly (cheaper).
+torch.library.register_autograd(
+    "dropkit::dropout", _Dropout.backward, setup_context=_Dropout.setup_context
+)
