@@ -89,3 +89,14 @@ def test_vmap_over_inputs_that_require_grad_keeps_the_gradient():
     keep = dropkit.dropout(torch.ones(4, 5), 0.5, rng=4)
     for i in range(3):
         assert torch.equal(xs.grad[i], keep)
+
+
+def test_functorch_grad_jacrev_and_vmap_of_grad_see_the_mask():
+    keep = dropkit.dropout(torch.ones(3, 5), 0.5, rng=4)
+    g = torch.func.grad(lambda t: dropkit.dropout(t, 0.5, rng=4).sum())(torch.randn(3, 5))
+    assert torch.equal(g, keep)
+    per_sample = torch.vmap(torch.func.grad(lambda t: dropkit.dropout(t, 0.5, rng=4).sum()))
+    gs = per_sample(torch.randn(2, 3, 5))
+    assert torch.equal(gs[0], keep) and torch.equal(gs[1], keep)
+    j = torch.func.jacrev(lambda t: dropkit.dropout(t, 0.5, rng=4))(torch.randn(4))
+    assert torch.equal(j, torch.diag(dropkit.dropout(torch.ones(4), 0.5, rng=4)))

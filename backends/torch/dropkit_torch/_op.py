@@ -334,6 +334,13 @@ _LIB.define(
     "dropout(Tensor x, Tensor seed, SymInt[] noise_shape, int threshold, float scale, "
     "bool relu) -> Tensor"
 )
+# The same operator with the Function's formula as its autograd kernel, for vmap
+# over inputs that require grad only (an Autograd kernel in Python would cost
+# every other call, compiled ones too).
+_LIB.define(
+    "dropout_differentiable(Tensor x, Tensor seed, SymInt[] noise_shape, int threshold, "
+    "float scale, bool relu) -> Tensor"
+)
 _LIB.define(
     "dropout_(Tensor(a!) x, Tensor seed, SymInt[] noise_shape, int threshold, float scale, "
     "bool relu) -> ()"
@@ -369,10 +376,13 @@ def _dropout_inplace_impl(
 # costs a few microseconds less per call than torch.library.custom_op's wrapper.
 _LIB.impl("dropout", _dropout_impl, "CompositeExplicitAutograd")
 _LIB.impl("dropout_", _dropout_inplace_impl, "CompositeExplicitAutograd")
+_LIB.impl("dropout_differentiable", _dropout_impl, "CompositeExplicitAutograd")
 _RAW = torch.ops.dropkit.dropout.default
 _RAW_INPLACE = torch.ops.dropkit.dropout_.default
+_DIFFERENTIABLE = torch.ops.dropkit.dropout_differentiable.default
 
 
+@torch.library.register_fake("dropkit::dropout_differentiable")
 @torch.library.register_fake("dropkit::dropout")
 def _dropout_fake(
     x: torch.Tensor,
@@ -480,9 +490,12 @@ def dropout_op(
     if torch.compiler.is_compiling():  # Dynamo traces the Function into the graph
         return _Dropout.apply(x, seed, noise_shape, threshold, scale, relu)
     if torch._C._are_functorch_transforms_active():
-        # the operator's own autograd kernel (the same formula): functorch's
-        # transforms (vmap over inputs that require grad) need it at the operator
-        return _RAW(x, seed, noise_shape, threshold, scale, relu)
+        top = torch._C._functorch.peek_interpreter_stack()
+        if top is not None and top.key() == torch._C._functorch.TransformType.Vmap:
+            # the Function under vmap, on inputs that require grad, finds no
+            # FuncTorchVmapMode kernel: the twin operator with the same formula
+            return _DIFFERENTIABLE(x, seed, noise_shape, threshold, scale, relu)
+        return _Dropout.apply(x, seed, noise_shape, threshold, scale, relu)
     # Eagerly, what Function.apply does minus binding the arguments with inspect
     # (about a fifth of a small call): every argument here is positional.
     args = unwrap_dead_wrappers((x, seed, noise_shape, threshold, scale, relu))
@@ -548,8 +561,7 @@ def _vmap(
 
 
 torch.library.register_vmap("dropkit::dropout", _vmap)
-# The same formula as the operator's autograd kernel, for callers of the raw
-# operator and functorch's transforms; dropout_op applies _Dropout eagerly (cheaper).
+torch.library.register_vmap("dropkit::dropout_differentiable", _vmap)
 torch.library.register_autograd(
-    "dropkit::dropout", _Dropout.backward, setup_context=_Dropout.setup_context
+    "dropkit::dropout_differentiable", _Dropout.backward, setup_context=_Dropout.setup_context
 )
