@@ -158,7 +158,7 @@ def mask_scale(
             return None
         seed = torch.zeros(4, dtype=torch.int64, device=x.device)  # drops all: no bits
     else:
-        seed = _seed(draw, x.device)
+        seed = draw if type(draw) is torch.Tensor else _seed(draw, x.device)
     shape = [int(n) for n in noise_shape]
     if out is None:
         return dropout_op(x, seed, shape, threshold, scale, relu)

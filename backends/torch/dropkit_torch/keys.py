@@ -84,6 +84,41 @@ def _compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
+#: Seed tensors of int seeds, per (seed, device): an int seed is the same draw on
+#: every call, so its four words are built once (at most ``_CACHE_SIZE`` kept).
+_INT_SEEDS: dict[tuple[int, torch.device], torch.Tensor] = {}
+_CACHE_SIZE = 256
+
+
+def _eager_plain() -> bool:
+    """True outside traces and torch function/dispatch modes (fake tensors, export).
+
+    Only then may a call reuse a tensor built by an earlier one: a mode would
+    see (or have built) a tensor that is not what it expects.
+    """
+    return not (
+        _compiling()
+        or torch._C._is_torch_function_mode_enabled()
+        or torch._C._len_torch_dispatch_stack() > 0
+    )
+
+
+def _int_seed(seed: int, device: torch.device) -> torch.Tensor:
+    """The seed tensor of the int seed ``seed`` (cached outside traces and modes)."""
+    if not _eager_plain():
+        key, counter = as_generator(seed).draw()
+        return seed_from_ints(key, counter, device)
+    cached = _INT_SEEDS.get((seed, device))
+    if cached is None:
+        key, counter = as_generator(seed).draw()
+        with torch.inference_mode(False):  # a normal tensor: autograd may save it later
+            cached = seed_from_ints(key, counter, device)
+        if len(_INT_SEEDS) >= _CACHE_SIZE:
+            _INT_SEEDS.clear()
+        _INT_SEEDS[seed, device] = cached
+    return cached
+
+
 def in_backward() -> bool:
     """True while autograd runs a backward pass, eagerly.
 
@@ -113,6 +148,8 @@ def seed_tensor(rng: TorchRNGLike, x: torch.Tensor) -> torch.Tensor:
         A :class:`dropkit.Generator` inside ``torch.compile``.
     """
     device = x.device
+    if type(rng) is int:  # the common stateless case first
+        return _int_seed(rng, device)
     if isinstance(rng, np.integer):
         rng = int(rng)  # a NumPy integer seed is a seed (not a stream)
     stateful = rng is not None and not (isinstance(rng, int) and not isinstance(rng, bool))
