@@ -188,7 +188,7 @@ def _stderr(line: str) -> None:
 class _Kernel:
     """One kernel's function handle and its parameter buffer, prepared once."""
 
-    __slots__ = ("buffer", "extra", "function", "lock", "pack", "size")
+    __slots__ = ("buffer", "extra", "function", "lock", "pack", "size", "words")
 
     def __init__(self, name: str, function: int) -> None:
         shape = layout(SIGNATURES[name])
@@ -203,11 +203,9 @@ class _Kernel:
             ctypes.addressof(self.size),
             _END,
         )
-        self._keep = words
+        self.words = words  # kept alive: the driver reads it through ``extra``
         self.extra = ctypes.addressof(words)
         self.lock = threading.Lock()  # the buffer is shared; ctypes calls release the GIL
-
-    _keep: Any
 
 
 class Launcher:

@@ -102,9 +102,10 @@ def usable(device: torch.device) -> bool:
 
 
 def engine(index: int) -> Engine:
-    """The engine of device ``index``: a :class:`~dropkit_torch._nvrtc.Launcher`, the CuPy module, or None.
+    """The engine of device ``index``: a ``Launcher``, the CuPy fallback module, or None.
 
-    Index ``-1`` is what ``get_device()`` says of a CPU tensor: the tests' stand-in.
+    The ``Launcher`` is :class:`dropkit_torch._nvrtc.Launcher`. Index ``-1`` is what
+    ``get_device()`` says of a CPU tensor: the tests' stand-in.
     """
     found = _engines.get(index, _MISSING)
     return _choose(index) if found is _MISSING else found  # type: ignore[return-value]
