@@ -37,7 +37,6 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from dropkit._cuda import KERNEL_NAMES, KERNEL_SOURCE, NVRTC_OPTIONS, SIGNATURES
 
