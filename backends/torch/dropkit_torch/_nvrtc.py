@@ -275,30 +275,56 @@ class Launcher:
         if grid > self._cap:
             grid = self._cap
         if self._device() != self.index:
-            import torch
-
-            with torch.cuda.device(self.index):
-                self._go(kernel, name, grid, values)
+            self._elsewhere(kernel, name, grid, values)
             return
-        self._go(kernel, name, grid, values)
-
-    def _go(self, kernel: _Kernel, name: str, grid: int, values: tuple[int | float, ...]) -> None:
         stream = self._stream(self.index)
         with kernel.lock:
             kernel.pack(kernel.buffer, 0, *values)
             status = self._launch(
                 kernel.function, grid, 1, 1, THREADS, 1, 1, 0, stream, None, kernel.extra
             )
-            if status == _INVALID_CONTEXT and self._recover is not None:
-                self._recover()  # a thread that never touched the device: its context
+        if status:
+            self._failed(status, kernel, name, grid, stream, values)
+
+    def _elsewhere(
+        self, kernel: _Kernel, name: str, grid: int, values: tuple[int | float, ...]
+    ) -> None:
+        """Launch with the device current (torch's current device is another one)."""
+        import torch
+
+        with torch.cuda.device(self.index):
+            stream = self._stream(self.index)
+            with kernel.lock:
+                kernel.pack(kernel.buffer, 0, *values)
                 status = self._launch(
                     kernel.function, grid, 1, 1, THREADS, 1, 1, 0, stream, None, kernel.extra
                 )
-        if status:
-            raise RuntimeError(
-                f"launching dropkit's CUDA kernel {name} on cuda:{self.index} failed: "
-                f"{self._describe(status)} (CUresult {status})"
-            )
+            if status:
+                self._failed(status, kernel, name, grid, stream, values)
+
+    def _failed(
+        self,
+        status: int,
+        kernel: _Kernel,
+        name: str,
+        grid: int,
+        stream: int,
+        values: tuple[int | float, ...],
+    ) -> None:
+        """Retry once in a thread without a current context; else raise what the driver said."""
+        if status == _INVALID_CONTEXT and self._recover is not None:
+            self._recover()  # a thread that never touched the device: its primary context
+            with kernel.lock:
+                kernel.pack(kernel.buffer, 0, *values)
+                status = self._launch(
+                    kernel.function, grid, 1, 1, THREADS, 1, 1, 0, stream, None, kernel.extra
+                )
+            if not status:
+                return
+        raise RuntimeError(
+            f"launching dropkit's CUDA kernel {name} on cuda:{self.index} failed: "
+            f"{self._describe(status)} (CUresult {status})"
+        )
 
 
 class _Driver:
