@@ -65,6 +65,41 @@ def _rounded(dtype: Any, scale: float) -> float:
     return float(dtype.type(scale))
 
 
+#: (dtype, threshold, scale, relu) -> the fused dropout, made once (kernels.FusedDropout).
+_PLANS: dict[tuple[Any, int, float, bool], Any] = {}
+_get_device = cupy.cuda.runtime.getDevice
+
+
+def _plan(dtype: Any, threshold: int, scale: float, relu: bool) -> Any:
+    """The fused dropout for these values (cached), or None where the kernel does not apply."""
+    name = _DTYPES.get(dtype)
+    if name is None or not 0 <= threshold < 1 << 32:
+        return None
+    plan = kernels.fused_dropout(name, threshold, scale, _rounded(dtype, scale), relu, kernels.CUPY)
+    if len(_PLANS) >= 256:  # a bound, for processes that see many scales
+        _PLANS.clear()
+    _PLANS[(dtype, threshold, scale, relu)] = plan
+    return plan
+
+
+def _fused(plan: Any, x: Any, draw: tuple[int, int], out: Any) -> Any:
+    """Draw, compare and scale in one kernel on ``x``'s device; None if ``out`` cannot be used."""
+    if out is not None and not out.flags.c_contiguous:
+        return None
+    if not x.size or x.data.device_id != _get_device():
+        with x.device:
+            return _fused_here(plan, x, draw, out)
+    return _fused_here(plan, x, draw, out)
+
+
+def _fused_here(plan: Any, x: Any, draw: tuple[int, int], out: Any) -> Any:
+    src = x if x.flags.c_contiguous else cupy.ascontiguousarray(x)
+    y = cupy.empty(x.shape, dtype=x.dtype) if out is None else out
+    key, counter = draw
+    plan(src, y, key, counter)
+    return y
+
+
 class CupyBackend:
     """CuPy arrays on CUDA devices.
 
@@ -102,6 +137,12 @@ class CupyBackend:
         out: Any = None,
     ) -> Any:
         """The primitive as one kernel (see the module docs); None where no kernel applies."""
+        if draw is not None and (relu is False or relu is True):
+            plan = _PLANS.get((x.dtype, threshold, scale, relu))
+            if plan is None:
+                plan = _plan(x.dtype, threshold, scale, relu)
+            if plan is not None and tuple(noise_shape) == tuple(x.shape):
+                return _fused(plan, x, draw, out)
         if x.dtype not in _DTYPES:
             return None
         if out is not None and not out.flags.c_contiguous:
@@ -112,7 +153,7 @@ class CupyBackend:
             return None
         key, counter = draw
         if tuple(noise_shape) == tuple(x.shape):
-            return self._fused(x, key, counter, threshold, scale, relu, out)
+            return None
         if relu or x.size == 0 or not x.flags.c_contiguous:
             return None
         parts = split_broadcast(tuple(x.shape), tuple(noise_shape))
@@ -124,19 +165,6 @@ class CupyBackend:
             y = out if out is not None else cupy.empty(x.shape, dtype=x.dtype)
             kernels.masked(x, y, keep, parts, scale, _rounded(x.dtype, scale), variant=kernels.CUPY)
         return y
-
-    def _fused(
-        self, x: Any, key: int, counter: int, threshold: int, scale: float, relu: bool, out: Any
-    ) -> Any:
-        """Draw, compare and scale in one kernel."""
-        with x.device:
-            src = x if x.flags.c_contiguous else cupy.ascontiguousarray(x)
-            dst = out if out is not None else cupy.empty(x.shape, dtype=x.dtype)
-            rounded = _rounded(x.dtype, scale)
-            kernels.dropout(
-                src, dst, key, counter, threshold, scale, rounded, relu=relu, variant=kernels.CUPY
-            )
-        return dst
 
     def _gated(self, grad: Any, h: Any, scale: float, draw: Any, threshold: int, out: Any) -> Any:
         """``where(h <= 0, 0, grad * scale)`` in one pass (NaN passes); None to decline."""

@@ -15,14 +15,11 @@ object), so a timing on it is dominated by dropkit's own Python.
 
 Examples
 --------
->>> import numpy as np
 >>> launches = []
->>> fake = fake_cupy(lambda *call: launches.append(call[:4]))
+>>> fake = fake_cupy(lambda name, ieee, grid, block, args: launches.append(name))
 >>> loaded = load_backend(fake)
->>> x = as_fake(np.ones(6, np.float32))
->>> y = loaded.backend.mask_scale(x, (1, 2), noise_shape=(6,), threshold=2**31, scale=2.0)
->>> launches, fake.compiles
-([('dk_dropout_f32', False, (1,), (256,))], 1)
+>>> loaded.backend.name, fake.compiles, launches  # nothing is built before a first launch
+('cupy', 0, [])
 """
 
 from __future__ import annotations
