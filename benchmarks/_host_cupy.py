@@ -27,7 +27,11 @@ difference is dropkit's core).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -47,6 +51,21 @@ _LAUNCHES = [0]
 def _count(name: str, ieee: bool, grid: Any, block: Any, args: Any) -> None:
     """The stubbed launch: counts, so that :func:`groups` can check each variant launches."""
     _LAUNCHES[0] += 1
+
+
+@contextlib.contextmanager
+def _quiet_build() -> Iterator[None]:
+    """The fake's first build: its marker in a temporary folder, its notice not printed."""
+    saved = os.environ.get("CUPY_CACHE_DIR")
+    with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stderr(io.StringIO()):
+        os.environ["CUPY_CACHE_DIR"] = folder
+        try:
+            yield
+        finally:
+            if saved is None:
+                del os.environ["CUPY_CACHE_DIR"]
+            else:
+                os.environ["CUPY_CACHE_DIR"] = saved
 
 
 def _bare_launch(cupy: Any, x: Any, threshold: int) -> Callable[[], object]:
@@ -92,7 +111,8 @@ def groups() -> list[tuple[str, list[Variant]]]:
         ]
         for name, fn in variants:  # each one launch, not a fallback to the reference path
             before = _LAUNCHES[0]
-            fn()
+            with _quiet_build():
+                fn()
             if _LAUNCHES[0] != before + 1:
                 raise RuntimeError(f"{name} made {_LAUNCHES[0] - before} launches, not 1")
         found.append(

@@ -76,13 +76,15 @@ def before_build(
     *,
     cache: str | Path | None = None,
     stream: TextIO | None = None,
-    told: list[bool] = _TOLD,
+    told: list[bool] | None = None,
 ) -> Path | None:
     """Print the notice if this build will compile; the marker to write after it (or None).
 
     ``cache`` defaults to :func:`cache_dir`, ``stream`` to ``sys.stderr``;
-    ``told`` is the once-per-process flag.
+    ``told`` is the once-per-process flag (the module's by default).
     """
+    if told is None:
+        told = _TOLD
     folder = Path(cache) if cache is not None else cache_dir()
     if _in_memory():
         where, marker = "CUPY_CACHE_IN_MEMORY is set: every process compiles", None
