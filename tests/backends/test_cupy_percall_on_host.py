@@ -165,3 +165,20 @@ def test_an_array_on_another_device_is_launched_there(loaded, monkeypatch):
     got = dropkit.dropout(as_fake(a), 0.5, rng=7)
     np.testing.assert_array_equal(np.asarray(got), dropkit.dropout(a, 0.5, rng=7))
     assert entered == [0]
+
+
+def test_the_relu_backward_and_sgd_arguments_are_made_once(loaded):
+    _, found = loaded
+    g = np.random.default_rng(6).standard_normal((7, 9)).astype(np.float32)
+    h = np.random.default_rng(7).standard_normal((7, 9)).astype(np.float32)
+    gate = {"noise_shape": g.shape, "threshold": 0, "scale": 2.0}
+    for _ in range(2):
+        got = found.backend.mask_scale(as_fake(g), None, relu=as_fake(h), **gate)
+        np.testing.assert_array_equal(np.asarray(got), np.where(h <= 0, 0, g * np.float32(2)))
+    w, v = as_fake(g.copy()), as_fake(np.zeros_like(g))
+    for _ in range(2):  # (dropkit_cupy.sgd's kernel, not the backend's)
+        found.kernels.sgd(w, as_fake(h), v, lr=0.1, momentum=0.9, weight_decay=0.0, nesterov=False)
+    args = [a for _, a in LAUNCHES]
+    assert [name for name, _ in LAUNCHES] == ["dk_relu_backward_f32"] * 2 + ["dk_sgd_f32"] * 2
+    assert args[0][3] is args[1][3] and args[0][4] is args[1][4]  # n, scale
+    assert len(args[2]) == 8 and all(a is b for a, b in zip(args[2][3:], args[3][3:], strict=True))

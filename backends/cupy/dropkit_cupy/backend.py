@@ -60,9 +60,17 @@ def _dtypes() -> dict[Any, str]:
 _DTYPES = _dtypes()
 
 
+_ROUNDED: dict[tuple[Any, float], float] = {}
+
+
 def _rounded(dtype: Any, scale: float) -> float:
-    """``scale`` rounded to ``dtype`` as CuPy rounds a Python float (directly)."""
-    return float(dtype.type(scale))
+    """``scale`` rounded to ``dtype`` as CuPy rounds a Python float (directly); cached."""
+    found = _ROUNDED.get((dtype, scale))
+    if found is None:
+        if len(_ROUNDED) >= 1024:
+            _ROUNDED.clear()
+        found = _ROUNDED[(dtype, scale)] = float(dtype.type(scale))
+    return found
 
 
 #: (dtype, threshold, scale, relu) -> the fused dropout, made once (kernels.FusedDropout).

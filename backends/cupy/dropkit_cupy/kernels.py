@@ -56,6 +56,8 @@ _modules: dict[str, Any] = {}
 _kernels: dict[tuple[str, str], Any] = {}  # (variant, name) -> cupy.RawKernel
 _sms: dict[int, int] = {}
 _fused: dict[tuple[Any, ...], FusedDropout] = {}
+_fixed: dict[tuple[Any, ...], tuple[str, tuple[Any, ...]]] = {}  # op's fixed arguments
+_counts: dict[int, np.int64] = {}
 _lock = threading.RLock()
 _BLOCK = (launch.THREADS,)
 _get_device = cupy.cuda.runtime.getDevice
@@ -229,27 +231,48 @@ def masked(
     _run(call, x.size, variant)
 
 
+def _int64(n: int) -> np.int64:
+    """``n`` as the kernels' ``int64`` argument (cached: array sizes repeat)."""
+    found = _counts.get(n)
+    if found is None:
+        if len(_counts) >= 1024:
+            _counts.clear()
+        found = _counts[n] = np.int64(n)
+    return found
+
+
 def relu_backward(
     g: Any, h: Any, y: Any, scale: float, rounded: float, *, variant: str, dtype: str | None = None
 ) -> None:
     """``y = where(h <= 0, 0, g * scale)`` (NaN in ``h`` passes)."""
-    call = launch.relu_backward_call(dtype or g.dtype.name, g, h, y, g.size, scale, rounded)
-    _run(call, g.size, variant)
+    key = ("relu_backward", dtype or g.dtype, scale, rounded)
+    fixed = _fixed.get(key)
+    if fixed is None:
+        name = dtype or g.dtype.name
+        fixed = _remember(key, launch.relu_backward_fixed(name, scale, rounded))
+    n = g.size
+    _run((fixed[0], (g, h, y, _int64(n), *fixed[1])), n, variant)
 
 
 def sgd(
     w: Any, g: Any, v: Any, *, lr: float, momentum: float, weight_decay: float, nesterov: bool
 ) -> None:
     """One in-place SGD step of float32 or float64 ``w`` (and velocity ``v``)."""
-    call = launch.sgd_call(
-        w.dtype.name,
-        w,
-        g,
-        v,
-        w.size,
-        lr=lr,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        nesterov=nesterov,
-    )
-    _run(call, w.size, CUPY)
+    key = ("sgd", w.dtype, lr, momentum, weight_decay, nesterov)
+    fixed = _fixed.get(key)
+    if fixed is None:
+        hyper = launch.sgd_fixed(
+            w.dtype.name, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov
+        )
+        fixed = _remember(key, hyper)
+    n = w.size
+    _run((fixed[0], (w, g, v, _int64(n), *fixed[1])), n, CUPY)
+
+
+def _remember(
+    key: tuple[Any, ...], fixed: tuple[str, tuple[Any, ...]]
+) -> tuple[str, tuple[Any, ...]]:
+    if len(_fixed) >= 1024:  # a bound, for processes that see many scales or rates
+        _fixed.clear()
+    _fixed[key] = fixed
+    return fixed

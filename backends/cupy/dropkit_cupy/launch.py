@@ -48,8 +48,10 @@ __all__ = [
     "key_words",
     "masked_call",
     "relu_backward_call",
+    "relu_backward_fixed",
     "scale_arg",
     "sgd_call",
+    "sgd_fixed",
     "split_broadcast",
 ]
 
@@ -271,13 +273,33 @@ def masked_call(
     return f"dk_masked_{kind}", (*args, scale_arg(kind, rounded), flags)
 
 
+def relu_backward_fixed(dtype: str, scale: float, rounded: float) -> tuple[str, tuple[Any, ...]]:
+    """Kernel name and the arguments of :func:`relu_backward_call` fixed by dtype and scale."""
+    kind = KINDS[dtype]
+    flags = np.int32(DK_SCALE if scale != 1.0 else 0)
+    return f"dk_relu_backward_{kind}", (scale_arg(kind, rounded), flags)
+
+
 def relu_backward_call(
     dtype: str, g: Any, h: Any, y: Any, n: int, scale: float, rounded: float
 ) -> tuple[str, tuple[Any, ...]]:
     """Kernel name and arguments of ``where(h <= 0, 0, g * scale)`` (NaN in ``h`` passes)."""
+    name, fixed = relu_backward_fixed(dtype, scale, rounded)
+    return name, (g, h, y, np.int64(n), *fixed)
+
+
+def sgd_fixed(
+    dtype: str, *, lr: float, momentum: float, weight_decay: float, nesterov: bool
+) -> tuple[str, tuple[Any, ...]]:
+    """Kernel name and the arguments of :func:`sgd_call` fixed by dtype and hyperparameters."""
     kind = KINDS[dtype]
-    flags = np.int32(DK_SCALE if scale != 1.0 else 0)
-    return f"dk_relu_backward_{kind}", (g, h, y, np.int64(n), scale_arg(kind, rounded), flags)
+    t = np.float32 if kind == "f32" else np.float64
+    flags = (
+        (DK_DECAY if weight_decay else 0)
+        | (DK_MOMENTUM if momentum else 0)
+        | (DK_NESTEROV if nesterov and momentum else 0)
+    )
+    return f"dk_sgd_{kind}", (t(lr), t(momentum), t(weight_decay), np.int32(flags))
 
 
 def sgd_call(
@@ -293,12 +315,7 @@ def sgd_call(
     nesterov: bool,
 ) -> tuple[str, tuple[Any, ...]]:
     """Kernel name and arguments of one in-place SGD step (float32 or float64)."""
-    kind = KINDS[dtype]
-    t = np.float32 if kind == "f32" else np.float64
-    flags = (
-        (DK_DECAY if weight_decay else 0)
-        | (DK_MOMENTUM if momentum else 0)
-        | (DK_NESTEROV if nesterov and momentum else 0)
+    name, fixed = sgd_fixed(
+        dtype, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov
     )
-    args = (w, g, v, np.int64(n), t(lr), t(momentum), t(weight_decay), np.int32(flags))
-    return f"dk_sgd_{kind}", args
+    return name, (w, g, v, np.int64(n), *fixed)
