@@ -12,6 +12,13 @@ for bit (CuPy's float32 semantics included: see :mod:`dropkit_cupy.kernels_src`)
 Inputs that are not C-contiguous are copied to a contiguous array first (the
 element index is the C-order index, as on every backend); contiguous ones are
 used as they are.
+
+Per call, the fused dropout (the common case: a draw, a noise shape equal to
+the array's) costs one dictionary look-up for its launcher, made once per
+(dtype, threshold, scale, ReLU) (:class:`dropkit_cupy.kernels.FusedDropout`:
+kernel handle and the arguments' NumPy scalars prepared), the output's
+allocation and the launch; the device context is entered only when the
+array's device is not the current one.
 """
 
 from __future__ import annotations
