@@ -340,6 +340,16 @@ def check_mode(mode: Any) -> str:
     return mode
 
 
+def _same_symbolic_dim(n: Any, size: Any) -> bool:
+    """Whether ``n`` is the symbolic dimension ``size`` (``jax.export``), not an int."""
+    if isinstance(size, int) or type(n) is not type(size):
+        return False
+    try:
+        return bool(n == size)
+    except Exception:
+        return False
+
+
 def check_noise_shape(noise_shape: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
     """Resolve ``noise_shape`` against the input shape.
 
@@ -363,10 +373,13 @@ def check_noise_shape(noise_shape: Any, shape: tuple[int, ...]) -> tuple[int, ..
         )
     out = []
     for axis, (n, size) in enumerate(zip(entries, shape, strict=True)):
-        if n is None:
+        if n is None or _same_symbolic_dim(n, size):
             n = size
         if isinstance(n, Integral) and not isinstance(n, bool):
             n = int(n)  # NumPy integers too
+        if n is size:  # a symbolic dimension (jax.export): the input's own
+            out.append(n)
+            continue
         if isinstance(n, bool) or not isinstance(n, int) or n not in (1, size):
             raise ValueError(
                 f"noise_shape {entries} does not broadcast to x's shape {shape}: axis {axis} "
