@@ -4,7 +4,8 @@
 #   1. the conformance suite on the cupy backend (and numpy), and the CuPy-specific tests
 #      (GPU tests incl. torch CUDA tensors; the kernels' source on the host; NVRTC's code);
 #   2. benchmarks/bench_gpu.py: every GPU ratio of issue 12 (forward/backward/ReLU/in place
-#      vs copy and F.dropout in float32/float16/bfloat16, per-call cost, training step);
+#      vs copy and F.dropout in float32/float16/bfloat16, per-call cost, training step), then
+#      benchmarks/bench_percall.py (issue 20's per-call rows, every framework side by side);
 #   3. the epoch parts on cupy and `dropkit compare` wall time, numpy vs cupy;
 #   4. the torch tests (-m torch) and the JAX tests with the GPU as the default device,
 #      each capped at ${SECTION_LIMIT:-100} s (GPU time is scarce: a capped section says so).
@@ -38,6 +39,8 @@ echo "== cupy-specific tests"
   | tee "$out/cupy_tests.txt" || status=1
 echo "== benchmark"
 "$py" benchmarks/bench_gpu.py 2>&1 | tee "$out/bench_gpu.txt" || status=1
+echo "== per-call cost beside F.dropout / x * 2 (NumPy, torch CPU, CuPy, torch CUDA)"
+"$py" benchmarks/bench_percall.py --rounds 9 2>&1 | tee "$out/bench_percall.txt" || status=1
 echo "== epoch parts on cupy; dropkit compare, numpy vs cupy wall time (30 epochs each)"
 "$py" benchmarks/bench_compare.py --backend cupy --rounds 3 --epochs 6 --wall numpy,cupy \
   --wall-epochs 30 2>&1 | tee "$out/compare.txt" || status=1

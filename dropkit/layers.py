@@ -23,7 +23,7 @@ True
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from .alpha import (
     alpha_dropout,
@@ -71,6 +71,19 @@ __all__ = [
 ]
 
 
+class _Recorded(NamedTuple):
+    """What a forward pass leaves for its backward: the draw, the mode, the shape."""
+
+    generator: Generator
+    kwargs: dict[str, Any]
+    shape: tuple[Any, ...]
+
+
+def _shape(x: Any) -> tuple[Any, ...]:
+    shape = getattr(x, "shape", None)
+    return tuple(shape) if shape is not None else ()
+
+
 class Dropout:
     """Element-wise dropout layer.
 
@@ -106,7 +119,7 @@ class Dropout:
         self.backend = backend
         self.generator = as_generator(rng)
         self.training = True
-        self._last: Generator | None = None
+        self._last: _Recorded | None = None
 
     def train(self, mode: bool = True) -> Dropout:
         """Switch to training (or, with ``mode=False``, evaluation); return self.
@@ -126,21 +139,52 @@ class Dropout:
     def _forward(self, x: Any, rng: Generator) -> Any:
         return dropout(x, self.p, rng=rng, **self._kwargs())
 
-    def _backward(self, grad: Any, rng: Generator) -> Any:
-        return dropout_backward(grad, self.p, rng=rng, **self._kwargs())
+    def _backward(self, grad: Any, rng: Generator, kw: dict[str, Any]) -> Any:
+        return dropout_backward(grad, self.p, rng=rng, **kw)
 
     def forward(self, x: Any) -> Any:
-        """Apply dropout to ``x`` (one draw from the layer's generator when training)."""
-        self._last = self.generator.copy()
-        return self._forward(x, self.generator)
+        """Apply dropout to ``x`` (one draw from the layer's generator when training).
+
+        The draw, the mode (training or not, ``mode``) and the input's shape are
+        recorded: :meth:`backward` differentiates this forward, whatever
+        :meth:`train` / :meth:`eval` did since.
+        """
+        recorded = _Recorded(self.generator.copy(), self._kwargs(), _shape(x))
+        y = self._forward(x, self.generator)
+        self._last = recorded
+        return y
 
     __call__ = forward
 
     def backward(self, grad: Any) -> Any:
-        """Gradient with respect to the last forward input; the mask is regenerated."""
-        if self._last is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        return self._backward(grad, self._last.copy())
+        """Gradient of the last forward's output with respect to its input.
+
+        The mask is regenerated from the draw recorded by :meth:`forward`, in the
+        mode that forward ran in (a forward in training mode followed by
+        :meth:`eval` still gets its mask applied).
+
+        Raises
+        ------
+        RuntimeError
+            If no forward ran yet.
+        ValueError
+            If ``grad``'s shape is not the last forward input's shape.
+        """
+        last = self._last
+        name = type(self).__name__
+        if last is None:
+            raise RuntimeError(
+                f"{name}.backward called before any forward: call the layer on the input "
+                "first (y = layer(x)), then layer.backward(dy) with the gradient of y"
+            )
+        shape = _shape(grad)
+        if shape != last.shape:
+            raise ValueError(
+                f"{name}.backward got a gradient of shape {shape}, but the last forward's "
+                f"input had shape {last.shape}: pass the gradient of that forward's output "
+                "(backward differentiates the last forward only)"
+            )
+        return self._backward(grad, last.generator.copy(), dict(last.kwargs))
 
     def __repr__(self) -> str:
         return (
@@ -169,9 +213,9 @@ class _ChannelDropout(Dropout):
         fwd = type(self)._fwd
         return fwd(x, self.p, channel_axis=self.channel_axis, rng=rng, **self._kwargs())
 
-    def _backward(self, grad: Any, rng: Generator) -> Any:
+    def _backward(self, grad: Any, rng: Generator, kw: dict[str, Any]) -> Any:
         bwd = type(self)._bwd
-        return bwd(grad, self.p, channel_axis=self.channel_axis, rng=rng, **self._kwargs())
+        return bwd(grad, self.p, channel_axis=self.channel_axis, rng=rng, **kw)
 
 
 class Dropout1d(_ChannelDropout):
@@ -243,8 +287,8 @@ class GaussianDropout(Dropout):
     def _forward(self, x: Any, rng: Generator) -> Any:
         return gaussian_dropout(x, self.p, rng=rng, **self._kwargs())
 
-    def _backward(self, grad: Any, rng: Generator) -> Any:
-        return gaussian_dropout_backward(grad, self.p, rng=rng, **self._kwargs())
+    def _backward(self, grad: Any, rng: Generator, kw: dict[str, Any]) -> Any:
+        return gaussian_dropout_backward(grad, self.p, rng=rng, **kw)
 
 
 class GaussianNoise(Dropout):
@@ -265,9 +309,9 @@ class GaussianNoise(Dropout):
     def _forward(self, x: Any, rng: Generator) -> Any:
         return gaussian_noise(x, self.stddev, rng=rng, training=self.training, backend=self.backend)
 
-    def _backward(self, grad: Any, rng: Generator) -> Any:
+    def _backward(self, grad: Any, rng: Generator, kw: dict[str, Any]) -> Any:
         return gaussian_noise_backward(
-            grad, self.stddev, training=self.training, backend=self.backend
+            grad, self.stddev, training=kw["training"], backend=self.backend
         )
 
     def __repr__(self) -> str:
@@ -299,8 +343,8 @@ class AlphaDropout(Dropout):
     def _forward(self, x: Any, rng: Generator) -> Any:
         return alpha_dropout(x, self.p, rng=rng, **self._kwargs())
 
-    def _backward(self, grad: Any, rng: Generator) -> Any:
-        return alpha_dropout_backward(grad, self.p, rng=rng, **self._kwargs())
+    def _backward(self, grad: Any, rng: Generator, kw: dict[str, Any]) -> Any:
+        return alpha_dropout_backward(grad, self.p, rng=rng, **kw)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(p={self.p}, training={self.training}, generator={self.generator})"  # noqa: E501
@@ -333,9 +377,9 @@ class FeatureAlphaDropout(AlphaDropout):
             x, self.p, channel_axis=self.channel_axis, rng=rng, **self._kwargs()
         )
 
-    def _backward(self, grad: Any, rng: Generator) -> Any:
+    def _backward(self, grad: Any, rng: Generator, kw: dict[str, Any]) -> Any:
         return feature_alpha_dropout_backward(
-            grad, self.p, channel_axis=self.channel_axis, rng=rng, **self._kwargs()
+            grad, self.p, channel_axis=self.channel_axis, rng=rng, **kw
         )
 
 
@@ -353,8 +397,8 @@ class DropPath(Dropout):
     def _forward(self, x: Any, rng: Generator) -> Any:
         return drop_path(x, self.p, rng=rng, **self._kwargs())
 
-    def _backward(self, grad: Any, rng: Generator) -> Any:
-        return drop_path_backward(grad, self.p, rng=rng, **self._kwargs())
+    def _backward(self, grad: Any, rng: Generator, kw: dict[str, Any]) -> Any:
+        return drop_path_backward(grad, self.p, rng=rng, **kw)
 
 
 class DropBlock2d(Dropout):
@@ -389,5 +433,5 @@ class DropBlock2d(Dropout):
     def _forward(self, x: Any, rng: Generator) -> Any:
         return dropblock2d(x, self.p, rng=rng, **self._block_kwargs(), **self._kwargs())
 
-    def _backward(self, grad: Any, rng: Generator) -> Any:
-        return dropblock2d_backward(grad, self.p, rng=rng, **self._block_kwargs(), **self._kwargs())
+    def _backward(self, grad: Any, rng: Generator, kw: dict[str, Any]) -> Any:
+        return dropblock2d_backward(grad, self.p, rng=rng, **self._block_kwargs(), **kw)
