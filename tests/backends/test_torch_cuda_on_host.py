@@ -102,6 +102,13 @@ def host(monkeypatch):
 # ---------------------------------------------------------------- the buffer
 
 
+def test_signatures_are_the_ones_checked_against_the_source():
+    """dropkit_cupy.launch's table is parsed from the source by test_cupy_kernels_on_host."""
+    from dropkit_cupy.launch import SIGNATURES as CHECKED
+
+    assert SIGNATURES == CHECKED and set(SIGNATURES) == set(KERNEL_NAMES)
+
+
 def test_layout_is_the_c_struct_of_every_kernel_signature():
     for name, signature in SIGNATURES.items():
         shape, kind = layout(signature), _structure(name)
