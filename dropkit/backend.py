@@ -40,6 +40,8 @@ __all__ = [
     "split_broadcast",
 ]
 
+_MAX64 = 1 << 64
+
 #: The draw every backend's ``random_bits`` accepts: ``(key, counter)``, two Python ints.
 KeyCounter = tuple[int, int]
 
@@ -149,6 +151,8 @@ def default_draw(rng: Any, like: Any) -> KeyCounter:
     >>> default_draw(7, None)
     (7, 0)
     """
+    if type(rng) is int and 0 <= rng < _MAX64:
+        return (rng, 0)  # Generator(rng).draw(), without building the generator
     from .random import as_generator
 
     return as_generator(rng).draw()
