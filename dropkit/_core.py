@@ -170,6 +170,12 @@ def forward(
         zero = xp.zeros((), dtype=x.dtype, device=device_of(x))
         y = write(xp, x, xp.where(keep, times(xp, x, scale), zero), inplace)
         return y, returned_mask(mask, return_mask)
+    if caps.mask_scale is not None:  # primitive.mask_scale's first step, without its call
+        y = caps.mask_scale(
+            x, draw, noise_shape=shape, threshold=threshold, scale=scale, relu=relu, out=out
+        )
+        if y is not None:
+            return y
     return mask_scale(
         caps, x, draw, noise_shape=shape, threshold=threshold, scale=scale, relu=relu, out=out
     )
