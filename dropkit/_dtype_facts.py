@@ -23,44 +23,50 @@ from .checks import finfo, is_real_floating, not_floating_error, overflow_bound
 
 __all__ = ["FLOATING", "OVERFLOW", "check_floating_dtype", "overflow_bound_of"]
 
-#: ``(namespace, dtype)`` pairs already found to be real floating.
-FLOATING: dict[tuple[Any, Any], bool] = {}
-#: ``(namespace, dtype)`` -> :func:`dropkit.checks.overflow_bound` of its ``finfo``.
-OVERFLOW: dict[tuple[Any, Any], float] = {}
-#: Entries kept at most (a bound for processes that see many dtypes).
-LIMIT = 256
+# Keyed by the namespace's name, then the dtype: torch Dynamo traces look-ups of
+# strings and dtypes, not of module objects.
+
+#: Namespace name -> the dtypes already found to be real floating there.
+FLOATING: dict[str, dict[Any, bool]] = {}
+#: Namespace name -> dtype -> :func:`dropkit.checks.overflow_bound` of its ``finfo``.
+OVERFLOW: dict[str, dict[Any, float]] = {}
+#: Dtypes remembered per namespace at most (a bound for processes that see many).
+LIMIT = 64
 
 
-def _remember(memo: dict[tuple[Any, Any], Any], key: tuple[Any, Any], value: Any) -> None:
+def _remember(memo: dict[str, dict[Any, Any]], xp: Any, dtype: Any, value: Any) -> None:
+    known = memo.setdefault(xp.__name__, {})
     try:
-        if len(memo) >= LIMIT:
-            memo.clear()
-        memo[key] = value
+        if len(known) >= LIMIT:
+            known.clear()
+        known[dtype] = value
     except TypeError:  # an unhashable dtype: nothing remembered
         pass
 
 
 def check_floating_dtype(xp: Any, dtype: Any, name: str) -> None:
     """Raise TypeError unless ``dtype`` is real floating (the message names ``name``)."""
-    key = (xp, dtype)
+    known = FLOATING.get(xp.__name__)
     try:
-        if key in FLOATING:
+        if known is not None and dtype in known:
             return
     except TypeError:  # unhashable
         pass
     if not is_real_floating(xp, dtype):
         raise not_floating_error(dtype, name)
-    _remember(FLOATING, key, True)
+    _remember(FLOATING, xp, dtype, True)
 
 
 def overflow_bound_of(xp: Any, dtype: Any) -> float:
     """The smallest positive value that overflows ``dtype`` (``finfo`` read once)."""
-    key = (xp, dtype)
+    known = OVERFLOW.get(xp.__name__)
+    bound = None
     try:
-        bound = OVERFLOW.get(key)
+        if known is not None:
+            bound = known.get(dtype)
     except TypeError:
-        bound = None
+        pass
     if bound is None:
         bound = overflow_bound(finfo(xp, dtype))
-        _remember(OVERFLOW, key, bound)
+        _remember(OVERFLOW, xp, dtype, bound)
     return bound
