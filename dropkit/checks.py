@@ -35,6 +35,7 @@ __all__ = [
     "check_scale",
     "check_shape",
     "check_stddev",
+    "check_stored",
     "finfo",
     "is_real_floating",
     "namespace_of",
@@ -454,3 +455,23 @@ def check_stddev(stddev: Any) -> float:
             f"stddev must be a finite number >= 0 (the noise's standard deviation), got {stddev!r}"
         )
     return value
+
+
+def check_stored(
+    xp: Any, grad: Any, stored: Any, shape: tuple[int, ...], name: str, boolean: bool
+) -> None:
+    """Check a stored mask (boolean) or noise (floating) against ``grad`` and its noise shape."""
+    check_same_array_kind(xp, grad, stored, ("grad", name))
+    if boolean and stored.dtype != xp.bool:
+        raise TypeError(f"{name} must be a boolean array (True = kept), got dtype {stored.dtype}")
+    if not boolean and stored.dtype != grad.dtype:
+        raise TypeError(
+            f"{name} must have grad's dtype {grad.dtype} (it is the forward's noise), "
+            f"got {stored.dtype}"
+        )
+    if tuple(stored.shape) != tuple(shape):
+        raise ValueError(
+            f"{name} has shape {tuple(stored.shape)}, but the forward pass's {name} for grad of "
+            f"shape {tuple(grad.shape)} has shape {tuple(shape)}: pass the {name} that forward "
+            "returned for this gradient's input (or rng= to regenerate it)"
+        )
