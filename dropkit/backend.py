@@ -18,6 +18,7 @@ Array([1713891541, 3781805453], dtype=array_api_strict.uint32)
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -297,6 +298,7 @@ class BackendInfo:
     reason: str | None = None
 
 
+@functools.lru_cache(maxsize=256)
 def split_broadcast(shape: tuple[int, ...], noise: tuple[int, ...]) -> tuple[int, int, int] | None:
     """``(A, B, C)``: ``shape`` as outer, broadcast and inner sizes, or None.
 

@@ -386,6 +386,9 @@ def check_noise_shape(noise_shape: Any, shape: tuple[int, ...]) -> tuple[int, ..
         )
     out = []
     for axis, (n, size) in enumerate(zip(entries, shape, strict=True)):
+        if type(n) is int and (n == 1 or n == size):  # nothing to resolve (the common case)
+            out.append(n)
+            continue
         if n is None or _same_symbolic_dim(n, size):
             n = size
         if isinstance(n, Integral) and not isinstance(n, bool):

@@ -252,3 +252,28 @@ def test_the_reference_backend_gives_the_same_mask(x):
     ours = dropkit.dropout(x, 0.5, rng=9)
     strict = dropkit.dropout(array_api_strict.asarray(x), 0.5, rng=9)
     np.testing.assert_array_equal(ours, np.asarray(strict))
+
+
+@pytest.mark.parametrize(
+    ("noise_shape", "match"),
+    [((True, 8), "axis 0 must be 1, None or 8, got True"), ((8, 2), "axis 1 must be 1")],
+)
+def test_a_bad_noise_shape_entry_is_refused_after_good_calls(x, noise_shape, match):
+    dropkit.dropout(x, 0.5, rng=0, noise_shape=(8, 1))
+    with pytest.raises(ValueError, match=match):
+        dropkit.dropout(x, 0.5, rng=0, noise_shape=noise_shape)
+
+
+def test_noise_shapes_of_every_form_give_the_reference_masks():
+    # the backend's broadcast split is remembered per (shape, noise shape): each
+    # noise shape in turn, on one input, must give the reference's mask
+    c = np.random.default_rng(1).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    strict = array_api_strict.asarray(c)
+    for noise in [(2, 3, 1, 1), (2, 1, 1, 5), (1, 3, 4, 1), (2, np.int64(3), None, 1)]:
+        for _ in range(2):
+            got = dropkit.dropout(c, 0.5, rng=4, noise_shape=noise)
+            want = dropkit.dropout(strict, 0.5, rng=4, noise_shape=noise)
+            np.testing.assert_array_equal(got, np.asarray(want))
+    np.testing.assert_array_equal(
+        dropkit.dropout2d(c, 0.5, rng=4), np.asarray(dropkit.dropout2d(strict, 0.5, rng=4))
+    )
