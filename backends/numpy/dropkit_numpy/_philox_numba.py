@@ -186,13 +186,15 @@ def _split(key, counter):
 
 @nb.njit(parallel=False, **_JIT)
 def _bits_serial(out, first, key, counter):
-    k0, k1, c2, c3 = _split(key, counter)
+    first = np.uint64(first)  # (Python ints in, as _dropout_args)
+    k0, k1, c2, c3 = _split(np.uint64(key), np.uint64(counter))
     _bits_chunk(out, 0, out.shape[0], first, k0, k1, c2, c3)
 
 
 @nb.njit(parallel=True, **_JIT)
 def _bits_parallel(out, first, key, counter):
-    k0, k1, c2, c3 = _split(key, counter)
+    first = np.uint64(first)
+    k0, k1, c2, c3 = _split(np.uint64(key), np.uint64(counter))
     nblocks = out.shape[0]
     for t in nb.prange((nblocks + _CHUNK - 1) // _CHUNK):
         _bits_chunk(out, t * _CHUNK, min(nblocks, (t + 1) * _CHUNK), first, k0, k1, c2, c3)
@@ -225,6 +227,11 @@ def _dropout_parallel(x, y, threshold, scale, relu, key, counter):
         _dropout_chunk(x, y, lo, hi, threshold, scale, relu, k0, k1, c2, c3)
 
 
+def _as_int64(value: int) -> int:
+    """A 64-bit word as the int64 of the same bits (np.uint64 of it in a kernel gives it back)."""
+    return value - (1 << 64) if value >= _SIGN else value
+
+
 def random_bits_numba(key: int, counter: int, n: int, *, offset: int = 0) -> np.ndarray:
     """Philox words of elements ``offset .. offset + n - 1`` (uint32, 1-d).
 
@@ -237,9 +244,11 @@ def random_bits_numba(key: int, counter: int, n: int, *, offset: int = 0) -> np.
         return np.empty(0, dtype=np.uint32)
     first, last = offset // 4, (offset + n - 1) // 4
     words = np.empty((last - first + 1, 4), dtype=np.uint32)
-    _launch(
-        _bits_parallel, _bits_serial, n, words, np.uint64(first), np.uint64(key), np.uint64(counter)
-    )
+    args = (words, _as_int64(first), _as_int64(int(key)), int(counter))
+    if n < PARALLEL_MIN:
+        _bits_serial(*args)
+    else:
+        _launch(_bits_parallel, _bits_serial, n, *args)
     begin = offset - 4 * first
     return words.reshape(-1)[begin : begin + n]
 
@@ -265,9 +274,7 @@ def dropout_fused_numba(
     elif not out.flags.c_contiguous:
         raise ValueError("out must be C-contiguous")
     flat, y = x.reshape(-1), out.reshape(-1)  # y: a view of out
-    key = int(key)
-    if key >= _SIGN:  # as int64, the same 64 bits (np.uint64 of it in the kernel)
-        key -= 1 << 64
+    key = _as_int64(int(key))
     args = (flat, y, int(threshold), float(scale), bool(relu), key, int(counter))
     if flat.size < PARALLEL_MIN:  # (_launch's first test, without its call)
         _dropout_serial(*args)
