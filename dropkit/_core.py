@@ -12,10 +12,12 @@ from typing import Any
 
 import array_api_compat
 
+from ._dtype_facts import check_floating_dtype, overflow_bound_of
+from ._selection_state import _ENV, BY_TYPE
 from .backend import Capabilities
 from .checks import (
+    MODES,
     check_flag,
-    check_floating,
     check_mode,
     check_noise_shape,
     check_p,
@@ -28,8 +30,8 @@ from .checks import (
 )
 from .packed import PackedMask, pack_mask, unpack_mask
 from .primitive import device_of, keep_mask, mask_scale, relu_keep, times, write
-from .selection import select
-from .thresholds import FULL, eval_factor, keep_threshold, train_scale
+from .selection import _OPEN, select
+from .thresholds import FULL, eval_factor, threshold_of, train_scale
 
 __all__ = [
     "backward",
@@ -44,18 +46,28 @@ __all__ = [
 
 
 def selected(x: Any, name: str, backend: str | None) -> Capabilities:
-    """The backend for the array ``x`` (argument ``name``), its dtype checked."""
-    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-        namespace_of(x, name)  # raises, naming the argument
-    caps = select(x, name, backend)
-    check_floating(caps.xp, x, name)
+    """The backend for the array ``x`` (argument ``name``), its dtype checked.
+
+    The common case (no ``backend=``, no :func:`~dropkit.use_backend` block, no
+    ``$DROPKIT_BACKEND``, an array type already seen) is one dict look-up in
+    :data:`~dropkit.selection.BY_TYPE`, the memo :func:`~dropkit.selection.select`
+    itself reads there (and the registry clears); every other case is ``select``'s.
+    """
+    caps = None
+    if backend is None and not _OPEN[0] and _ENV[0] is None:
+        caps = BY_TYPE.get(type(x))
+    if caps is None:
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            namespace_of(x, name)  # raises, naming the argument
+        caps = select(x, name, backend)
+    check_floating_dtype(caps.xp, x.dtype, name)
     return caps
 
 
 def check_scale_of(xp: Any, dtype: Any, scale: float, p: float) -> None:
     """Refuse a training scale that is not finite in ``dtype`` (float16 with p near 1)."""
-    if scale > 1.0:
-        check_scale(scale, p, dtype, finfo(xp, dtype))
+    if scale > 1.0 and scale >= overflow_bound_of(xp, dtype):
+        check_scale(scale, p, dtype, finfo(xp, dtype))  # raises, with the message
 
 
 def check_backward_source(mask: Any, rng: Any) -> None:
@@ -109,12 +121,21 @@ def forward(
     """Dropout (of ``relu(x)`` if ``relu``) of ``x``: the decision tree of every forward."""
     caps = selected(x, "x", backend)
     xp = caps.xp
-    p = check_p(p)
-    mode = check_mode(mode)
-    shape = check_noise_shape(noise_shape, tuple(x.shape))
-    training = check_flag(training, "training")
-    inplace = check_flag(inplace, "inplace")
-    return_mask = check_return_mask(return_mask)
+    # Each check runs in full unless its argument is already what it returns (a
+    # float in [0, 1], a bool, ...): the same errors, without a call per argument.
+    if type(p) is not float or not 0.0 <= p <= 1.0:
+        p = check_p(p)
+    if mode not in MODES:
+        check_mode(mode)
+    shape = tuple(x.shape)
+    if noise_shape is not None:
+        shape = check_noise_shape(noise_shape, shape)
+    if training is not True and training is not False:
+        training = check_flag(training, "training")
+    if inplace is not False:
+        inplace = check_flag(inplace, "inplace")
+    if return_mask is not False:
+        return_mask = check_return_mask(return_mask)
     if inplace:
         _check_writeable(x)
     out = x if inplace else None
@@ -142,7 +163,7 @@ def forward(
 
     scale = train_scale(p, mode)
     check_scale_of(xp, x.dtype, scale, p)
-    threshold = keep_threshold(p)
+    threshold = threshold_of(p)
     draw = caps.draw(rng, x)
     if return_mask:
         mask = keep_mask(caps, draw, shape, threshold, device_of(x))
@@ -150,6 +171,12 @@ def forward(
         zero = xp.zeros((), dtype=x.dtype, device=device_of(x))
         y = write(xp, x, xp.where(keep, times(xp, x, scale), zero), inplace)
         return y, returned_mask(mask, return_mask)
+    if caps.mask_scale is not None:  # primitive.mask_scale's first step, without its call
+        y = caps.mask_scale(
+            x, draw, noise_shape=shape, threshold=threshold, scale=scale, relu=relu, out=out
+        )
+        if y is not None:
+            return y
     return mask_scale(
         caps, x, draw, noise_shape=shape, threshold=threshold, scale=scale, relu=relu, out=out
     )
@@ -169,10 +196,15 @@ def backward(
     """Gradient of :func:`forward` (``relu=False``): from ``mask``, or regenerated from ``rng``."""
     caps = selected(grad, "grad", backend)
     xp = caps.xp
-    p = check_p(p)
-    mode = check_mode(mode)
-    shape = check_noise_shape(noise_shape, tuple(grad.shape))
-    training = check_flag(training, "training")
+    if type(p) is not float or not 0.0 <= p <= 1.0:
+        p = check_p(p)
+    if mode not in MODES:
+        check_mode(mode)
+    shape = tuple(grad.shape)
+    if noise_shape is not None:
+        shape = check_noise_shape(noise_shape, shape)
+    if training is not True and training is not False:
+        training = check_flag(training, "training")
     if not training or p == 0.0:
         return grad if (training or mode == "inverted") else times(xp, grad, 1.0 - p)
     if p == 1.0:
@@ -183,7 +215,7 @@ def backward(
     if mask is None:
         draw = caps.draw(rng, grad)
         return mask_scale(
-            caps, grad, draw, noise_shape=shape, threshold=keep_threshold(p), scale=scale
+            caps, grad, draw, noise_shape=shape, threshold=threshold_of(p), scale=scale
         )
     if isinstance(mask, PackedMask):
         mask = unpack_mask(mask)
@@ -226,7 +258,7 @@ def relu_backward(
     scale = relu_backward_factor(grad, h, p, training=training, mode=mode)
     if scale is None:
         return xp.zeros_like(grad)
-    check_scale_of(xp, grad.dtype, scale, float(check_p(p)))
+    check_scale_of(xp, grad.dtype, scale, p if type(p) is float else check_p(p))
     return mask_scale(
         caps, grad, None, noise_shape=tuple(grad.shape), threshold=0, scale=scale, relu=h
     )

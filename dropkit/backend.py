@@ -18,6 +18,7 @@ Array([1713891541, 3781805453], dtype=array_api_strict.uint32)
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ __all__ = [
     "default_draw",
     "split_broadcast",
 ]
+
+_MAX64 = 1 << 64
 
 #: The draw every backend's ``random_bits`` accepts: ``(key, counter)``, two Python ints.
 KeyCounter = tuple[int, int]
@@ -149,6 +152,8 @@ def default_draw(rng: Any, like: Any) -> KeyCounter:
     >>> default_draw(7, None)
     (7, 0)
     """
+    if type(rng) is int and 0 <= rng < _MAX64:
+        return (rng, 0)  # Generator(rng).draw(), without building the generator
     from .random import as_generator
 
     return as_generator(rng).draw()
@@ -293,6 +298,7 @@ class BackendInfo:
     reason: str | None = None
 
 
+@functools.lru_cache(maxsize=256)
 def split_broadcast(shape: tuple[int, ...], noise: tuple[int, ...]) -> tuple[int, int, int] | None:
     """``(A, B, C)``: ``shape`` as outer, broadcast and inner sizes, or None.
 

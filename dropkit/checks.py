@@ -39,6 +39,7 @@ __all__ = [
     "finfo",
     "is_real_floating",
     "namespace_of",
+    "not_floating_error",
     "overflow_bound",
     "to_numpy",
 ]
@@ -138,10 +139,21 @@ def finfo(xp: Any, dtype: Any) -> Any:
 def check_floating(xp: Any, x: Any, name: str) -> None:
     """Raise TypeError unless ``x`` has a real floating dtype."""
     if not is_real_floating(xp, x.dtype):
-        raise TypeError(
-            f"{name} must have a real floating dtype (float16/32/64, bfloat16), got dtype "
-            f"{x.dtype}; convert it first, e.g. xp.astype({name}, xp.float32)"
-        )
+        raise not_floating_error(x.dtype, name)
+
+
+def not_floating_error(dtype: Any, name: str) -> TypeError:
+    """The error for the argument ``name`` whose ``dtype`` is not real floating.
+
+    Examples
+    --------
+    >>> str(not_floating_error("int8", "x")).split(";")[0]
+    'x must have a real floating dtype (float16/32/64, bfloat16), got dtype int8'
+    """
+    return TypeError(
+        f"{name} must have a real floating dtype (float16/32/64, bfloat16), got dtype "
+        f"{dtype}; convert it first, e.g. xp.astype({name}, xp.float32)"
+    )
 
 
 def check_p(p: Any) -> float:
@@ -374,6 +386,9 @@ def check_noise_shape(noise_shape: Any, shape: tuple[int, ...]) -> tuple[int, ..
         )
     out = []
     for axis, (n, size) in enumerate(zip(entries, shape, strict=True)):
+        if type(n) is int and (n == 1 or n == size):  # nothing to resolve (the common case)
+            out.append(n)
+            continue
         if n is None or _same_symbolic_dim(n, size):
             n = size
         if isinstance(n, Integral) and not isinstance(n, bool):

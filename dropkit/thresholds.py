@@ -23,6 +23,7 @@ __all__ = [
     "eval_factor",
     "keep_probability",
     "keep_threshold",
+    "threshold_of",
     "train_scale",
 ]
 
@@ -40,7 +41,18 @@ def keep_threshold(p: float) -> int:
     >>> keep_threshold(0.5) == 2**31
     True
     """
-    return round(check_p(p) * FULL)
+    return threshold_of(check_p(p))
+
+
+def threshold_of(p: float) -> int:
+    """:func:`keep_threshold` of a ``p`` already checked (a float in [0, 1]).
+
+    Examples
+    --------
+    >>> threshold_of(0.25) == keep_threshold(0.25)
+    True
+    """
+    return round(p * FULL)
 
 
 def keep_probability(p: float) -> float:

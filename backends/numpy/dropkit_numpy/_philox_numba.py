@@ -28,6 +28,9 @@ from dropkit.philox import MASK32, PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1
 
 __all__ = ["dropout_fused_numba", "random_bits_numba"]
 
+#: Keys from 2**63 on reach the kernel as negative int64 (Numba types a Python int
+#: as int64): their 64 bits are the key's.
+_SIGN = 1 << 63
 _CHUNK = 1 << 12  # blocks per parallel task (64 KiB of words)
 #: Arrays with fewer elements run on one thread (thread start-up costs more).
 PARALLEL_MIN = 1 << 18
@@ -183,21 +186,32 @@ def _split(key, counter):
 
 @nb.njit(parallel=False, **_JIT)
 def _bits_serial(out, first, key, counter):
-    k0, k1, c2, c3 = _split(key, counter)
+    first = np.uint64(first)  # (Python ints in, as _dropout_args)
+    k0, k1, c2, c3 = _split(np.uint64(key), np.uint64(counter))
     _bits_chunk(out, 0, out.shape[0], first, k0, k1, c2, c3)
 
 
 @nb.njit(parallel=True, **_JIT)
 def _bits_parallel(out, first, key, counter):
-    k0, k1, c2, c3 = _split(key, counter)
+    first = np.uint64(first)
+    k0, k1, c2, c3 = _split(np.uint64(key), np.uint64(counter))
     nblocks = out.shape[0]
     for t in nb.prange((nblocks + _CHUNK - 1) // _CHUNK):
         _bits_chunk(out, t * _CHUNK, min(nblocks, (t + 1) * _CHUNK), first, k0, k1, c2, c3)
 
 
+@nb.njit(inline="always")
+def _dropout_args(x, threshold, scale, key, counter):
+    # Python ints and a float in (a Numba call types them without NumPy scalars built
+    # per call, 1 us on a small array); the same uint64 words and dtype-rounded scale
+    # as np.uint64(...) and x.dtype.type(scale) outside
+    k0, k1, c2, c3 = _split(np.uint64(key), np.uint64(counter))
+    return np.uint64(threshold), x.dtype.type(scale), k0, k1, c2, c3
+
+
 @nb.njit(parallel=False, **_JIT)
 def _dropout_serial(x, y, threshold, scale, relu, key, counter):
-    k0, k1, c2, c3 = _split(key, counter)
+    threshold, scale, k0, k1, c2, c3 = _dropout_args(x, threshold, scale, key, counter)
     nblocks = (x.shape[0] + 3) // 4
     for t in range((nblocks + _CHUNK - 1) // _CHUNK):
         lo, hi = t * _CHUNK, min(nblocks, (t + 1) * _CHUNK)
@@ -206,11 +220,16 @@ def _dropout_serial(x, y, threshold, scale, relu, key, counter):
 
 @nb.njit(parallel=True, **_JIT)
 def _dropout_parallel(x, y, threshold, scale, relu, key, counter):
-    k0, k1, c2, c3 = _split(key, counter)
+    threshold, scale, k0, k1, c2, c3 = _dropout_args(x, threshold, scale, key, counter)
     nblocks = (x.shape[0] + 3) // 4
     for t in nb.prange((nblocks + _CHUNK - 1) // _CHUNK):
         lo, hi = t * _CHUNK, min(nblocks, (t + 1) * _CHUNK)
         _dropout_chunk(x, y, lo, hi, threshold, scale, relu, k0, k1, c2, c3)
+
+
+def _as_int64(value: int) -> int:
+    """A 64-bit word as the int64 of the same bits (np.uint64 of it in a kernel gives it back)."""
+    return value - (1 << 64) if value >= _SIGN else value
 
 
 def random_bits_numba(key: int, counter: int, n: int, *, offset: int = 0) -> np.ndarray:
@@ -225,9 +244,11 @@ def random_bits_numba(key: int, counter: int, n: int, *, offset: int = 0) -> np.
         return np.empty(0, dtype=np.uint32)
     first, last = offset // 4, (offset + n - 1) // 4
     words = np.empty((last - first + 1, 4), dtype=np.uint32)
-    _launch(
-        _bits_parallel, _bits_serial, n, words, np.uint64(first), np.uint64(key), np.uint64(counter)
-    )
+    args = (words, _as_int64(first), _as_int64(int(key)), int(counter))
+    if n < PARALLEL_MIN:
+        _bits_serial(*args)
+    else:
+        _launch(_bits_parallel, _bits_serial, n, *args)
     begin = offset - 4 * first
     return words.reshape(-1)[begin : begin + n]
 
@@ -248,21 +269,15 @@ def dropout_fused_numba(
     ``(key, counter)`` over ``x``'s elements in C order. ``out`` may be ``x``
     itself (in place) if ``x`` is C-contiguous.
     """
-    flat = x.reshape(-1)
     if out is None:
-        y = np.empty_like(flat)
+        out = np.empty(x.shape, dtype=x.dtype)  # C order
+    elif not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous")
+    flat, y = x.reshape(-1), out.reshape(-1)  # y: a view of out
+    key = _as_int64(int(key))
+    args = (flat, y, int(threshold), float(scale), bool(relu), key, int(counter))
+    if flat.size < PARALLEL_MIN:  # (_launch's first test, without its call)
+        _dropout_serial(*args)
     else:
-        if not out.flags.c_contiguous:
-            raise ValueError("out must be C-contiguous")
-        y = out.reshape(-1)  # a view of out
-    args = (
-        flat,
-        y,
-        np.uint64(threshold),
-        x.dtype.type(scale),
-        relu,
-        np.uint64(key),
-        np.uint64(counter),
-    )
-    _launch(_dropout_parallel, _dropout_serial, flat.size, *args)
-    return y.reshape(x.shape) if out is None else out
+        _launch(_dropout_parallel, _dropout_serial, flat.size, *args)
+    return out

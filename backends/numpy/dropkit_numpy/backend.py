@@ -28,6 +28,9 @@ __all__ = ["KERNELS_ENV_VAR", "NumpyBackend"]
 #: Set to ``numpy`` to force the pure-NumPy kernels (``numba`` is the default).
 KERNELS_ENV_VAR = "DROPKIT_NUMPY_KERNELS"
 
+#: The dtypes the kernels take (native byte order: ``>f4`` is not among them).
+_KERNEL_DTYPES = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+
 _NUMBA_ERROR: str | None = None  # why the Numba kernels failed to import (warned once)
 
 
@@ -126,7 +129,7 @@ class NumpyBackend:
         out: np.ndarray | None = None,
     ) -> np.ndarray | None:
         """The primitive as one Numba pass (see the module docs); None where no kernel applies."""
-        if self._fused is None or x.dtype not in (np.float32, np.float64):
+        if self._fused is None or x.dtype not in _KERNEL_DTYPES:
             return None
         if out is not None and not (out.flags.c_contiguous and out.flags.writeable):
             return None
@@ -135,7 +138,7 @@ class NumpyBackend:
         if draw is None:
             return None
         key, counter = draw
-        if tuple(noise_shape) == tuple(x.shape):
+        if noise_shape == x.shape or tuple(noise_shape) == x.shape:
             return self._fused(x, key, counter, threshold, scale, relu=relu, out=out)
         if relu or self._masked is None or x.size == 0 or not x.flags.c_contiguous:
             return None

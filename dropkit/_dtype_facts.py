@@ -1,0 +1,72 @@
+"""What the ops check about a dtype, found once per ``(namespace, dtype)``: never per call.
+
+Whether a dtype is real floating (:func:`dropkit.checks.is_real_floating`) and
+the smallest value that overflows it (:func:`dropkit.checks.overflow_bound`)
+depend on the namespace and the dtype alone, so they are remembered in plain
+dicts. Only facts are remembered, never a refusal: a dtype that is not
+floating is checked (and refused, with its message) on every call. A dtype that
+cannot be hashed is checked every time.
+
+Examples
+--------
+>>> import array_api_compat.numpy as xp
+>>> check_floating_dtype(xp, xp.float32, "x")
+>>> overflow_bound_of(xp, xp.float16)
+65520.0
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .checks import finfo, is_real_floating, not_floating_error, overflow_bound
+
+__all__ = ["FLOATING", "OVERFLOW", "check_floating_dtype", "overflow_bound_of"]
+
+# Keyed by the namespace's name, then the dtype: torch Dynamo traces look-ups of
+# strings and dtypes, not of module objects.
+
+#: Namespace name -> the dtypes already found to be real floating there.
+FLOATING: dict[str, dict[Any, bool]] = {}
+#: Namespace name -> dtype -> :func:`dropkit.checks.overflow_bound` of its ``finfo``.
+OVERFLOW: dict[str, dict[Any, float]] = {}
+#: Dtypes remembered per namespace at most (a bound for processes that see many).
+LIMIT = 64
+
+
+def _remember(memo: dict[str, dict[Any, Any]], xp: Any, dtype: Any, value: Any) -> None:
+    known = memo.setdefault(xp.__name__, {})
+    try:
+        if len(known) >= LIMIT:
+            known.clear()
+        known[dtype] = value
+    except TypeError:  # an unhashable dtype: nothing remembered
+        pass
+
+
+def check_floating_dtype(xp: Any, dtype: Any, name: str) -> None:
+    """Raise TypeError unless ``dtype`` is real floating (the message names ``name``)."""
+    known = FLOATING.get(xp.__name__)
+    try:
+        if known is not None and dtype in known:
+            return
+    except TypeError:  # unhashable
+        pass
+    if not is_real_floating(xp, dtype):
+        raise not_floating_error(dtype, name)
+    _remember(FLOATING, xp, dtype, True)
+
+
+def overflow_bound_of(xp: Any, dtype: Any) -> float:
+    """The smallest positive value that overflows ``dtype`` (``finfo`` read once)."""
+    known = OVERFLOW.get(xp.__name__)
+    bound = None
+    try:
+        if known is not None:
+            bound = known.get(dtype)
+    except TypeError:
+        pass
+    if bound is None:
+        bound = overflow_bound(finfo(xp, dtype))
+        _remember(OVERFLOW, xp, dtype, bound)
+    return bound
