@@ -34,8 +34,8 @@ import torch
 
 from dropkit.checks import check_p
 
-from ._op import FULL, dropout_inplace_op, dropout_op, seed_ints, words
-from .keys import TorchRNGLike, seed_from_ints, seed_tensor
+from ._op import FULL, compute, direct, dropout_inplace_op, dropout_op, seed_ints, words
+from .keys import TorchRNGLike, draw_ints, seed_from_ints, seed_tensor
 
 __all__ = ["SeedDraw", "draw", "mask_scale", "philox_words_op", "random_bits", "torch_p"]
 
@@ -62,15 +62,24 @@ class SeedDraw:
 
 
 def draw(rng: TorchRNGLike, like: torch.Tensor) -> torch.Tensor:
-    """The seed tensor of one draw of ``rng`` for the tensor ``like`` (the backend's ``draw``).
+    """One draw of ``rng`` for the tensor ``like`` (the backend's ``draw``).
+
+    A seed tensor; or, where the op will run eagerly with nothing recording
+    (:func:`dropkit_torch._op.direct`: CPU, no grad, no compiler, mode or
+    profiler), ``rng=None`` and int seeds give the same draw as the integers
+    ``(key, counter)``, which the kernel takes without a tensor built.
 
     Examples
     --------
-    >>> draw(5, torch.ones(3)).tolist()
+    >>> draw(5, torch.ones(3, requires_grad=True)).tolist()
     [5, 0, 0, 0]
+    >>> draw(5, torch.ones(3))
+    (5, 0)
     """
     if isinstance(rng, SeedDraw):
         return rng.draw()
+    if (rng is None or type(rng) is int) and direct(like):
+        return draw_ints(rng, like.device)  # no seed tensor: the kernel takes the ints
     return seed_tensor(rng, like)
 
 
@@ -156,9 +165,12 @@ def mask_scale(
     if draw is None:
         if threshold < FULL:
             return None
-        seed = torch.zeros(4, dtype=torch.int64, device=x.device)  # drops all: no bits
-    else:
-        seed = draw if type(draw) is torch.Tensor else _seed(draw, x.device)
+        draw = (0, 0)  # drops all: no bits
+    if (type(draw) is tuple or type(draw) is torch.Tensor) and direct(x):
+        # eagerly, nothing recording: the op's kernel at once (nobody sees the operator
+        # skipped; the draw may be two integers, never built into a tensor)
+        return compute(x, draw, noise_shape, threshold, scale, relu, inplace=out is not None)
+    seed = draw if type(draw) is torch.Tensor else _seed(draw, x.device)
     shape = [int(n) for n in noise_shape]
     if out is None:
         return dropout_op(x, seed, shape, threshold, scale, relu)
