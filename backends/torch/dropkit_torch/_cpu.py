@@ -22,7 +22,10 @@ Examples
 >>> kernel = KERNELS[torch.float32]
 >>> kernel(x.data_ptr(), y.data_ptr(), 8, 2**31, 2.0, False, 0, 0, 0, 0)
 >>> y.tolist()
-[0.0, 2.0, 2.0, 2.0, 0.0, 0.0, 2.0, 2.0]
+[0.0, 2.0, 2.0, 2.0, 2.0, 0.0, 2.0, 0.0]
+>>> import dropkit, numpy as np   # the NumPy backend's mask for the same draw
+>>> dropkit.dropout(np.ones(8, np.float32), 0.5, rng=0).tolist()
+[0.0, 2.0, 2.0, 2.0, 2.0, 0.0, 2.0, 0.0]
 """
 
 from __future__ import annotations

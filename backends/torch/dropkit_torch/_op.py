@@ -70,6 +70,7 @@ __all__ = [
     "FULL",
     "compute",
     "direct",
+    "unwatched",
     "dropout_inplace_op",
     "dropout_op",
     "keep_mask",
@@ -467,13 +468,14 @@ class _Dropout(torch.autograd.Function):
     @staticmethod
     def forward(
         x: torch.Tensor,
-        seed: torch.Tensor,
+        seed: torch.Tensor | tuple[int, int],
         noise_shape: list[int],
         threshold: int,
         scale: float,
         relu: bool,
     ) -> torch.Tensor:
-        if type(seed) is torch.Tensor and _direct(x):
+        # A draw as integers comes only from dropout_op's eager CPU path (checked there)
+        if type(seed) is tuple or (type(seed) is torch.Tensor and unwatched(x)):
             return _compute(x, seed, noise_shape, threshold, scale, relu, new_like(x))
         return _RAW(x, seed, noise_shape, threshold, scale, relu)
 
@@ -481,8 +483,11 @@ class _Dropout(torch.autograd.Function):
     def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
         _, seed, noise_shape, threshold, scale, relu = inputs
         ctx.noise_shape, ctx.threshold, ctx.scale, ctx.relu = noise_shape, threshold, scale, relu
-        # Only the 32-byte seed (or, for ReLU, the output h): never a mask.
-        ctx.save_for_backward(output if relu else seed)
+        # Only the 32-byte seed (or, for ReLU, the output h): never a mask. A draw
+        # given as integers (eagerly) is kept as they are: two ints, no tensor.
+        ctx.draw = seed if type(seed) is tuple and not relu else None
+        if ctx.draw is None:
+            ctx.save_for_backward(output if relu else seed)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple:
@@ -492,14 +497,20 @@ class _Dropout(torch.autograd.Function):
 _profiler_enabled = torch._C._autograd._profiler_enabled
 
 
-def _direct(x: torch.Tensor) -> bool:
+def unwatched(x: torch.Tensor) -> bool:
     """Whether the op's CPU kernel may run on ``x`` without the dispatcher: eagerly, unwatched.
 
     The dispatcher's trip to the Python kernel costs about 4 us of a 20 us call on
     an (8, 8) tensor. Skipping it is invisible only for plain CPU tensors with no
     compiler, functorch transform, torch function or dispatch mode (fake tensors,
     export, FlopCounterMode), JIT trace or profiler active: all of those see (and
-    need) the operator, so they get it.
+    need) the operator, so they get it. There a draw may also stay two integers
+    instead of a seed tensor (:func:`dropkit_torch.functional.draw`).
+
+    Examples
+    --------
+    >>> unwatched(torch.ones(2)), unwatched(torch.ones(2, device="meta"))
+    (True, False)
     """
     return (
         not torch.compiler.is_compiling()  # first: Dynamo reads no further
@@ -514,11 +525,10 @@ def _direct(x: torch.Tensor) -> bool:
 
 
 def direct(x: torch.Tensor) -> bool:
-    """Whether dropout of ``x`` may skip the operator: :func:`_direct`, and no grad to record.
+    """Whether dropout of ``x`` may skip the operator: :func:`unwatched`, and no grad to record.
 
-    Then the op's kernel runs on ``x`` at once (:func:`compute`), and a draw may
-    stay two integers instead of a seed tensor: nothing (autograd, a compiler, a
-    mode, the profiler) would see the difference.
+    Then the op's kernel runs on ``x`` at once (:func:`compute`): nothing
+    (autograd, a compiler, a mode, the profiler) would see the difference.
 
     Examples
     --------
@@ -528,7 +538,7 @@ def direct(x: torch.Tensor) -> bool:
     ...     direct(torch.ones(2, requires_grad=True))
     True
     """
-    return not (x.requires_grad and torch.is_grad_enabled()) and _direct(x)
+    return not (x.requires_grad and torch.is_grad_enabled()) and unwatched(x)
 
 
 def compute(
@@ -559,8 +569,8 @@ _APPLY = super(torch.autograd.Function, _Dropout).apply  # torch._C._FunctionBas
 
 def dropout_op(
     x: torch.Tensor,
-    seed: torch.Tensor,
-    noise_shape: list[int],
+    seed: torch.Tensor | tuple[int, int],
+    noise_shape: Sequence[int],
     threshold: int,
     scale: float,
     relu: bool,
@@ -568,15 +578,28 @@ def dropout_op(
     """Dropout of ``x`` with the mask of ``seed`` (see the module docs); a new tensor.
 
     The operator ``torch.ops.dropkit.dropout`` itself when autograd has nothing
-    to record, else through its autograd formula (:class:`_Dropout`).
+    to record, else through its autograd formula (:class:`_Dropout`). ``seed``
+    is a seed tensor or the draw ``(key, counter)``: integers stay integers
+    where the call runs eagerly on the CPU with nothing watching (:func:`unwatched`;
+    autograd's formula then keeps them instead of a seed tensor), and become
+    the seed tensor everywhere else.
 
     Examples
     --------
     >>> dropout_op(torch.ones(4), torch.tensor([0, 0, 0, 0]), [4], 2**31, 2.0, False).tolist()
     [0.0, 2.0, 2.0, 2.0]
+    >>> dropout_op(torch.ones(4), (0, 0), [4], 2**31, 2.0, False).tolist()
+    [0.0, 2.0, 2.0, 2.0]
     """
+    if type(seed) is tuple:
+        if unwatched(x):
+            if not (x.requires_grad and torch.is_grad_enabled()):
+                return _compute(x, seed, noise_shape, threshold, scale, relu, new_like(x))
+            return _APPLY(_unwrap_if_dead(x), seed, noise_shape, threshold, scale, relu)
+        seed = seed_from_ints(*seed, x.device)
+    noise_shape = [int(n) for n in noise_shape]
     if not (x.requires_grad and torch.is_grad_enabled()):
-        if type(seed) is torch.Tensor and _direct(x):  # nothing records: nobody sees the skip
+        if type(seed) is torch.Tensor and unwatched(x):  # nothing records: nobody sees the skip
             return _compute(x, seed, noise_shape, threshold, scale, relu, new_like(x))
         return _RAW(x, seed, noise_shape, threshold, scale, relu)
     if torch.compiler.is_compiling():  # Dynamo traces the Function into the graph
@@ -608,13 +631,16 @@ def dropout_inplace_op(
 
 def _backward(ctx: Any, grad: torch.Tensor) -> tuple:
     """The formula: the op again on ``grad`` (the mask regenerated); for ReLU, a gate on ``h``."""
-    (saved,) = ctx.saved_tensors
     if not ctx.relu:
-        if type(saved) is torch.Tensor and direct(grad):  # eagerly: the kernel at once
-            dx = compute(grad, saved, ctx.noise_shape, ctx.threshold, ctx.scale, False)
-        else:
-            dx = dropout_op(grad, saved, ctx.noise_shape, ctx.threshold, ctx.scale, False)
+        draw = ctx.draw
+        if draw is None:
+            (draw,) = ctx.saved_tensors
+        if (type(draw) is tuple or type(draw) is torch.Tensor) and direct(grad):
+            dx = compute(grad, draw, ctx.noise_shape, ctx.threshold, ctx.scale, False)
+        else:  # the operator (or the formula again, for a double backward)
+            dx = dropout_op(grad, draw, ctx.noise_shape, ctx.threshold, ctx.scale, False)
         return dx, None, None, None, None, None
+    (saved,) = ctx.saved_tensors
     cuda = _cuda_kernels(grad.device)
     if (
         cuda is not None

@@ -34,7 +34,7 @@ import torch
 
 from dropkit.checks import check_p
 
-from ._op import FULL, compute, direct, dropout_inplace_op, dropout_op, seed_ints, words
+from ._op import FULL, unwatched, compute, direct, dropout_inplace_op, dropout_op, seed_ints, words
 from .keys import TorchRNGLike, draw_ints, seed_from_ints, seed_tensor
 
 __all__ = ["SeedDraw", "draw", "mask_scale", "philox_words_op", "random_bits", "torch_p"]
@@ -64,21 +64,23 @@ class SeedDraw:
 def draw(rng: TorchRNGLike, like: torch.Tensor) -> torch.Tensor:
     """One draw of ``rng`` for the tensor ``like`` (the backend's ``draw``).
 
-    A seed tensor; or, where the op will run eagerly with nothing recording
-    (:func:`dropkit_torch._op.direct`: CPU, no grad, no compiler, mode or
-    profiler), ``rng=None`` and int seeds give the same draw as the integers
-    ``(key, counter)``, which the kernel takes without a tensor built.
+    A seed tensor; or, where the op will run eagerly on the CPU with nothing
+    watching (:func:`dropkit_torch._op.unwatched`: no compiler, functorch transform,
+    mode, JIT trace or profiler), ``rng=None`` and int seeds give the same draw
+    as the integers ``(key, counter)``, which the kernel (and autograd's
+    formula) take without a tensor built.
 
     Examples
     --------
-    >>> draw(5, torch.ones(3, requires_grad=True)).tolist()
-    [5, 0, 0, 0]
     >>> draw(5, torch.ones(3))
     (5, 0)
+    >>> with torch.autograd.profiler.profile():   # watched: a seed tensor, seen by all
+    ...     draw(5, torch.ones(3)).tolist()
+    [5, 0, 0, 0]
     """
     if isinstance(rng, SeedDraw):
         return rng.draw()
-    if (rng is None or type(rng) is int) and direct(like):
+    if (rng is None or type(rng) is int) and unwatched(like):
         return draw_ints(rng, like.device)  # no seed tensor: the kernel takes the ints
     return seed_tensor(rng, like)
 
@@ -166,15 +168,17 @@ def mask_scale(
         if threshold < FULL:
             return None
         draw = (0, 0)  # drops all: no bits
+    elif not isinstance(draw, torch.Tensor):  # (a subclass, e.g. a fake tensor, too)
+        draw = tuple(draw)  # (key, counter)
     if (type(draw) is tuple or type(draw) is torch.Tensor) and direct(x):
         # eagerly, nothing recording: the op's kernel at once (nobody sees the operator
         # skipped; the draw may be two integers, never built into a tensor)
         return compute(x, draw, noise_shape, threshold, scale, relu, inplace=out is not None)
+    if out is None:
+        return dropout_op(x, draw, noise_shape, threshold, scale, relu)
+    _check_inplace(x)
     seed = draw if type(draw) is torch.Tensor else _seed(draw, x.device)
     shape = [int(n) for n in noise_shape]
-    if out is None:
-        return dropout_op(x, seed, shape, threshold, scale, relu)
-    _check_inplace(x)
     if torch.is_grad_enabled() and x.requires_grad:  # autograd sees the op, then the copy
         return x.copy_(dropout_op(x, seed, shape, threshold, scale, relu))
     dropout_inplace_op(x, seed, shape, threshold, scale, relu)
