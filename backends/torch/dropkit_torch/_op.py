@@ -70,7 +70,6 @@ __all__ = [
     "FULL",
     "compute",
     "direct",
-    "unwatched",
     "dropout_inplace_op",
     "dropout_op",
     "keep_mask",
@@ -78,6 +77,7 @@ __all__ = [
     "numpy_view",
     "seed_ints",
     "seed_words",
+    "unwatched",
     "words",
 ]
 

@@ -34,7 +34,7 @@ import torch
 
 from dropkit.checks import check_p
 
-from ._op import FULL, unwatched, compute, direct, dropout_inplace_op, dropout_op, seed_ints, words
+from ._op import FULL, compute, direct, dropout_inplace_op, dropout_op, seed_ints, unwatched, words
 from .keys import TorchRNGLike, draw_ints, seed_from_ints, seed_tensor
 
 __all__ = ["SeedDraw", "draw", "mask_scale", "philox_words_op", "random_bits", "torch_p"]

@@ -39,6 +39,7 @@ True
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -110,6 +111,9 @@ def _eager_plain() -> bool:
     )
 
 
+#: Per thread, the int64 buffer that :func:`draw_ints` draws torch's two CPU words into
+#: (``torch.randint`` is ``empty`` then ``random_``: the same words, one allocation less).
+_WORD_BUFFERS = threading.local()
 #: Draws ``(key, counter)`` of int seeds (at most ``_CACHE_SIZE`` kept).
 _INT_DRAWS: dict[int, tuple[int, int]] = {}
 
@@ -132,7 +136,14 @@ def draw_ints(rng: int | None, device: torch.device) -> tuple[int, int]:
     True
     """
     if rng is None:
-        lo, hi = draw_words(device).tolist()
+        if device.type == "cpu":  # randint's draw into this thread's buffer: no new tensor
+            buffer = getattr(_WORD_BUFFERS, "cpu", None)
+            if buffer is None:
+                with torch.inference_mode(False):
+                    buffer = _WORD_BUFFERS.cpu = torch.empty(2, dtype=torch.int64)
+            lo, hi = buffer.random_(0, 1 << 32).tolist()
+        else:
+            lo, hi = draw_words(device).tolist()
         return lo | (hi << 32), 0
     drawn = _INT_DRAWS.get(rng)
     if drawn is None:
