@@ -56,7 +56,7 @@ def _pointer(typingctx: Any, address: Any) -> Any:
 
 
 @nb.njit(inline="always")
-def _run(x, y, threshold, scale, relu, key_lo, key_hi, counter_lo, counter_hi):  # type: ignore[no-untyped-def]
+def _run(x, y, threshold, scale, relu, key_lo, key_hi, counter_lo, counter_hi):
     # The NumPy backend's serial kernel (_dropout_serial) on the arrays x and y.
     k0, k1 = np.uint64(key_lo), np.uint64(key_hi)
     c2, c3 = np.uint64(counter_lo), np.uint64(counter_hi)
@@ -74,28 +74,28 @@ def _run(x, y, threshold, scale, relu, key_lo, key_hi, counter_lo, counter_hi): 
 
 
 @nb.njit(parallel=False, **_JIT)
-def _dropout_float32(src, dst, n, threshold, scale, relu, k0, k1, c0, c1):  # type: ignore[no-untyped-def]
+def _dropout_float32(src, dst, n, threshold, scale, relu, k0, k1, c0, c1):
     x = nb.carray(_pointer(src), (n,), np.float32)
     y = nb.carray(_pointer(dst), (n,), np.float32)
     _run(x, y, threshold, np.float32(scale), relu, k0, k1, c0, c1)
 
 
 @nb.njit(parallel=False, **_JIT)
-def _dropout_float64(src, dst, n, threshold, scale, relu, k0, k1, c0, c1):  # type: ignore[no-untyped-def]
+def _dropout_float64(src, dst, n, threshold, scale, relu, k0, k1, c0, c1):
     x = nb.carray(_pointer(src), (n,), np.float64)
     y = nb.carray(_pointer(dst), (n,), np.float64)
     _run(x, y, threshold, np.float64(scale), relu, k0, k1, c0, c1)
 
 
 @nb.njit(parallel=False, **_JIT)
-def _dropout_scalar_float32(src, dst, n, threshold, scale, relu, k0, k1, c0, c1):  # type: ignore[no-untyped-def]
+def _dropout_scalar_float32(src, dst, n, threshold, scale, relu, k0, k1, c0, c1):
     x = np.broadcast_to(nb.carray(_pointer(src), (1,), np.float32), (n,))
     y = nb.carray(_pointer(dst), (n,), np.float32)
     _run(x, y, threshold, np.float32(scale), relu, k0, k1, c0, c1)
 
 
 @nb.njit(parallel=False, **_JIT)
-def _dropout_scalar_float64(src, dst, n, threshold, scale, relu, k0, k1, c0, c1):  # type: ignore[no-untyped-def]
+def _dropout_scalar_float64(src, dst, n, threshold, scale, relu, k0, k1, c0, c1):
     x = np.broadcast_to(nb.carray(_pointer(src), (1,), np.float64), (n,))
     y = nb.carray(_pointer(dst), (n,), np.float64)
     _run(x, y, threshold, np.float64(scale), relu, k0, k1, c0, c1)

@@ -327,7 +327,7 @@ def _compute(
         # The Numba kernel on the tensors' memory, as 1-d (the words are in C order)
         kernel = _CPU_KERNELS.get(x.dtype) if n < _CPU_PARALLEL_MIN else None
         if kernel is not None or (_NUMPY_FUSED is not None and x.dtype in _NUMBA_DTYPES):
-            if type(seed) is tuple:
+            if isinstance(seed, tuple):
                 key, counter = seed
                 k0, k1, c0, c1 = key & MASK32, key >> 32, counter & MASK32, counter >> 32
             else:
@@ -346,7 +346,7 @@ def _compute(
             if dst is not out:
                 out.copy_(dst)
             return out
-    if type(seed) is tuple:  # a draw as integers (the eager CPU path): its seed tensor
+    if isinstance(seed, tuple):  # a draw as integers (the eager CPU path): its seed tensor
         seed = seed_from_ints(*seed, x.device)
     cuda = _cuda_kernels(x.device) if elementwise else None
     if cuda is not None and cuda.supports(x):  # the CuPy kernel on the tensor's memory
@@ -591,7 +591,7 @@ def dropout_op(
     >>> dropout_op(torch.ones(4), (0, 0), [4], 2**31, 2.0, False).tolist()
     [0.0, 2.0, 2.0, 2.0]
     """
-    if type(seed) is tuple:
+    if isinstance(seed, tuple):
         if unwatched(x):
             if not (x.requires_grad and torch.is_grad_enabled()):
                 return _compute(x, seed, noise_shape, threshold, scale, relu, new_like(x))

@@ -61,7 +61,7 @@ class SeedDraw:
         self.draw = draw
 
 
-def draw(rng: TorchRNGLike, like: torch.Tensor) -> torch.Tensor:
+def draw(rng: TorchRNGLike, like: torch.Tensor) -> torch.Tensor | tuple[int, int]:
     """One draw of ``rng`` for the tensor ``like`` (the backend's ``draw``).
 
     A seed tensor; or, where the op will run eagerly on the CPU with nothing
