@@ -21,15 +21,16 @@ Examples
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import re
 import reprlib
 import types
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+from ._plugin_policy import plugin_warning
 from .backend import BackendRecord
 
 __all__ = [
@@ -245,13 +246,29 @@ def guarded_plugin(
     naming ``label`` (the plugin and its distribution), and switches every hook
     of the plugin off for the rest of the ``lifetime`` (the process for the
     library's registry, a command for the application's plugin managers): the
-    run goes on.
+    run goes on. Each hook receives deep copies of its arguments (modules
+    excepted): a hook that edits a record, a history or a result changes only
+    its own copy, never what dropkit prints, checkpoints or returns.
     """
     proxy = types.ModuleType(proxy_name)
     switch = _Switch()
     for attr, fn in functions.items():
         setattr(proxy, attr, _guard(fn, attr, label, switch, lifetime))
     return proxy
+
+
+def _private_copy(value: Any) -> Any:
+    """A deep copy of a hook's argument, so that a hook cannot edit what dropkit keeps.
+
+    Modules (an array namespace) are passed as they are; so is a value that
+    cannot be copied.
+    """
+    if isinstance(value, types.ModuleType):
+        return value
+    try:
+        return copy.deepcopy(value)
+    except Exception:
+        return value
 
 
 def _guard(
@@ -262,15 +279,14 @@ def _guard(
         if not switch.on:
             return None
         try:
-            return fn(*args)
+            return fn(*map(_private_copy, args))
         except KeyboardInterrupt:
             raise
         except BaseException as exc:
             switch.on = False
-            warnings.warn(
+            plugin_warning(
                 f"{label}: its {hook} hook failed ({describe_exception(exc)}); its hooks are "
                 f"switched off for the rest of this {lifetime} (the run goes on)",
-                RuntimeWarning,
                 stacklevel=2,
             )
             return None

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import re
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,7 @@ from ._plugin_guard import (
     record_problem,
     take_records,
 )
+from ._plugin_policy import plugin_warning, refused_by_policy
 from .backend import BackendRecord
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def dist_of(ep: Any) -> tuple[str, str]:
 
 
 def _warn(message: str) -> None:
-    warnings.warn(message, RuntimeWarning, stacklevel=4)
+    plugin_warning(message, stacklevel=4)
 
 
 def _records_of(hook: Any) -> list[Any]:
@@ -132,6 +132,11 @@ def register_entry_point(
     def fail(message: str) -> None:
         _warn(message)
         broken.append(Entry(None, dist, version, message, ep.name))
+
+    left_out = refused_by_policy(dist)
+    if left_out is not None:  # the user's choice: listed with the reason, no warning
+        broken.append(Entry(None, dist, version, f"{label} {left_out}", ep.name))
+        return
 
     try:
         plugin = call_plugin(ep.load, f"importing plugin {ep.name!r} ({ep.value}, from {dist})")

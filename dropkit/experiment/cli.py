@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .. import __version__
+from .._plugin_policy import printable
 from ..registry import list_backends
 from ..selection import get_backend
 from .cli_args import add_training_flags, parse_finite, parse_integer
@@ -45,7 +46,8 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     for info in list_backends(load=args.load):
         status = "available" if info.available else "unavailable"
         cells = (info.name, info.distribution, info.version, status, info.reason or info.summary)
-        rows.append(tuple(" ".join(str(c).split()) for c in cells))  # one line per backend
+        # one line per backend; a plugin's text printable (no escape sequences reach the terminal)
+        rows.append(tuple(printable(" ".join(str(c).split())) for c in cells))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[4])

@@ -23,7 +23,6 @@ True
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 import pluggy
 
 from .._plugin_guard import describe_exception, guarded_plugin
+from .._plugin_policy import plugin_warning, refused_by_policy
 from . import hookspecs
 
 __all__ = ["HOOKS", "new_plugin_manager", "sgd_kernel"]
@@ -77,10 +77,9 @@ def sgd_kernel(pm: pluggy.PluginManager, xp: Any) -> hookspecs.SGDKernel | None:
     kernel = pm.hook.dropkit_sgd_kernel(xp=xp)
     if kernel is None or callable(kernel):
         return kernel
-    warnings.warn(
+    plugin_warning(
         f"a dropkit_sgd_kernel hook returned {kernel!r:.60}, not a callable kernel: ignored "
         "(the array-API update is used, with the same results)",
-        RuntimeWarning,
         stacklevel=2,
     )
     return None
@@ -94,13 +93,15 @@ def _dist_of(ep: Any) -> tuple[str, str]:
 
 
 def _warn(message: str) -> None:
-    warnings.warn(message, RuntimeWarning, stacklevel=4)
+    plugin_warning(message, stacklevel=4)
 
 
 def _register_installed(manager: pluggy.PluginManager, ep: Any) -> None:
     """Import one entry point and register its hooks, guarded; any failure is a warning."""
     dist, version = _dist_of(ep)
     label = f"plugin {ep.name!r} ({ep.value}, from {dist} {version})"
+    if refused_by_policy(dist) is not None:  # the user's choice (DROPKIT_PLUGINS)
+        return
     try:
         plugin = ep.load()
         hooks = _hook_functions(manager, plugin, label)

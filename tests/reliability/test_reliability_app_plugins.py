@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dropkit.experiment.checkpoint import load_checkpoint
 from dropkit.experiment.data import load_dataset
 from dropkit.experiment.plugins import new_plugin_manager
 from dropkit.experiment.train import TrainConfig, train
@@ -229,3 +230,68 @@ def test_switched_off_only_in_its_own_manager(site):
     with pytest.warns(RuntimeWarning, match="once"):
         second.hook.dropkit_epoch_end(run=None, record={})
     assert sys.modules[f"{PREFIX}observer"].CALLS == ["epoch", "epoch"]
+
+
+BROKEN = 'raise ValueError("broken \\x1b[31mred\\x1b[0m plugin")\n'
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 21, item 11: hooks receive copies. An epoch hook that wrote record["test_acc"] = 1.0
+# put 100% into the checkpoint's history; a train-end hook could edit the returned result.
+def test_hooks_edit_only_their_own_copies(site, tmp_path):
+    _observer(
+        site,
+        start="run.history.append({'forged': True}); run.config = None",
+        epoch="record['test_acc'] = 1.0; record['loss'] = float('nan')",
+        end="result.history.clear(); result.params[0][...] = 7.0",
+    )
+    result = train(
+        TrainConfig(epochs=2, hidden=(8,)), load_dataset(train_size=100), out_dir=tmp_path / "run"
+    )
+    assert sys.modules[f"{PREFIX}observer"].CALLS == ["start", "epoch", "epoch", "end"]
+    assert len(result.history) == 2
+    assert all(r["test_acc"] < 1.0 and r["loss"] == r["loss"] for r in result.history)
+    assert not (result.params[0] == 7.0).all()
+    _, meta = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
+    assert [r["test_acc"] for r in meta["history"]] == [r["test_acc"] for r in result.history]
+
+
+# Under -W error (PYTHONWARNINGS=error) a broken plugin was a traceback that ended the command.
+def test_warnings_as_errors_do_not_turn_a_broken_plugin_into_a_traceback(site, capsys):
+    make_dist(site, "dkapp-broken", {"broken": f"{PREFIX}broken"}, {f"{PREFIX}broken": BROKEN})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pm = new_plugin_manager()
+    assert pm.get_plugin("dkapp-broken:broken") is None
+    err = capsys.readouterr().err
+    assert "dropkit: warning: plugin 'broken'" in err and "dkapp-broken" in err
+    assert "\x1b" not in err and "\\x1b[31m" in err  # the plugin's escape sequence, spelt out
+
+
+# DROPKIT_PLUGINS=builtin (or a list of distributions) leaves the others out, silently.
+@pytest.mark.parametrize(
+    ("policy", "loaded"),
+    [
+        (None, True),
+        ("all", True),
+        ("builtin", False),
+        ("dkapp-other", False),
+        ("builtin, dropkit_Observer", True),
+    ],
+)
+def test_the_plugin_policy_chooses_what_loads(site, monkeypatch, policy, loaded):
+    _observer(site)
+    if policy is None:
+        monkeypatch.delenv("DROPKIT_PLUGINS", raising=False)
+    else:
+        monkeypatch.setenv("DROPKIT_PLUGINS", policy)
+    pm, caught = build()
+    assert (pm.get_plugin("dropkit-observer:observer") is not None) is loaded
+    assert caught == []
+
+
+def test_a_plugin_policy_that_names_nothing_is_refused(site, monkeypatch):
+    _observer(site)
+    monkeypatch.setenv("DROPKIT_PLUGINS", " , ")
+    with pytest.raises(ValueError, match=r"names no plugin: use 'all'.*'builtin'"):
+        new_plugin_manager()

@@ -832,3 +832,51 @@ def test_a_plugin_without_hooks_and_corrupt_metadata_are_harmless(site):
     assert "empty" not in rows(infos) and rows(infos)["numpy"][0].available
     assert not [m for m in messages if "dropkit-empty" in m]
     numpy_still_works()
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 21, item 11: escape sequences in a backend's summary reached the terminal raw.
+ESCAPES = """
+    import array_api_compat.numpy as xp
+    from dropkit import ArrayAPIBackend, BackendRecord, hookimpl
+
+    @hookimpl
+    def dropkit_backends():
+        return [BackendRecord("esc", "\\x1b]0;owned\\x07\\x1b[2Jsummary\\u202e",
+                              lambda: ArrayAPIBackend("esc", xp))]
+"""
+
+
+def test_a_plugins_text_reaches_the_terminal_printable(site, capsys):
+    make_dist(site, "dropkit-esc", {"esc": f"{PREFIX}esc"}, {f"{PREFIX}esc": ESCAPES})
+    build()
+    from dropkit.experiment.cli import main
+
+    assert main(["backends"]) == 0
+    out = capsys.readouterr().out
+    line = next(row for row in out.splitlines() if row.startswith("esc "))
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert line.endswith("\\x1b]0;owned\\x07\\x1b[2Jsummary\\x202e")
+
+
+# DROPKIT_PLUGINS leaves a backend plugin out; `dropkit backends` still lists it, with why.
+@pytest.mark.parametrize("policy", ["builtin", "dropkit-numpy,dropkit-other"])
+def test_the_plugin_policy_leaves_a_backend_out_and_says_so(site, monkeypatch, policy):
+    make_dist(
+        site,
+        "dropkit-good",
+        {"good": f"{PREFIX}good"},
+        {f"{PREFIX}good": GOOD_RECORD.format(name="good")},
+    )
+    monkeypatch.setenv("DROPKIT_PLUGINS", policy)
+    infos, caught = build()
+    (good,) = rows(infos)["good"]
+    assert not good.available and f"left out by DROPKIT_PLUGINS={policy!r}" in good.reason
+    assert good.distribution == "dropkit-good" and good.version == "1.0"
+    assert caught == []  # the user's choice is not a warning
+    with pytest.raises(RuntimeError, match="DROPKIT_PLUGINS"):
+        dropkit.get_backend("good")
+    numpy_still_works()
+    monkeypatch.setenv("DROPKIT_PLUGINS", f"{policy},dropkit_GOOD")
+    infos, _ = build()
+    assert rows(infos)["good"][0].available
