@@ -58,20 +58,26 @@ import array_api_compat.torch as xp
 import numpy as np
 import torch
 from dropkit_numpy import NumpyBackend
-from torch._functorch.utils import unwrap_dead_wrappers
+from torch._C._functorch import unwrap_if_dead as _unwrap_if_dead
 
 from dropkit import philox
 from dropkit.checks import check_scale, overflow_bound
 from dropkit.philox import MASK32
 
+from .keys import seed_from_ints
+
 __all__ = [
     "FULL",
+    "compute",
+    "direct",
     "dropout_inplace_op",
     "dropout_op",
     "keep_mask",
     "new_like",
     "numpy_view",
     "seed_ints",
+    "seed_words",
+    "unwatched",
     "words",
 ]
 
@@ -81,6 +87,12 @@ _NUMPY = NumpyBackend()
 #: The NumPy backend's fused Numba kernel, or None where Numba is missing.
 _NUMPY_FUSED: Callable[..., np.ndarray] | None = _NUMPY._fused
 _NUMBA_DTYPES = (torch.float32, torch.float64)
+if _NUMPY_FUSED is not None:
+    from ._cpu import KERNELS as _CPU_KERNELS
+    from ._cpu import PARALLEL_MIN as _CPU_PARALLEL_MIN
+    from ._cpu import SCALAR_KERNELS as _CPU_SCALAR_KERNELS
+else:  # no Numba: the torch operations serve CPU tensors
+    _CPU_KERNELS, _CPU_SCALAR_KERNELS, _CPU_PARALLEL_MIN = {}, {}, 0
 _AS_NUMPY: dict[torch.dtype, type[np.floating]] = {
     torch.float16: np.float16,
     torch.float32: np.float32,
@@ -100,11 +112,6 @@ _CUDA: dict[str, ModuleType | None] = {}
 
 def _numpy_kernels(device: torch.device) -> bool:
     return CPU_KERNELS and device.type == "cpu"
-
-
-def _numpy_kernels_for(x: torch.Tensor) -> bool:
-    """:func:`_numpy_kernels` for ``x``'s device (``is_cpu`` reads it without a device object)."""
-    return CPU_KERNELS and x.is_cpu
 
 
 def _cuda_kernels(device: torch.device) -> ModuleType | None:
@@ -194,6 +201,24 @@ def numpy_view(t: torch.Tensor) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype).reshape(tuple(t.shape))
 
 
+def seed_words(seed: torch.Tensor) -> list[int]:
+    """The four 32-bit words ``[key_lo, key_hi, counter_lo, counter_hi]`` of a seed tensor.
+
+    Examples
+    --------
+    >>> seed_words(torch.tensor([1, 2, 3, 0]))
+    [1, 2, 3, 0]
+    """
+    words = seed.tolist() if seed.dtype is torch.int64 and seed.dim() == 1 else None
+    # (a | b | c | d) >> 32 is 0 iff every word is in [0, 2**32): negatives shift to -1
+    if words is None or len(words) != 4 or (words[0] | words[1] | words[2] | words[3]) >> 32:
+        raise ValueError(
+            "seed must be an int64 tensor of four 32-bit words (key_lo, key_hi, counter_lo, "
+            f"counter_hi), got {seed!r}; build it with dropkit_torch.keys.seed_from_ints"
+        )
+    return words
+
+
 def seed_ints(seed: torch.Tensor) -> tuple[int, int]:
     """``(key, counter)`` from a seed tensor of four 32-bit words.
 
@@ -202,13 +227,7 @@ def seed_ints(seed: torch.Tensor) -> tuple[int, int]:
     >>> seed_ints(torch.tensor([1, 2, 3, 0]))
     (8589934593, 3)
     """
-    words = seed.tolist() if seed.dtype == torch.int64 and seed.shape == (4,) else None
-    if words is None or min(words) < 0 or max(words) > MASK32:
-        raise ValueError(
-            "seed must be an int64 tensor of four 32-bit words (key_lo, key_hi, counter_lo, "
-            f"counter_hi), got {seed!r}; build it with dropkit_torch.keys.seed_from_ints"
-        )
-    k0, k1, c0, c1 = words
+    k0, k1, c0, c1 = seed_words(seed)
     return k0 | (k1 << 32), c0 | (c1 << 32)
 
 
@@ -282,37 +301,53 @@ def _apply(x: torch.Tensor, keep: torch.Tensor, scale: float, out: torch.Tensor)
 
 def _compute(
     x: torch.Tensor,
-    seed: torch.Tensor,
+    seed: torch.Tensor | tuple[int, int],
     noise_shape: Sequence[int],
     threshold: int,
     scale: float,
     relu: bool,
     out: torch.Tensor,
 ) -> torch.Tensor:
-    """Write the op's result into ``out`` (which has ``x``'s shape; may be ``x``)."""
+    """Write the op's result into ``out`` (which has ``x``'s shape; may be ``x``).
+
+    ``seed`` is a seed tensor, or (on the eager CPU path, :func:`direct`) the
+    draw ``(key, counter)`` itself.
+    """
     if not x.is_floating_point():
         raise TypeError(f"x must have a real floating dtype, got {x.dtype}")
     if not 0 <= threshold <= FULL:
         raise ValueError(f"threshold must be in [0, 2**32], got {threshold}")
-    if threshold >= FULL or out.numel() == 0:
+    n = out.numel()
+    if threshold >= FULL or n == 0:
         return out.zero_()
     if scale > 1.0 and scale >= _overflow_bound(x.dtype):
         check_scale(scale, 1.0 - 1.0 / scale, x.dtype, torch.finfo(x.dtype))  # raises
-    elementwise = tuple(noise_shape) == tuple(x.shape)
-    fused = _NUMPY_FUSED if x.dtype in _NUMBA_DTYPES else None
-    if elementwise and fused is not None and _numpy_kernels_for(x):
-        # The Numba kernel on the tensors' memory, as 1-d views (the words are in C order)
-        key, counter = seed_ints(seed)
-        src = x.contiguous()
-        dst = out if out.is_contiguous() else new_like(src)
-        size = src.numel() * src.element_size()
-        dtype = _AS_NUMPY[x.dtype]
-        flat = np.frombuffer(_raw_bytes(src.data_ptr(), size), dtype=dtype)
-        flat_out = np.frombuffer(_raw_bytes(dst.data_ptr(), size), dtype=dtype)
-        fused(flat, key, counter, threshold, scale, relu=relu, out=flat_out)
-        if dst is not out:
-            out.copy_(dst)
-        return out
+    elementwise = tuple(noise_shape) == x.shape
+    if elementwise and CPU_KERNELS and x.is_cpu:
+        # The Numba kernel on the tensors' memory, as 1-d (the words are in C order)
+        kernel = _CPU_KERNELS.get(x.dtype) if n < _CPU_PARALLEL_MIN else None
+        if kernel is not None or (_NUMPY_FUSED is not None and x.dtype in _NUMBA_DTYPES):
+            if isinstance(seed, tuple):
+                key, counter = seed
+                k0, k1, c0, c1 = key & MASK32, key >> 32, counter & MASK32, counter >> 32
+            else:
+                k0, k1, c0, c1 = seed_words(seed)
+            if x.is_contiguous():
+                src = x
+            elif kernel is not None and not any(x.stride()):  # one element, expanded
+                src, kernel = x, _CPU_SCALAR_KERNELS[x.dtype]  # read in place: no copy
+            else:
+                src = x.contiguous()
+            dst = out if out.is_contiguous() else new_like(src)  # (C-contiguous, src expanded too)
+            if kernel is not None:  # by address: no NumPy arrays built (small tensors)
+                kernel(src.data_ptr(), dst.data_ptr(), n, threshold, scale, relu, k0, k1, c0, c1)
+            else:  # the NumPy entry point, whose parallel kernel serves large tensors
+                _fused_numpy(src, dst, k0 | (k1 << 32), c0 | (c1 << 32), threshold, scale, relu)
+            if dst is not out:
+                out.copy_(dst)
+            return out
+    if isinstance(seed, tuple):  # a draw as integers (the eager CPU path): its seed tensor
+        seed = seed_from_ints(*seed, x.device)
     cuda = _cuda_kernels(x.device) if elementwise else None
     if cuda is not None and cuda.supports(x):  # the CuPy kernel on the tensor's memory
         on_device = cuda.device_seed(seed, x.device)  # read by the kernel: no host sync
@@ -327,6 +362,24 @@ def _compute(
     if relu:
         keep = keep & (x <= 0).logical_not()  # NaN is kept, as torch.relu keeps it
     return _apply(x, keep, scale, out)
+
+
+def _fused_numpy(
+    src: torch.Tensor,
+    dst: torch.Tensor,
+    key: int,
+    counter: int,
+    threshold: int,
+    scale: float,
+    relu: bool,
+) -> None:
+    """The NumPy backend's fused kernel from C-contiguous ``src`` into ``dst`` (NumPy views)."""
+    assert _NUMPY_FUSED is not None
+    size = src.numel() * src.element_size()
+    dtype = _AS_NUMPY[src.dtype]
+    flat = np.frombuffer(_raw_bytes(src.data_ptr(), size), dtype=dtype)
+    flat_out = np.frombuffer(_raw_bytes(dst.data_ptr(), size), dtype=dtype)
+    _NUMPY_FUSED(flat, key, counter, threshold, scale, relu=relu, out=flat_out)
 
 
 _LIB = torch.library.Library("dropkit", "FRAGMENT")
@@ -415,13 +468,14 @@ class _Dropout(torch.autograd.Function):
     @staticmethod
     def forward(
         x: torch.Tensor,
-        seed: torch.Tensor,
+        seed: torch.Tensor | tuple[int, int],
         noise_shape: list[int],
         threshold: int,
         scale: float,
         relu: bool,
     ) -> torch.Tensor:
-        if _direct(x, seed):
+        # A draw as integers comes only from dropout_op's eager CPU path (checked there)
+        if type(seed) is tuple or (type(seed) is torch.Tensor and unwatched(x)):
             return _compute(x, seed, noise_shape, threshold, scale, relu, new_like(x))
         return _RAW(x, seed, noise_shape, threshold, scale, relu)
 
@@ -429,8 +483,11 @@ class _Dropout(torch.autograd.Function):
     def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
         _, seed, noise_shape, threshold, scale, relu = inputs
         ctx.noise_shape, ctx.threshold, ctx.scale, ctx.relu = noise_shape, threshold, scale, relu
-        # Only the 32-byte seed (or, for ReLU, the output h): never a mask.
-        ctx.save_for_backward(output if relu else seed)
+        # Only the 32-byte seed (or, for ReLU, the output h): never a mask. A draw
+        # given as integers (eagerly) is kept as they are: two ints, no tensor.
+        ctx.draw = seed if type(seed) is tuple and not relu else None
+        if ctx.draw is None:
+            ctx.save_for_backward(output if relu else seed)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple:
@@ -440,19 +497,24 @@ class _Dropout(torch.autograd.Function):
 _profiler_enabled = torch._C._autograd._profiler_enabled
 
 
-def _direct(x: torch.Tensor, seed: torch.Tensor) -> bool:
-    """Whether the op's CPU kernel may run without the dispatcher: eagerly, nothing watching.
+def unwatched(x: torch.Tensor) -> bool:
+    """Whether the op's CPU kernel may run on ``x`` without the dispatcher: eagerly, unwatched.
 
     The dispatcher's trip to the Python kernel costs about 4 us of a 20 us call on
     an (8, 8) tensor. Skipping it is invisible only for plain CPU tensors with no
     compiler, functorch transform, torch function or dispatch mode (fake tensors,
     export, FlopCounterMode), JIT trace or profiler active: all of those see (and
-    need) the operator, so they get it.
+    need) the operator, so they get it. There a draw may also stay two integers
+    instead of a seed tensor (:func:`dropkit_torch.functional.draw`).
+
+    Examples
+    --------
+    >>> unwatched(torch.ones(2)), unwatched(torch.ones(2, device="meta"))
+    (True, False)
     """
     return (
         not torch.compiler.is_compiling()  # first: Dynamo reads no further
         and type(x) is torch.Tensor
-        and type(seed) is torch.Tensor
         and x.is_cpu
         and not _profiler_enabled()
         and not torch._C._are_functorch_transforms_active()
@@ -462,13 +524,53 @@ def _direct(x: torch.Tensor, seed: torch.Tensor) -> bool:
     )
 
 
+def direct(x: torch.Tensor) -> bool:
+    """Whether dropout of ``x`` may skip the operator: :func:`unwatched`, and no grad to record.
+
+    Then the op's kernel runs on ``x`` at once (:func:`compute`): nothing
+    (autograd, a compiler, a mode, the profiler) would see the difference.
+
+    Examples
+    --------
+    >>> direct(torch.ones(2)), direct(torch.ones(2, requires_grad=True))
+    (True, False)
+    >>> with torch.no_grad():
+    ...     direct(torch.ones(2, requires_grad=True))
+    True
+    """
+    return not (x.requires_grad and torch.is_grad_enabled()) and unwatched(x)
+
+
+def compute(
+    x: torch.Tensor,
+    draw: torch.Tensor | tuple[int, int],
+    noise_shape: Sequence[int],
+    threshold: int,
+    scale: float,
+    relu: bool,
+    *,
+    inplace: bool = False,
+) -> torch.Tensor:
+    """The op's kernel on ``x`` (into a new tensor, or ``x`` itself): only where :func:`direct`.
+
+    ``draw`` is a seed tensor or the draw ``(key, counter)``.
+
+    Examples
+    --------
+    >>> compute(torch.ones(4), (0, 0), (4,), 2**31, 2.0, False).tolist()
+    [0.0, 2.0, 2.0, 2.0]
+    """
+    out = x if inplace else new_like(x)
+    return _compute(x, draw, noise_shape, threshold, scale, relu, out)
+
+
 _APPLY = super(torch.autograd.Function, _Dropout).apply  # torch._C._FunctionBase.apply
 
 
 def dropout_op(
     x: torch.Tensor,
-    seed: torch.Tensor,
-    noise_shape: list[int],
+    seed: torch.Tensor | tuple[int, int],
+    noise_shape: Sequence[int],
     threshold: int,
     scale: float,
     relu: bool,
@@ -476,15 +578,28 @@ def dropout_op(
     """Dropout of ``x`` with the mask of ``seed`` (see the module docs); a new tensor.
 
     The operator ``torch.ops.dropkit.dropout`` itself when autograd has nothing
-    to record, else through its autograd formula (:class:`_Dropout`).
+    to record, else through its autograd formula (:class:`_Dropout`). ``seed``
+    is a seed tensor or the draw ``(key, counter)``: integers stay integers
+    where the call runs eagerly on the CPU with nothing watching (:func:`unwatched`;
+    autograd's formula then keeps them instead of a seed tensor), and become
+    the seed tensor everywhere else.
 
     Examples
     --------
     >>> dropout_op(torch.ones(4), torch.tensor([0, 0, 0, 0]), [4], 2**31, 2.0, False).tolist()
     [0.0, 2.0, 2.0, 2.0]
+    >>> dropout_op(torch.ones(4), (0, 0), [4], 2**31, 2.0, False).tolist()
+    [0.0, 2.0, 2.0, 2.0]
     """
+    if isinstance(seed, tuple):
+        if unwatched(x):
+            if not (x.requires_grad and torch.is_grad_enabled()):
+                return _compute(x, seed, noise_shape, threshold, scale, relu, new_like(x))
+            return _APPLY(_unwrap_if_dead(x), seed, noise_shape, threshold, scale, relu)
+        seed = seed_from_ints(*seed, x.device)
+    noise_shape = [int(n) for n in noise_shape]
     if not (x.requires_grad and torch.is_grad_enabled()):
-        if _direct(x, seed):  # nothing records: autograd, tracers and modes see no difference
+        if type(seed) is torch.Tensor and unwatched(x):  # nothing records: nobody sees the skip
             return _compute(x, seed, noise_shape, threshold, scale, relu, new_like(x))
         return _RAW(x, seed, noise_shape, threshold, scale, relu)
     if torch.compiler.is_compiling():  # Dynamo traces the Function into the graph
@@ -497,9 +612,9 @@ def dropout_op(
             return _DIFFERENTIABLE(x, seed, noise_shape, threshold, scale, relu)
         return _Dropout.apply(x, seed, noise_shape, threshold, scale, relu)
     # Eagerly, what Function.apply does minus binding the arguments with inspect
-    # (about a fifth of a small call): every argument here is positional.
-    args = unwrap_dead_wrappers((x, seed, noise_shape, threshold, scale, relu))
-    return _APPLY(*args)
+    # (about a fifth of a small call): every argument here is positional, and only
+    # the two tensors can be functorch wrappers (unwrap_dead_wrappers, unrolled).
+    return _APPLY(_unwrap_if_dead(x), _unwrap_if_dead(seed), noise_shape, threshold, scale, relu)
 
 
 def dropout_inplace_op(
@@ -515,8 +630,18 @@ def dropout_inplace_op(
 
 
 def _backward(ctx: Any, grad: torch.Tensor) -> tuple:
+    """The formula: the op again on ``grad`` (the mask regenerated); for ReLU, a gate on ``h``."""
+    if not ctx.relu:
+        draw = ctx.draw
+        if draw is None:
+            (draw,) = ctx.saved_tensors
+        if (type(draw) is tuple or type(draw) is torch.Tensor) and direct(grad):
+            dx = compute(grad, draw, ctx.noise_shape, ctx.threshold, ctx.scale, False)
+        else:  # the operator (or the formula again, for a double backward)
+            dx = dropout_op(grad, draw, ctx.noise_shape, ctx.threshold, ctx.scale, False)
+        return dx, None, None, None, None, None
     (saved,) = ctx.saved_tensors
-    cuda = _cuda_kernels(grad.device) if ctx.relu else None
+    cuda = _cuda_kernels(grad.device)
     if (
         cuda is not None
         and cuda.supports(grad)
@@ -527,11 +652,8 @@ def _backward(ctx: Any, grad: torch.Tensor) -> tuple:
         and saved.is_contiguous()
     ):  # the CuPy kernel: one pass instead of a product, a comparison and a where
         return cuda.relu_backward(grad, saved, ctx.scale), None, None, None, None, None
-    if ctx.relu:
-        factor = torch.tensor(ctx.scale, dtype=grad.dtype, device=grad.device)
-        dx = torch.where(saved <= 0, torch.zeros((), dtype=grad.dtype), grad * factor)
-    else:
-        dx = dropout_op(grad, saved, ctx.noise_shape, ctx.threshold, ctx.scale, False)
+    factor = torch.tensor(ctx.scale, dtype=grad.dtype, device=grad.device)
+    dx = torch.where(saved <= 0, torch.zeros((), dtype=grad.dtype), grad * factor)
     return dx, None, None, None, None, None
 
 

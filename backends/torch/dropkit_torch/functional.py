@@ -34,8 +34,8 @@ import torch
 
 from dropkit.checks import check_p
 
-from ._op import FULL, dropout_inplace_op, dropout_op, seed_ints, words
-from .keys import TorchRNGLike, seed_from_ints, seed_tensor
+from ._op import FULL, compute, direct, dropout_inplace_op, dropout_op, seed_ints, unwatched, words
+from .keys import TorchRNGLike, draw_ints, seed_from_ints, seed_tensor
 
 __all__ = ["SeedDraw", "draw", "mask_scale", "philox_words_op", "random_bits", "torch_p"]
 
@@ -61,16 +61,27 @@ class SeedDraw:
         self.draw = draw
 
 
-def draw(rng: TorchRNGLike, like: torch.Tensor) -> torch.Tensor:
-    """The seed tensor of one draw of ``rng`` for the tensor ``like`` (the backend's ``draw``).
+def draw(rng: TorchRNGLike, like: torch.Tensor) -> torch.Tensor | tuple[int, int]:
+    """One draw of ``rng`` for the tensor ``like`` (the backend's ``draw``).
+
+    A seed tensor; or, where the op will run eagerly on the CPU with nothing
+    watching (:func:`dropkit_torch._op.unwatched`: no compiler, functorch transform,
+    mode, JIT trace or profiler), ``rng=None`` and int seeds give the same draw
+    as the integers ``(key, counter)``, which the kernel (and autograd's
+    formula) take without a tensor built.
 
     Examples
     --------
-    >>> draw(5, torch.ones(3)).tolist()
+    >>> draw(5, torch.ones(3))
+    (5, 0)
+    >>> with torch.autograd.profiler.profile():   # watched: a seed tensor, seen by all
+    ...     draw(5, torch.ones(3)).tolist()
     [5, 0, 0, 0]
     """
     if isinstance(rng, SeedDraw):
         return rng.draw()
+    if (rng is None or type(rng) is int) and unwatched(like):
+        return draw_ints(rng, like.device)  # no seed tensor: the kernel takes the ints
     return seed_tensor(rng, like)
 
 
@@ -156,13 +167,18 @@ def mask_scale(
     if draw is None:
         if threshold < FULL:
             return None
-        seed = torch.zeros(4, dtype=torch.int64, device=x.device)  # drops all: no bits
-    else:
-        seed = draw if type(draw) is torch.Tensor else _seed(draw, x.device)
-    shape = [int(n) for n in noise_shape]
+        draw = (0, 0)  # drops all: no bits
+    elif not isinstance(draw, torch.Tensor):  # (a subclass, e.g. a fake tensor, too)
+        draw = tuple(draw)  # (key, counter)
+    if (type(draw) is tuple or type(draw) is torch.Tensor) and direct(x):
+        # eagerly, nothing recording: the op's kernel at once (nobody sees the operator
+        # skipped; the draw may be two integers, never built into a tensor)
+        return compute(x, draw, noise_shape, threshold, scale, relu, inplace=out is not None)
     if out is None:
-        return dropout_op(x, seed, shape, threshold, scale, relu)
+        return dropout_op(x, draw, noise_shape, threshold, scale, relu)
     _check_inplace(x)
+    seed = draw if type(draw) is torch.Tensor else _seed(draw, x.device)
+    shape = [int(n) for n in noise_shape]
     if torch.is_grad_enabled() and x.requires_grad:  # autograd sees the op, then the copy
         return x.copy_(dropout_op(x, seed, shape, threshold, scale, relu))
     dropout_inplace_op(x, seed, shape, threshold, scale, relu)

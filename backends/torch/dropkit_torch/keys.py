@@ -39,6 +39,7 @@ True
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,14 @@ import torch
 from dropkit import Generator, as_generator
 from dropkit.philox import MASK32
 
-__all__ = ["TorchRNGLike", "draw_words", "in_backward", "seed_from_ints", "seed_tensor"]
+__all__ = [
+    "TorchRNGLike",
+    "draw_ints",
+    "draw_words",
+    "in_backward",
+    "seed_from_ints",
+    "seed_tensor",
+]
 
 TorchRNGLike = Any  # None | int | dropkit.Generator | numpy Generator | torch.Generator
 
@@ -101,6 +109,64 @@ def _eager_plain() -> bool:
         or torch._C._is_torch_function_mode_enabled()
         or torch._C._len_torch_dispatch_stack() > 0
     )
+
+
+#: Per thread, the int64 buffer that :func:`draw_ints` draws torch's two CPU words into
+#: (``torch.randint`` is ``empty`` then ``random_``: the same words, one allocation less).
+_WORD_BUFFERS = threading.local()
+#: Draws ``(key, counter)`` of int seeds (at most ``_CACHE_SIZE`` kept).
+_INT_DRAWS: dict[int, tuple[int, int]] = {}
+
+
+def draw_ints(rng: int | None, device: torch.device) -> tuple[int, int]:
+    """The draw ``(key, counter)`` of ``rng=None`` (torch's generator) or an int seed, as ints.
+
+    For eager calls that need no seed tensor (:func:`dropkit_torch._op.direct`):
+    the same draw as :func:`seed_tensor`, without building a tensor of it
+    (``rng=None`` still draws its two words from torch's generator, once).
+
+    Examples
+    --------
+    >>> draw_ints(5, torch.device("cpu"))
+    (5, 0)
+    >>> _ = torch.manual_seed(0)
+    >>> key, counter = draw_ints(None, torch.device("cpu"))
+    >>> _ = torch.manual_seed(0)
+    >>> seed_tensor(None, torch.ones(1)).tolist() == [key & MASK32, key >> 32, 0, 0]
+    True
+    """
+    if rng is None:
+        if device.type == "cpu":  # randint's draw into this thread's buffer: no new tensor
+            buffer = getattr(_WORD_BUFFERS, "cpu", None)
+            if buffer is None:
+                with torch.inference_mode(False):
+                    buffer = _WORD_BUFFERS.cpu = torch.empty(2, dtype=torch.int64)
+            lo, hi = buffer.random_(0, 1 << 32).tolist()
+        else:
+            lo, hi = draw_words(device).tolist()
+        return lo | (hi << 32), 0
+    drawn = _INT_DRAWS.get(rng)
+    if drawn is None:
+        drawn = as_generator(rng).draw()
+        if len(_INT_DRAWS) >= _CACHE_SIZE:
+            _INT_DRAWS.clear()
+        _INT_DRAWS[rng] = drawn
+    return drawn
+
+
+#: The counter words ``[0, 0]`` of a draw from torch's generator, per device (eager only).
+_ZERO_COUNTERS: dict[torch.device, torch.Tensor] = {}
+
+
+def _zero_counter(device: torch.device) -> torch.Tensor:
+    """``torch.zeros(2, int64)`` on ``device``: built once outside traces and modes."""
+    if not _eager_plain():
+        return torch.zeros(2, dtype=torch.int64, device=device)
+    zeros = _ZERO_COUNTERS.get(device)
+    if zeros is None:
+        with torch.inference_mode(False):
+            zeros = _ZERO_COUNTERS[device] = torch.zeros(2, dtype=torch.int64, device=device)
+    return zeros
 
 
 def _int_seed(seed: int, device: torch.device) -> torch.Tensor:
@@ -167,7 +233,7 @@ def seed_tensor(rng: TorchRNGLike, x: torch.Tensor) -> torch.Tensor:
                 "pass a generator of x's device (torch.Generator(device=x.device))"
             )
         words = draw_words(device, rng)
-        return torch.cat([words, torch.zeros(2, dtype=torch.int64, device=device)])
+        return torch.cat((words, _zero_counter(device)))  # a new tensor: the zeros are only read
     if isinstance(rng, torch.Tensor):
         raise TypeError(
             "rng must be None, an int seed, a dropkit.Generator, a numpy.random.Generator "

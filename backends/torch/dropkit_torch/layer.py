@@ -128,6 +128,13 @@ class Dropout(torch.nn.Module):
         lo, hi = (int(v) for v in self.rng_key.tolist())
         return Generator(lo | (hi << 32), int(self.rng_counter))
 
+    def _rng(self, x: torch.Tensor) -> Any:
+        """The ``rng=`` of a call on ``x``: torch's generator (or the layer's), else the stream."""
+        buffers = self._buffers  # (not self.rng_key: Module.__getattr__ costs a call per name)
+        if buffers.get("rng_key") is None or buffers.get("rng_counter") is None:
+            return self.generator  # None or a torch.Generator: drawn as dropkit.dropout draws it
+        return SeedDraw(lambda: self._draw(x))
+
     def _draw(self, x: torch.Tensor) -> torch.Tensor:
         if self.rng_key is None or self.rng_counter is None:
             return seed_tensor(self.generator, x)
@@ -155,7 +162,7 @@ class Dropout(torch.nn.Module):
         return dropout(
             x,
             self.p,
-            rng=SeedDraw(lambda: self._draw(x)),
+            rng=self._rng(x),
             noise_shape=self._noise_shape(x),
             training=self.training,
             mode=self.mode,
