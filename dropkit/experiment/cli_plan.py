@@ -18,6 +18,7 @@ from typing import Any
 
 from ..selection import get_backend
 from .cli_args import CONFIG_FLAGS, DATA_FLAGS, flag_of, show_value
+from .runfiles import read_run_bytes
 from .train import PRESETS, TrainConfig
 
 __all__ = [
@@ -203,9 +204,9 @@ def plan_resume(args: argparse.Namespace, command: str, given: dict[str, Any]) -
 def _study_command(out: Path) -> str | None:
     """The command of a study folder (its study.json), or None."""
     try:
-        return str(json.loads((out / "study.json").read_text()).get("command", "compare"))
+        return str(json.loads(read_run_bytes(out / "study.json")).get("command", "compare"))
     except (OSError, ValueError, AttributeError):
-        return "compare" if (out / "study.json").is_file() else None
+        return "compare" if os.path.lexists(out / "study.json") else None
 
 
 def _as_str(value: Any) -> str | None:

@@ -34,6 +34,7 @@ from .cli_plan import (
 )
 from .methods import ACTIVATIONS, METHODS, parse_methods
 from .plugins import new_plugin_manager
+from .runfiles import read_run_bytes
 from .study import STUDY_NAME, StudyPlan, read_study_plan, run_folder
 from .sweep import DEFAULT_SIZES, parse_train_sizes, size_folder
 
@@ -381,7 +382,7 @@ def cmd_study(args: argparse.Namespace, command: str) -> int:
     finally:
         lock.release()
     if job.sizes is None:
-        format_study_table(json.loads((job.out / "summary.json").read_text()), sys.stdout)
+        format_study_table(json.loads(read_run_bytes(job.out / "summary.json")), sys.stdout)
         report_files(job.out, ["summary.json", "history.json", "curves.png"])
     else:
         format_sweep_table(job.out, sys.stdout)

@@ -55,6 +55,7 @@ from .data import Dataset
 from .methods import METHODS, OPTIONAL_DEFAULTS, check_activation, noise_layer
 from .plugins import new_plugin_manager
 from .rundir import RunConfigError, RunLock, is_held_here
+from .runfiles import read_run_bytes
 from .study_report import (
     STATS_KEYS,
     dataset_entry,
@@ -242,7 +243,7 @@ def read_study_plan(folder: str | Path) -> tuple[dict[str, Any], StudyPlan]:
     path = Path(folder) / STUDY_NAME
     fix = "it was left as is: fix it, or start a new study in another --out folder"
     try:
-        doc = json.loads(path.read_bytes().decode())
+        doc = json.loads(read_run_bytes(path).decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RunConfigError(f"{path} is not valid JSON ({exc}); {fix}") from None
     want = {"command", "config", "methods", "seeds", "activation", "data"}

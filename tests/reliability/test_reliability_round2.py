@@ -1,0 +1,211 @@
+"""Reliability, round two (issue 21): run folders, checkpoints, options per method, study files.
+
+Each test is one case of the issue's audit; a comment above it says which item and the
+outcome before the fix. Cases that could hang on the unfixed code (a FIFO) run
+``dropkit`` in a subprocess with a timeout; the rest call
+:func:`dropkit.experiment.cli.main` in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dk_helpers import no_plots
+
+from dropkit.experiment.checkpoint import load_checkpoint, save_checkpoint
+from dropkit.experiment.cli import main
+
+TINY = ["--epochs", "1", "--train-size", "200", "--hidden", "8", "--quiet"]
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fast():
+    """In-process runs without the plots plugin, each dataset made once."""
+    import dropkit.experiment.data
+
+    real, cache = dropkit.experiment.data.load_dataset, {}
+
+    def cached(name="mnist1d", **kwargs):
+        key = (name, *sorted(kwargs.items()))
+        if key not in cache:
+            cache[key] = real(name, **kwargs)
+        return cache[key]
+
+    dropkit.experiment.data.load_dataset = cached
+    with no_plots():
+        yield
+    dropkit.experiment.data.load_dataset = real
+
+
+def _cli(capsys, *args: str) -> tuple[int, str]:
+    status = main(list(args))
+    return status, capsys.readouterr().err
+
+
+def _refused(capsys, *args: str, match: str | tuple[str, ...]) -> str:
+    status, err = _cli(capsys, *args)
+    assert status == 2, err
+    assert "dropkit: error:" in err and "Traceback" not in err, err
+    for word in (match,) if isinstance(match, str) else match:
+        assert word in err, err
+    return err
+
+
+def _made(tmp_path: Path, command: str = "train", *extra: str) -> Path:
+    out = tmp_path / f"{command}-run"
+    assert main([command, *TINY, "--out", str(out), *extra]) == 0
+    return out
+
+
+# ---- item 1: run folders: no symlinks, regular files only --------------------------------------
+
+
+# case 1a: .dropkit.lock a symlink to the user's file. Before: the file was truncated (rc 0).
+def test_lock_symlink_is_refused_and_its_target_kept(tmp_path, capsys):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    out = tmp_path / "L"
+    out.mkdir()
+    (out / ".dropkit.lock").symlink_to(victim)
+    _refused(capsys, "train", *TINY, "--out", str(out), match=(".dropkit.lock", "symlink"))
+    assert victim.read_text() == "precious\n"
+    assert not (out / "checkpoint.npz").exists()
+
+
+# case 1b: a lock symlink on a resumed run. Before: the target was truncated.
+def test_lock_symlink_on_resume_is_refused(tmp_path, capsys):
+    out = _made(tmp_path)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (out / ".dropkit.lock").unlink()
+    (out / ".dropkit.lock").symlink_to(victim)
+    _refused(capsys, "train", "--resume", str(out), "--epochs", "2", match="symlink")
+    assert victim.read_text() == "precious\n"
+
+
+# case 1c: a FIFO named .dropkit.lock. Before: the open blocked (or the FIFO was used as a lock).
+def test_lock_fifo_is_refused(tmp_path, capsys):
+    out = tmp_path / "F"
+    out.mkdir()
+    os.mkfifo(out / ".dropkit.lock")
+    _refused(capsys, "train", *TINY, "--out", str(out), match=("FIFO", ".dropkit.lock"))
+
+
+# case 1d: a dangling --out symlink. Before: "[Errno 17] File exists".
+def test_dangling_out_symlink(tmp_path, capsys):
+    (tmp_path / "dang").symlink_to(tmp_path / "nowhere")
+    err = _refused(capsys, "train", *TINY, "--out", str(tmp_path / "dang"), match="does not exist")
+    assert "Errno" not in err and "nowhere" in err
+
+
+# case 1e: a looping --out symlink. Before: "[Errno 17] File exists".
+def test_looping_out_symlink(tmp_path, capsys):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    err = _refused(capsys, "train", *TINY, "--out", str(tmp_path / "a"), match="symlink loop")
+    assert "Errno" not in err
+
+
+# case 1f: --out under a dangling symlink. Before: "[Errno 17] File exists".
+def test_out_below_a_dangling_symlink(tmp_path, capsys):
+    (tmp_path / "dang").symlink_to(tmp_path / "nowhere")
+    err = _refused(
+        capsys, "train", *TINY, "--out", str(tmp_path / "dang" / "run"), match="does not exist"
+    )
+    assert "Errno" not in err
+
+
+# case 1g: --out a symlink to an existing folder: the run goes there (correct before and after).
+def test_out_symlink_to_a_folder_is_followed(tmp_path, capsys):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert main(["train", *TINY, "--out", str(tmp_path / "link")]) == 0
+    assert (tmp_path / "real" / "checkpoint.npz").is_file()
+
+
+# case 1h: a FIFO named checkpoint.npz. Before: `--resume` hung forever.
+def test_fifo_checkpoint_is_refused_at_once(tmp_path):
+    out = _made(tmp_path)
+    (out / "checkpoint.npz").unlink()
+    os.mkfifo(out / "checkpoint.npz")
+    cmd = [sys.executable, "-m", "dropkit.experiment.cli", "train", "--resume", str(out)]
+    try:
+        proc = subprocess.run(
+            [*cmd, "--epochs", "2"], capture_output=True, text=True, env=ENV, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("dropkit train --resume hung on a FIFO named checkpoint.npz")
+    assert proc.returncode == 2, proc.stderr
+    assert "FIFO" in proc.stderr and "checkpoint.npz" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# case 1i: checkpoint.npz a symlink to another run's checkpoint. Before: read through the link.
+def test_checkpoint_symlink_is_refused(tmp_path, capsys):
+    out = _made(tmp_path)
+    (out / "checkpoint.npz").rename(tmp_path / "elsewhere.npz")
+    (out / "checkpoint.npz").symlink_to(tmp_path / "elsewhere.npz")
+    _refused(capsys, "train", "--resume", str(out), "--epochs", "2", match="symlink")
+
+
+# case 1j: a directory where checkpoint.npz belongs. Before: "[Errno 21] Is a directory".
+def test_checkpoint_directory_is_refused(tmp_path, capsys):
+    out = _made(tmp_path)
+    (out / "checkpoint.npz").unlink()
+    (out / "checkpoint.npz").mkdir()
+    err = _refused(
+        capsys,
+        "train",
+        "--resume",
+        str(out),
+        "--epochs",
+        "2",
+        match=("directory", "checkpoint.npz"),
+    )
+    assert "Errno" not in err
+
+
+# case 1k: config.json a FIFO. Before: "nothing to resume ... no config.json there" (wrong).
+def test_config_fifo_is_refused(tmp_path, capsys):
+    out = _made(tmp_path)
+    (out / "config.json").unlink()
+    os.mkfifo(out / "config.json")
+    _refused(capsys, "train", "--resume", str(out), "--epochs", "2", match=("config.json", "FIFO"))
+
+
+# case 1l: metrics.csv a symlink to the user's file. Before: the run's rows were appended to it.
+def test_metrics_symlink_is_not_written_through(tmp_path, capsys):
+    out = _made(tmp_path)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (out / "metrics.csv").unlink()
+    (out / "metrics.csv").symlink_to(victim)
+    _refused(capsys, "train", "--resume", str(out), "--epochs", "2", match="metrics.csv")
+    assert victim.read_text() == "precious\n"
+
+
+# case 1m: a planted symlink at the atomic write's temporary name. Before: written through.
+def test_temporary_symlink_is_not_written_through(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    path = tmp_path / "run" / "checkpoint.npz"
+    path.parent.mkdir()
+    (path.parent / f".checkpoint.npz.tmp-{os.getpid()}").symlink_to(victim)
+    save_checkpoint(path, {"w": np.ones(2)}, {"epoch": 1})
+    assert victim.read_text() == "precious\n"
+    assert load_checkpoint(path)[1]["epoch"] == 1
+
+
+# case 1n: study.json a symlink. Before: read through the link.
+def test_study_json_symlink_is_refused(tmp_path, capsys):
+    out = tmp_path / "study"
+    assert main(["compare", *TINY, "--methods", "standard,dropout", "--out", str(out)]) == 0
+    (out / "study.json").rename(tmp_path / "plan.json")
+    (out / "study.json").symlink_to(tmp_path / "plan.json")
+    _refused(capsys, "compare", "--resume", str(out), "--epochs", "2", match="symlink")
