@@ -24,7 +24,6 @@ import json
 import os
 import time
 import warnings
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..checks import to_numpy
+from .npzread import NpzError, read_npz
 from .runfiles import RunFileError, open_run_file, write_run_atomic, write_run_bytes
 
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -78,17 +78,18 @@ def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Load a checkpoint; raise :class:`CheckpointError` naming the file if it is bad.
 
     The file must be a regular file (a symlink, FIFO or device is refused at
-    once, see :mod:`~dropkit.experiment.runfiles`).
+    once, see :mod:`~dropkit.experiment.runfiles`), and it is read with memory
+    bounded by its size (:func:`~dropkit.experiment.npzread.read_npz`).
     """
     path = Path(path)
     if not os.path.lexists(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        with open_run_file(path) as file, np.load(file, allow_pickle=False) as f:
-            arrays = {name: f[name] for name in f.files}
+        with open_run_file(path) as file:
+            arrays = read_npz(file, str(path))
     except RunFileError as exc:
         raise CheckpointError(f"checkpoint {exc}") from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+    except (NpzError, OSError) as exc:
         raise CheckpointError(
             f"checkpoint {path} is corrupt or truncated ({exc}); it was left as is: move it "
             "away (or delete the run) to start again"
