@@ -8,16 +8,19 @@ outcome before the fix. Cases that could hang on the unfixed code (a FIFO) run
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from dk_helpers import no_plots
 
-from dropkit.experiment.checkpoint import load_checkpoint, save_checkpoint
+from dropkit.experiment.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dropkit.experiment.cli import main
 
 TINY = ["--epochs", "1", "--train-size", "200", "--hidden", "8", "--quiet"]
@@ -209,3 +212,100 @@ def test_study_json_symlink_is_refused(tmp_path, capsys):
     (out / "study.json").rename(tmp_path / "plan.json")
     (out / "study.json").symlink_to(tmp_path / "plan.json")
     _refused(capsys, "compare", "--resume", str(out), "--epochs", "2", match="symlink")
+
+
+# ---- item 5: checkpoints read with memory bounded by the file's size ---------------------------
+
+
+def _npz_declaring(shape: tuple[int, ...]) -> bytes:
+    """A tiny .npz whose member's header declares ``shape`` float64 (holding 16 bytes)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": shape}
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("param_0.npy", header.getvalue() + bytes(16))
+        meta = json.dumps({"format": "dropkit-checkpoint/1"}).encode()
+        sink = io.BytesIO()
+        np.lib.format.write_array(sink, np.frombuffer(meta, np.uint8))
+        z.writestr("__meta__.npy", sink.getvalue())
+    return buffer.getvalue()
+
+
+# case 5a: a member whose header declares 8 GB in a file of 1 kB. Before: numpy allocated it
+# (MemoryError or gigabytes of RSS); after: refused before any allocation.
+def test_checkpoint_header_larger_than_the_member_is_refused(tmp_path):
+    path = tmp_path / "checkpoint.npz"
+    path.write_bytes(_npz_declaring((2**30,)))
+    with pytest.raises(CheckpointError, match="declares") as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+# case 5b: a compressed member (dropkit never writes one) could inflate without bound: refused.
+def test_compressed_checkpoint_member_is_refused(tmp_path):
+    path = tmp_path / "checkpoint.npz"
+    meta = np.frombuffer(json.dumps({"format": "dropkit-checkpoint/1"}).encode(), np.uint8)
+    np.savez_compressed(path, w=np.zeros(10), __meta__=meta)
+    with pytest.raises(CheckpointError, match=r"'w\.npy' is compressed"):
+        load_checkpoint(path)
+
+
+# ---- item 7: a checkpoint's history and generator counters validated at load -------------------
+
+
+def _edit_meta(out: Path, edit) -> None:
+    arrays, meta = load_checkpoint(out / "checkpoint.npz")
+    edit(meta)
+    meta.pop("format")
+    save_checkpoint(out / "checkpoint.npz", arrays, meta)
+
+
+def _set_record(key, value):
+    def edit(meta):
+        meta["history"][0][key] = value
+
+    return edit
+
+
+def _set_counter(meta):
+    meta["generators"][0]["counter"] = 2**63 - 1
+
+
+def _shorter_history(meta):
+    meta["epoch"] = 2  # the parameters say two epochs; the history has one
+
+
+# case 7a-7g: before, test_acc 5.0 was resumed and reported as "best test 500.00%", a NaN loss
+# carried on, a history shorter than the parameters' epoch trained that epoch twice (rc 0),
+# counter 2**63-1 ended in an OverflowError traceback; now each is refused at load.
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (_set_record("test_acc", 5.0), "test_acc 5.0, not an accuracy in [0, 1]"),
+        (_set_record("train_acc", -0.1), "train_acc -0.1, not an accuracy"),
+        (_set_record("val_acc", float("nan")), "val_acc nan, not an accuracy"),
+        (_set_record("loss", float("nan")), "loss nan, not a finite"),
+        (_set_record("test_loss", float("inf")), "test_loss inf, not a finite"),
+        (_shorter_history, "it says 2 epochs were trained, its history holds 1"),
+        (_set_counter, "counter 9223372036854775807, too close to its limit"),
+    ],
+    ids=[
+        "test_acc_5",
+        "train_acc_negative",
+        "val_acc_nan",
+        "loss_nan",
+        "test_loss_inf",
+        "short_history",
+        "counter_near_limit",
+    ],
+)
+def test_damaged_history_is_refused_at_load(tmp_path, capsys, edit, match):
+    out = _made(tmp_path)
+    _edit_meta(out, edit)
+    err = _refused(
+        capsys, "train", "--resume", str(out), "--epochs", "3", match=(match, "checkpoint.npz")
+    )
+    assert "delete the run" in err
+    assert load_checkpoint(out / "checkpoint.npz")[1]["epoch"] in (1, 2)  # left as is
