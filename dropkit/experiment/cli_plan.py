@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,19 @@ def make_config(values: dict[str, Any], where: Path | None = None) -> TrainConfi
                 message = flag_of(key) + message[len(key) :]
                 break
         raise type(exc)(message) from None
+
+
+def flag_message(message: str) -> str:
+    """``message`` with every configuration key it names written as the command's flag.
+
+    Examples
+    --------
+    >>> flag_message("p_hidden 1.0 does not suit method 'gaussian'; choose another p_hidden")
+    "--p-hidden 1.0 does not suit method 'gaussian'; choose another --p-hidden"
+    """
+    for key in CONFIG_FLAGS:
+        message = re.sub(rf"(?<![\w-]){key}(?![\w-])", flag_of(key), message)
+    return message
 
 
 _FIX = "it was left as is: fix it, or start a new run in another --out folder"

@@ -26,6 +26,7 @@ from .cli_plan import (
     NothingToDo,
     check_memory,
     check_split,
+    flag_message,
     given_values,
     make_config,
     plan_fresh,
@@ -35,7 +36,7 @@ from .cli_plan import (
 from .methods import ACTIVATIONS, METHODS, parse_methods
 from .plugins import new_plugin_manager
 from .runfiles import read_run_bytes
-from .study import STUDY_NAME, StudyPlan, read_study_plan, run_folder
+from .study import MAX_SEEDS, STUDY_NAME, StudyPlan, read_study_plan, run_folder
 from .sweep import DEFAULT_SIZES, parse_train_sizes, size_folder
 
 __all__ = ["add_study_flags", "cmd_study", "is_study"]
@@ -147,6 +148,11 @@ def _counts(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--seeds must be at least 1 (how many seeds repeat the comparison), got {args.seeds}"
         )
+    if args.seeds is not None and args.seeds > MAX_SEEDS:
+        raise ValueError(
+            f"--seeds {args.seeds}: a study takes at most {MAX_SEEDS} seeds (each seed is a "
+            "whole comparison: one run per method); choose fewer --seeds"
+        )
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(
             f"--jobs must be at least 1 (how many runs train at once; default: the "
@@ -186,7 +192,10 @@ def _plan(args: argparse.Namespace, command: str) -> _StudyJob:
             f"--seed {fresh.config.seed} with --seeds {n}: the last seed {seeds[-1]} is not "
             "below 2**64; choose a smaller --seed or fewer --seeds"
         )
-    plan = StudyPlan(fresh.config, tuple(methods), seeds, args.activation or "relu")
+    try:
+        plan = StudyPlan(fresh.config, tuple(methods), seeds, args.activation or "relu")
+    except ValueError as exc:  # an option that does not suit a method: name the flags
+        raise ValueError(flag_message(str(exc)).replace("the methods", "--methods")) from None
     data_args = {"data_dir": args.data_dir, "train_size": None if sizes else args.train_size}
     return _StudyJob(command, fresh.out, plan, data_args, sizes, jobs, True, _state(fresh.out))
 

@@ -309,3 +309,136 @@ def test_damaged_history_is_refused_at_load(tmp_path, capsys, edit, match):
     )
     assert "delete the run" in err
     assert load_checkpoint(out / "checkpoint.npz")[1]["epoch"] in (1, 2)  # left as is
+
+
+# ---- item 3: every option checked against every method before anything is written --------------
+
+
+# case 3a: --p-hidden 1.0 with gaussian. Before: `standard` trained, then the study failed, and
+# neither --resume nor a fresh start could go on; now refused before anything is written.
+def test_p_that_a_method_refuses_stops_the_study_before_it_starts(tmp_path, capsys):
+    out = tmp_path / "D"
+    err = _refused(
+        capsys,
+        "compare",
+        *TINY,
+        "--methods",
+        "standard,gaussian",
+        "--p-hidden",
+        "1.0",
+        "--out",
+        str(out),
+        match=("--p-hidden 1.0 does not suit method 'gaussian'", "--methods"),
+    )
+    assert "p < 1" in err
+    assert not out.exists()
+
+
+# case 3b: --mode vanilla with alpha. Before: rc 0, a mode alpha does not have recorded.
+def test_mode_that_a_method_lacks_is_refused(tmp_path, capsys):
+    out = tmp_path / "E"
+    _refused(
+        capsys,
+        "compare",
+        *TINY,
+        "--methods",
+        "alpha,dropout",
+        "--mode",
+        "vanilla",
+        "--out",
+        str(out),
+        match="--mode 'vanilla' does not suit method 'alpha'",
+    )
+    assert not out.exists()
+
+
+# case 3c: the same check in a sweep (the shared validation). Before: a sweep dead-ended too.
+def test_sweep_checks_every_method_first(tmp_path, capsys):
+    out = tmp_path / "S"
+    _refused(
+        capsys,
+        "sweep",
+        "--epochs",
+        "1",
+        "--hidden",
+        "8",
+        "--quiet",
+        "--train-size",
+        "100,200",
+        "--methods",
+        "dropout,gaussian",
+        "--p-input",
+        "1.0",
+        "--out",
+        str(out),
+        match="--p-input 1.0 does not suit method 'gaussian'",
+    )
+    assert not out.exists()
+
+
+# case 3d: TrainConfig itself refuses (the library's own runs). Before: accepted, failed in
+# the first epoch.
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"noise": "gaussian", "p_hidden": 1.0}, "p_hidden 1.0 does not suit method 'gaussian'"),
+        ({"noise": "alpha", "mode": "vanilla"}, "mode 'vanilla' does not suit method 'alpha'"),
+    ],
+)
+def test_train_config_checks_options_against_the_method(changes, match):
+    from dropkit.experiment.train import TrainConfig
+
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**changes)
+
+
+# case 3e: a study made before this check (study.json with gaussian and p_hidden 1.0, one run
+# done). Before: --resume failed like the study ("gaussian_dropout needs p < 1"); now it says
+# the study cannot go on, that its finished runs are kept and what to do.
+def test_dead_ended_study_is_told_what_to_do(tmp_path, capsys):
+    out = tmp_path / "D"
+    assert main(["compare", *TINY, "--methods", "standard,dropout", "--out", str(out)]) == 0
+    doc = json.loads((out / "study.json").read_text())
+    doc["methods"], doc["config"]["p_hidden"] = ["standard", "gaussian"], 1.0
+    (out / "study.json").write_text(json.dumps(doc))
+    _refused(
+        capsys,
+        "compare",
+        "--resume",
+        str(out),
+        match=("study.json", "cannot go on", "finished runs are kept", "another --out"),
+    )
+
+
+# ---- item 10: bounded --seeds ------------------------------------------------------------------
+
+
+# case 10a: --seeds 100000000. Before: 90 s of silence while memory grew; now refused at once.
+def test_too_many_seeds_is_refused_at_once(tmp_path, capsys):
+    out = tmp_path / "many"
+    _refused(
+        capsys,
+        "compare",
+        *TINY,
+        "--seeds",
+        "100000000",
+        "--out",
+        str(out),
+        match=("--seeds 100000000", "at most 100000"),
+    )
+    assert not out.exists()
+
+
+# case 10b: a study plan of many seeds checks each method once and copies it per seed (the
+# timing is in the report; here: the plan's runs are right, each with its own seed).
+def test_many_seeds_plan_is_per_method_and_seed():
+    from dropkit.experiment.study import MAX_SEEDS, StudyPlan
+    from dropkit.experiment.train import TrainConfig
+
+    plan = StudyPlan(TrainConfig(p_hidden=0.3), ("standard", "gaussian"), tuple(range(1000)))
+    configs = plan.configs()
+    assert len(configs) == 2000
+    assert configs[(999, "gaussian")] == TrainConfig(p_hidden=0.3, seed=999, noise="gaussian")
+    assert configs[(5, "standard")].p_hidden == 0.0 and configs[(5, "standard")].seed == 5
+    with pytest.raises(ValueError, match="at most"):
+        StudyPlan(TrainConfig(), ("standard",), tuple(range(MAX_SEEDS + 1)))
