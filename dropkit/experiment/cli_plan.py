@@ -164,6 +164,14 @@ def plan_resume(args: argparse.Namespace, command: str, given: dict[str, Any]) -
             f"--resume continues the run in its own folder {out}: leave out --out {args.out} "
             "(or give the same folder)"
         )
+    study_dir = enclosing_study(out)
+    if study_dir is not None:
+        RunLock.probe(study_dir)  # a running study: refused, naming it
+        how = _study_command(study_dir) or "compare"
+        raise ValueError(
+            f"{out} is a run of the study in {study_dir} (see its study.json): a study's runs "
+            f"are continued by the study, with `dropkit {how} --resume {study_dir}`"
+        )
     if out.is_dir():
         RunLock.probe(out)
     study = _study_command(out)
@@ -213,6 +221,30 @@ def plan_resume(args: argparse.Namespace, command: str, given: dict[str, Any]) -
     plan.resume = True
     plan.write_config = config != base or saved.command is None
     return plan
+
+
+def enclosing_study(run: Path) -> Path | None:
+    """The study folder ``run`` belongs to (``<study>/seed-S/M``, ``<sweep>/size-N/seed-S/M``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> study = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (study / "study.json").write_text("{}")
+    >>> enclosing_study(study / "seed-0" / "dropout") == study
+    True
+    >>> enclosing_study(study) is None
+    True
+    """
+    if not run.parent.name.startswith("seed-"):
+        return None
+    candidates = [run.parent.parent]
+    if run.parent.parent.name.startswith("size-"):
+        candidates.append(run.parent.parent.parent)
+    for folder in candidates:
+        if os.path.lexists(folder / "study.json"):
+            return folder
+    return None
 
 
 def _study_command(out: Path) -> str | None:

@@ -83,7 +83,8 @@ def is_study(args: argparse.Namespace) -> bool:
     """Whether a ``compare`` command line asks for a study (or resumes one)."""
     if any(getattr(args, flag, None) is not None for flag in _STUDY_FLAGS):
         return True
-    return bool(args.resume) and (Path(args.resume) / STUDY_NAME).is_file()
+    # lexists: a study.json that is a directory, FIFO or symlink is refused by name on reading
+    return bool(args.resume) and os.path.lexists(Path(args.resume) / STUDY_NAME)
 
 
 @dataclasses.dataclass
@@ -215,7 +216,7 @@ def _plan_resume(
             f"--resume continues the study in its own folder {out}: leave out --out {args.out} "
             "(or give the same folder)"
         )
-    if not (out / STUDY_NAME).is_file():
+    if not os.path.lexists(out / STUDY_NAME):
         if not out.exists():
             raise FileNotFoundError(f"nothing to resume: there is no folder {out}")
         if command == "compare":

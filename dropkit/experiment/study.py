@@ -57,7 +57,7 @@ from .data import Dataset
 from .methods import METHODS, OPTIONAL_DEFAULTS, check_activation, noise_layer
 from .plugins import new_plugin_manager
 from .rundir import RunConfigError, RunLock, is_held_here
-from .runfiles import read_run_bytes
+from .runfiles import RunFileError, read_run_bytes
 from .study_report import (
     STATS_KEYS,
     dataset_entry,
@@ -275,6 +275,11 @@ def read_study_plan(folder: str | Path) -> tuple[dict[str, Any], StudyPlan]:
     fix = "it was left as is: fix it, or start a new study in another --out folder"
     try:
         doc = json.loads(read_run_bytes(path).decode())
+    except RunFileError as exc:
+        raise RunConfigError(
+            f"{exc}. {STUDY_NAME} holds the study's plan: put it back as a regular file to "
+            "resume the study, or start a new study in another --out folder"
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RunConfigError(f"{path} is not valid JSON ({exc}); {fix}") from None
     want = {"command", "config", "methods", "seeds", "activation", "data"}
@@ -292,6 +297,17 @@ def read_study_plan(folder: str | Path) -> tuple[dict[str, Any], StudyPlan]:
     for key, ok in checks.items():
         if not ok(doc[key]):
             raise RunConfigError(f"{path}: {key!r} is damaged: {doc[key]!r}; {fix}")
+    data = doc["data"]
+    if not (data.get("data_dir") is None or isinstance(data.get("data_dir"), str)):
+        raise RunConfigError(
+            f"{path}: 'data.data_dir' must be a folder name (a string) or null, got "
+            f"{data['data_dir']!r}; {fix}"
+        )
+    size = data.get("train_size")
+    if not (size is None or (type(size) is int and size > 0)):
+        raise RunConfigError(
+            f"{path}: 'data.train_size' must be a positive integer or null, got {size!r}; {fix}"
+        )
     try:
         # studies made before a key existed ran with the value its absence means
         config = TrainConfig.from_dict({**OPTIONAL_DEFAULTS, **doc["config"]})

@@ -442,3 +442,79 @@ def test_many_seeds_plan_is_per_method_and_seed():
     assert configs[(5, "standard")].p_hidden == 0.0 and configs[(5, "standard")].seed == 5
     with pytest.raises(ValueError, match="at most"):
         StudyPlan(TrainConfig(), ("standard",), tuple(range(MAX_SEEDS + 1)))
+
+
+# ---- item 12: study files ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def study(tmp_path):
+    out = tmp_path / "S"
+    assert main(["compare", *TINY, "--methods", "standard,dropout", "--out", str(out)]) == 0
+    return out
+
+
+# case 12a: `train --resume` on a study's run. Before: "continue it from Python with train(...)".
+def test_train_resume_on_a_study_run_names_the_study(study, capsys):
+    err = _refused(
+        capsys,
+        "train",
+        "--resume",
+        str(study / "seed-0" / "dropout"),
+        "--epochs",
+        "2",
+        match=("is a run of the study", f"dropkit compare --resume {study}"),
+    )
+    assert "from Python" not in err
+
+
+# case 12b: the same while the study runs (holds its lock). Before: "continue it from Python".
+def test_train_resume_on_a_running_study_run_names_the_holder(study, capsys):
+    from dropkit.experiment.rundir import RunLock
+
+    with RunLock(study, command="dropkit compare (the study)"):
+        err = _refused(
+            capsys,
+            "train",
+            "--resume",
+            str(study / "seed-0" / "dropout"),
+            "--epochs",
+            "2",
+            match=("in use by another dropkit run", "the study"),
+        )
+    assert "from Python" not in err
+
+
+# case 12c: study.json replaced by a directory. Before: `compare --resume` and `train --resume`
+# sent each other round ("continue it from Python" / "made by dropkit compare").
+def test_study_json_that_is_a_directory(study, capsys):
+    (study / "study.json").unlink()
+    (study / "study.json").mkdir()
+    err = _refused(
+        capsys,
+        "compare",
+        "--resume",
+        str(study),
+        "--epochs",
+        "2",
+        match=("study.json is a directory", "put it back as a regular file"),
+    )
+    assert "from Python" not in err
+
+
+# case 12d: a bad data_dir in study.json. Before: reported as "--data-dir 5".
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("data_dir", 5, "'data.data_dir' must be a folder name (a string) or null, got 5"),
+        ("train_size", -3, "'data.train_size' must be a positive integer or null, got -3"),
+    ],
+)
+def test_bad_data_in_study_json_names_file_and_field(study, capsys, key, value, match):
+    doc = json.loads((study / "study.json").read_text())
+    doc["data"][key] = value
+    (study / "study.json").write_text(json.dumps(doc))
+    err = _refused(
+        capsys, "compare", "--resume", str(study), "--epochs", "2", match=(match, "study.json")
+    )
+    assert "--data-dir" not in err
