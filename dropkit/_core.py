@@ -22,6 +22,7 @@ from .checks import (
     check_return_mask,
     check_same_array_kind,
     check_scale,
+    check_stored,
     finfo,
     namespace_of,
 )
@@ -186,10 +187,7 @@ def backward(
         )
     if isinstance(mask, PackedMask):
         mask = unpack_mask(mask)
-    check_same_array_kind(xp, grad, mask, ("grad", "mask"))
-    if mask.dtype != xp.bool:
-        raise TypeError(f"mask must be a boolean array (True = kept), got dtype {mask.dtype}")
-    check_noise_shape(tuple(mask.shape), tuple(grad.shape))
+    check_stored(xp, grad, mask, shape, "mask", boolean=True)  # the forward's noise shape
     zero = xp.zeros((), dtype=grad.dtype, device=device_of(grad))
     return xp.where(mask, times(xp, grad, scale), zero)
 

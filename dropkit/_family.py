@@ -16,7 +16,7 @@ from typing import Any
 
 from ._core import selected
 from .backend import Capabilities
-from .checks import check_same_array_kind, check_stddev, overflow_bound
+from .checks import check_stddev, check_stored, overflow_bound
 from .normals import box_muller, normal_words, wide_float
 from .primitive import device_of, times
 from .random import RNGLike
@@ -92,25 +92,6 @@ def check_source(stored: Any, rng: Any, op: str, stored_name: str) -> None:
             f"{op}_backward needs exactly one of {stored_name}= (from the forward pass, "
             f"return_{stored_name}=True) or rng= (the seed, or a copy of the generator taken "
             f"before the forward pass, to regenerate it)"
-        )
-
-
-def check_stored(
-    xp: Any, grad: Any, stored: Any, shape: tuple[int, ...], name: str, boolean: bool
-) -> None:
-    """Check a stored mask (boolean) or noise (floating) against ``grad`` and its noise shape."""
-    check_same_array_kind(xp, grad, stored, ("grad", name))
-    if boolean and stored.dtype != xp.bool:
-        raise TypeError(f"{name} must be a boolean array (True = kept), got dtype {stored.dtype}")
-    if not boolean and stored.dtype != grad.dtype:
-        raise TypeError(
-            f"{name} must have grad's dtype {grad.dtype} (it is the forward's noise), "
-            f"got {stored.dtype}"
-        )
-    if tuple(stored.shape) != tuple(shape):
-        raise ValueError(
-            f"{name} has shape {tuple(stored.shape)}, but the forward pass's {name} for grad of "
-            f"shape {tuple(grad.shape)} has shape {tuple(shape)}"
         )
 
 

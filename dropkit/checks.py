@@ -35,6 +35,7 @@ __all__ = [
     "check_scale",
     "check_shape",
     "check_stddev",
+    "check_stored",
     "finfo",
     "is_real_floating",
     "namespace_of",
@@ -340,6 +341,16 @@ def check_mode(mode: Any) -> str:
     return mode
 
 
+def _same_symbolic_dim(n: Any, size: Any) -> bool:
+    """Whether ``n`` is the symbolic dimension ``size`` (``jax.export``), not an int."""
+    if isinstance(size, int) or type(n) is not type(size):
+        return False
+    try:
+        return bool(n == size)
+    except Exception:
+        return False
+
+
 def check_noise_shape(noise_shape: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
     """Resolve ``noise_shape`` against the input shape.
 
@@ -363,10 +374,13 @@ def check_noise_shape(noise_shape: Any, shape: tuple[int, ...]) -> tuple[int, ..
         )
     out = []
     for axis, (n, size) in enumerate(zip(entries, shape, strict=True)):
-        if n is None:
+        if n is None or _same_symbolic_dim(n, size):
             n = size
         if isinstance(n, Integral) and not isinstance(n, bool):
             n = int(n)  # NumPy integers too
+        if n is size:  # a symbolic dimension (jax.export): the input's own
+            out.append(n)
+            continue
         if isinstance(n, bool) or not isinstance(n, int) or n not in (1, size):
             raise ValueError(
                 f"noise_shape {entries} does not broadcast to x's shape {shape}: axis {axis} "
@@ -429,3 +443,23 @@ def check_stddev(stddev: Any) -> float:
             f"stddev must be a finite number >= 0 (the noise's standard deviation), got {stddev!r}"
         )
     return value
+
+
+def check_stored(
+    xp: Any, grad: Any, stored: Any, shape: tuple[int, ...], name: str, boolean: bool
+) -> None:
+    """Check a stored mask (boolean) or noise (floating) against ``grad`` and its noise shape."""
+    check_same_array_kind(xp, grad, stored, ("grad", name))
+    if boolean and stored.dtype != xp.bool:
+        raise TypeError(f"{name} must be a boolean array (True = kept), got dtype {stored.dtype}")
+    if not boolean and stored.dtype != grad.dtype:
+        raise TypeError(
+            f"{name} must have grad's dtype {grad.dtype} (it is the forward's noise), "
+            f"got {stored.dtype}"
+        )
+    if tuple(stored.shape) != tuple(shape):
+        raise ValueError(
+            f"{name} has shape {tuple(stored.shape)}, but the forward pass's {name} for grad of "
+            f"shape {tuple(grad.shape)} has shape {tuple(shape)}: pass the {name} that forward "
+            "returned for this gradient's input (or rng= to regenerate it)"
+        )

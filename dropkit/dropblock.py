@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Literal, overload
 
-from ._core import returned_mask
+from ._core import check_scale_of, returned_mask
 from ._family import (
     check_axis,
     check_source,
@@ -200,6 +200,16 @@ def _apply(xp: Any, x: Any, keep: Any, mode: str) -> Any:
     return xp.where(keep, x * xp.astype(scale, x.dtype), zero)
 
 
+def _check_expected_scale(xp: Any, dtype: Any, p: float, mode: str) -> None:
+    """Refuse a ``p`` whose expected scale ``1 / (1 - p)`` is not finite in ``dtype``.
+
+    The realised scale (units / kept units) is about that: float16 with ``p``
+    near 1 would fill the kept blocks with inf, which dropout refuses too.
+    """
+    if mode == "inverted":
+        check_scale_of(xp, dtype, 1.0 / (1.0 - p), p)
+
+
 def _size(a: Any) -> int:
     n = 1
     for s in a.shape:
@@ -335,6 +345,7 @@ def dropblock2d(
             y = eval_output(xp, x, p, training, mode)
             keep = xp.ones(tuple(x.shape), dtype=xp.bool, device=device)
         return (y, returned_mask(keep, return_mask)) if return_mask else y
+    _check_expected_scale(xp, x.dtype, p, mode)
     keep = _block_keep(b, xp, x, rng, dropblock_gamma(p, k, height, width), k, axes)
     y = _apply(xp, x, keep, mode)
     return (y, returned_mask(keep, return_mask)) if return_mask else y
@@ -378,6 +389,7 @@ def dropblock2d_backward(
     if p == 1.0:
         return xp.zeros_like(grad)
     check_source(mask, rng, "dropblock2d", "mask")
+    _check_expected_scale(xp, grad.dtype, p, mode)
     if mask is None:
         keep = _block_keep(b, xp, grad, rng, dropblock_gamma(p, k, height, width), k, axes)
     else:

@@ -297,6 +297,17 @@ def random_bits_words(
     return xp.reshape(xp.stack(full, axis=-1), (-1,))[:n]
 
 
+def _symbolic_row(shape: tuple[Any, ...]) -> int:
+    """A row length for a shape with symbolic dimensions: a power of two in [4, 2**30].
+
+    The largest power of two not above the product of the known dimensions, so
+    that the rows computed exceed the array by less than the array itself (and
+    by nothing when the known part is a power of two).
+    """
+    known = math.prod(d for d in shape if isinstance(d, int))
+    return min(max(1 << (max(known, 1).bit_length() - 1), 4), 1 << 30)
+
+
 def random_bits_elementwise(
     xp: Any,
     key_words: Sequence[Any],
@@ -337,9 +348,12 @@ def random_bits_elementwise(
     c0, c1 = counter_words
     device = array_api_compat.device(k0)
     n = math.prod(shape)
-    if n == 0:
+    static = isinstance(n, int)  # False for symbolic dimensions (jax.export's shape polymorphism)
+    if static and n == 0:
         return xp.zeros(shape, dtype=xp.uint32, device=device)
     u32 = {v: xp.asarray(v, dtype=xp.uint32, device=device) for v in (2, 3)}
+    if row is None and not static:  # rows: the size of a symbolic array is not known here
+        row = _symbolic_row(shape)
     if row is None and n <= 1 << 32:
         index = xp.reshape(xp.arange(n, dtype=xp.uint32, device=device), shape)
         block_lo, block_hi, lane = index >> u32[2], 0, index & u32[3]
@@ -348,7 +362,7 @@ def random_bits_elementwise(
         if row < 4 or row & (row - 1) or row > 1 << 32:
             raise ValueError(f"row must be a power of two in [4, 2**32], got {row}")
         rows = -(-n // row)
-        if rows > 1 << 32:
+        if static and rows > 1 << 32:
             raise ValueError(f"random_bits_elementwise draws fewer than 2**62 words, got {shape}")
         shift = (row // 4).bit_length() - 1  # block = r * 2**shift + c // 4
         r = xp.reshape(xp.arange(rows, dtype=xp.uint32, device=device), (rows, 1))

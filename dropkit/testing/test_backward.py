@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import array_api_compat
 import numpy as np
 import pytest
@@ -234,3 +236,30 @@ def test_relu_dropout_keeps_nan_as_torch_relu(dropkit_backend, training):
     assert np.isnan(want).any()  # (seed 5 keeps some NaN)
     got = to_numpy(dropkit.relu_dropout_backward(xp.ones_like(x), h, 0.5, training=training))
     np.testing.assert_array_equal(got, np.where(want <= 0, np.float32(0), scale))
+
+
+def test_a_mask_of_another_shape_than_the_forwards_is_refused(dropkit_backend):
+    """Every backward takes only the mask its forward returns (the op's noise shape).
+
+    An element-wise mask given to a channel or sample backward (or a channel mask to
+    the element-wise one) would give per-element gradients of another op.
+    """
+    xp = dropkit_backend.xp
+    g = xp.ones((2, 3, 4, 4), dtype=getattr(xp, widest_float(xp)))
+    full = xp.asarray(np.arange(96).reshape(2, 3, 4, 4) % 3 > 0)
+    channel = xp.asarray(np.array([True, False, True] * 2).reshape(2, 3, 1, 1))
+    for call, expected in (
+        (lambda: dropkit.dropout2d_backward(g, 0.5, mask=full), (2, 3, 1, 1)),
+        (lambda: dropkit.dropout1d_backward(g[0, ...], 0.5, mask=full[0, ...]), (3, 4, 1)),
+        (lambda: dropkit.drop_path_backward(g, 0.5, mask=full), (2, 1, 1, 1)),
+        (lambda: dropkit.dropout_backward(g, 0.5, mask=full, noise_shape=(2, 3, 1, 1)), None),
+        (lambda: dropkit.dropout_backward(g, 0.5, mask=channel), (2, 3, 4, 4)),
+    ):
+        shape = expected or (2, 3, 1, 1)
+        with pytest.raises(
+            ValueError, match=rf"forward pass.s mask .* has shape {re.escape(str(shape))}: pass"
+        ):
+            call()
+    # the right shapes are accepted and give the channel gradient
+    dx = to_numpy(dropkit.dropout2d_backward(g, 0.5, mask=channel))
+    np.testing.assert_array_equal(dx, np.broadcast_to(to_numpy(channel) * 2.0, (2, 3, 4, 4)))

@@ -137,7 +137,11 @@ def test_relu_dropout_backward_needs_h_of_the_gradient_shape(x, dropkit_backend)
 
 
 def test_scale_not_finite_in_the_dtype(dropkit_backend):
-    """Inverted training refuses a scale 1/(1 - p) that overflows the dtype (float16)."""
+    """Inverted training refuses a scale 1/(1 - p) that overflows the dtype (float16).
+
+    Every op that scales by it: dropout and its backward, the channel and sample
+    forms, ReLU-dropout and DropBlock (whose realised scale is about it).
+    """
     xp = dropkit_backend.xp
     if "float16" not in float_dtypes(xp):
         pytest.skip(f"backend {dropkit_backend.name!r} has no float16")
@@ -148,6 +152,12 @@ def test_scale_not_finite_in_the_dtype(dropkit_backend):
         lambda: dropkit.dropout_backward(x, 0.99999, rng=0),
         lambda: dropkit.relu_dropout(x, 0.99999, rng=0),
         lambda: dropkit.relu_dropout_backward(x, x, 0.99999),
+        lambda: dropkit.dropout1d(x[0], 0.99999, rng=0),
+        lambda: dropkit.dropout3d_backward(x[None], 0.99999, rng=0),
+        lambda: dropkit.drop_path(x, 0.99999, rng=0),
+        lambda: dropkit.drop_path_backward(x, 0.99999, rng=0),
+        lambda: dropkit.dropblock2d(x, 0.99999, block_size=1, rng=0),
+        lambda: dropkit.dropblock2d_backward(x, 0.99999, block_size=1, rng=0),
     ):
         with pytest.raises(ValueError, match=r"1/\(1 - p\) = 100000 not finite in .*float16"):
             call()

@@ -310,3 +310,32 @@ def test_a_draw_at_the_last_counter_is_refused():
 
     with pytest.raises(OverflowError, match="2\\*\\*63 draws"):
         Draw.of(1, counter=2**63 - 1)
+
+
+# Issue 22, item 8: jax.export with a symbolic batch dimension failed in training mode
+# ("Symbolic dimension comparison '16*b' <= '4294967296' is inconclusive").
+@pytest.mark.parametrize(
+    ("op", "spec"),
+    [
+        (lambda x, k: dropkit.dropout(x, 0.5, rng=k), "b, 16"),
+        (lambda x, k: dropkit.dropout(x, 0.3, rng=k), "b, 3"),  # known part not a power of 2
+        (lambda x, k: dropkit.dropout2d(x, 0.5, rng=k), "b, 4, 5, 5"),
+        (lambda x, k: dropkit.dropout(x, 0.5, rng=k, noise_shape=(x.shape[0], 1)), "b, 6"),
+        (lambda x, k: jax.grad(lambda z: dropkit.dropout(z, 0.5, rng=k).sum())(x), "b, 16"),
+    ],
+    ids=["dropout", "odd-row", "dropout2d", "noise_shape", "grad"],
+)
+def test_export_with_a_symbolic_batch_dimension_equals_the_eager_op(op, spec):
+    from jax import export
+
+    shape = export.symbolic_shape(spec)
+    key = jax.random.key(11)
+    exported = export.export(jax.jit(op))(jax.ShapeDtypeStruct(shape, jnp.float32), key)
+    rng = np.random.default_rng(0)
+    for batch in (1, 5, 9):
+        concrete = (batch, *(int(d) for d in shape[1:]))
+        x = jnp.asarray(rng.standard_normal(concrete).astype(np.float32))
+        got = np.asarray(exported.call(x, key))
+        np.testing.assert_array_equal(got, np.asarray(op(x, key)))
+    # and the exported program keeps dropping: not all kept, not all dropped
+    assert 0 < np.count_nonzero(got) < got.size

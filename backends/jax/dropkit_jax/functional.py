@@ -35,6 +35,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dropkit import philox
 from dropkit.checks import check_p
@@ -206,4 +207,10 @@ def mask_scale(
         return None
     if isinstance(draw, tuple):
         draw = jnp.asarray([*philox.split64(draw[0]), *philox.split64(draw[1])], dtype=jnp.uint32)
-    return _drop(x, draw, tuple(int(n) for n in noise_shape), int(threshold), float(scale), relu)
+    shape = tuple(_dim(n) for n in noise_shape)
+    return _drop(x, draw, shape, int(threshold), float(scale), relu)
+
+
+def _dim(n: Any) -> Any:
+    """A dimension as an int; a symbolic one (``jax.export``) as it is."""
+    return int(n) if isinstance(n, (int, np.integer)) else n
