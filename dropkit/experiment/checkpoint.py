@@ -24,7 +24,6 @@ import json
 import os
 import time
 import warnings
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from ..checks import to_numpy
+from .npzread import NpzError, read_npz
+from .runfiles import RunFileError, open_run_file, write_run_atomic, write_run_bytes
 
 CHECKPOINT_NAME = "checkpoint.npz"
 #: The parameters of a run's best validation epoch (a checkpoint file of parameters only).
@@ -60,36 +61,9 @@ class CheckpointError(ValueError):
     """A checkpoint is corrupt, of another format, or does not match the run."""
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-
-
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (temporary file, fsync, rename)."""
-    _atomic_write(path, lambda f: f.write(text.encode()))
+    write_run_bytes(path, text.encode())
 
 
 def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -97,22 +71,29 @@ def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, A
     doc = json.dumps({"format": FORMAT, **meta}).encode()
     payload = {name: np.asarray(a) for name, a in arrays.items()}
     payload[_META] = np.frombuffer(doc, dtype=np.uint8)
-    _atomic_write(path, lambda f: np.savez(f, allow_pickle=False, **payload))
+    write_run_atomic(path, lambda f: np.savez(f, allow_pickle=False, **payload))
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Load a checkpoint; raise :class:`CheckpointError` naming the file if it is bad."""
+    """Load a checkpoint; raise :class:`CheckpointError` naming the file if it is bad.
+
+    The file must be a regular file (a symlink, FIFO or device is refused at
+    once, see :mod:`~dropkit.experiment.runfiles`), and it is read with memory
+    bounded by its size (:func:`~dropkit.experiment.npzread.read_npz`).
+    """
     path = Path(path)
-    if not path.exists():
+    if not os.path.lexists(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {name: f[name] for name in f.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        with open_run_file(path) as file:
+            arrays = read_npz(file, str(path))
+    except RunFileError as exc:
+        raise CheckpointError(f"checkpoint {exc}") from None
+    except (NpzError, OSError) as exc:
         raise CheckpointError(
             f"checkpoint {path} is corrupt or truncated ({exc}); it was left as is: move it "
-            "away to start again"
-        ) from exc
+            "away (or delete the run) to start again"
+        ) from None
     raw = arrays.pop(_META, None)
     try:
         meta = json.loads(bytes(raw).decode()) if raw is not None else None

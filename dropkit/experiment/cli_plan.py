@@ -12,12 +12,14 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 from ..selection import get_backend
 from .cli_args import CONFIG_FLAGS, DATA_FLAGS, flag_of, show_value
+from .runfiles import read_run_bytes
 from .train import PRESETS, TrainConfig
 
 __all__ = [
@@ -52,6 +54,19 @@ def make_config(values: dict[str, Any], where: Path | None = None) -> TrainConfi
                 message = flag_of(key) + message[len(key) :]
                 break
         raise type(exc)(message) from None
+
+
+def flag_message(message: str) -> str:
+    """``message`` with every configuration key it names written as the command's flag.
+
+    Examples
+    --------
+    >>> flag_message("p_hidden 1.0 does not suit method 'gaussian'; choose another p_hidden")
+    "--p-hidden 1.0 does not suit method 'gaussian'; choose another --p-hidden"
+    """
+    for key in CONFIG_FLAGS:
+        message = re.sub(rf"(?<![\w-]){key}(?![\w-])", flag_of(key), message)
+    return message
 
 
 _FIX = "it was left as is: fix it, or start a new run in another --out folder"
@@ -149,6 +164,14 @@ def plan_resume(args: argparse.Namespace, command: str, given: dict[str, Any]) -
             f"--resume continues the run in its own folder {out}: leave out --out {args.out} "
             "(or give the same folder)"
         )
+    study_dir = enclosing_study(out)
+    if study_dir is not None:
+        RunLock.probe(study_dir)  # a running study: refused, naming it
+        how = _study_command(study_dir) or "compare"
+        raise ValueError(
+            f"{out} is a run of the study in {study_dir} (see its study.json): a study's runs "
+            f"are continued by the study, with `dropkit {how} --resume {study_dir}`"
+        )
     if out.is_dir():
         RunLock.probe(out)
     study = _study_command(out)
@@ -200,12 +223,36 @@ def plan_resume(args: argparse.Namespace, command: str, given: dict[str, Any]) -
     return plan
 
 
+def enclosing_study(run: Path) -> Path | None:
+    """The study folder ``run`` belongs to (``<study>/seed-S/M``, ``<sweep>/size-N/seed-S/M``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> study = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (study / "study.json").write_text("{}")
+    >>> enclosing_study(study / "seed-0" / "dropout") == study
+    True
+    >>> enclosing_study(study) is None
+    True
+    """
+    if not run.parent.name.startswith("seed-"):
+        return None
+    candidates = [run.parent.parent]
+    if run.parent.parent.name.startswith("size-"):
+        candidates.append(run.parent.parent.parent)
+    for folder in candidates:
+        if os.path.lexists(folder / "study.json"):
+            return folder
+    return None
+
+
 def _study_command(out: Path) -> str | None:
     """The command of a study folder (its study.json), or None."""
     try:
-        return str(json.loads((out / "study.json").read_text()).get("command", "compare"))
+        return str(json.loads(read_run_bytes(out / "study.json")).get("command", "compare"))
     except (OSError, ValueError, AttributeError):
-        return "compare" if (out / "study.json").is_file() else None
+        return "compare" if os.path.lexists(out / "study.json") else None
 
 
 def _as_str(value: Any) -> str | None:

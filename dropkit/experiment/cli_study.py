@@ -26,6 +26,7 @@ from .cli_plan import (
     NothingToDo,
     check_memory,
     check_split,
+    flag_message,
     given_values,
     make_config,
     plan_fresh,
@@ -34,7 +35,8 @@ from .cli_plan import (
 )
 from .methods import ACTIVATIONS, METHODS, parse_methods
 from .plugins import new_plugin_manager
-from .study import STUDY_NAME, StudyPlan, read_study_plan, run_folder
+from .runfiles import read_run_bytes
+from .study import MAX_SEEDS, STUDY_NAME, StudyPlan, read_study_plan, run_folder
 from .sweep import DEFAULT_SIZES, parse_train_sizes, size_folder
 
 __all__ = ["add_study_flags", "cmd_study", "is_study"]
@@ -81,7 +83,8 @@ def is_study(args: argparse.Namespace) -> bool:
     """Whether a ``compare`` command line asks for a study (or resumes one)."""
     if any(getattr(args, flag, None) is not None for flag in _STUDY_FLAGS):
         return True
-    return bool(args.resume) and (Path(args.resume) / STUDY_NAME).is_file()
+    # lexists: a study.json that is a directory, FIFO or symlink is refused by name on reading
+    return bool(args.resume) and os.path.lexists(Path(args.resume) / STUDY_NAME)
 
 
 @dataclasses.dataclass
@@ -146,6 +149,11 @@ def _counts(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--seeds must be at least 1 (how many seeds repeat the comparison), got {args.seeds}"
         )
+    if args.seeds is not None and args.seeds > MAX_SEEDS:
+        raise ValueError(
+            f"--seeds {args.seeds}: a study takes at most {MAX_SEEDS} seeds (each seed is a "
+            "whole comparison: one run per method); choose fewer --seeds"
+        )
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(
             f"--jobs must be at least 1 (how many runs train at once; default: the "
@@ -185,7 +193,10 @@ def _plan(args: argparse.Namespace, command: str) -> _StudyJob:
             f"--seed {fresh.config.seed} with --seeds {n}: the last seed {seeds[-1]} is not "
             "below 2**64; choose a smaller --seed or fewer --seeds"
         )
-    plan = StudyPlan(fresh.config, tuple(methods), seeds, args.activation or "relu")
+    try:
+        plan = StudyPlan(fresh.config, tuple(methods), seeds, args.activation or "relu")
+    except ValueError as exc:  # an option that does not suit a method: name the flags
+        raise ValueError(flag_message(str(exc)).replace("the methods", "--methods")) from None
     data_args = {"data_dir": args.data_dir, "train_size": None if sizes else args.train_size}
     return _StudyJob(command, fresh.out, plan, data_args, sizes, jobs, True, _state(fresh.out))
 
@@ -205,7 +216,7 @@ def _plan_resume(
             f"--resume continues the study in its own folder {out}: leave out --out {args.out} "
             "(or give the same folder)"
         )
-    if not (out / STUDY_NAME).is_file():
+    if not os.path.lexists(out / STUDY_NAME):
         if not out.exists():
             raise FileNotFoundError(f"nothing to resume: there is no folder {out}")
         if command == "compare":
@@ -381,7 +392,7 @@ def cmd_study(args: argparse.Namespace, command: str) -> int:
     finally:
         lock.release()
     if job.sizes is None:
-        format_study_table(json.loads((job.out / "summary.json").read_text()), sys.stdout)
+        format_study_table(json.loads(read_run_bytes(job.out / "summary.json")), sys.stdout)
         report_files(job.out, ["summary.json", "history.json", "curves.png"])
     else:
         format_sweep_table(job.out, sys.stdout)

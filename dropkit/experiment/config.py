@@ -28,7 +28,7 @@ import numpy as np
 from ..checks import as_integer, check_flag, check_mode, check_p, check_scale
 from ..ops import train_scale
 from .data import DATASETS
-from .methods import check_activation, noise_layer
+from .methods import check_activation, check_method_options, noise_layer
 from .split import DEFAULT_VAL_SIZE, check_val_size
 
 __all__ = ["PRESETS", "TrainConfig", "layer_widths", "memory_estimate"]
@@ -67,6 +67,22 @@ def _hidden(value: Any) -> tuple[int, ...]:
     if not widths or min(widths) < 1:
         raise ValueError(f"hidden sizes must be positive, got {tuple(widths)}")
     return tuple(widths)
+
+
+def check_seed(seed: Any) -> int:
+    """Return ``seed`` as an ``int`` if it is an integer in ``[0, 2**64)``, else raise.
+
+    Examples
+    --------
+    >>> check_seed(2**64)
+    Traceback (most recent call last):
+    ...
+    ValueError: seed must be an integer in [0, 2**64), got 18446744073709551616
+    """
+    seed = _integer("seed", seed)
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed}")
+    return seed
 
 
 @dataclass(frozen=True)
@@ -130,14 +146,16 @@ class TrainConfig:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if not 0 <= self.seed < 2**64:
-            raise ValueError(f"seed must be an integer in [0, 2**64), got {self.seed}")
+        check_seed(self.seed)
         if self.backend is not None and not isinstance(self.backend, str):
             raise TypeError(f"backend must be a string or None, got {self.backend!r}")
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be float16, float32 or float64, got {self.dtype!r}")
         check_activation(self.activation)
         noise_layer(self.noise)  # a known name whose layer this installation has
+        check_method_options(
+            self.noise, p_hidden=self.p_hidden, p_input=self.p_input, mode=self.mode
+        )
         for name in ("p_hidden", "p_input"):
             p = getattr(self, name)
             if 0.0 < p < 1.0:
@@ -148,6 +166,23 @@ class TrainConfig:
                     raise ValueError(
                         f"{name} is too close to 1 for {self.dtype}: {message}"
                     ) from None
+
+    def with_seed(self, seed: int) -> TrainConfig:
+        """A copy with another ``seed``; only the seed is checked (the rest was, at creation).
+
+        Cheap: a study of many seeds makes one such copy per run.
+
+        Examples
+        --------
+        >>> TrainConfig(seed=1).with_seed(7).seed
+        7
+        """
+        if not (type(seed) is int and 0 <= seed < 2**64):
+            seed = check_seed(seed)
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__["seed"] = seed
+        return new
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable form."""

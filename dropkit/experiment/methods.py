@@ -23,6 +23,8 @@ ValueError: --methods: unknown method 'nope'; the methods are standard, dropout,
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,7 @@ __all__ = [
     "Method",
     "MethodUnavailableError",
     "check_activation",
+    "check_method_options",
     "noise_layer",
     "parse_methods",
 ]
@@ -165,6 +168,71 @@ def noise_layer(noise: Any, *, method: str | None = None) -> type:
             f"among the methods it has: {', '.join(m for m in METHODS if _has(METHODS[m]))}"
         )
     return cls
+
+
+def _method_of(noise: str) -> str:
+    names = [m.name for m in METHODS.values() if m.noise == noise and m.drop]
+    return f"method {names[0]!r}" if names else f"noise {noise!r}"
+
+
+def check_method_options(noise: Any, *, p_hidden: float, p_input: float, mode: str) -> None:
+    """Refuse options that the noise layer of ``noise`` does not accept.
+
+    The one check of options against a method, used by ``TrainConfig`` (so a
+    study's every run is checked when its plan is made, before anything is
+    written), the command line and studies. Each non-zero ``p`` is given to
+    the method's layer (which refuses what it cannot run, e.g. ``p = 1`` for
+    Gaussian dropout), and a ``mode`` other than "inverted" is refused for a
+    layer without modes (alpha dropout).
+
+    Raises
+    ------
+    ValueError
+        Naming the option, its value, the method and what to do; the message
+        starts with the option's name.
+
+    Examples
+    --------
+    >>> check_method_options("gaussian", p_hidden=0.5, p_input=0.0, mode="inverted")
+    >>> check_method_options("gaussian", p_hidden=1.0, p_input=0.0, mode="inverted")
+    ...     # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: p_hidden 1.0 does not suit method 'gaussian': gaussian_dropout needs p < 1...
+    >>> check_method_options("alpha", p_hidden=0.5, p_input=0.0, mode="vanilla")
+    ...     # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: mode 'vanilla' does not suit method 'alpha': ...
+    """
+    noise_layer(noise)  # a known name (else a ValueError listing them), its layer installed
+    _check_options(noise, float(p_hidden), float(p_input), mode)
+
+
+@functools.lru_cache(maxsize=256)  # a study checks one configuration per method and seed
+def _check_options(noise: str, p_hidden: float, p_input: float, mode: str) -> None:
+    cls = noise_layer(noise)
+    who = _method_of(noise)
+    takes_mode = "mode" in inspect.signature(cls).parameters
+    if mode != "inverted" and not takes_mode:
+        raise ValueError(
+            f"mode {mode!r} does not suit {who}: its layer {cls.__name__} has no modes (it "
+            f"always scales as it must); leave out mode, or leave {who.split()[-1]} out of "
+            "the methods"
+        )
+    for name, p in (("p_hidden", p_hidden), ("p_input", p_input)):
+        if p == 0:
+            continue
+        try:
+            if takes_mode:
+                cls(p, rng=0, mode=mode)
+            else:
+                cls(p, rng=0)
+        except ValueError as exc:
+            raise ValueError(
+                f"{name} {p} does not suit {who}: {exc}; choose another {name}, or leave "
+                f"{who.split()[-1]} out of the methods"
+            ) from None
 
 
 def _has(method: Method) -> bool:

@@ -31,9 +31,10 @@ Examples
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
@@ -49,6 +50,7 @@ __all__ = [
     "headline",
     "is_better",
     "normalise_record",
+    "record_problem",
 ]
 
 #: The keys of an epoch's record, in order.
@@ -65,6 +67,43 @@ RECORD_KEYS = (
 )
 #: The keys of the records of checkpoints made before validation and test loss existed.
 LEGACY_RECORD_KEYS = ("epoch", "loss", "train_acc", "test_acc", "lr", "seconds")
+
+
+_ACCURACIES = ("train_acc", "val_acc", "test_acc")
+_LOSSES = ("loss", "val_loss", "test_loss")
+
+
+def _number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def record_problem(record: dict[str, Any]) -> str | None:
+    """What is wrong with the values of an epoch's ``record`` (None: nothing).
+
+    Accuracies must be numbers in [0, 1], losses, ``lr`` and ``seconds`` finite non-negative
+    numbers; ``val_acc`` and ``val_loss`` may be None (no validation set), and
+    keys a record of an older checkpoint lacks are not checked.
+
+    Examples
+    --------
+    >>> record_problem({"epoch": 1, "loss": 0.5, "test_acc": 5.0})
+    'has test_acc 5.0, not an accuracy in [0, 1]'
+    >>> record_problem({"epoch": 1, "loss": float("nan")})
+    'has loss nan, not a finite non-negative number'
+    """
+    for key in _ACCURACIES:
+        value = record.get(key)
+        if value is None and key == "val_acc":
+            continue
+        if key in record and not (_number(value) and 0 <= value <= 1):
+            return f"has {key} {value!r}, not an accuracy in [0, 1]"
+    for key in (*_LOSSES, "lr", "seconds"):
+        value = record.get(key)
+        if value is None and key == "val_loss":
+            continue
+        if key in record and not (_number(value) and math.isfinite(value) and value >= 0):
+            return f"has {key} {value!r}, not a finite non-negative number"
+    return None
 
 
 def normalise_record(record: dict[str, Any]) -> dict[str, Any]:

@@ -18,13 +18,22 @@ from ..random import Generator
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import Dataset
 from .methods import OPTIONAL_DEFAULTS
-from .result import LEGACY_RECORD_KEYS, RECORD_KEYS, best_val_record, normalise_record
+from .result import (
+    LEGACY_RECORD_KEYS,
+    RECORD_KEYS,
+    best_val_record,
+    normalise_record,
+    record_problem,
+)
 from .split import Split, validation_split
 
 if TYPE_CHECKING:
     from .train import TrainConfig
 
 __all__ = ["check_checkpoint", "param_shapes"]
+
+#: A generator's draw counter stays below this (see :class:`dropkit.Generator`).
+MAX_COUNTER = 2**63
 
 
 def param_shapes(hidden: tuple[int, ...], n_features: int, n_classes: int) -> list[tuple[int, ...]]:
@@ -92,9 +101,13 @@ def _check_state(
     meta: dict[str, Any],
     config: TrainConfig,
     data: Dataset,
+    split: Split,
 ) -> None:
     def bad(problem: str) -> CheckpointError:
-        return CheckpointError(f"checkpoint {path} {problem}; it was left as is")
+        return CheckpointError(
+            f"checkpoint {path} {problem}; it was left as is: delete the run (or move it away) "
+            "and start again, or start a new run in another --out folder"
+        )
 
     history = meta.get("history")
     if not isinstance(history, list):
@@ -103,6 +116,15 @@ def _check_state(
     for i, record in enumerate(history):
         if not isinstance(record, dict) or set(record) not in keys or record["epoch"] != i + 1:
             raise bad(f"is damaged: history entry {i} is {record!r}")
+    for record in history:
+        problem = record_problem(record)
+        if problem is not None:
+            raise bad(f"is damaged: history entry {record['epoch'] - 1} {problem}")
+    epoch = meta.get("epoch")
+    if type(epoch) is not int or epoch != len(history):
+        raise bad(
+            f"is damaged: it says {epoch!r} epochs were trained, its history holds {len(history)}"
+        )
     try:
         best = best_val_record([normalise_record(r) for r in history])
     except TypeError:
@@ -134,11 +156,18 @@ def _check_state(
     n = len(config.hidden) + 1
     if not isinstance(generators, list) or len(generators) != n:
         raise bad(f"is damaged: the net needs {n} generator states, got {generators!r}")
+    steps = -(-len(split.train) // config.batch_size)  # one draw per layer and step
+    needed = max(config.epochs - len(history), 0) * steps
     for i, state in enumerate(generators):
         try:
-            Generator.from_state(state)
+            counter = Generator.from_state(state).counter
         except (TypeError, ValueError) as exc:
             raise bad(f"is damaged: generator state {i} {state!r}: {exc}") from None
+        if counter + needed >= MAX_COUNTER:
+            raise bad(
+                f"is damaged: generator state {i} has counter {counter}, too close to its limit "
+                f"2**63 for the {needed} draws of the epochs left"
+            )
 
 
 def check_checkpoint(
@@ -174,6 +203,6 @@ def check_checkpoint(
     arrays, meta = load_checkpoint(path)
     split = validation_split(data.y_train, config.val_size)
     _check_resumable(path, meta, config, data, backend, split)
-    _check_state(path, arrays, meta, config, data)
+    _check_state(path, arrays, meta, config, data, split)
     meta["history"] = [normalise_record(r) for r in meta["history"]]
     return arrays, meta

@@ -48,6 +48,7 @@ except ImportError:  # pragma: no cover - not POSIX: runs are not locked
     fcntl = None  # type: ignore[assignment]
 
 from .checkpoint import CHECKPOINT_NAME
+from .runfiles import RunFileError, open_run_fd, prepare_folder, read_run_bytes
 
 __all__ = [
     "CONFIG_NAME",
@@ -131,10 +132,12 @@ class RunLock:
     def probe(folder: str | Path) -> None:
         """Raise :class:`RunFolderBusyError` if a run holds ``folder``; never writes anything."""
         path = Path(folder) / LOCK_NAME
-        if fcntl is None or not path.is_file():
+        if fcntl is None or not os.path.lexists(path):
             return
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = open_run_fd(path, os.O_RDONLY)
+        except RunFileError as exc:
+            raise RunFileError(f"cannot lock the run folder {folder}: {exc}") from None
         except OSError:
             return
         try:
@@ -148,14 +151,15 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         """Create the folder if needed and lock it, or raise :class:`RunFolderBusyError`."""
-        if self.folder.exists() and not self.folder.is_dir():
-            raise NotADirectoryError(f"{self.folder} is not a folder: choose another --out")
-        self.folder.mkdir(parents=True, exist_ok=True)
+        prepare_folder(self.folder)
         if fcntl is None:  # pragma: no cover
             _HELD[_key(self.folder)] = threading.get_ident()
             return self
         try:
-            fd = os.open(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            # never through a symlink, never a FIFO or device: the lock file is truncated below
+            fd = open_run_fd(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except RunFileError as exc:
+            raise RunFileError(f"cannot lock the run folder {self.folder}: {exc}") from None
         except OSError as exc:
             raise OSError(
                 f"cannot lock the run folder {self.folder}: {self.folder / LOCK_NAME}: "
@@ -357,7 +361,7 @@ def read_run_config(folder: str | Path, fields: list[str]) -> RunConfig:
         raise FileNotFoundError(f"nothing to resume: there is no folder {folder}")
     if not folder.is_dir():
         raise NotADirectoryError(f"nothing to resume: {folder} is not a folder")
-    if not path.is_file():
+    if not os.path.lexists(path):  # a symlink or FIFO there is refused by the read below
         if holds_run(folder):  # trained through the library's train(), or the file was lost
             raise FileNotFoundError(
                 f"{folder} holds a checkpoint but no {CONFIG_NAME} (a run of the library's "
@@ -367,7 +371,7 @@ def read_run_config(folder: str | Path, fields: list[str]) -> RunConfig:
             )
         raise FileNotFoundError(f"nothing to resume in {folder}: no {CONFIG_NAME} there")
     try:
-        doc = json.loads(path.read_bytes().decode())
+        doc = json.loads(read_run_bytes(path).decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RunConfigError(f"{path} is not valid JSON ({exc}); {_FIX}") from None
     if not isinstance(doc, dict):

@@ -43,6 +43,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,10 +52,12 @@ from typing import Any, TextIO
 import pluggy
 
 from .checkpoint import atomic_write_text
+from .config import check_seed
 from .data import Dataset
 from .methods import METHODS, OPTIONAL_DEFAULTS, check_activation, noise_layer
 from .plugins import new_plugin_manager
 from .rundir import RunConfigError, RunLock, is_held_here
+from .runfiles import RunFileError, read_run_bytes
 from .study_report import (
     STATS_KEYS,
     dataset_entry,
@@ -66,6 +69,7 @@ from .tasks import Task, progress_printer, run_tasks, run_tasks_shown, thread_li
 from .train import TrainConfig, TrainResult
 
 __all__ = [
+    "MAX_SEEDS",
     "STATS_KEYS",
     "STUDY_NAME",
     "StudyPlan",
@@ -86,6 +90,8 @@ __all__ = [
 
 #: The study's plan file in its folder.
 STUDY_NAME = "study.json"
+#: The most seeds a study takes (``--seeds``): each seed is a whole comparison.
+MAX_SEEDS = 100_000
 
 
 @dataclass(frozen=True)
@@ -132,26 +138,52 @@ class StudyPlan:
             raise ValueError(f"each method may be listed once, got {list(self.methods)}")
         if not self.seeds:
             raise ValueError("a study needs at least one seed")
+        if len(self.seeds) > MAX_SEEDS:
+            raise ValueError(
+                f"a study takes at most {MAX_SEEDS} seeds (each is a whole comparison), got "
+                f"{len(self.seeds)}; use fewer seeds"
+            )
+        for seed in self.seeds:
+            check_seed(seed)
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"the seeds must be distinct, got {list(self.seeds)}")
         check_activation(self.activation)
-        self.configs()  # every run's configuration is valid
+        self._method_configs  # noqa: B018 - every method's configuration is valid, checked now
+
+    @functools.cached_property
+    def _method_configs(self) -> dict[str, TrainConfig]:
+        """Each method's configuration (checked, every option against the method), seed aside."""
+        configs = {}
+        for method in self.methods:
+            m = METHODS[method]
+            changes: dict[str, Any] = {
+                "noise": m.noise,
+                "activation": m.activation_for(self.activation),
+            }
+            if not m.drop:
+                changes.update(p_hidden=0.0, p_input=0.0)
+            try:
+                configs[method] = dataclasses.replace(self.config, **changes)
+            except ValueError as exc:
+                raise ValueError(f"{exc} (in a study of {', '.join(self.methods)})") from None
+        return configs
 
     def run_config(self, method: str, seed: int) -> TrainConfig:
         """The configuration of one run."""
-        m = METHODS[method]
-        changes: dict[str, Any] = {
-            "seed": seed,
-            "noise": m.noise,
-            "activation": m.activation_for(self.activation),
-        }
-        if not m.drop:
-            changes.update(p_hidden=0.0, p_input=0.0)
-        return dataclasses.replace(self.config, **changes)
+        return self._method_configs[method].with_seed(seed)
+
+    @functools.cached_property
+    def _configs(self) -> dict[tuple[int, str], TrainConfig]:
+        per_method = self._method_configs
+        return {(s, m): per_method[m].with_seed(s) for s in self.seeds for m in self.methods}
 
     def configs(self) -> dict[tuple[int, str], TrainConfig]:
-        """Every run's configuration, seed-major: ``{(seed, method): config}``."""
-        return {(s, m): self.run_config(m, s) for s in self.seeds for m in self.methods}
+        """Every run's configuration, seed-major: ``{(seed, method): config}``.
+
+        Planning is linear in the number of runs: each method's configuration is
+        checked once, each run's differs from it by its seed alone.
+        """
+        return dict(self._configs)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form written to ``study.json`` (with the command and the data options)."""
@@ -242,7 +274,12 @@ def read_study_plan(folder: str | Path) -> tuple[dict[str, Any], StudyPlan]:
     path = Path(folder) / STUDY_NAME
     fix = "it was left as is: fix it, or start a new study in another --out folder"
     try:
-        doc = json.loads(path.read_bytes().decode())
+        doc = json.loads(read_run_bytes(path).decode())
+    except RunFileError as exc:
+        raise RunConfigError(
+            f"{exc}. {STUDY_NAME} holds the study's plan: put it back as a regular file to "
+            "resume the study, or start a new study in another --out folder"
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RunConfigError(f"{path} is not valid JSON ({exc}); {fix}") from None
     want = {"command", "config", "methods", "seeds", "activation", "data"}
@@ -260,10 +297,30 @@ def read_study_plan(folder: str | Path) -> tuple[dict[str, Any], StudyPlan]:
     for key, ok in checks.items():
         if not ok(doc[key]):
             raise RunConfigError(f"{path}: {key!r} is damaged: {doc[key]!r}; {fix}")
+    data = doc["data"]
+    if not (data.get("data_dir") is None or isinstance(data.get("data_dir"), str)):
+        raise RunConfigError(
+            f"{path}: 'data.data_dir' must be a folder name (a string) or null, got "
+            f"{data['data_dir']!r}; {fix}"
+        )
+    size = data.get("train_size")
+    if not (size is None or (type(size) is int and size > 0)):
+        raise RunConfigError(
+            f"{path}: 'data.train_size' must be a positive integer or null, got {size!r}; {fix}"
+        )
     try:
         # studies made before a key existed ran with the value its absence means
         config = TrainConfig.from_dict({**OPTIONAL_DEFAULTS, **doc["config"]})
+    except (TypeError, ValueError) as exc:
+        raise RunConfigError(f"{path}: 'config' is damaged: {exc}; {fix}") from None
+    try:
         plan = StudyPlan(config, doc["methods"], doc["seeds"], doc["activation"])
     except (TypeError, ValueError) as exc:
-        raise RunConfigError(f"{path}: {exc}; {fix}") from None
+        # e.g. a study made before every option was checked against every method: its
+        # finished runs are sound, but the plan cannot go on as it is
+        raise RunConfigError(
+            f"{path}: this study cannot go on: {exc}. Nothing was changed and its finished "
+            f"runs are kept in {Path(folder)}/seed-*/; start a new study in another --out "
+            "folder with options that suit every method (or without that method)"
+        ) from None
     return doc, plan

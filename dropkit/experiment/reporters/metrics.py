@@ -16,6 +16,7 @@ from typing import Any
 
 from ..checkpoint import atomic_write_text
 from ..hookspecs import hookimpl
+from ..runfiles import open_run_file
 
 __all__ = ["COLUMNS", "MetricsFile"]
 
@@ -44,5 +45,5 @@ class MetricsFile:
         """Append the epoch's row."""
         if run.out_dir is None:
             return
-        with open(run.out_dir / "metrics.csv", "a", newline="") as f:
-            f.write(_row(record))
+        with open_run_file(run.out_dir / "metrics.csv", "ab") as f:
+            f.write(_row(record).encode())
