@@ -387,3 +387,40 @@ def test_gradients_are_the_forward_mask_whether_kept_or_regenerated(kept, monkey
     jac = jax.jacfwd(lambda t: dropkit.dropout(t, 0.4, rng=keys[0]))(x[0, :, 0])
     mask = np.asarray(dropkit.dropout(np.ones(37, np.float32), 0.4, rng=_key_of(keys[0])))
     np.testing.assert_array_equal(jac, np.diag(mask))
+
+
+_SHARDED = """
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+import dropkit
+
+assert len(jax.devices()) == 2
+mesh = jax.make_mesh((2,), ("batch",))
+x = jnp.asarray(np.random.default_rng(0).standard_normal((64, 40)).astype(np.float32))
+sharded = jax.device_put(x, NamedSharding(mesh, PartitionSpec("batch")))
+key = jax.random.key(3)
+loss_of = lambda t, k: (jnp.sin(dropkit.dropout(t, 0.5, rng=k)) ** 2).sum()
+step = jax.jit(jax.value_and_grad(loss_of))
+loss, grad = step(sharded, key)
+want_loss, want_grad = step(x, key)
+assert len(grad.sharding.device_set) == 2
+np.testing.assert_array_equal(np.asarray(grad), np.asarray(want_grad))
+np.testing.assert_allclose(float(loss), float(want_loss), rtol=1e-6)
+y = jax.jit(lambda t, k: dropkit.dropout(t, 0.5, rng=k))(sharded, key)
+want = dropkit.dropout(np.asarray(x), 0.5, rng=3)  # key(3) is dropkit key 3
+np.testing.assert_array_equal(np.asarray(y), want)
+print("ok")
+"""
+
+
+def test_a_batch_sharded_over_two_devices_gets_the_one_device_mask_and_gradient():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env["JAX_PLATFORMS"] = "cpu"
+    done = subprocess.run(
+        [sys.executable, "-c", _SHARDED], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
