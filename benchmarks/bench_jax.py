@@ -8,6 +8,10 @@ Every function is jitted with the key as an argument (one compilation each), p
 - forward: ``dropout(x)`` against ``where(bernoulli(key, 0.5, shape), x / 0.5, 0)``;
 - training: ``jit(value_and_grad(loss))`` with ``loss = sum(dropout(x) ** 2)``
   (float32 accumulation), the same loss through bernoulli dropout beside it;
+- backward (second table): the training row's dropkit function with the packed
+  mask kept for the backward against the same traced with
+  ``dropkit_jax.keep.KEEP_PACKED_MAX = 0`` (the mask regenerated), the choice
+  the backend makes by size;
 - module steps (with Flax and Equinox installed): a training step (forward,
   gradient, SGD update) of a 512-512-10 MLP with ReLU and dropout, batch 256,
   with dropkit's module against the framework's own ``Dropout``.
@@ -77,6 +81,30 @@ def _dropout_pairs(shape: tuple[int, int], dtype: Any, train: bool) -> Pair:
         else:
             fn = jax.jit(drop)
         fns.append(lambda key, fn=fn: fn(x, key))
+    return fns[0], fns[1]
+
+
+def _kept_regenerated_pair(shape: tuple[int, int]) -> Pair:
+    import jax
+    import jax.numpy as jnp
+    from dropkit_jax import keep
+
+    import dropkit
+
+    def loss(t: jax.Array, key: jax.Array) -> jax.Array:
+        return jnp.sum(dropkit.dropout(t, 0.5, rng=key) ** 2)
+
+    x = jax.random.normal(jax.random.key(1), shape, dtype=jnp.float32)
+    limit = keep.KEEP_PACKED_MAX
+    fns = []
+    try:
+        for keep_up_to in (max(limit, x.size), 0):
+            keep.KEEP_PACKED_MAX = keep_up_to  # read when tracing: the first call below
+            fn = jax.jit(jax.value_and_grad(loss))
+            jax.block_until_ready(fn(x, jax.random.key(0)))
+            fns.append(lambda key, fn=fn: fn(x, key))
+    finally:
+        keep.KEEP_PACKED_MAX = limit
     return fns[0], fns[1]
 
 
@@ -188,6 +216,14 @@ def main() -> None:
         rows.append((label, f"MLP 512-512-10, batch 256 (vs {name}'s Dropout)", pair, args.repeats))
     for row, what, (ours, theirs), repeats in rows:
         print(f"| {row} | {what} | {_race(ours, theirs, repeats)} |", flush=True)
+    print(
+        "\n| training, float32 | mask kept µs | regenerated µs | kept / regenerated "
+        "| ratio, quartiles |\n|---|---:|---:|---:|---:|",
+        flush=True,
+    )
+    for shape, repeats in (((256, 512), args.repeats), ((2048, 2048), args.large_repeats * 4)):
+        pair = _kept_regenerated_pair(shape)
+        print(f"| {shape[0]}x{shape[1]} | {_race(*pair, repeats)} |", flush=True)
 
 
 if __name__ == "__main__":
