@@ -19,6 +19,8 @@ Groups:
   ``rng=0`` and ``rng=None`` (torch's generator);
 - torch CPU Module, forward + backward with ``requires_grad``:
   ``torch.nn.Dropout`` (anchor) and ``dropkit_torch.nn.Dropout``;
+- the Python time per call of the CuPy and torch-CUDA paths on the host, the
+  kernel launch stubbed (no GPU needed; ``--only host``);
 - CuPy and torch CUDA (a GPU only): the same, CUDA-synchronised per loop.
 """
 
@@ -160,11 +162,30 @@ def cupy_groups(rounds: int, target_s: float) -> None:
         )
 
 
+def host_groups(rounds: int, target_s: float) -> None:
+    """The Python time per call of the GPU paths, measured on the host (no GPU needed).
+
+    Each module's ``groups()`` gives (title, variants) with the launch stubbed;
+    see benchmarks/_host_cupy.py and benchmarks/_host_torch_cuda.py for what
+    each anchor is.
+    """
+    import importlib
+
+    for module in ("_host_cupy", "_host_torch_cuda"):
+        try:
+            found = importlib.import_module(module).groups()
+        except ImportError as exc:
+            print(f"\n{module}: not measured: {exc}")
+            continue
+        for title, variants in found:
+            run_group(title, variants, rounds, target_s, lambda: None)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (15)")
     parser.add_argument("--target-ms", type=float, default=20.0, help="ms per loop (20)")
-    parser.add_argument("--only", choices=["numpy", "torch", "gpu"], help="one group only")
+    parser.add_argument("--only", choices=["numpy", "torch", "gpu", "host"], help="one group only")
     args = parser.parse_args(argv)
     target_s = args.target_ms / 1000
     print(describe())
@@ -182,6 +203,8 @@ def main(argv: list[str] | None = None) -> None:
         numpy_groups(args.rounds, target_s)
     if torch is not None and args.only in (None, "torch"):
         torch_groups(torch, "cpu", args.rounds, target_s, lambda: None)
+    if args.only in (None, "host"):
+        host_groups(args.rounds, target_s)
     if args.only in (None, "gpu"):
         cupy_groups(args.rounds, target_s)
         if torch is not None and torch.cuda.is_available():

@@ -2,7 +2,9 @@
 # One command for a machine with an NVIDIA GPU, CuPy and PyTorch installed, and no internet
 # (about 2-3 minutes on an H100):
 #   1. the conformance suite on the cupy backend (and numpy), and the CuPy-specific tests
-#      (GPU tests incl. torch CUDA tensors; the kernels' source on the host; NVRTC's code);
+#      (GPU tests incl. torch CUDA tensors; the kernels' source on the host; NVRTC's code),
+#      and benchmarks/_gpu_torch_cuda.py (torch's direct engine: cache, bit for bit, stream,
+#      CUDA graph, per-call medians);
 #   2. benchmarks/bench_gpu.py: every GPU ratio of issue 12 (forward/backward/ReLU/in place
 #      vs copy and F.dropout in float32/float16/bfloat16, per-call cost, training step), then
 #      benchmarks/bench_percall.py (issue 20's per-call rows, every framework side by side);
@@ -37,6 +39,8 @@ echo "== cupy-specific tests"
 "$py" -m pytest -q -p no:cacheprovider -rs tests/backends/test_cupy_backend.py \
   tests/backends/test_cupy_kernels_on_host.py tests/backends/test_cupy_launchers_on_host.py 2>&1 \
   | tee "$out/cupy_tests.txt" || status=1
+echo "== torch CUDA tensors on the direct engine (NVRTC + driver, no CuPy)"
+"$py" benchmarks/_gpu_torch_cuda.py 2>&1 | tee "$out/torch_cuda.txt" || status=1
 echo "== benchmark"
 "$py" benchmarks/bench_gpu.py 2>&1 | tee "$out/bench_gpu.txt" || status=1
 echo "== per-call cost beside F.dropout / x * 2 (NumPy, torch CPU, CuPy, torch CUDA)"

@@ -10,6 +10,7 @@ import importlib.util
 _TORCH_MODULES = [
     "_op.py",
     "backend.py",
+    "cuda.py",
     "functional.py",
     "keys.py",
     "layer.py",
@@ -20,7 +21,6 @@ _TORCH_MODULES = [
 collect_ignore = (
     [] if importlib.util.find_spec("torch") else [f"dropkit_torch/{m}" for m in _TORCH_MODULES]
 )
-# The CUDA path imports CuPy (its launcher, for now) and needs a GPU: collected only
-# where CuPy is installed.
+# The CuPy fallback of the CUDA path imports CuPy: collected only where CuPy is installed.
 if importlib.util.find_spec("cupy") is None or importlib.util.find_spec("torch") is None:
-    collect_ignore.append("dropkit_torch/cuda.py")
+    collect_ignore.append("dropkit_torch/_cuda_cupy.py")

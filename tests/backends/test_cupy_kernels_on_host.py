@@ -499,7 +499,14 @@ def nvrtc():
     path = _find_nvrtc()
     if path is None:
         pytest.skip("NVRTC not found (set DROPKIT_NVRTC=/path/to/libnvrtc.so to run this check)")
-    return ctypes.CDLL(path)
+    lib = ctypes.CDLL(path)
+    # NVRTC opens its builtins library by name: load the one beside it (a pip wheel's
+    # folder is not on the loader's path), as dropkit_torch._nvrtc does
+    folder = os.path.dirname(os.path.realpath(path))
+    for builtins in sorted(glob.glob(os.path.join(folder, "libnvrtc-builtins.so*"))):
+        if ".alt." not in builtins:
+            ctypes.CDLL(builtins)
+    return lib
 
 
 def test_source_compiles_with_nvrtc_as_cupy_compiles_it(nvrtc):

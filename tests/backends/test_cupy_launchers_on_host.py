@@ -1,10 +1,10 @@
 """The CuPy backend's Python code on a NumPy-backed stand-in for CuPy, without a GPU.
 
-``dropkit_cupy.kernels``, ``.backend`` and ``dropkit_torch.cuda`` import CuPy; here a
-small fake ``cupy`` module (NumPy arrays with a ``data.ptr``, a ``RawModule``
-whose kernels run the host-compiled CUDA source of :mod:`dropkit_cupy.host`
-over ``grid * block`` simulated threads) is put in ``sys.modules`` and the
-modules are imported fresh. This checks, on the CPU, what the host harness
+``dropkit_cupy.kernels``, ``.backend`` and ``dropkit_torch.cuda`` import CuPy; here the
+fake ``cupy`` of :mod:`dropkit_cupy.fake` (NumPy arrays with a ``data.ptr``, a
+``RawModule`` whose kernels here run the host-compiled CUDA source of
+:mod:`dropkit_cupy.host` over ``grid * block`` simulated threads) is put in
+``sys.modules`` and the modules are imported fresh. This checks, on the CPU, what the host harness
 alone does not: the backend's decline rules, contiguity and ``out`` handling,
 the dtype table, the scale rounding, the module chosen (CuPy's flush-to-zero or
 IEEE), the launch sizes, and the torch custom op's CUDA branch (DLPack views,
@@ -22,83 +22,38 @@ import array_api_compat.numpy as npx
 import numpy as np
 import pytest
 from dk_helpers import torch_or_skip
+from dropkit_cupy.fake import as_fake, fake_cupy
 from dropkit_cupy.host import compiler, host_kernels
+from dropkit_cupy.kernels_src import DK_VEC
 
 from dropkit import keep_threshold, philox
 
 pytestmark = pytest.mark.skipif(compiler() is None, reason="no C compiler to build the harness")
 
 LAUNCHES: list[tuple[str, bool, int, int]] = []  # (kernel, ieee, grid, block)
+ARGS: list[tuple] = []  # each launch's arguments
 
 
-class FakeArray(np.ndarray):
-    """A NumPy array with the two CuPy attributes the launchers use."""
-
-    @property
-    def data(self):
-        return types.SimpleNamespace(ptr=self.__array_interface__["data"][0])
-
-    @property
-    def device(self):
-        return _Device(0)
+def _host_launch(name, ieee, grid, block, args):
+    """A launch of the fake CuPy: recorded, then run by the host-compiled kernels."""
+    assert all(type(v) is int for v in (*grid, *block)) and len(grid) == len(block) == 1
+    LAUNCHES.append((name, ieee, grid[0], block[0]))
+    ARGS.append(args)
+    args = tuple(np.asarray(a) if isinstance(a, np.ndarray) else a for a in args)
+    host_kernels(ieee=ieee).launch(name, args, threads=grid[0] * block[0])
 
 
-class _Device:
-    def __init__(self, index=0):
-        self.id = index
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return None
-
-
-class _Kernel:
-    def __init__(self, name, ieee):
-        self.name, self.ieee = name, ieee
-
-    def __call__(self, grid, block, args):
-        assert all(type(v) is int for v in (*grid, *block)) and len(grid) == len(block) == 1
-        LAUNCHES.append((self.name, self.ieee, grid[0], block[0]))
-        args = tuple(np.asarray(a) if isinstance(a, np.ndarray) else a for a in args)
-        host_kernels(ieee=self.ieee).launch(self.name, args, threads=grid[0] * block[0])
-
-
-class _RawModule:
-    def __init__(self, *, code, options):
-        assert code and all(isinstance(o, str) for o in options)
-        self.ieee = "-DDK_IEEE_F32=1" in options
-
-    def get_function(self, name):
-        return _Kernel(name, self.ieee)
-
-
-def _fake(a):
-    return np.asarray(a).view(FakeArray)
+_fake = as_fake
 
 
 def _fake_cupy():
-    cupy = types.ModuleType("cupy")
-    runtime = types.SimpleNamespace(
-        getDevice=lambda: 0,
-        getDeviceCount=lambda: 1,
-        getDeviceProperties=lambda i: {"multiProcessorCount": 2},
-    )
-    cupy.cuda = types.SimpleNamespace(
-        runtime=runtime, Device=_Device, ExternalStream=lambda ptr, index: _Device(index)
-    )
-    cupy.RawModule = _RawModule
-    cupy.empty = lambda shape, dtype: _fake(np.empty(shape, dtype=dtype))
-    cupy.ascontiguousarray = lambda a: _fake(np.ascontiguousarray(a))
-    cupy.from_dlpack = lambda t: _fake(np.from_dlpack(t))
-    cupy.uint32, cupy.bool_, cupy.int32 = np.uint32, np.bool_, np.int32
-    return cupy
+    return fake_cupy(_host_launch)
 
 
 @pytest.fixture
-def fake(monkeypatch):
+def fake(monkeypatch, tmp_path):
     """``dropkit_cupy.kernels``, ``.backend`` and ``dropkit_torch.cuda`` on a fake CuPy."""
+    monkeypatch.setenv("CUPY_CACHE_DIR", str(tmp_path))  # the build's marker goes there
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy())
     monkeypatch.setitem(sys.modules, "array_api_compat.cupy", npx)
     import dropkit_cupy
@@ -111,6 +66,7 @@ def fake(monkeypatch):
     kernels = importlib.import_module("dropkit_cupy.kernels")
     backend = importlib.import_module("dropkit_cupy.backend")
     LAUNCHES.clear()
+    ARGS.clear()
     yield types.SimpleNamespace(kernels=kernels, backend=backend.CupyBackend())
     for name in ("kernels", "backend"):
         sys.modules.pop(f"dropkit_cupy.{name}", None)
@@ -168,20 +124,11 @@ def test_vector_path_only_for_aligned_pointers_and_grid_is_capped(fake):
     np.testing.assert_array_equal(y, _reference(a, 1, 2, keep_threshold(0.5), 2.0, False))
     name, _, grid, block = LAUNCHES[-1]
     assert (name, grid, block) == ("dk_dropout_f32", 2 * 16, 256)  # 16 blocks per SM (2 SMs)
-    call_vec = []
-    original = fake.kernels.launch.dropout_call
-
-    def spy(*args, **kwargs):
-        call_vec.append(kwargs["vec"])
-        return original(*args, **kwargs)
-
-    fake.kernels.launch.dropout_call = spy
-    try:
-        _fused(b, _fake(a[1:]), 1, 2, keep_threshold(0.5), 2.0)  # 4-byte offset
-        _fused(b, _fake(a[4:]), 1, 2, keep_threshold(0.5), 2.0)  # 16-byte offset
-    finally:
-        fake.kernels.launch.dropout_call = original
-    assert call_vec == [False, True]
+    vec = []
+    for view in (a[1:], a[4:], a[:-3]):  # 4-byte offset, 16-byte offset, another size
+        _fused(b, _fake(view), 1, 2, keep_threshold(0.5), 2.0)
+        vec.append(bool(int(ARGS[-1][4]) & DK_VEC))  # the flags argument
+    assert vec == [False, True, True]
 
 
 def test_random_bits_and_offsets(fake):

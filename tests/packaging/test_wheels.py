@@ -112,8 +112,11 @@ def test_every_wheel_holds_its_package_license_and_py_typed_only(dist):
         assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")], wheel.name
     core = zipfile.ZipFile(_wheels(dist)["dropkit"]).namelist()
     assert "dropkit/testing/plugin.py" in core and "dropkit/experiment/cli.py" in core
-    # the CUDA C source is a data file beside the module that reads it
-    assert "dropkit_cupy/kernels.cu" in zipfile.ZipFile(_wheels(dist)["dropkit_cupy"]).namelist()
+    # the CUDA C source: one copy, package data of the core, read by dropkit-cupy and
+    # dropkit-torch (torch users on CUDA need no dropkit-cupy)
+    assert "dropkit/_cuda/kernels.cu" in core
+    cupy = zipfile.ZipFile(_wheels(dist)["dropkit_cupy"]).namelist()
+    assert not [f for f in cupy if f.endswith(".cu")]
 
 
 def test_every_sdist_holds_what_builds_the_wheel_and_no_repository_junk(dist):

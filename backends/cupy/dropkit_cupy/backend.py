@@ -12,6 +12,13 @@ for bit (CuPy's float32 semantics included: see :mod:`dropkit_cupy.kernels_src`)
 Inputs that are not C-contiguous are copied to a contiguous array first (the
 element index is the C-order index, as on every backend); contiguous ones are
 used as they are.
+
+Per call, the fused dropout (the common case: a draw, a noise shape equal to
+the array's) costs one dictionary look-up for its launcher, made once per
+(dtype, threshold, scale, ReLU) (:class:`dropkit_cupy.kernels.FusedDropout`:
+kernel handle and the arguments' NumPy scalars prepared), the output's
+allocation and the launch; the device context is entered only when the
+array's device is not the current one.
 """
 
 from __future__ import annotations
@@ -60,9 +67,52 @@ def _dtypes() -> dict[Any, str]:
 _DTYPES = _dtypes()
 
 
+_ROUNDED: dict[tuple[Any, float], float] = {}
+
+
 def _rounded(dtype: Any, scale: float) -> float:
-    """``scale`` rounded to ``dtype`` as CuPy rounds a Python float (directly)."""
-    return float(dtype.type(scale))
+    """``scale`` rounded to ``dtype`` as CuPy rounds a Python float (directly); cached."""
+    found = _ROUNDED.get((dtype, scale))
+    if found is None:
+        if len(_ROUNDED) >= 1024:
+            _ROUNDED.clear()
+        found = _ROUNDED[(dtype, scale)] = float(dtype.type(scale))
+    return found
+
+
+#: (dtype, threshold, scale, relu) -> the fused dropout, made once (kernels.FusedDropout).
+_PLANS: dict[tuple[Any, int, float, bool], Any] = {}
+_get_device = cupy.cuda.runtime.getDevice
+
+
+def _plan(dtype: Any, threshold: int, scale: float, relu: bool) -> Any:
+    """The fused dropout for these values (cached), or None where the kernel does not apply."""
+    name = _DTYPES.get(dtype)
+    if name is None or not 0 <= threshold < 1 << 32:
+        return None
+    plan = kernels.fused_dropout(name, threshold, scale, _rounded(dtype, scale), relu, kernels.CUPY)
+    if len(_PLANS) >= 256:  # a bound, for processes that see many scales
+        _PLANS.clear()
+    _PLANS[(dtype, threshold, scale, relu)] = plan
+    return plan
+
+
+def _fused(plan: Any, x: Any, draw: tuple[int, int], out: Any) -> Any:
+    """Draw, compare and scale in one kernel on ``x``'s device; None if ``out`` cannot be used."""
+    if out is not None and not out.flags.c_contiguous:
+        return None
+    if not x.size or x.data.device_id != _get_device():
+        with x.device:
+            return _fused_here(plan, x, draw, out)
+    return _fused_here(plan, x, draw, out)
+
+
+def _fused_here(plan: Any, x: Any, draw: tuple[int, int], out: Any) -> Any:
+    src = x if x.flags.c_contiguous else cupy.ascontiguousarray(x)
+    y = cupy.empty(x.shape, dtype=x.dtype) if out is None else out
+    key, counter = draw
+    plan(src, y, key, counter)
+    return y
 
 
 class CupyBackend:
@@ -102,6 +152,12 @@ class CupyBackend:
         out: Any = None,
     ) -> Any:
         """The primitive as one kernel (see the module docs); None where no kernel applies."""
+        if draw is not None and (relu is False or relu is True):
+            plan = _PLANS.get((x.dtype, threshold, scale, relu))
+            if plan is None:
+                plan = _plan(x.dtype, threshold, scale, relu)
+            if plan is not None and tuple(noise_shape) == tuple(x.shape):
+                return _fused(plan, x, draw, out)
         if x.dtype not in _DTYPES:
             return None
         if out is not None and not out.flags.c_contiguous:
@@ -112,7 +168,7 @@ class CupyBackend:
             return None
         key, counter = draw
         if tuple(noise_shape) == tuple(x.shape):
-            return self._fused(x, key, counter, threshold, scale, relu, out)
+            return None
         if relu or x.size == 0 or not x.flags.c_contiguous:
             return None
         parts = split_broadcast(tuple(x.shape), tuple(noise_shape))
@@ -124,19 +180,6 @@ class CupyBackend:
             y = out if out is not None else cupy.empty(x.shape, dtype=x.dtype)
             kernels.masked(x, y, keep, parts, scale, _rounded(x.dtype, scale), variant=kernels.CUPY)
         return y
-
-    def _fused(
-        self, x: Any, key: int, counter: int, threshold: int, scale: float, relu: bool, out: Any
-    ) -> Any:
-        """Draw, compare and scale in one kernel."""
-        with x.device:
-            src = x if x.flags.c_contiguous else cupy.ascontiguousarray(x)
-            dst = out if out is not None else cupy.empty(x.shape, dtype=x.dtype)
-            rounded = _rounded(x.dtype, scale)
-            kernels.dropout(
-                src, dst, key, counter, threshold, scale, rounded, relu=relu, variant=kernels.CUPY
-            )
-        return dst
 
     def _gated(self, grad: Any, h: Any, scale: float, draw: Any, threshold: int, out: Any) -> Any:
         """``where(h <= 0, 0, grad * scale)`` in one pass (NaN passes); None to decline."""

@@ -1,13 +1,21 @@
 """The compiled kernels (``cupy.RawModule``) and their launches, for CuPy arrays and torch tensors.
 
 Two modules are built from :data:`~dropkit_cupy.kernels_src.KERNEL_SOURCE`,
-lazily, once per process (CuPy also caches the binaries on disk): ``CUPY``,
-whose float32 arithmetic is flushed exactly as CuPy's own element-wise
-operations are (CuPy compiles everything with ``-ftz=true``), for CuPy arrays;
-and ``IEEE``, for torch CUDA tensors, which keeps subnormals as PyTorch does.
-Kernel handles and the launch size (multiprocessor count) are cached per
-device, so a call costs one dictionary look-up, the argument tuple of
-:mod:`dropkit_cupy.launch` and one launch on the current stream.
+lazily, once per process, each holding every kernel (one NVRTC compilation
+per module; CuPy keeps the binary in its on-disk cache, so a later process on
+the machine compiles nothing, and :mod:`dropkit_cupy.build_notice` says on
+stderr when a build will compile): ``CUPY``, whose float32 arithmetic is
+flushed exactly as CuPy's own element-wise operations are (CuPy compiles
+everything with ``-ftz=true``), for CuPy arrays; and ``IEEE``, for torch CUDA
+tensors, which keeps subnormals as PyTorch does. A CuPy user builds only
+``CUPY``. No ``name_expressions``: CuPy recompiles a module that has them in
+every process.
+
+Kernel handles (``cupy.RawKernel``, which loads its binary per device itself)
+are cached per (module, name), launch sizes per device, and the fused dropout
+per (dtype, threshold, scale, ReLU, module) as a :class:`FusedDropout` whose
+call costs the data pointers' alignment, one NumPy scalar (the draw's counter
+word), the argument tuple and the launch on the current stream.
 
 Arrays passed here are C-contiguous (the callers copy others); ``y`` may be
 ``x`` (in place).
@@ -19,16 +27,19 @@ import threading
 from typing import Any
 
 import cupy
+import numpy as np
 
-from . import launch
+from . import build_notice, launch
 from .kernels_src import KERNEL_SOURCE, NVRTC_OPTIONS
 
 __all__ = [
     "CUPY",
     "IEEE",
+    "FusedDropout",
     "bits_into",
     "dropout",
     "function",
+    "fused_dropout",
     "keep_mask",
     "masked",
     "multiprocessors",
@@ -42,33 +53,45 @@ CUPY, IEEE = "cupy", "ieee"
 _OPTIONS = {CUPY: NVRTC_OPTIONS, IEEE: (*NVRTC_OPTIONS, "-DDK_IEEE_F32=1")}
 
 _modules: dict[str, Any] = {}
-_functions: dict[tuple[int, str, str], tuple[Any, int]] = {}  # -> (kernel, grid cap)
+_kernels: dict[tuple[str, str], Any] = {}  # (variant, name) -> cupy.RawKernel
 _sms: dict[int, int] = {}
-_lock = threading.Lock()
+_fused: dict[tuple[Any, ...], FusedDropout] = {}
+_fixed: dict[tuple[Any, ...], tuple[str, tuple[Any, ...]]] = {}  # op's fixed arguments
+_counts: dict[int, np.int64] = {}
+_lock = threading.RLock()
+_BLOCK = (launch.THREADS,)
+_get_device = cupy.cuda.runtime.getDevice
 
 
-def _load(device: int, variant: str, name: str) -> tuple[Any, int]:
+def _load(variant: str, name: str) -> Any:
+    """Build module ``variant`` if needed (the notice first when it compiles); its kernel."""
     with _lock:
+        kernel = _kernels.get((variant, name))
+        if kernel is not None:
+            return kernel
         module = _modules.get(variant)
+        marker = None
         if module is None:
-            module = _modules[variant] = cupy.RawModule(
-                code=KERNEL_SOURCE, options=_OPTIONS[variant]
-            )
-        entry = (module.get_function(name), launch.BLOCKS_PER_SM * multiprocessors())
-        _functions[(device, variant, name)] = entry
-    return entry
+            options = _OPTIONS[variant]
+            module = cupy.RawModule(code=KERNEL_SOURCE, options=options)
+            marker = build_notice.before_build(cupy, KERNEL_SOURCE, options)
+        kernel = module.get_function(name)  # CuPy compiles at the module's first one
+        if variant not in _modules:
+            _modules[variant] = module
+            build_notice.after_build(marker)
+        _kernels[(variant, name)] = kernel
+    return kernel
 
 
 def function(name: str, variant: str = CUPY) -> Any:
-    """The ``cupy.RawKernel`` ``name`` of module ``variant`` on the current device."""
-    device = cupy.cuda.runtime.getDevice()
-    entry = _functions.get((device, variant, name)) or _load(device, variant, name)
-    return entry[0]
+    """The ``cupy.RawKernel`` ``name`` of module ``variant`` (built at the first call)."""
+    return _kernels.get((variant, name)) or _load(variant, name)
 
 
-def multiprocessors() -> int:
-    """The current device's multiprocessor count (cached)."""
-    device = cupy.cuda.runtime.getDevice()
+def multiprocessors(device: int | None = None) -> int:
+    """The multiprocessor count of ``device`` (the current one if None), cached."""
+    if device is None:
+        device = _get_device()
     count = _sms.get(device)
     if count is None:
         props = cupy.cuda.runtime.getDeviceProperties(device)
@@ -76,18 +99,63 @@ def multiprocessors() -> int:
     return count
 
 
+def _grid(work: int, device: int) -> tuple[int]:
+    """Blocks for ``work`` items, one per thread, capped at BLOCKS_PER_SM per multiprocessor."""
+    return (launch.grid_size(work, multiprocessors(device)),)
+
+
 def _run(call: tuple[str, tuple[Any, ...]], work: int, variant: str) -> None:
     """Launch on the current device and stream: one thread per work item, grid capped."""
     name, args = call
-    device = cupy.cuda.runtime.getDevice()
-    fn, cap = _functions.get((device, variant, name)) or _load(device, variant, name)
-    grid = min(-(-work // launch.THREADS), cap) or 1
-    fn((grid,), (launch.THREADS,), args)
+    fn = _kernels.get((variant, name)) or _load(variant, name)
+    fn(_grid(work, _get_device()), _BLOCK, args)
 
 
-def _aligned(a: Any, b: Any, kind: str) -> bool:
-    size = launch.ALIGNMENT[kind]
-    return a.data.ptr % size == 0 and b.data.ptr % size == 0
+class FusedDropout:
+    """The fused dropout of one dtype, threshold, scale and ReLU flag, ready to launch.
+
+    Made once (:func:`fused_dropout`); per call it reads the pointers'
+    alignment, builds the draw's words and launches on the current device.
+    """
+
+    __slots__ = ("_args", "_fn", "_sizes")
+
+    def __init__(
+        self, dtype: str, threshold: int, scale: float, rounded: float, relu: bool, variant: str
+    ) -> None:
+        self._args = launch.DropoutArgs(dtype, threshold, scale, rounded, relu=relu)
+        self._fn = function(self._args.name, variant)
+        self._sizes: dict[int, tuple[np.int64, tuple[int]]] = {}  # n -> (n, grid)
+
+    def __call__(self, x: Any, y: Any, key: int, counter: int, seed: Any = None) -> None:
+        """Launch on ``x`` into ``y`` (C-contiguous, on the current device)."""
+        n = x.size
+        if not n:
+            return
+        size = self._sizes.get(n)
+        if size is None:
+            if len(self._sizes) >= 64:
+                self._sizes.clear()
+            # the grid of the device that first launched this size (any grid is correct)
+            size = self._sizes[n] = (np.int64(n), _grid((n + 3) // 4, _get_device()))
+        fixed = self._args
+        align = fixed.alignment
+        vec = x.data.ptr % align == 0 and (y is x or y.data.ptr % align == 0)
+        self._fn(size[1], _BLOCK, fixed.args(x, y, size[0], key, counter, vec=vec, seed=seed))
+
+
+def fused_dropout(
+    dtype: str, threshold: int, scale: float, rounded: float, relu: bool, variant: str
+) -> FusedDropout:
+    """The :class:`FusedDropout` of these values (cached)."""
+    key = (dtype, threshold, scale, rounded, relu, variant)
+    found = _fused.get(key)
+    if found is None:
+        with _lock:
+            if len(_fused) >= 256:  # a bound, for processes that see many scales
+                _fused.clear()
+            found = _fused[key] = FusedDropout(dtype, threshold, scale, rounded, relu, variant)
+    return found
 
 
 def dropout(
@@ -109,15 +177,8 @@ def dropout(
     ``seed``: the draw's four int64 words in device memory, read by the kernel
     instead of ``key`` and ``counter``.
     """
-    n = x.size
-    if n == 0:
-        return
-    dtype = dtype or x.dtype.name
-    vec = _aligned(x, y, launch.KINDS[dtype])
-    call = launch.dropout_call(
-        dtype, x, y, n, key, counter, threshold, scale, rounded, relu=relu, vec=vec, seed=seed
-    )
-    _run(call, (n + 3) // 4, variant)
+    plan = fused_dropout(dtype or x.dtype.name, threshold, scale, rounded, relu, variant)
+    plan(x, y, key, counter, seed)
 
 
 def bits_into(out: Any, first: int, key: int, counter: int) -> None:
@@ -170,27 +231,48 @@ def masked(
     _run(call, x.size, variant)
 
 
+def _int64(n: int) -> np.int64:
+    """``n`` as the kernels' ``int64`` argument (cached: array sizes repeat)."""
+    found = _counts.get(n)
+    if found is None:
+        if len(_counts) >= 1024:
+            _counts.clear()
+        found = _counts[n] = np.int64(n)
+    return found
+
+
 def relu_backward(
     g: Any, h: Any, y: Any, scale: float, rounded: float, *, variant: str, dtype: str | None = None
 ) -> None:
     """``y = where(h <= 0, 0, g * scale)`` (NaN in ``h`` passes)."""
-    call = launch.relu_backward_call(dtype or g.dtype.name, g, h, y, g.size, scale, rounded)
-    _run(call, g.size, variant)
+    key = ("relu_backward", dtype or g.dtype, scale, rounded)
+    fixed = _fixed.get(key)
+    if fixed is None:
+        name = dtype or g.dtype.name
+        fixed = _remember(key, launch.relu_backward_fixed(name, scale, rounded))
+    n = g.size
+    _run((fixed[0], (g, h, y, _int64(n), *fixed[1])), n, variant)
 
 
 def sgd(
     w: Any, g: Any, v: Any, *, lr: float, momentum: float, weight_decay: float, nesterov: bool
 ) -> None:
     """One in-place SGD step of float32 or float64 ``w`` (and velocity ``v``)."""
-    call = launch.sgd_call(
-        w.dtype.name,
-        w,
-        g,
-        v,
-        w.size,
-        lr=lr,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        nesterov=nesterov,
-    )
-    _run(call, w.size, CUPY)
+    key = ("sgd", w.dtype, lr, momentum, weight_decay, nesterov)
+    fixed = _fixed.get(key)
+    if fixed is None:
+        hyper = launch.sgd_fixed(
+            w.dtype.name, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov
+        )
+        fixed = _remember(key, hyper)
+    n = w.size
+    _run((fixed[0], (w, g, v, _int64(n), *fixed[1])), n, CUPY)
+
+
+def _remember(
+    key: tuple[Any, ...], fixed: tuple[str, tuple[Any, ...]]
+) -> tuple[str, tuple[Any, ...]]:
+    if len(_fixed) >= 1024:  # a bound, for processes that see many scales or rates
+        _fixed.clear()
+    _fixed[key] = fixed
+    return fixed

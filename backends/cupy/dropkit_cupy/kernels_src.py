@@ -1,6 +1,7 @@
-"""CUDA C source of the CuPy backend's kernels, shared with a CPU test harness.
+"""CUDA C source of the CuPy backend's kernels, shared with a CPU test harness and torch.
 
-One text, :data:`KERNEL_SOURCE` (the file ``kernels.cu``), compiles with NVRTC
+One text, :data:`KERNEL_SOURCE` (the file ``kernels.cu`` of the core package,
+``dropkit/_cuda/``, which the torch backend compiles too), compiles with NVRTC
 (inside ``cupy.RawModule``) and with a host C compiler (:mod:`dropkit_cupy.host`
 builds it with ``cc`` and the tests compare it with the array-API reference), so
 everything but the
@@ -57,7 +58,17 @@ the module's semantics and rounded to nearest-even (as ``torch`` and
 
 from __future__ import annotations
 
-from importlib import resources
+from dropkit._cuda import (
+    DK_DECAY,
+    DK_MOMENTUM,
+    DK_NESTEROV,
+    DK_RELU,
+    DK_SCALE,
+    DK_VEC,
+    KERNEL_NAMES,
+    KERNEL_SOURCE,
+    NVRTC_OPTIONS,
+)
 
 __all__ = [
     "DK_DECAY",
@@ -70,38 +81,3 @@ __all__ = [
     "KERNEL_SOURCE",
     "NVRTC_OPTIONS",
 ]
-
-#: Flag bits of the kernels' ``flags`` argument.
-DK_RELU = 1  # also drop where x <= 0 (NaN is kept, as torch.relu keeps it)
-DK_SCALE = 2  # multiply kept values by the scale (clear: the scale is 1)
-DK_VEC = 4  # the pointers are aligned for the vector loads and stores
-DK_DECAY = 8  # SGD: add weight_decay * w to the gradient
-DK_MOMENTUM = 16  # SGD: keep a velocity
-DK_NESTEROV = 32  # SGD: Nesterov momentum
-
-#: Options of every module; the IEEE module adds ``-DDK_IEEE_F32=1``.
-NVRTC_OPTIONS = ("--fmad=false",)
-
-#: The CUDA C source (``kernels.cu`` beside this module, shipped in the wheel): one
-#: text for NVRTC and for the host harness.
-KERNEL_SOURCE = (resources.files(__package__) / "kernels.cu").read_text(encoding="utf-8")
-
-#: Every ``__global__`` kernel of :data:`KERNEL_SOURCE` (``extern "C"`` names).
-KERNEL_NAMES = (
-    "dk_bits",
-    "dk_keep_mask",
-    "dk_dropout_f32",
-    "dk_dropout_f64",
-    "dk_dropout_f16",
-    "dk_dropout_bf16",
-    "dk_masked_f32",
-    "dk_masked_f64",
-    "dk_masked_f16",
-    "dk_masked_bf16",
-    "dk_relu_backward_f32",
-    "dk_relu_backward_f64",
-    "dk_relu_backward_f16",
-    "dk_relu_backward_bf16",
-    "dk_sgd_f32",
-    "dk_sgd_f64",
-)

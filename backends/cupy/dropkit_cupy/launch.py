@@ -39,15 +39,19 @@ __all__ = [
     "NULL",
     "SIGNATURES",
     "THREADS",
+    "DropoutArgs",
     "bf16_round",
     "bits_call",
     "dropout_call",
     "grid_size",
     "keep_mask_call",
+    "key_words",
     "masked_call",
     "relu_backward_call",
+    "relu_backward_fixed",
     "scale_arg",
     "sgd_call",
+    "sgd_fixed",
     "split_broadcast",
 ]
 
@@ -123,10 +127,79 @@ def scale_arg(kind: str, rounded: float) -> np.generic:
 NULL = np.uint64(0)
 
 
-def _key_words(key: int, counter: int) -> tuple[np.uint32, ...]:
-    k0, k1 = split64(key)
-    c2, c3 = split64(counter)
-    return np.uint32(k0), np.uint32(k1), np.uint32(c2), np.uint32(c3)
+_MASK32 = 0xFFFFFFFF
+_ZERO = np.uint32(0)
+#: key -> its two words, so that a generator's stream (one key, counters that
+#: advance) builds one NumPy scalar per call for its words, not four.
+_KEYS: dict[int, tuple[np.uint32, np.uint32]] = {}
+
+
+def key_words(key: int, counter: int) -> tuple[np.uint32, ...]:
+    """The draw's four ``uint32`` words ``(k0, k1, c2, c3)`` (low word first).
+
+    Examples
+    --------
+    >>> [int(w) for w in key_words(2**32 + 5, 7)]
+    [5, 1, 7, 0]
+    """
+    words = _KEYS.get(key)
+    if words is None:
+        if len(_KEYS) >= 1024:  # a bound, for processes that draw from many keys
+            _KEYS.clear()
+        k0, k1 = split64(key)
+        words = _KEYS[key] = (np.uint32(k0), np.uint32(k1))
+    high = counter >> 32
+    return (*words, np.uint32(counter & _MASK32), np.uint32(high) if high else _ZERO)
+
+
+class DropoutArgs:
+    """The fused dropout's arguments, what one dtype, threshold, scale and ReLU fix made once.
+
+    ``scale`` is the Python float (the kernel multiplies only when it is not 1,
+    as the array-API path does), ``rounded`` the same rounded to the dtype.
+    :meth:`args` adds what changes per call.
+
+    Examples
+    --------
+    >>> fixed = DropoutArgs("float32", 2**31, 2.0, 2.0, relu=False)
+    >>> fixed.name, fixed.alignment
+    ('dk_dropout_f32', 16)
+    >>> call = dropout_call("float32", "X", "Y", 9, 1, 2, 2**31, 2.0, 2.0, relu=False, vec=True)
+    >>> fixed.args("X", "Y", 9, 1, 2, vec=True) == call[1]
+    True
+    """
+
+    __slots__ = ("_flags", "_scale", "_threshold", "alignment", "name")
+
+    def __init__(
+        self, dtype: str, threshold: int, scale: float, rounded: float, *, relu: bool
+    ) -> None:
+        kind = KINDS[dtype]
+        flags = (DK_RELU if relu else 0) | (DK_SCALE if scale != 1.0 else 0)
+        self.name = f"dk_dropout_{kind}"
+        self.alignment = ALIGNMENT[kind]
+        self._scale = scale_arg(kind, rounded)
+        self._flags = (np.int32(flags), np.int32(flags | DK_VEC))  # by ``vec``
+        self._threshold = np.uint32(threshold)
+
+    def args(
+        self, x: Any, y: Any, n: Any, key: int, counter: int, *, vec: bool, seed: Any = None
+    ) -> tuple[Any, ...]:
+        """The arguments of one launch on ``n`` elements (``n`` an int or an ``int64``).
+
+        ``vec``: both pointers are aligned to :attr:`alignment`; ``seed`` as in
+        :func:`dropout_call`.
+        """
+        return (
+            x,
+            y,
+            n if type(n) is np.int64 else np.int64(n),
+            self._scale,
+            self._flags[vec],
+            self._threshold,
+            *key_words(key, counter),
+            NULL if seed is None else seed,
+        )
 
 
 def dropout_call(
@@ -151,21 +224,11 @@ def dropout_call(
     says that both pointers are aligned to :data:`ALIGNMENT`. ``seed``, if
     given, is an array of four int64 words ``(key_lo, key_hi, counter_lo,
     counter_hi)`` in device memory that the kernel reads instead of ``key``
-    and ``counter`` (no host round trip).
+    and ``counter`` (no host round trip). The same arguments as
+    :class:`DropoutArgs` builds.
     """
-    kind = KINDS[dtype]
-    flags = (DK_RELU if relu else 0) | (DK_SCALE if scale != 1.0 else 0) | (DK_VEC if vec else 0)
-    args = (
-        x,
-        y,
-        np.int64(n),
-        scale_arg(kind, rounded),
-        np.int32(flags),
-        np.uint32(threshold),
-        *_key_words(key, counter),
-        NULL if seed is None else seed,
-    )
-    return f"dk_dropout_{kind}", args
+    fixed = DropoutArgs(dtype, threshold, scale, rounded, relu=relu)
+    return fixed.name, fixed.args(x, y, n, key, counter, vec=vec, seed=seed)
 
 
 def bits_call(
@@ -173,7 +236,7 @@ def bits_call(
 ) -> tuple[str, tuple[Any, ...]]:
     """Kernel name and arguments of the words of blocks ``first .. first + nblocks - 1``."""
     flags = np.int32(DK_VEC if vec else 0)
-    return "dk_bits", (out, np.uint64(first), np.int64(nblocks), flags, *_key_words(key, counter))
+    return "dk_bits", (out, np.uint64(first), np.int64(nblocks), flags, *key_words(key, counter))
 
 
 def keep_mask_call(
@@ -184,7 +247,7 @@ def keep_mask_call(
     ``seed`` as in :func:`dropout_call`.
     """
     flags = np.int32(DK_VEC if vec else 0)
-    words = _key_words(key, counter)
+    words = key_words(key, counter)
     seed = NULL if seed is None else seed
     return "dk_keep_mask", (out, np.int64(n), flags, np.uint32(threshold), *words, seed)
 
@@ -210,13 +273,33 @@ def masked_call(
     return f"dk_masked_{kind}", (*args, scale_arg(kind, rounded), flags)
 
 
+def relu_backward_fixed(dtype: str, scale: float, rounded: float) -> tuple[str, tuple[Any, ...]]:
+    """Kernel name and the arguments of :func:`relu_backward_call` fixed by dtype and scale."""
+    kind = KINDS[dtype]
+    flags = np.int32(DK_SCALE if scale != 1.0 else 0)
+    return f"dk_relu_backward_{kind}", (scale_arg(kind, rounded), flags)
+
+
 def relu_backward_call(
     dtype: str, g: Any, h: Any, y: Any, n: int, scale: float, rounded: float
 ) -> tuple[str, tuple[Any, ...]]:
     """Kernel name and arguments of ``where(h <= 0, 0, g * scale)`` (NaN in ``h`` passes)."""
+    name, fixed = relu_backward_fixed(dtype, scale, rounded)
+    return name, (g, h, y, np.int64(n), *fixed)
+
+
+def sgd_fixed(
+    dtype: str, *, lr: float, momentum: float, weight_decay: float, nesterov: bool
+) -> tuple[str, tuple[Any, ...]]:
+    """Kernel name and the arguments of :func:`sgd_call` fixed by dtype and hyperparameters."""
     kind = KINDS[dtype]
-    flags = np.int32(DK_SCALE if scale != 1.0 else 0)
-    return f"dk_relu_backward_{kind}", (g, h, y, np.int64(n), scale_arg(kind, rounded), flags)
+    t = np.float32 if kind == "f32" else np.float64
+    flags = (
+        (DK_DECAY if weight_decay else 0)
+        | (DK_MOMENTUM if momentum else 0)
+        | (DK_NESTEROV if nesterov and momentum else 0)
+    )
+    return f"dk_sgd_{kind}", (t(lr), t(momentum), t(weight_decay), np.int32(flags))
 
 
 def sgd_call(
@@ -232,12 +315,7 @@ def sgd_call(
     nesterov: bool,
 ) -> tuple[str, tuple[Any, ...]]:
     """Kernel name and arguments of one in-place SGD step (float32 or float64)."""
-    kind = KINDS[dtype]
-    t = np.float32 if kind == "f32" else np.float64
-    flags = (
-        (DK_DECAY if weight_decay else 0)
-        | (DK_MOMENTUM if momentum else 0)
-        | (DK_NESTEROV if nesterov and momentum else 0)
+    name, fixed = sgd_fixed(
+        dtype, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov
     )
-    args = (w, g, v, np.int64(n), t(lr), t(momentum), t(weight_decay), np.int32(flags))
-    return f"dk_sgd_{kind}", args
+    return name, (w, g, v, np.int64(n), *fixed)
