@@ -48,11 +48,30 @@ def test_grad_and_jit_of_grad_give_the_forward_mask():
     np.testing.assert_array_equal(np.asarray(relu), np.where(np.asarray(x) > 0, want, 0.0))
 
 
-def test_residuals_are_the_draw_not_a_mask(capsys):
+def _residuals(capsys, fn, x):
+    print_saved_residuals(fn, x)
+    return capsys.readouterr().out.strip().splitlines()
+
+
+def test_residuals_are_the_packed_mask_then_the_draw(capsys, monkeypatch):
+    """Up to KEEP_PACKED_MAX elements reverse mode keeps n / 8 bytes; above, the 16-byte draw."""
+    from dropkit_jax import keep
+
     key = jax.random.key(1)
-    print_saved_residuals(lambda t: dropkit.dropout(t, 0.5, rng=key).sum(), jnp.ones(1000))
-    saved = capsys.readouterr().out.strip().splitlines()
+    x = jnp.ones(1000)
+    fn = jax.grad(lambda t: dropkit.dropout(t, 0.5, rng=key).sum())
+    want = fn(x)
+    saved = _residuals(capsys, lambda t: dropkit.dropout(t, 0.5, rng=key).sum(), x)
+    assert len(saved) == 1 and saved[0].startswith("u32[32] "), saved  # ceil(1000 / 32) words
+    monkeypatch.setattr(keep, "KEEP_PACKED_MAX", 999)
+    saved = _residuals(capsys, lambda t: dropkit.dropout(t, 0.5, rng=key).sum(), x)
     assert saved and all(line.startswith("u32[4]") for line in saved), saved
+    np.testing.assert_array_equal(
+        jax.grad(lambda t: dropkit.dropout(t, 0.5, rng=key).sum())(x), want
+    )
+    np.testing.assert_array_equal(
+        want, np.where(np.asarray(dropkit.dropout(x, 0.5, rng=key)) != 0, 2.0, 0.0)
+    )
 
 
 def test_vmap_over_keys_gives_independent_masks():
@@ -339,3 +358,69 @@ def test_export_with_a_symbolic_batch_dimension_equals_the_eager_op(op, spec):
         np.testing.assert_array_equal(got, np.asarray(op(x, key)))
     # and the exported program keeps dropping: not all kept, not all dropped
     assert 0 < np.count_nonzero(got) < got.size
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["packed-kept", "regenerated"])
+def test_gradients_are_the_forward_mask_whether_kept_or_regenerated(kept, monkeypatch):
+    from dropkit_jax import keep
+
+    monkeypatch.setattr(keep, "KEEP_PACKED_MAX", 1 << 22 if kept else 0)
+    keys = jax.random.split(jax.random.key(9), 3)
+    x = jnp.asarray(np.random.default_rng(6).standard_normal((3, 37, 5)).astype(np.float32))
+
+    def loss(t, k):
+        return (jnp.sin(dropkit.dropout(t, 0.4, rng=k)) ** 2).sum()
+
+    def loss_noise(t, k):
+        return dropkit.dropout(t, 0.4, rng=k, noise_shape=(37, 1)).sum()
+
+    grads = jax.jit(jax.vmap(jax.grad(loss)))(x, keys)
+    noise = jax.jit(jax.vmap(jax.grad(loss_noise)))(x, keys)
+    for i in range(3):
+        y = np.asarray(dropkit.dropout(np.asarray(x[i]), 0.4, rng=_key_of(keys[i])))
+        want = np.where(y != 0, np.sin(2 * y) / 0.6, 0.0)
+        np.testing.assert_allclose(grads[i], want, rtol=1e-5, atol=1e-6)
+        kept_rows = np.asarray(
+            dropkit.dropout(np.ones((37, 1), np.float32), 0.4, rng=_key_of(keys[i]))
+        )
+        np.testing.assert_array_equal(noise[i], np.broadcast_to(kept_rows, (37, 5)))
+    jac = jax.jacfwd(lambda t: dropkit.dropout(t, 0.4, rng=keys[0]))(x[0, :, 0])
+    mask = np.asarray(dropkit.dropout(np.ones(37, np.float32), 0.4, rng=_key_of(keys[0])))
+    np.testing.assert_array_equal(jac, np.diag(mask))
+
+
+_SHARDED = """
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+import dropkit
+
+assert len(jax.devices()) == 2
+mesh = jax.make_mesh((2,), ("batch",))
+x = jnp.asarray(np.random.default_rng(0).standard_normal((64, 40)).astype(np.float32))
+sharded = jax.device_put(x, NamedSharding(mesh, PartitionSpec("batch")))
+key = jax.random.key(3)
+loss_of = lambda t, k: (jnp.sin(dropkit.dropout(t, 0.5, rng=k)) ** 2).sum()
+step = jax.jit(jax.value_and_grad(loss_of))
+loss, grad = step(sharded, key)
+want_loss, want_grad = step(x, key)
+assert len(grad.sharding.device_set) == 2
+np.testing.assert_array_equal(np.asarray(grad), np.asarray(want_grad))
+np.testing.assert_allclose(float(loss), float(want_loss), rtol=1e-6)
+y = jax.jit(lambda t, k: dropkit.dropout(t, 0.5, rng=k))(sharded, key)
+want = dropkit.dropout(np.asarray(x), 0.5, rng=3)  # key(3) is dropkit key 3
+np.testing.assert_array_equal(np.asarray(y), want)
+print("ok")
+"""
+
+
+def test_a_batch_sharded_over_two_devices_gets_the_one_device_mask_and_gradient():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env["JAX_PLATFORMS"] = "cpu"
+    done = subprocess.run(
+        [sys.executable, "-c", _SHARDED], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]

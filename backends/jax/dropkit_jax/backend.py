@@ -1,12 +1,13 @@
 """The loaded JAX backend.
 
-JAX without x64 has no 64-bit integers; the core's reference Philox needs none
-(16-bit limbs in uint32, large constants entered as uint32 arrays), so this
-backend uses it as is. JAX arrays are immutable: ``inplace=True`` is refused,
-and the training loop takes the functional path. The ops reduce, in the core,
-to this backend's ``draw`` (JAX keys, traced under ``jit``) and ``mask_scale``
-(a ``custom_jvp`` whose backward regenerates the mask), in
-:mod:`dropkit_jax.functional`.
+JAX without x64 has no 64-bit integers; Philox needs none: the core's
+reference uses 16-bit limbs in uint32, and this backend's block function
+(:func:`dropkit_jax.bits.philox4x32`, the same words) JAX's wrapping uint32
+multiply. JAX arrays are immutable: ``inplace=True`` is refused, and the
+training loop takes the functional path. The ops reduce, in the core, to this
+backend's ``draw`` (JAX keys, traced under ``jit``) and ``mask_scale`` (a
+``custom_jvp`` whose backward keeps the mask packed, or regenerates it above a
+size), in :mod:`dropkit_jax.functional`.
 """
 
 from __future__ import annotations

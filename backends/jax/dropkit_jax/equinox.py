@@ -4,7 +4,9 @@
 ``Dropout(p, inference=False)``, ``__call__(x, *, key=None, inference=None)``,
 and ``equinox.nn.inference_mode`` switches it off. The mask is dropkit's: a
 JAX key maps to dropkit's key as documented in :mod:`dropkit_jax.keys` (the
-mask equals the NumPy backend's for that key) and the backward regenerates it.
+mask equals the NumPy backend's for that key); the backward keeps it as packed
+bits (``n / 8`` bytes) or, above :data:`dropkit_jax.keep.KEEP_PACKED_MAX`
+elements, regenerates it.
 
 The dropout family has the same interface: :class:`GaussianDropout`,
 :class:`GaussianNoise`, :class:`AlphaDropout`, :class:`FeatureAlphaDropout`,
@@ -69,7 +71,7 @@ _STATIC_FIX = (
 
 
 class Dropout(eqx.Module):
-    """``equinox.nn.Dropout`` with dropkit's portable, regenerated mask.
+    """``equinox.nn.Dropout`` with dropkit's portable mask.
 
     Parameters
     ----------

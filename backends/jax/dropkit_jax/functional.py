@@ -1,4 +1,4 @@
-"""The JAX backend's primitive and key handling: traced keys, ``custom_jvp``, no stored mask.
+"""The JAX backend's primitive and key handling: traced keys, ``custom_jvp``, a packed mask.
 
 The core owns the ops' semantics (validation, modes, evaluation, ``p = 0`` and
 ``p = 1``, returned masks, which mask a backward uses) and reduces them to
@@ -7,9 +7,12 @@ these members of the JAX backend:
 - :func:`draw`: a JAX key, a :class:`~dropkit_jax.keys.Draw` or an int seed to
   four ``uint32`` words (:mod:`dropkit_jax.keys`), so under ``jax.jit`` the
   key is an argument: one compilation for every key;
-- :func:`mask_scale`: a ``jax.custom_jvp`` (so forward mode works too) whose
-  tangent saves nothing but the 16-byte draw: the backward regenerates the
-  mask (the ReLU variant keeps its output, which the next layer holds anyway);
+- :func:`mask_scale`: a ``jax.custom_jvp`` (so forward mode works too). The
+  mask is computed as 1-bit packed words (:mod:`dropkit_jax.keep`); reverse
+  mode keeps those words (``n / 8`` bytes) up to
+  :data:`~dropkit_jax.keep.KEEP_PACKED_MAX` elements and above that only the
+  16-byte draw, regenerating the mask (the ReLU variant keeps its output, which
+  the next layer holds anyway);
 - :func:`random_bits`: the words of a draw, jitted (traceable).
 
 ``p``, ``training``, ``mode`` and ``noise_shape`` are static Python values (the
@@ -30,6 +33,7 @@ True
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Any
 
@@ -43,6 +47,7 @@ from dropkit.packed import PackedMask
 from dropkit.philox import random_bits_elementwise
 
 from . import bits
+from .keep import keeps_packed, packed_keep, packs, unpack
 from .keys import JaxRNGLike, seed_words
 
 __all__ = ["draw", "keep_mask", "mask_scale", "random_bits", "static_p"]
@@ -116,15 +121,30 @@ def _keep(words: Any, shape: tuple[int, ...], threshold: Any) -> Any:
     return bits >= threshold
 
 
+def _threshold(threshold: int) -> Any:
+    return jnp.asarray(int(threshold), dtype=jnp.uint32)
+
+
 def keep_mask(words: Any, shape: tuple[int, ...], threshold: int) -> Any:
     """The boolean keep-mask of ``shape`` for the draw ``words`` (``uint32[4]``, traceable).
 
-    One fused XLA loop (jitted, so eager calls are fused too): every element
-    computes its own Philox block (:func:`dropkit.philox.random_bits_elementwise`).
+    Jitted, so eager calls are fused too. A known size up to ``2**32`` elements:
+    from packed words, each Philox block computed once (:mod:`dropkit_jax.keep`);
+    a symbolic or larger one: one element-wise loop, every element computing its
+    own block (:func:`dropkit.philox.random_bits_elementwise`).
+
+    Examples
+    --------
+    >>> words = jnp.asarray([5, 0, 0, 0], dtype=jnp.uint32)
+    >>> [bool(k) for k in keep_mask(words, (6,), 2**31)]
+    [True, False, True, True, False, False]
     """
     if threshold >= _FULL:
         return jnp.zeros(shape, dtype=bool)
-    return _keep(jnp.asarray(words), tuple(shape), jnp.asarray(int(threshold), dtype=jnp.uint32))
+    words = jnp.asarray(words)
+    if packs(shape):
+        return unpack(packed_keep(words, math.prod(shape), _threshold(threshold)), tuple(shape))
+    return _keep(words, tuple(shape), _threshold(threshold))
 
 
 def _relu_keep(x: Any) -> Any:
@@ -167,18 +187,24 @@ def _drop(x: Any, words: Any, shape: tuple, threshold: int, scale: float, relu: 
 @_drop.defjvp
 def _drop_jvp(shape: tuple, threshold: int, scale: float, relu: bool, primals, tangents):
     # The op is linear in x for a fixed mask, so its tangent is the op on the
-    # tangent. Wrapped in a remat that saves nothing but its inputs: reverse
-    # mode (the transpose of this tangent) keeps only the 16-byte draw and
-    # regenerates the mask; the ReLU form keeps its output h, which the next
-    # layer holds anyway. Forward mode (jvp, jacfwd, hessian) works as well.
+    # tangent, with what reverse mode (its transpose) keeps chosen here:
+    # - the ReLU form: its output h (which the next layer holds anyway);
+    # - a mask of up to KEEP_PACKED_MAX elements: its packed words (n / 8 bytes),
+    #   computed once for y and the tangent (unpacked inside a remat, so the
+    #   packed words, not a boolean mask, are the residual);
+    # - otherwise the 16-byte draw: a remat that saves nothing regenerates the mask.
+    # Forward mode (jvp, jacfwd, hessian) works in each.
     x, words = primals
     dx, _ = tangents
-    y = _drop(x, words, shape, threshold, scale, relu)
     if relu:
-        dy = _REMAT(lambda t, h: _apply(t, _relu_keep(h), scale))(dx, y)
-    else:
-        dy = _REMAT(lambda t, w: _apply(t, keep_mask(w, shape, threshold), scale))(dx, words)
-    return y, dy
+        y = _drop(x, words, shape, threshold, scale, relu)
+        return y, _REMAT(lambda t, h: _apply(t, _relu_keep(h), scale))(dx, y)
+    if threshold < _FULL and keeps_packed(shape):
+        packed = packed_keep(jnp.asarray(words), math.prod(shape), _threshold(threshold))
+        y = _apply(x, unpack(packed, shape), scale)
+        return y, _REMAT(lambda t, m: _apply(t, unpack(m, shape), scale))(dx, packed)
+    y = _drop(x, words, shape, threshold, scale, relu)
+    return y, _REMAT(lambda t, w: _apply(t, keep_mask(w, shape, threshold), scale))(dx, words)
 
 
 def mask_scale(

@@ -5,7 +5,8 @@ subclass: the same constructor, ``rngs`` handling, ``.train()``/``.eval()``,
 ``deterministic`` and ``nnx.view``) whose mask is dropkit's: the key drawn
 from the ``dropout`` stream maps to dropkit's key as documented in
 :mod:`dropkit_jax.keys`, so the mask equals the NumPy backend's for that key,
-and the backward regenerates it instead of storing it.
+and the backward keeps it as packed bits (``n / 8`` bytes) or, above
+:data:`dropkit_jax.keep.KEEP_PACKED_MAX` elements, regenerates it.
 
 The dropout family has the same form (the same ``rngs``, ``deterministic``,
 ``.train()`` / ``.eval()``): :class:`GaussianDropout`, :class:`GaussianNoise`,
@@ -75,7 +76,7 @@ def _check_rate(rate: Any) -> float:
 
 
 class Dropout(nnx.Dropout):
-    """``flax.nnx.Dropout`` with dropkit's portable, regenerated mask.
+    """``flax.nnx.Dropout`` with dropkit's portable mask.
 
     Parameters
     ----------
