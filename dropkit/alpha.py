@@ -11,7 +11,8 @@ Philox word per unit, kept iff it is at or above ``round(p * 2**32)``), so it
 is bit-identical on every backend and for every dtype. The op is computed as
 ``a * dropout(x - alpha', mode="vanilla") + (a * alpha' + b)``
 (:func:`alpha_from_dropout`): dropout's fused kernels and framework forms do
-the random part, and inside torch and JAX the backward regenerates the mask.
+the random part; inside torch the backward regenerates the mask, inside JAX it
+keeps it packed (1 bit per element; regenerated above 2**22 elements).
 :func:`feature_alpha_dropout` shares one draw per ``(sample, channel)``.
 
 In evaluation, or with ``p = 0``, the input comes back unchanged; with

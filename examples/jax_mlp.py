@@ -6,7 +6,8 @@ lr 0.05 halved every 75 epochs, L2 1e-3 on the weights, batch 256: the
 defaults of ``dropkit compare``, written the way a JAX user writes a training
 script. Each step is one jitted function (``nnx.jit`` or ``eqx.filter_jit``)
 whose dropout keys are traced: it compiles once (twice with the smaller last
-batch of an epoch), and the backward regenerates the masks from the keys.
+batch of an epoch), and the backward keeps each mask as packed bits (n / 8
+bytes; above 2**22 elements it regenerates them from the keys).
 
 Run:  uv run python examples/jax_mlp.py [--framework nnx|equinox] [--epochs 300]
 Needs ``dropkit-jax[flax]`` (NNX) or ``dropkit-jax[equinox]``, and optax.

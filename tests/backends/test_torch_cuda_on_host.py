@@ -34,6 +34,7 @@ from dropkit._cuda import KERNEL_NAMES, SIGNATURES
 
 torch = torch_or_skip(module_level=True)
 
+import dropkit_torch  # noqa: E402
 from dropkit_torch import _nvrtc, _op, cuda  # noqa: E402
 from dropkit_torch._packing import CODES, layout  # noqa: E402
 
@@ -470,5 +471,7 @@ def test_without_cupy_and_without_a_cuda_torch_no_engine(fresh, monkeypatch):
     monkeypatch.setattr(torch.version, "cuda", None)
     monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy fails
     monkeypatch.delitem(sys.modules, "dropkit_torch._cuda_cupy", raising=False)
+    # an earlier import leaves the submodule on the package, where `from . import` finds it
+    monkeypatch.delattr(dropkit_torch, "_cuda_cupy", raising=False)
     with pytest.warns(RuntimeWarning, match=r"cupy: ModuleNotFoundError.*torch operations"):
         assert fresh.engine(-1) is None
