@@ -244,7 +244,7 @@ def random_bits_numba(key: int, counter: int, n: int, *, offset: int = 0) -> np.
         return np.empty(0, dtype=np.uint32)
     first, last = offset // 4, (offset + n - 1) // 4
     words = np.empty((last - first + 1, 4), dtype=np.uint32)
-    args = (words, _as_int64(first), _as_int64(int(key)), int(counter))
+    args = (words, _as_int64(first), _as_int64(int(key)), _as_int64(int(counter)))
     if n < PARALLEL_MIN:
         _bits_serial(*args)
     else:
@@ -275,7 +275,7 @@ def dropout_fused_numba(
         raise ValueError("out must be C-contiguous")
     flat, y = x.reshape(-1), out.reshape(-1)  # y: a view of out
     key = _as_int64(int(key))
-    args = (flat, y, int(threshold), float(scale), bool(relu), key, int(counter))
+    args = (flat, y, int(threshold), float(scale), bool(relu), key, _as_int64(int(counter)))
     if flat.size < PARALLEL_MIN:  # (_launch's first test, without its call)
         _dropout_serial(*args)
     else:
