@@ -21,7 +21,7 @@ from typing import Any
 
 from .checks import finfo, is_real_floating, not_floating_error, overflow_bound
 
-__all__ = ["FLOATING", "OVERFLOW", "check_floating_dtype", "overflow_bound_of"]
+__all__ = ["FLOATING", "OVERFLOW", "check_floating_dtype", "overflow_bound_of", "prime"]
 
 # Keyed by the namespace's name, then the dtype: torch Dynamo traces look-ups of
 # strings and dtypes, not of module objects.
@@ -70,3 +70,21 @@ def overflow_bound_of(xp: Any, dtype: Any) -> float:
         bound = overflow_bound(finfo(xp, dtype))
         _remember(OVERFLOW, xp, dtype, bound)
     return bound
+
+
+def prime(xp: Any) -> None:
+    """Remember the facts of ``xp``'s floating dtypes now, when its backend is loaded.
+
+    A compiler that traces the ops (``torch.compile``) guards on these dicts:
+    filled during the first trace, they would fail that guard at the next call
+    and compile the function a second time. Filled before, a trace only reads them.
+    """
+    for dtype_name in ("float16", "float32", "float64", "bfloat16"):
+        dtype = getattr(xp, dtype_name, None)
+        if dtype is None:
+            continue
+        try:
+            check_floating_dtype(xp, dtype, "x")
+            overflow_bound_of(xp, dtype)
+        except Exception:  # a namespace without that dtype's finfo: found at first use
+            continue

@@ -27,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 import array_api_compat
 
 from . import philox
+from ._dtype_facts import prime
 
 __all__ = [
     "ArrayAPIBackend",
@@ -202,6 +203,7 @@ def capabilities(backend: Backend, libraries: tuple[str, ...] = ()) -> Capabilit
     """
     draw = getattr(backend, "draw", None)
     mask_scale = getattr(backend, "mask_scale", None)
+    prime(backend.xp)
     return Capabilities(
         backend=backend,
         name=backend.name,
