@@ -156,7 +156,7 @@ def test_bad_module_arguments_are_named():
 
 
 def test_reprs_say_what_the_layer_does():
-    assert repr(dnn.AlphaDropout(0.2)) == "AlphaDropout(p=0.2)"
+    assert repr(dnn.AlphaDropout(0.2)) == "AlphaDropout(p=0.2, inplace=False)"
     assert repr(dnn.GaussianNoise(0.5, rng=1)) == (
         "GaussianNoise(stddev=0.5, rng=stream(key=1, counter=0))"
     )

@@ -26,12 +26,12 @@ from dropkit import (
     gaussian_noise,
 )
 from dropkit.alpha import alpha_from_dropout, feature_noise_shape
-from dropkit.checks import check_stddev
+from dropkit.checks import check_flag, check_stddev
 from dropkit.gaussian import gaussian_dropout_stddev
 from dropkit.structured import check_block_size
 
 from .functional import SeedDraw, torch_p
-from .layer import Dropout
+from .layer import StreamLayer
 
 __all__ = [
     "AlphaDropout",
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 
-class _FamilyDropout(Dropout):
+class _FamilyDropout(StreamLayer):
     """A layer of the dropout family: the core op on tensors, the layer's stream as its key.
 
     The ops are the core's (written once against the array API); on tensors
@@ -54,7 +54,7 @@ class _FamilyDropout(Dropout):
     """
 
     def __init__(self, p: float = 0.5, *, mode: str = "inverted", rng: Any = None) -> None:
-        super().__init__(p, mode=mode, inplace=False, rng=rng)
+        super().__init__(p, False, mode=mode, rng=rng)
 
     def _call(self, x: torch.Tensor, rng: SeedDraw) -> torch.Tensor:
         raise NotImplementedError
@@ -110,8 +110,40 @@ class GaussianNoise(_FamilyDropout):
         return super().extra_repr().replace("p=0.0, mode='inverted'", f"stddev={self.stddev}")
 
 
-class AlphaDropout(_FamilyDropout):
-    """Alpha dropout for SELU networks; see :func:`dropkit.alpha_dropout`.
+class _Alpha(_FamilyDropout):
+    """The alpha dropouts: the affine correction around dropout's custom op."""
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, rng: Any = None) -> None:
+        super().__init__(p, rng=rng)
+        self.inplace = check_flag(inplace, "inplace")
+
+    def _call(self, x: torch.Tensor, rng: SeedDraw) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if self.p == 1.0:
+            y = alpha_dropout(x, 1.0)  # zeros (the graph kept)
+        else:
+            # dropout's custom op on the shifted input: the backward regenerates the mask
+            noise = self._noise_shape(x)
+            y = alpha_from_dropout(
+                xp,
+                x,
+                self.p,
+                lambda z: dropout(z, self.p, rng=rng, noise_shape=noise, mode="vanilla"),
+            )
+        if self.inplace:  # torch's inplace=True: the result written over the input
+            return x.copy_(y)
+        return y
+
+    def extra_repr(self) -> str:
+        """``p``, inplace and the stream (no mode: the affine correction is the op)."""
+        return StreamLayer.extra_repr(self).replace(", mode='inverted'", "")
+
+
+class AlphaDropout(_Alpha, torch.nn.AlphaDropout):
+    """Alpha dropout for SELU networks, a ``torch.nn.AlphaDropout``; see :func:`dropkit.alpha_dropout`.
+
+    ``AlphaDropout(p, inplace)`` positionally, as torch's; ``rng=`` a keyword.
 
     Examples
     --------
@@ -119,35 +151,13 @@ class AlphaDropout(_FamilyDropout):
     >>> layer = AlphaDropout(0.2, rng=1)
     >>> bool(torch.equal(layer(torch.ones(5)), dropkit.alpha_dropout(torch.ones(5), 0.2, rng=1)))
     True
-    """
-
-    def __init__(self, p: float = 0.5, *, rng: Any = None) -> None:
-        super().__init__(p, rng=rng)
-
-    def _noise_shape(self, x: torch.Tensor) -> tuple[int, ...] | None:
-        return None
-
-    def _call(self, x: torch.Tensor, rng: SeedDraw) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        if self.p == 1.0:
-            return alpha_dropout(x, 1.0)  # zeros (the graph kept)
-        # dropout's custom op on the shifted input: the backward regenerates the mask
-        noise = self._noise_shape(x)
-        return alpha_from_dropout(
-            xp,
-            x,
-            self.p,
-            lambda z: dropout(z, self.p, rng=rng, noise_shape=noise, mode="vanilla"),
-        )
-
-    def extra_repr(self) -> str:
-        """``p`` and the stream (no mode: the affine correction is the op)."""
-        return super().extra_repr().replace(", mode='inverted'", "")
+    """  # noqa: E501
 
 
-class FeatureAlphaDropout(AlphaDropout):
+class FeatureAlphaDropout(_Alpha, torch.nn.FeatureAlphaDropout):
     """Alpha dropout of whole channels of (N, C, ...) inputs; see :func:`dropkit.feature_alpha_dropout`.
+
+    A ``torch.nn.FeatureAlphaDropout``; axis 0 is the batch, as in torch.
 
     Examples
     --------
@@ -157,13 +167,15 @@ class FeatureAlphaDropout(AlphaDropout):
     True
     """  # noqa: E501
 
-    def __init__(self, p: float = 0.5, *, channel_axis: int = 1, rng: Any = None) -> None:
+    def __init__(
+        self, p: float = 0.5, inplace: bool = False, *, channel_axis: int = 1, rng: Any = None
+    ) -> None:
         if isinstance(channel_axis, bool) or not isinstance(channel_axis, int) or channel_axis == 0:
             raise ValueError(
                 "channel_axis must name a non-batch axis (an int other than 0), got "
                 f"{channel_axis!r}"
             )
-        super().__init__(p, rng=rng)
+        super().__init__(p, inplace, rng=rng)
         self.channel_axis = channel_axis
 
     def _noise_shape(self, x: torch.Tensor) -> tuple[int, ...] | None:
@@ -205,7 +217,7 @@ class DropBlock2d(_FamilyDropout):
         self.channel_axis = channel_axis
 
     def _call(self, x: torch.Tensor, rng: SeedDraw) -> torch.Tensor:
-        return dropblock2d(
+        y = dropblock2d(
             x,
             self.p,
             block_size=self.block_size,
@@ -214,6 +226,9 @@ class DropBlock2d(_FamilyDropout):
             training=self.training,
             mode=self.mode,
         )
+        if y is not x and x.dim() == 4 and _channels_last(x) and not _channels_last(y):
+            return y.contiguous(memory_format=torch.channels_last)  # keep the input's layout
+        return y
 
     def extra_repr(self) -> str:
         """As :class:`Dropout`, with the block size and the channel axis."""
@@ -221,3 +236,8 @@ class DropBlock2d(_FamilyDropout):
             f"{super().extra_repr()}, block_size={self.block_size}, "
             f"channel_axis={self.channel_axis}"
         )
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    """``x`` is laid out channels-last and not also C-contiguous (a size-1 ambiguity)."""
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
