@@ -235,10 +235,15 @@ class StreamLayer(torch.nn.Module):
             lo, hi = self._rank_words
             k0, k1 = k0 ^ lo, k1 ^ hi
         seed = torch.stack([k0, k1, counter & MASK32, counter >> 32])
-        # In place, never rebound: torch.export then records the buffer as mutated
-        # and torch.func.functional_call advances the caller's tensor. (The seed is
-        # a new tensor: autograd and compiled graphs keep it, not the counter.)
+        # In place: torch.export then records the buffer as mutated and
+        # torch.func.functional_call advances the caller's tensor. (The seed is a new
+        # tensor: autograd and compiled graphs keep it, not the counter.)
         counter.add_(1)
+        if torch.compiler.is_compiling() and not torch.compiler.is_exporting():
+            # Also stored back, for Dynamo alone: a stored attribute is a side effect
+            # it refuses inside a checkpointed region, whose recomputation in backward
+            # would read the advanced counter (another mask) without this error.
+            self.rng_counter = counter
         return seed
 
     def _noise_shape(self, x: torch.Tensor) -> tuple[int, ...] | None:

@@ -1,0 +1,83 @@
+"""Stream layers under torch.export, torch.func.functional_call and torch.compile (issue 22.4).
+
+The stream's counter advances in place: an exported program mutates the
+buffer, functional_call advances the caller's tensors, a compiled model stays
+one graph, and a checkpointed region under torch.compile is still refused.
+"""
+
+import copy
+
+import pytest
+from dk_helpers import torch_or_skip
+
+torch = torch_or_skip(module_level=True)
+
+from torch._dynamo.testing import CompileCounter  # noqa: E402
+from torch.utils.checkpoint import checkpoint  # noqa: E402
+from dropkit_torch import nn as dnn  # noqa: E402
+
+
+def _model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(8, 8), dnn.Dropout(0.5, rng=7), dnn.Dropout2d(0.5, rng=8)
+    ).train()
+
+
+def _x():
+    return torch.randn(4, 3, 5, 8, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_an_exported_train_program_mutates_the_streams(strict):
+    model, x = _model(), _x()
+    eager = copy.deepcopy(model)
+    program = torch.export.export(copy.deepcopy(model), (x,), strict=strict)
+    mutated = program.run_decompositions().graph_signature.buffers_to_mutate
+    assert sorted(mutated.values()) == ["1.rng_counter", "2.rng_counter"]
+    module = program.module()
+    first, second = module(x), module(x)
+    assert not torch.equal(first == 0, second == 0)  # a new mask per call
+    assert torch.equal(first, eager(x)) and torch.equal(second, eager(x))  # eager's sequence
+    counters = {n: int(b) for n, b in module.named_buffers() if n.endswith("rng_counter")}
+    assert counters == {"1.rng_counter": 2, "2.rng_counter": 2}
+    again = torch.export.export(copy.deepcopy(model), (x,), strict=strict).module()
+    assert torch.equal(again(x), first) and torch.equal(again(x), second)  # reproducible
+
+
+def test_functional_call_advances_the_callers_buffers():
+    model, x = _model(), _x()
+    eager = copy.deepcopy(model)
+    state = {n: t.clone() for n, t in model.state_dict().items()}
+    outputs = [torch.func.functional_call(model, state, (x,)) for _ in range(2)]
+    assert int(state["1.rng_counter"]) == 2 and int(state["2.rng_counter"]) == 2
+    assert int(model[1].rng_counter) == 0  # the module's own buffers untouched
+    assert torch.equal(outputs[0], eager(x)) and torch.equal(outputs[1], eager(x))
+    restarted = {n: t.clone() for n, t in model.state_dict().items()}
+    assert torch.equal(torch.func.functional_call(model, restarted, (x,)), outputs[0])
+
+
+def test_a_compiled_model_is_one_graph_and_draws_the_eager_sequence():
+    model, x = _model(), _x()
+    eager = copy.deepcopy(model)
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    compiled = torch.compile(model, backend=counter, fullgraph=True)
+    for _ in range(3):
+        assert torch.equal(compiled(x), eager(x))
+    assert counter.frame_count == 1
+    assert int(model[1].rng_counter) == 3
+
+
+def test_a_stream_in_a_compiled_checkpointed_region_is_refused():
+    # The recomputation in backward would read the advanced counter: refused, as before.
+    layer = dnn.Dropout(0.5, rng=5)
+    torch._dynamo.reset()
+    f = torch.compile(
+        lambda t: checkpoint(lambda u: layer(u * 1.0), t, use_reentrant=False),
+        backend="aot_eager",
+        fullgraph=True,
+    )
+    with pytest.raises(Exception, match="side effect"):
+        f(torch.ones(64, requires_grad=True)).sum().backward()
+    assert int(layer.rng_counter) == 0
