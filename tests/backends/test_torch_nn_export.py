@@ -49,12 +49,26 @@ def test_functional_call_advances_the_callers_buffers():
     model, x = _model(), _x()
     eager = copy.deepcopy(model)
     state = {n: t.clone() for n, t in model.state_dict().items()}
+    counters = [state["1.rng_counter"], state["2.rng_counter"]]
     outputs = [torch.func.functional_call(model, state, (x,)) for _ in range(2)]
-    assert int(state["1.rng_counter"]) == 2 and int(state["2.rng_counter"]) == 2
-    assert int(model[1].rng_counter) == 0  # the module's own buffers untouched
+    assert [int(c) for c in counters] == [2, 2]  # the caller's own tensors, in place
+    assert int(model[1].rng_counter) == 0  # the module's buffers untouched
     assert torch.equal(outputs[0], eager(x)) and torch.equal(outputs[1], eager(x))
     restarted = {n: t.clone() for n, t in model.state_dict().items()}
     assert torch.equal(torch.func.functional_call(model, restarted, (x,)), outputs[0])
+
+
+def test_functional_call_under_a_grad_transform_advances_the_buffers():
+    model, x = _model(), _x()
+    params = {n: p.detach().clone() for n, p in model.named_parameters()}
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+
+    def loss(p):
+        return torch.func.functional_call(model, {**p, **buffers}, (x,)).sum()
+
+    grads = [torch.func.grad(loss)(params) for _ in range(2)]
+    assert int(buffers["1.rng_counter"]) == 2 and int(buffers["2.rng_counter"]) == 2
+    assert not torch.equal(grads[0]["0.bias"], grads[1]["0.bias"])  # another mask each step
 
 
 def test_a_compiled_model_is_one_graph_and_draws_the_eager_sequence():

@@ -6,9 +6,10 @@ from dk_helpers import torch_or_skip
 torch = torch_or_skip(module_level=True)
 
 from dropkit_torch import nn as dnn  # noqa: E402
-from dropkit_torch.layer import COUNTER_LIMIT  # noqa: E402
 
 import dropkit  # noqa: E402
+
+COUNTER_LIMIT = 2**62  # dropkit_torch.layer.COUNTER_LIMIT
 
 LAYERS = [
     lambda: dnn.Dropout(0.5, rng=0),

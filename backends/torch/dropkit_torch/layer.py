@@ -238,12 +238,21 @@ class StreamLayer(torch.nn.Module):
         # In place: torch.export then records the buffer as mutated and
         # torch.func.functional_call advances the caller's tensor. (The seed is a new
         # tensor: autograd and compiled graphs keep it, not the counter.)
-        counter.add_(1)
-        if torch.compiler.is_compiling() and not torch.compiler.is_exporting():
-            # Also stored back, for Dynamo alone: a stored attribute is a side effect
-            # it refuses inside a checkpointed region, whose recomputation in backward
-            # would read the advanced counter (another mask) without this error.
-            self.rng_counter = counter
+        if torch.compiler.is_compiling():
+            counter.add_(1)
+            if not torch.compiler.is_exporting():
+                # Also stored back, for Dynamo alone: a stored attribute is a side effect
+                # it refuses inside a checkpointed region, whose recomputation in
+                # backward would read the advanced counter (another mask) without it.
+                self.rng_counter = counter
+        elif _functorch_level() is None:
+            counter.add_(1)
+        else:
+            # Inside torch.func.grad & co. (functional_call under a transform): the
+            # counter is the caller's tensor, which functorch forbids mutating; the
+            # draw is outside differentiation, so the update bypasses the transform.
+            with torch._C._DisableFuncTorch():
+                counter.add_(1)
         return seed
 
     def _noise_shape(self, x: torch.Tensor) -> tuple[int, ...] | None:
@@ -301,6 +310,9 @@ class Dropout(StreamLayer, torch.nn.Dropout):
     >>> isinstance(layer, torch.nn.Dropout)
     True
     """  # noqa: E501
+
+
+_functorch_level = torch._C._functorch.maybe_current_level
 
 
 def _check_tensor(x: Any) -> None:
