@@ -40,7 +40,9 @@ def _train(model, wrapped):
     """STEPS training steps; the (input, output) of the two dropkit layers at each."""
     seen = []
     hooks = [
-        model[i].register_forward_hook(lambda m, a, y, i=i: seen.append((i, a[0].detach(), y.detach())))
+        model[i].register_forward_hook(
+            lambda m, a, y, i=i: seen.append((i, a[0].detach(), y.detach()))
+        )
         for i in (1, 2)
     ]
     optimiser = torch.optim.SGD(model.parameters(), lr=0.1)

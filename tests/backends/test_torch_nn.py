@@ -158,5 +158,7 @@ def test_a_zero_d_tensor_p_is_read_once():
 
 
 def test_channel_layer_wrong_rank_is_an_error_not_a_guess():
-    with pytest.raises(ValueError, match=r"Dropout2d takes \(N, C, H, W\).* rank 2; .*never guessed"):
+    with pytest.raises(
+        ValueError, match=r"Dropout2d takes \(N, C, H, W\).* rank 2; .*never guessed"
+    ):
         dnn.Dropout2d(0.5)(torch.ones(3, 4))

@@ -7,8 +7,8 @@ from dk_helpers import torch_or_skip
 
 torch = torch_or_skip(module_level=True)
 
-from torch.nn.modules.dropout import _DropoutNd  # noqa: E402
 from dropkit_torch import nn as dnn  # noqa: E402
+from torch.nn.modules.dropout import _DropoutNd  # noqa: E402
 
 import dropkit  # noqa: E402
 
@@ -44,8 +44,12 @@ def test_layers_without_a_torch_counterpart_are_not_torch_dropouts():
 @pytest.mark.parametrize(("ours", "theirs"), PAIRS, ids=[t.__name__ for _, t in PAIRS])
 def test_torch_positional_signature_p_inplace(ours, theirs):
     layer = ours(0.1, True)
-    assert (layer.p, layer.inplace) == (0.1, True) == (theirs(0.1, True).p, theirs(0.1, True).inplace)
-    shape = {torch.nn.Dropout1d: (2, 3, 4), torch.nn.Dropout2d: (2, 3, 4, 5)}.get(theirs, (2, 3, 4, 5, 6))
+    assert (
+        (layer.p, layer.inplace) == (0.1, True) == (theirs(0.1, True).p, theirs(0.1, True).inplace)
+    )
+    shape = {torch.nn.Dropout1d: (2, 3, 4), torch.nn.Dropout2d: (2, 3, 4, 5)}.get(
+        theirs, (2, 3, 4, 5, 6)
+    )
     x = torch.randn(shape, requires_grad=True) * 1.0  # a non-leaf: in place allowed
     before = x.data_ptr()
     y = layer(x)
@@ -125,7 +129,7 @@ def test_a_stock_dropout_state_dict_loads_strictly_and_restarts_the_stream():
 
 def test_a_state_dict_with_half_a_stream_is_still_refused():
     layer = dnn.Dropout(0.5, rng=5)
-    with pytest.raises(RuntimeError, match='Missing key.*"rng_key"'):
+    with pytest.raises(RuntimeError, match=r'Missing key.*"rng_key"'):
         layer.load_state_dict({"rng_counter": torch.tensor(3)}, strict=True)
 
 
@@ -134,5 +138,7 @@ def test_dropblock2d_keeps_channels_last(channel_axis):
     x = torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)
     y = dnn.DropBlock2d(0.2, block_size=3, channel_axis=channel_axis, rng=1)(x)
     assert y.is_contiguous(memory_format=torch.channels_last)
-    expected = dropkit.dropblock2d(x.contiguous(), 0.2, block_size=3, channel_axis=channel_axis, rng=1)
+    expected = dropkit.dropblock2d(
+        x.contiguous(), 0.2, block_size=3, channel_axis=channel_axis, rng=1
+    )
     assert torch.equal(y, expected)

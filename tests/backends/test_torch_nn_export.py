@@ -12,9 +12,9 @@ from dk_helpers import torch_or_skip
 
 torch = torch_or_skip(module_level=True)
 
+from dropkit_torch import nn as dnn  # noqa: E402
 from torch._dynamo.testing import CompileCounter  # noqa: E402
 from torch.utils.checkpoint import checkpoint  # noqa: E402
-from dropkit_torch import nn as dnn  # noqa: E402
 
 
 def _model():

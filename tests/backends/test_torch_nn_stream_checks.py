@@ -1,4 +1,7 @@
-"""A layer's stream and its input agree on device and dtype; counters near 2**63 refused (issue 21.2)."""
+"""A layer's stream and its input agree on device and dtype; counters near 2**63 refused.
+
+Issue 21.2.
+"""
 
 import pytest
 from dk_helpers import torch_or_skip
@@ -30,7 +33,9 @@ def test_a_stream_on_the_meta_device_is_an_error_that_says_what_to_do(make):
 
 def test_an_input_on_another_device_than_the_stream_is_an_error():
     layer = dnn.Dropout(0.5, rng=0)
-    with pytest.raises(RuntimeError, match=r"stream .* is on cpu but the input is on meta: .*to\('meta'\)"):
+    with pytest.raises(
+        RuntimeError, match=r"stream .* is on cpu but the input is on meta: .*to\('meta'\)"
+    ):
         layer(torch.ones(2, 4, device="meta"))
     assert int(layer.rng_counter) == 0
 
@@ -53,14 +58,18 @@ def test_a_counter_near_2_63_is_refused_at_load_time(counter):
     layer = dnn.Dropout(0.5, rng=0)
     state = layer.state_dict()
     state["rng_counter"] = torch.tensor(counter)
-    with pytest.raises(RuntimeError, match=rf"rng_counter must hold .*below 2\*\*62.*got {counter}"):
+    with pytest.raises(
+        RuntimeError, match=rf"rng_counter must hold .*below 2\*\*62.*got {counter}"
+    ):
         layer.load_state_dict(state)
     assert int(layer.rng_counter) == 0
 
 
 def test_the_last_allowed_counter_loads_and_draws():
     layer = dnn.Dropout(0.5, rng=0)
-    layer.load_state_dict({"rng_key": layer.rng_key, "rng_counter": torch.tensor(COUNTER_LIMIT - 1)})
+    layer.load_state_dict(
+        {"rng_key": layer.rng_key, "rng_counter": torch.tensor(COUNTER_LIMIT - 1)}
+    )
     expected = dropkit.dropout(torch.ones(8), 0.5, rng=dropkit.Generator(0, COUNTER_LIMIT - 1))
     assert torch.equal(layer(torch.ones(8)), expected)
 
