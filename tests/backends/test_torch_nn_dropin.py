@@ -142,3 +142,16 @@ def test_dropblock2d_keeps_channels_last(channel_axis):
         x.contiguous(), 0.2, block_size=3, channel_axis=channel_axis, rng=1
     )
     assert torch.equal(y, expected)
+
+
+def test_a_3d_input_to_dropout2d_compiles_in_one_graph():
+    from torch._dynamo.testing import CompileCounter
+
+    layer, eager = dnn.Dropout2d(0.5, rng=5), dnn.Dropout2d(0.5, rng=5)
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    compiled = torch.compile(layer, backend=counter, fullgraph=True)
+    x = torch.randn(4, 16, 5)
+    with pytest.warns(UserWarning, match="Dropout1d"):
+        expected = eager(x)
+    assert torch.equal(compiled(x), expected) and counter.frame_count == 1

@@ -77,3 +77,19 @@ def test_the_last_allowed_counter_loads_and_draws():
 def test_a_generator_near_2_63_is_refused_when_the_layer_is_built():
     with pytest.raises(ValueError, match=r"below counter 2\*\*62.*spawn"):
         dnn.Dropout(0.5, rng=dropkit.Generator(1, 2**63 - 2))
+
+
+def test_a_stream_advances_under_inference_mode_mc_dropout():
+    layer = dnn.Dropout(0.5, rng=2)
+    with torch.inference_mode():
+        first, second = layer(torch.ones(32)), layer(torch.ones(32))
+    assert int(layer.rng_counter) == 2 and not torch.equal(first, second)
+
+
+def test_a_layer_built_under_inference_mode_draws_outside_it():
+    with torch.inference_mode():
+        layer = dnn.Dropout(0.5, rng=2)
+    outputs = [layer(torch.ones(32)) for _ in range(2)]
+    gen = dropkit.Generator(2)
+    assert all(torch.equal(y, dropkit.dropout(torch.ones(32), 0.5, rng=gen)) for y in outputs)
+    assert int(layer.rng_counter) == 2

@@ -246,7 +246,12 @@ class StreamLayer(torch.nn.Module):
                 # backward would read the advanced counter (another mask) without it.
                 self.rng_counter = counter
         elif _functorch_level() is None:
-            counter.add_(1)
+            if counter.is_inference() and not torch.is_inference_mode_enabled():
+                # built under torch.inference_mode, used outside it: an inference
+                # tensor cannot change there, so the buffer becomes a normal tensor
+                self.rng_counter = counter + 1
+            else:
+                counter.add_(1)
         else:
             # Inside torch.func.grad & co. (functional_call under a transform): the
             # counter is the caller's tensor, which functorch forbids mutating; the

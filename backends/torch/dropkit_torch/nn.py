@@ -193,6 +193,8 @@ class Dropout2d(_ChannelDropout, torch.nn.Dropout2d):
         return "(N, C, H, W) or, as torch.nn.Dropout2d, (N, C, L)"
 
     def _unbatched(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if torch.compiler.is_compiling():  # (Dynamo cannot trace warnings.warn)
+            return channel_noise_shape(shape, 1, self.channel_axis)
         warnings.warn(
             f"Dropout2d received a 3-d input {shape} and, as torch.nn.Dropout2d does, drops "
             "channels of an (N, C, L) input (torch says a future release will read it as an "
