@@ -324,7 +324,7 @@ def _functional_attributes(path: str, module: torch.nn.Module) -> list[SwapEntry
     return [
         SwapEntry(
             path,
-            f"{type(module).__qualname__}.{name} = {value}",
+            f"{type(module).__name__}.{name} = {value}",
             "is a float dropout rate (a guess from its name): probably passed to F.dropout "
             "or SDPA's dropout_p in forward; check that code",
         )
@@ -341,7 +341,9 @@ def _inspect_forward(model: torch.nn.Module) -> tuple[str, bool, list[SwapEntry]
 
     class _Tracer(torch.fx.Tracer):
         def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
-            return _is_dropkit(m) or super().is_leaf_module(m, qualname)
+            # dropout modules (torch's, dropkit's, subclasses) are listed already
+            leaf = _is_dropkit(m) or isinstance(m, torch.nn.modules.dropout._DropoutNd)
+            return leaf or super().is_leaf_module(m, qualname)
 
     if type(model).__module__.startswith("torch.nn.") and not isinstance(
         model, torch.nn.Sequential | torch.nn.ModuleList | torch.nn.ModuleDict
@@ -368,9 +370,7 @@ def _inspect_forward(model: torch.nn.Module) -> tuple[str, bool, list[SwapEntry]
             [],
         )
     calls = [entry for node in graph.nodes if (entry := _call_entry(node)) is not None]
-    return (
-        f"inspected with torch.fx: {len(calls)} functional dropout call(s) found", True, calls
-    )
+    return (f"inspected with torch.fx: {len(calls)} functional dropout call(s) found", True, calls)
 
 
 def _call_entry(node: Any) -> SwapEntry | None:
@@ -416,8 +416,7 @@ def _last_frame(stack_trace: str) -> str:
 
 def _not_traced() -> tuple[str, bool, list[SwapEntry]]:
     return (
-        "NOT inspected (trace=False): functional dropout calls in forward code are not "
-        "detected",
+        "NOT inspected (trace=False): functional dropout calls in forward code are not detected",
         False,
         [],
     )
@@ -443,7 +442,7 @@ def _streams(rng: Any, n: int) -> list[Any]:
     return list(parent.spawn(n)) if n else []
 
 
-def _build(old: torch.nn.Module, new_type: type[_DropkitBase], rng: Any) -> _DropkitBase:
+def _build(old: Any, new_type: type[_DropkitBase], rng: Any) -> _DropkitBase:
     new: _DropkitBase
     if new_type in (dnn.AlphaDropout, dnn.FeatureAlphaDropout):
         new = new_type(old.p, rng=rng)  # never in place (the report's note says so)
