@@ -191,12 +191,13 @@ def swap_dropout(model: torch.nn.Module, *, rng: Any = None, trace: bool = True)
     found = _find(model)  # validates every p before anything changes
     forward_code, inspected, calls = _inspect_forward(model) if trace else _not_traced()
     streams = _streams(rng, len(found.targets))
+    # Build every new layer before replacing any: a failure leaves the model as it was.
+    built = [
+        (paths, old, _build(old, new_type, stream, _device_near(model, paths[0])))
+        for (paths, old, new_type), stream in zip(found.targets, streams, strict=True)
+    ]
     replaced = []
-    for (paths, old, new_type), stream in zip(found.targets, streams, strict=True):
-        new = _build(old, new_type, stream)
-        device = _device_near(model, paths[0])
-        if device is not None and (new.rng_key is not None or new.rng_counter is not None):
-            new.to(device)
+    for paths, old, new in built:
         for parent, name in found.slots[id(old)]:
             parent._modules[name] = new
         note = f"-> {_dropkit_name(new)}"
@@ -345,8 +346,10 @@ def _inspect_forward(model: torch.nn.Module) -> tuple[str, bool, list[SwapEntry]
             leaf = _is_dropkit(m) or isinstance(m, torch.nn.modules.dropout._DropoutNd)
             return leaf or super().is_leaf_module(m, qualname)
 
+    if isinstance(model, torch.nn.ModuleList | torch.nn.ModuleDict):
+        return f"none: a {type(model).__name__} has no forward code", True, []
     if type(model).__module__.startswith("torch.nn.") and not isinstance(
-        model, torch.nn.Sequential | torch.nn.ModuleList | torch.nn.ModuleDict
+        model, torch.nn.Sequential
     ):
         return (
             f"not traced: the model is torch's own {type(model).__name__}, whose functional "
@@ -442,12 +445,17 @@ def _streams(rng: Any, n: int) -> list[Any]:
     return list(parent.spawn(n)) if n else []
 
 
-def _build(old: Any, new_type: type[_DropkitBase], rng: Any) -> _DropkitBase:
+def _build(
+    old: Any, new_type: type[_DropkitBase], rng: Any, device: torch.device | None
+) -> _DropkitBase:
+    """The dropkit layer for ``old``: its ``p``, ``inplace``, mode; its stream on ``device``."""
     new: _DropkitBase
     if new_type in (dnn.AlphaDropout, dnn.FeatureAlphaDropout):
         new = new_type(old.p, rng=rng)  # never in place (the report's note says so)
     else:
         new = new_type(old.p, inplace=bool(old.inplace), rng=rng)
+    if device is not None and new.rng_key is not None:
+        new.to(device)
     new.train(old.training)
     return new
 
