@@ -110,9 +110,11 @@ class SwapReport:
 
     def __str__(self) -> str:
         lines = [
-            f"swap_dropout: {len(self.replaced)} replaced, {len(self.not_replaced)} not "
+            f"swap_dropout: {len(self.replaced)} replaced, {len(self.not_replaced)} NOT "
             f"replaced, {len(self.already_dropkit)} already dropkit's"
         ]
+        every = self.replaced + self.not_replaced + self.already_dropkit
+        width = min(32, max((len(e.path or "(model)") for e in every), default=0))
         for title, entries in (
             ("replaced", self.replaced),
             ("NOT replaced (still torch's dropout)", self.not_replaced),
@@ -120,7 +122,9 @@ class SwapReport:
         ):
             if entries:
                 lines.append(f"{title}:")
-                lines.extend(f"  {e.path or '(model)'}: {e.what} {e.note}" for e in entries)
+                lines.extend(
+                    f"  {e.path or '(model)':<{width}}  {e.what} {e.note}".rstrip() for e in entries
+                )
         lines.append(f"forward code: {self.forward_code}")
         return "\n".join(lines)
 
@@ -227,7 +231,7 @@ def _find(model: torch.nn.Module) -> _Found:
     """Every dropout of ``model``, in module order (a shared module once, with all its paths)."""
     found = _Found([], {}, [], [])
     if _is_dropkit(model):
-        found.already.append(SwapEntry("", _dropkit_name(model), "(left as it is)"))
+        found.already.append(SwapEntry("", _dropkit_name(model), ""))
     found.left.extend(_functional_attributes("", model))
     index: dict[int, int] = {}
     for path, parent, name, child in _children(model):
@@ -239,7 +243,7 @@ def _find(model: torch.nn.Module) -> _Found:
             continue
         found.slots[id(child)] = [(parent, name)]
         if _is_dropkit(child):
-            found.already.append(SwapEntry(path, _dropkit_name(child), "(left as it is)"))
+            found.already.append(SwapEntry(path, _dropkit_name(child), ""))
         elif type(child) in _TORCH_TO_DROPKIT:
             reason = _why_not(path, parent, child)
             if reason:
@@ -304,9 +308,8 @@ def _functional_attributes(path: str, module: torch.nn.Module) -> list[SwapEntry
             SwapEntry(
                 path,
                 f"torch.nn.MultiheadAttention(dropout={module.dropout})",
-                "is attention dropout: a float torch passes to its fused attention (SDPA's "
-                "dropout_p), not a module to swap; set it to 0.0 and apply dropkit.dropout "
-                "in your own attention, or keep torch's",
+                "is attention dropout: a float passed to SDPA's dropout_p inside torch's "
+                "attention, no module to swap (set it to 0.0 to turn it off)",
             )
         ]
     if isinstance(module, torch.nn.RNNBase):
@@ -486,5 +489,15 @@ def _describe(module: torch.nn.Module) -> str:
     return f"{_torch_name(module)}(p={module.p}{inplace})"
 
 
-def _dropkit_name(module: torch.nn.Module) -> str:
-    return f"dropkit_torch.nn.{type(module).__name__}({module.extra_repr()})"
+def _dropkit_name(module: Any) -> str:
+    """``dropkit_torch.nn.Dropout`` and where its masks come from."""
+    name = f"dropkit_torch.nn.{type(module).__name__}"
+    key = getattr(module, "rng_key", None)
+    if key is not None and key.device.type == "meta":
+        return f"{name} (a stream, on the meta device)"
+    stream = getattr(module, "stream", None) if key is not None else None
+    if stream is not None:
+        return f"{name} (stream key={stream.key}, counter={stream.counter})"
+    if getattr(module, "generator", None) is not None:
+        return f"{name} (torch.Generator)"
+    return f"{name} (torch's generator)"
