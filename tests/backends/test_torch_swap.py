@@ -2,6 +2,7 @@
 
 import io
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -312,3 +313,24 @@ def test_bad_input_gives_clear_errors_and_changes_nothing():
 def test_a_dropkit_model_is_already_dropkit():
     report = swap_dropout(dnn.Dropout(0.5))
     assert len(report.already_dropkit) == 1 and report.replaced == ()
+
+
+def test_decoder_attentions_reported():
+    torch.manual_seed(0)
+    model = torch.nn.Transformer(16, 2, 1, 1, dim_feedforward=32, batch_first=True)
+    report = swap_dropout(model)
+    assert torch_dropouts(model) == []
+    assert [e.path for e in report.not_replaced] == [
+        "encoder.layers.0.self_attn",
+        "decoder.layers.0.self_attn",
+        "decoder.layers.0.multihead_attn",
+    ]
+
+
+def test_the_docs_example_prints_what_the_docs_show(capsys):
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "backends.md").read_text()
+    code, shown = re.search(
+        r"<!-- swap example -->\n```python\n(.*?)```\n\n```text\n(.*?)```", doc, re.S
+    ).groups()
+    exec(compile(code, "docs/backends.md", "exec"), {})
+    assert capsys.readouterr().out == shown
