@@ -27,10 +27,12 @@ the dropout it could NOT replace:
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any
 
 import torch
@@ -39,12 +41,11 @@ from dropkit import Generator, as_generator
 
 from . import nn as dnn
 from .functional import torch_p
-from .layer import Dropout as _DropkitBase
 
 __all__ = ["SwapEntry", "SwapReport", "swap_dropout"]
 
 # torch's module type -> dropkit's, exact types only (a subclass may change forward).
-_TORCH_TO_DROPKIT: dict[type[torch.nn.Module], type[_DropkitBase]] = {
+_TORCH_TO_DROPKIT: dict[type[torch.nn.Module], type[torch.nn.Module]] = {
     torch.nn.Dropout: dnn.Dropout,
     torch.nn.Dropout1d: dnn.Dropout1d,
     torch.nn.Dropout2d: dnn.Dropout2d,
@@ -221,7 +222,7 @@ def swap_dropout(model: torch.nn.Module, *, rng: Any = None, trace: bool = True)
 
 @dataclass
 class _Found:
-    targets: list[tuple[list[str], torch.nn.Module, type[_DropkitBase]]]
+    targets: list[tuple[list[str], torch.nn.Module, type[torch.nn.Module]]]
     slots: dict[int, list[tuple[torch.nn.Module, str]]]
     left: list[SwapEntry]
     already: list[SwapEntry]
@@ -430,7 +431,7 @@ def _not_traced() -> tuple[str, bool, list[SwapEntry]]:
 
 def _check_rng(rng: Any) -> None:
     ok = rng is None or isinstance(rng, torch.Generator | Generator)
-    ok = ok or (isinstance(rng, int) and not isinstance(rng, bool))
+    ok = ok or (isinstance(rng, Integral) and not isinstance(rng, bool))
     ok = ok or (hasattr(rng, "bit_generator") and hasattr(rng, "integers"))
     if not ok:
         raise TypeError(
@@ -448,15 +449,12 @@ def _streams(rng: Any, n: int) -> list[Any]:
     return list(parent.spawn(n)) if n else []
 
 
-def _build(
-    old: Any, new_type: type[_DropkitBase], rng: Any, device: torch.device | None
-) -> _DropkitBase:
+def _build(old: Any, new_type: type[torch.nn.Module], rng: Any, device: torch.device | None) -> Any:
     """The dropkit layer for ``old``: its ``p``, ``inplace``, mode; its stream on ``device``."""
-    new: _DropkitBase
-    if new_type in (dnn.AlphaDropout, dnn.FeatureAlphaDropout):
-        new = new_type(old.p, rng=rng)  # never in place (the report's note says so)
-    else:
-        new = new_type(old.p, inplace=bool(old.inplace), rng=rng)
+    if "inplace" in inspect.signature(new_type).parameters:
+        new: Any = new_type(old.p, inplace=bool(old.inplace), rng=rng)
+    else:  # never in place (the report's note says so)
+        new = new_type(old.p, rng=rng)
     if device is not None and new.rng_key is not None:
         new.to(device)
     new.train(old.training)
@@ -477,7 +475,8 @@ def _device_near(model: torch.nn.Module, path: str) -> torch.device | None:
 
 
 def _is_dropkit(module: torch.nn.Module) -> bool:
-    return isinstance(module, _DropkitBase) or type(module).__module__.startswith("dropkit_torch")
+    """A dropkit layer (by the module of its class: dropkit's layers may subclass torch's)."""
+    return type(module).__module__.partition(".")[0] == "dropkit_torch"
 
 
 def _torch_name(module: torch.nn.Module) -> str:
