@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import inspect
 import itertools
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from numbers import Integral
@@ -40,6 +39,8 @@ import torch
 from dropkit import Generator, as_generator
 
 from . import nn as dnn
+from ._swap_forward import inspect_forward, is_dropkit, not_traced
+from ._swap_report import SwapEntry, SwapReport
 from .functional import torch_p
 
 __all__ = ["SwapEntry", "SwapReport", "swap_dropout"]
@@ -54,82 +55,6 @@ _TORCH_TO_DROPKIT: dict[type[torch.nn.Module], type[torch.nn.Module]] = {
     torch.nn.FeatureAlphaDropout: dnn.FeatureAlphaDropout,
 }
 _HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-
-
-@dataclass(frozen=True)
-class SwapEntry:
-    """One dropout found by :func:`swap_dropout`.
-
-    Attributes
-    ----------
-    path : str
-        The module's qualified name in the model (``"layers.0.dropout1"``;
-        ``""`` for the model itself), as ``model.get_submodule`` takes it.
-    what : str
-        What was found: ``"torch.nn.Dropout(p=0.1)"``, ``"F.dropout(p=0.2)"``.
-    note : str
-        What it became (replaced), or why it was left (not replaced).
-    """
-
-    path: str
-    what: str
-    note: str
-
-
-@dataclass(frozen=True)
-class SwapReport:
-    """What :func:`swap_dropout` replaced, and the dropout it could not replace.
-
-    ``print(report)`` (or ``repr``) lists both, one dropout per line.
-
-    Attributes
-    ----------
-    replaced : tuple of SwapEntry
-        torch's dropout modules now dropkit's, in module order.
-    not_replaced : tuple of SwapEntry
-        Dropout left to torch: attention's ``dropout_p``, RNN inter-layer
-        dropout, unknown subclasses, modules with hooks, functional calls.
-    already_dropkit : tuple of SwapEntry
-        dropkit modules found, left as they were (a second swap changes nothing).
-    forward_code : str
-        Whether the models' ``forward`` code was inspected for functional calls.
-    forward_inspected : bool
-        True when ``torch.fx`` traced the model (its functional dropout calls
-        are then in ``not_replaced``).
-    """
-
-    replaced: tuple[SwapEntry, ...]
-    not_replaced: tuple[SwapEntry, ...]
-    already_dropkit: tuple[SwapEntry, ...]
-    forward_code: str
-    forward_inspected: bool
-
-    @property
-    def complete(self) -> bool:
-        """True when every dropout found is dropkit's and the forward code was inspected."""
-        return not self.not_replaced and self.forward_inspected
-
-    def __str__(self) -> str:
-        lines = [
-            f"swap_dropout: {len(self.replaced)} replaced, {len(self.not_replaced)} NOT "
-            f"replaced, {len(self.already_dropkit)} already dropkit's"
-        ]
-        every = self.replaced + self.not_replaced + self.already_dropkit
-        width = min(32, max((len(e.path or "(model)") for e in every), default=0))
-        for title, entries in (
-            ("replaced", self.replaced),
-            ("NOT replaced (still torch's dropout)", self.not_replaced),
-            ("already dropkit's", self.already_dropkit),
-        ):
-            if entries:
-                lines.append(f"{title}:")
-                lines.extend(
-                    f"  {e.path or '(model)':<{width}}  {e.what} {e.note}".rstrip() for e in entries
-                )
-        lines.append(f"forward code: {self.forward_code}")
-        return "\n".join(lines)
-
-    __repr__ = __str__
 
 
 def swap_dropout(model: torch.nn.Module, *, rng: Any = None, trace: bool = True) -> SwapReport:
@@ -194,7 +119,7 @@ def swap_dropout(model: torch.nn.Module, *, rng: Any = None, trace: bool = True)
         )
     _check_rng(rng)
     found = _find(model)  # validates every p before anything changes
-    forward_code, inspected, calls = _inspect_forward(model) if trace else _not_traced()
+    forward_code, inspected, calls = inspect_forward(model) if trace else not_traced()
     streams = _streams(rng, len(found.targets))
     # Build every new layer before replacing any: a failure leaves the model as it was.
     built = [
@@ -231,7 +156,7 @@ class _Found:
 def _find(model: torch.nn.Module) -> _Found:
     """Every dropout of ``model``, in module order (a shared module once, with all its paths)."""
     found = _Found([], {}, [], [])
-    if _is_dropkit(model):
+    if is_dropkit(model):
         found.already.append(SwapEntry("", _dropkit_name(model), ""))
     found.left.extend(_functional_attributes("", model))
     index: dict[int, int] = {}
@@ -243,7 +168,7 @@ def _find(model: torch.nn.Module) -> _Found:
         if id(child) in found.slots:  # seen and left: listed once
             continue
         found.slots[id(child)] = [(parent, name)]
-        if _is_dropkit(child):
+        if is_dropkit(child):
             found.already.append(SwapEntry(path, _dropkit_name(child), ""))
         elif type(child) in _TORCH_TO_DROPKIT:
             reason = _why_not(path, parent, child)
@@ -324,7 +249,7 @@ def _functional_attributes(path: str, module: torch.nn.Module) -> list[SwapEntry
                 "not swappable (stack one-layer RNNs with dropkit_torch.nn.Dropout between)",
             )
         ]
-    if _is_dropkit(module) or type(module).__module__.startswith("torch."):
+    if is_dropkit(module) or type(module).__module__.startswith("torch."):
         return []
     return [
         SwapEntry(
@@ -336,97 +261,6 @@ def _functional_attributes(path: str, module: torch.nn.Module) -> list[SwapEntry
         for name, value in vars(module).items()
         if "drop" in name.lower() and type(value) is float and 0.0 < value <= 1.0
     ]
-
-
-def _inspect_forward(model: torch.nn.Module) -> tuple[str, bool, list[SwapEntry]]:
-    """Functional dropout calls in the model's forward code, found with ``torch.fx``."""
-    import warnings
-
-    import torch.fx
-
-    class _Tracer(torch.fx.Tracer):
-        def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
-            # dropout modules (torch's, dropkit's, subclasses) are listed already
-            leaf = _is_dropkit(m) or isinstance(m, torch.nn.modules.dropout._DropoutNd)
-            return leaf or super().is_leaf_module(m, qualname)
-
-    if isinstance(model, torch.nn.ModuleList | torch.nn.ModuleDict):
-        return f"none: a {type(model).__name__} has no forward code", True, []
-    if type(model).__module__.startswith("torch.nn.") and not isinstance(
-        model, torch.nn.Sequential
-    ):
-        return (
-            f"not traced: the model is torch's own {type(model).__name__}, whose functional "
-            "dropout is listed above (attention, RNN)",
-            True,
-            [],
-        )
-    tracer = _Tracer()
-    tracer.record_stack_traces = True
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            graph = tracer.trace(model)
-    except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        return (
-            "NOT inspected: torch.fx could not trace the model "
-            f"({type(err).__name__}: {first[:200]}); functional dropout calls in forward "
-            "code (F.dropout, SDPA's dropout_p) are not detected: check them by hand",
-            False,
-            [],
-        )
-    calls = [entry for node in graph.nodes if (entry := _call_entry(node)) is not None]
-    return (f"inspected with torch.fx: {len(calls)} functional dropout call(s) found", True, calls)
-
-
-def _call_entry(node: Any) -> SwapEntry | None:
-    """A :class:`SwapEntry` for a traced call of torch's functional dropout (None: not one)."""
-    if node.op != "call_function":
-        return None
-    name = getattr(node.target, "__name__", "")
-    if name == "scaled_dot_product_attention":
-        p = node.kwargs.get("dropout_p", node.args[4] if len(node.args) > 4 else 0.0)
-        if isinstance(p, int | float) and p == 0:
-            return None
-        what = f"F.scaled_dot_product_attention(dropout_p={_constant(p)})"
-    elif "dropout" in name:
-        p = node.kwargs.get("p", node.args[1] if len(node.args) > 1 else 0.5)
-        what = f"F.{name}(p={_constant(p)})"
-    else:
-        return None
-    stack = node.meta.get("nn_module_stack") or {}
-    path = next(reversed(stack.values()))[0] if stack else ""
-    where = _last_frame(node.stack_trace or "")
-    return SwapEntry(
-        path,
-        what,
-        f"is a functional call in forward code{where}: replace it by hand with dropkit.dropout "
-        "(training=self.training)",
-    )
-
-
-def _constant(value: Any) -> str:
-    return str(value) if isinstance(value, int | float) else "<computed>"
-
-
-def _last_frame(stack_trace: str) -> str:
-    """The innermost frame of the trace outside torch's own files (empty: none)."""
-    torch_dir = os.path.dirname(torch.__file__)
-    frames = [
-        line.strip()
-        for line in stack_trace.splitlines()
-        if line.strip().startswith("File") and torch_dir not in line
-    ]
-    return f" ({frames[-1]})" if frames else ""
-
-
-def _not_traced() -> tuple[str, bool, list[SwapEntry]]:
-    return (
-        "NOT inspected (trace=False): functional dropout calls in forward code are not detected",
-        False,
-        [],
-    )
 
 
 def _check_rng(rng: Any) -> None:
@@ -472,11 +306,6 @@ def _device_near(model: torch.nn.Module, path: str) -> torch.device | None:
         if not parts:
             return None
         parts.pop()
-
-
-def _is_dropkit(module: torch.nn.Module) -> bool:
-    """A dropkit layer (by the module of its class: dropkit's layers may subclass torch's)."""
-    return type(module).__module__.partition(".")[0] == "dropkit_torch"
 
 
 def _torch_name(module: torch.nn.Module) -> str:
