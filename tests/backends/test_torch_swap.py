@@ -335,3 +335,11 @@ def test_the_docs_example_prints_what_the_docs_show(capsys):
     ).groups()
     exec(compile(code, "docs/backends.md", "exec"), {})
     assert capsys.readouterr().out == shown
+
+
+def test_a_container_root_has_no_forward_to_trace():
+    blocks = torch.nn.ModuleList([torch.nn.Linear(4, 4), torch.nn.Dropout(0.5)])
+    report = swap_dropout(blocks)
+    assert type(blocks[1]) is dnn.Dropout and report.forward_inspected
+    assert report.forward_code == "none: a ModuleList has no forward code"
+    assert report.complete
