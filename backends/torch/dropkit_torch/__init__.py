@@ -11,6 +11,9 @@
   dropkit key.
 
 - :mod:`dropkit_torch.cuda`: the CUDA path of the op.
+- :func:`dropkit_torch.swap_dropout` (:mod:`dropkit_torch.swap`): torch's
+  dropout modules in a model replaced by dropkit's, with a report of the
+  dropout it could not replace.
 
 This package is also the ``torch`` entry point of dropkit's plugin registry,
 which must list backends without importing their libraries: importing it
@@ -22,12 +25,18 @@ imports nothing else (the backend loads on first use, or with
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["cuda", "functional", "keys", "nn"]
+if TYPE_CHECKING:
+    from .swap import SwapReport, swap_dropout
+
+__all__ = ["SwapReport", "cuda", "functional", "keys", "nn", "swap_dropout"]
+_FROM_MODULE = {"SwapReport": "swap", "swap_dropout": "swap"}
 
 
 def __getattr__(name: str) -> Any:
+    if name in _FROM_MODULE:
+        return getattr(importlib.import_module(f"{__name__}.{_FROM_MODULE[name]}"), name)
     if name in __all__:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
