@@ -73,3 +73,10 @@ def test_a_per_rank_model_compiles_to_one_graph_with_the_eager_masks():
     x = torch.randn(4, 8)
     assert all(torch.equal(compiled(x), eager(x)) for _ in range(3))
     assert counter.frame_count == 1
+
+
+def test_a_layer_pickled_before_ranks_existed_still_draws():
+    layer = dnn.Dropout(0.5, rng=3)
+    del layer.__dict__["_rank"], layer.__dict__["_rank_words"]  # as an older pickle
+    assert layer.rank is None
+    assert torch.equal(layer(torch.ones(8)), dropkit.dropout(torch.ones(8), 0.5, rng=3))

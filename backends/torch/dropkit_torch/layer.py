@@ -76,6 +76,9 @@ class StreamLayer(torch.nn.Module):
 
     rng_key: torch.Tensor | None
     rng_counter: torch.Tensor | None
+    # class defaults too: a whole module pickled by an earlier version lacks them
+    _rank: int | None = None
+    _rank_words: tuple[int, int] = (0, 0)
 
     def __init__(
         self,
@@ -93,7 +96,7 @@ class StreamLayer(torch.nn.Module):
         self.mode = check_mode(mode)
         self.inplace = check_flag(inplace, "inplace")
         self.generator: torch.Generator | None = None
-        self._rank: int | None = None
+        self._rank = None
         self._rank_words = (0, 0)  # the XOR of the key words for the rank
         if rng is None or isinstance(rng, torch.Generator):
             self.generator = rng
