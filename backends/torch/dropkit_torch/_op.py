@@ -59,6 +59,7 @@ import numpy as np
 import torch
 from dropkit_numpy import NumpyBackend
 from torch._C._functorch import unwrap_if_dead as _unwrap_if_dead
+from torch.autograd import forward_ad as _forward_ad
 
 from dropkit import philox
 from dropkit.checks import check_scale, overflow_bound
@@ -77,6 +78,7 @@ __all__ = [
     "numpy_view",
     "seed_ints",
     "seed_words",
+    "tangents_possible",
     "unwatched",
     "words",
 ]
@@ -460,10 +462,14 @@ def _dropout_inplace_fake(
     return None
 
 
-class _Dropout(torch.autograd.Function):
-    """The op's autograd formula: backward is the op again (the mask regenerated)."""
+class _CompiledDropout(torch.autograd.Function):
+    """The op's autograd formula: backward is the op again (the mask regenerated).
 
-    generate_vmap_rule = True  # vmap runs forward, hence the op's batching rule
+    The class that ``torch.compile`` traces (Dynamo refuses a Function with a
+    custom ``jvp``); :class:`_Dropout` adds forward mode to it for every other use.
+    """
+
+    generate_vmap_rule = True  # vmap runs forward (and jvp), hence the op's batching rule
 
     @staticmethod
     def forward(
@@ -494,6 +500,25 @@ class _Dropout(torch.autograd.Function):
         return _backward(ctx, grad)
 
 
+class _Dropout(_CompiledDropout):
+    """The formula with forward mode (``torch.func.jvp``, ``jacfwd``, ``forward_ad``).
+
+    The op is linear in ``x`` (the ReLU variant piecewise linear), so
+    :meth:`jvp` applies the same mask and scale to the tangent that backward
+    applies to the cotangent.
+    """
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+        _CompiledDropout.setup_context(ctx, inputs, output)
+        if ctx.draw is None and tangents_possible():  # (a tuple draw meets no tangent)
+            ctx.save_for_forward(output if ctx.relu else inputs[1])
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: torch.Tensor | None, *_: Any) -> torch.Tensor | None:
+        return _jvp(ctx, tangent)
+
+
 _profiler_enabled = torch._C._autograd._profiler_enabled
 
 
@@ -521,7 +546,38 @@ def unwatched(x: torch.Tensor) -> bool:
         and not torch._C._is_torch_function_mode_enabled()
         and torch._C._len_torch_dispatch_stack() == 0
         and torch._C._get_tracing_state() is None
+        and _forward_ad._current_level < 0  # no dual level: no tangent to carry
     )
+
+
+_VMAP = torch._C._functorch.TransformType.Vmap
+
+
+def tangents_possible() -> bool:
+    """Whether ``x`` may carry a forward-mode tangent the op must propagate.
+
+    True inside ``torch.autograd.forward_ad.dual_level()`` and under a
+    functorch transform other than ``vmap`` on top (``jvp``, ``jacfwd``, and
+    ``grad``/``vjp``, whose inputs the op cannot tell apart cheaply): there the
+    op goes through its autograd formula (:class:`_Dropout`, with a ``jvp``),
+    even for inputs that do not require grad, never around it (the bare
+    operator has no formula and would give a zero tangent).
+
+    Examples
+    --------
+    >>> from torch.autograd import forward_ad
+    >>> tangents_possible()
+    False
+    >>> with forward_ad.dual_level():
+    ...     tangents_possible()
+    True
+    """
+    if _forward_ad._current_level >= 0:
+        return True
+    if not torch._C._are_functorch_transforms_active():
+        return False
+    top = torch._C._functorch.peek_interpreter_stack()
+    return top is not None and top.key() != _VMAP
 
 
 def direct(x: torch.Tensor) -> bool:
@@ -598,18 +654,24 @@ def dropout_op(
             return _APPLY(_unwrap_if_dead(x), seed, noise_shape, threshold, scale, relu)
         seed = seed_from_ints(*seed, x.device)
     noise_shape = [int(n) for n in noise_shape]
-    if not (x.requires_grad and torch.is_grad_enabled()):
+    grad = x.requires_grad and torch.is_grad_enabled()
+    if not grad:
         if type(seed) is torch.Tensor and unwatched(x):  # nothing records: nobody sees the skip
             return _compute(x, seed, noise_shape, threshold, scale, relu, new_like(x))
-        return _RAW(x, seed, noise_shape, threshold, scale, relu)
+        if torch.compiler.is_compiling() or not tangents_possible():
+            return _RAW(x, seed, noise_shape, threshold, scale, relu)
     if torch.compiler.is_compiling():  # Dynamo traces the Function into the graph
-        return _Dropout.apply(x, seed, noise_shape, threshold, scale, relu)
+        return _CompiledDropout.apply(x, seed, noise_shape, threshold, scale, relu)
     if torch._C._are_functorch_transforms_active():
         top = torch._C._functorch.peek_interpreter_stack()
-        if top is not None and top.key() == torch._C._functorch.TransformType.Vmap:
+        if top is not None and top.key() == _VMAP:
             # the Function under vmap, on inputs that require grad, finds no
-            # FuncTorchVmapMode kernel: the twin operator with the same formula
-            return _DIFFERENTIABLE(x, seed, noise_shape, threshold, scale, relu)
+            # FuncTorchVmapMode kernel: the twin operator with the same formula.
+            # Without grad, the bare operator: its batching rule calls this
+            # function again on the unbatched tensors (a tangent, if any, is there)
+            if grad:
+                return _DIFFERENTIABLE(x, seed, noise_shape, threshold, scale, relu)
+            return _RAW(x, seed, noise_shape, threshold, scale, relu)
         return _Dropout.apply(x, seed, noise_shape, threshold, scale, relu)
     # Eagerly, what Function.apply does minus binding the arguments with inspect
     # (about a fifth of a small call): every argument here is positional, and only
@@ -652,9 +714,26 @@ def _backward(ctx: Any, grad: torch.Tensor) -> tuple:
         and saved.is_contiguous()
     ):  # the CuPy kernel: one pass instead of a product, a comparison and a where
         return cuda.relu_backward(grad, saved, ctx.scale), None, None, None, None, None
-    factor = torch.tensor(ctx.scale, dtype=grad.dtype, device=grad.device)
-    dx = torch.where(saved <= 0, torch.zeros((), dtype=grad.dtype), grad * factor)
-    return dx, None, None, None, None, None
+    return _relu_gate(saved, grad, ctx.scale), None, None, None, None, None
+
+
+def _relu_gate(h: torch.Tensor, g: torch.Tensor, scale: float) -> torch.Tensor:
+    """``g * scale`` where the ReLU variant's output ``h`` passed (``h > 0`` or NaN), else 0."""
+    factor = torch.tensor(scale, dtype=g.dtype, device=g.device)
+    return torch.where(h <= 0, torch.zeros((), dtype=g.dtype, device=g.device), g * factor)
+
+
+def _jvp(ctx: Any, tangent: torch.Tensor | None) -> torch.Tensor | None:
+    """Forward mode: the tangent through the same mask and scale (the op is linear in x).
+
+    For the ReLU variant, the gate of its backward on the saved output ``h``.
+    """
+    if tangent is None:  # x carries no tangent: neither does the output
+        return None
+    (saved,) = ctx.saved_tensors
+    if ctx.relu:
+        return _relu_gate(saved, tangent, ctx.scale)
+    return dropout_op(tangent, saved, ctx.noise_shape, ctx.threshold, ctx.scale, False)
 
 
 def _vmap(
@@ -685,5 +764,7 @@ def _vmap(
 torch.library.register_vmap("dropkit::dropout", _vmap)
 torch.library.register_vmap("dropkit::dropout_differentiable", _vmap)
 torch.library.register_autograd(
-    "dropkit::dropout_differentiable", _Dropout.backward, setup_context=_Dropout.setup_context
+    "dropkit::dropout_differentiable",
+    _CompiledDropout.backward,
+    setup_context=_CompiledDropout.setup_context,
 )
