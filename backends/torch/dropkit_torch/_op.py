@@ -554,14 +554,14 @@ _VMAP = torch._C._functorch.TransformType.Vmap
 
 
 def tangents_possible() -> bool:
-    """Whether ``x`` may carry a forward-mode tangent the op must propagate.
+    """Whether a forward-mode tangent may be carried: a dual level is open.
 
-    True inside ``torch.autograd.forward_ad.dual_level()`` and under a
-    functorch transform other than ``vmap`` on top (``jvp``, ``jacfwd``, and
-    ``grad``/``vjp``, whose inputs the op cannot tell apart cheaply): there the
-    op goes through its autograd formula (:class:`_Dropout`, with a ``jvp``),
-    even for inputs that do not require grad, never around it (the bare
-    operator has no formula and would give a zero tangent).
+    ``torch.autograd.forward_ad.dual_level()`` opens one, and so do
+    ``torch.func.jvp``, ``jacfwd`` and ``hessian`` (functorch's forward mode is
+    built on it). There the op goes through its autograd formula
+    (:class:`_Dropout`, with a ``jvp``), even for inputs that do not require
+    grad, never around it: the bare operator has no formula and would give a
+    zero tangent.
 
     Examples
     --------
@@ -572,12 +572,7 @@ def tangents_possible() -> bool:
     ...     tangents_possible()
     True
     """
-    if _forward_ad._current_level >= 0:
-        return True
-    if not torch._C._are_functorch_transforms_active():
-        return False
-    top = torch._C._functorch.peek_interpreter_stack()
-    return top is not None and top.key() != _VMAP
+    return _forward_ad._current_level >= 0
 
 
 def direct(x: torch.Tensor) -> bool:
@@ -669,7 +664,7 @@ def dropout_op(
             # FuncTorchVmapMode kernel: the twin operator with the same formula.
             # Without grad, the bare operator: its batching rule calls this
             # function again on the unbatched tensors (a tangent, if any, is there)
-            if grad:
+            if grad and not tangents_possible():
                 return _DIFFERENTIABLE(x, seed, noise_shape, threshold, scale, relu)
             return _RAW(x, seed, noise_shape, threshold, scale, relu)
         return _Dropout.apply(x, seed, noise_shape, threshold, scale, relu)
@@ -746,19 +741,51 @@ def _vmap(
     scale: float,
     relu: bool,
 ) -> tuple[torch.Tensor, int | None]:
-    """Batching rule: one seed means one mask per sample (the call applied to each)."""
+    """Batching rule: one seed means one mask per sample (the call applied to each).
+
+    The rule runs on the tensors of the transform below vmap while vmap's
+    interpreter stays on top of the stack, where :func:`dropout_op` cannot
+    route a tangent through the formula: when one may be carried (forward
+    mode below vmap: ``jvp(vmap(f))``, ``jacfwd``, ``hessian``), the op is
+    computed as torch operations on the keep-mask (:func:`_differentiable`),
+    which every transform differentiates.
+    """
+    op = _differentiable if tangents_possible() else dropout_op
     x_dim, seed_dim = in_dims[0], in_dims[1]
     if seed_dim is None:
         if x_dim is None:
-            return dropout_op(x, seed, noise_shape, threshold, scale, relu), None
+            return op(x, seed, noise_shape, threshold, scale, relu), None
         xb = x.movedim(x_dim, 0)  # the mask of one sample, broadcast over the batch
-        return dropout_op(xb, seed, [1, *noise_shape], threshold, scale, relu), 0
+        return op(xb, seed, [1, *noise_shape], threshold, scale, relu), 0
     seeds = seed.movedim(seed_dim, 0)  # a seed per sample (e.g. randomness="different")
     xs = x.movedim(x_dim, 0) if x_dim is not None else x.expand(len(seeds), *x.shape)
-    parts = [
-        dropout_op(xs[i], seeds[i], noise_shape, threshold, scale, relu) for i in range(len(seeds))
-    ]
+    parts = [op(xs[i], seeds[i], noise_shape, threshold, scale, relu) for i in range(len(seeds))]
     return torch.stack(parts), 0
+
+
+def _differentiable(
+    x: torch.Tensor,
+    seed: torch.Tensor,
+    noise_shape: Sequence[int],
+    threshold: int,
+    scale: float,
+    relu: bool,
+) -> torch.Tensor:
+    """The op's result as torch operations on its keep-mask (differentiable in every mode).
+
+    ``where(keep, x * scale, 0)``, the scale rounded to ``x``'s dtype: the
+    kernels' values, bit for bit. Keeps a mask-sized boolean tensor for
+    autograd, so it serves only the batching rule's forward-mode case.
+    """
+    if not x.is_floating_point():
+        raise TypeError(f"x must have a real floating dtype, got {x.dtype}")
+    if scale > 1.0 and scale >= _overflow_bound(x.dtype):
+        check_scale(scale, 1.0 - 1.0 / scale, x.dtype, torch.finfo(x.dtype))  # raises
+    keep = keep_mask(seed, noise_shape, threshold, x.device)
+    if relu:
+        keep = keep & (x <= 0).logical_not()  # NaN is kept, as torch.relu keeps it
+    factor = torch.tensor(scale, dtype=x.dtype, device=x.device)
+    return torch.where(keep, x * factor, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
 torch.library.register_vmap("dropkit::dropout", _vmap)

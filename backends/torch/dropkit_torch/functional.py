@@ -34,7 +34,17 @@ import torch
 
 from dropkit.checks import check_p
 
-from ._op import FULL, compute, direct, dropout_inplace_op, dropout_op, seed_ints, unwatched, words
+from ._op import (
+    FULL,
+    compute,
+    direct,
+    dropout_inplace_op,
+    dropout_op,
+    seed_ints,
+    tangents_possible,
+    unwatched,
+    words,
+)
 from .keys import TorchRNGLike, draw_ints, seed_from_ints, seed_tensor
 
 __all__ = ["SeedDraw", "draw", "mask_scale", "philox_words_op", "random_bits", "torch_p"]
@@ -179,7 +189,8 @@ def mask_scale(
     _check_inplace(x)
     seed = draw if type(draw) is torch.Tensor else _seed(draw, x.device)
     shape = [int(n) for n in noise_shape]
-    if torch.is_grad_enabled() and x.requires_grad:  # autograd sees the op, then the copy
+    if (torch.is_grad_enabled() and x.requires_grad) or tangents_possible():
+        # autograd sees the op, then the copy (which carries a tangent too)
         return x.copy_(dropout_op(x, seed, shape, threshold, scale, relu))
     dropout_inplace_op(x, seed, shape, threshold, scale, relu)
     return x
