@@ -15,8 +15,8 @@ from dk_helpers import torch_or_skip
 
 torch = torch_or_skip(module_level=True)
 
-from torch.autograd import forward_ad  # noqa: E402
 from dropkit_torch import nn as dnn  # noqa: E402
+from torch.autograd import forward_ad  # noqa: E402
 from torch.func import functional_call, grad, jacfwd, jacrev, jvp, vjp, vmap  # noqa: E402
 
 import dropkit  # noqa: E402
