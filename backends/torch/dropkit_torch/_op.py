@@ -79,6 +79,7 @@ __all__ = [
     "seed_ints",
     "seed_words",
     "tangents_possible",
+    "traced_noise_shape",
     "unwatched",
     "words",
 ]
@@ -325,6 +326,9 @@ def _compute(
     if scale > 1.0 and scale >= _overflow_bound(x.dtype):
         check_scale(scale, 1.0 - 1.0 / scale, x.dtype, torch.finfo(x.dtype))  # raises
     elementwise = tuple(noise_shape) == x.shape
+    if not elementwise and -1 in noise_shape:  # x's sizes, as torch.jit.trace records them
+        noise_shape = [s if n == -1 else n for n, s in zip(noise_shape, x.shape, strict=True)]
+        elementwise = tuple(noise_shape) == x.shape
     if elementwise and CPU_KERNELS and x.is_cpu:
         # The Numba kernel on the tensors' memory, as 1-d (the words are in C order)
         kernel = _CPU_KERNELS.get(x.dtype) if n < _CPU_PARALLEL_MIN else None
@@ -575,6 +579,25 @@ def tangents_possible() -> bool:
     return _forward_ad._current_level >= 0
 
 
+def traced_noise_shape(noise_shape: Sequence[Any]) -> list[int]:
+    """The noise shape as ``torch.jit.trace`` records it: -1 for each of ``x``'s own sizes.
+
+    While tracing, ``x.shape`` holds traced sizes (0-d tensors), which the
+    tracer cannot record in the op's ``SymInt[]`` argument (an internal assert
+    in torch 2.13); as constants they would tie the trace to the example's
+    shape (traced with a batch of 1, every row of a batch of 4 would get the
+    same mask). So each traced size becomes -1, which the op reads as
+    ``x``'s size on that axis (dropkit's noise shapes are ``x``'s sizes or 1):
+    the traced function follows the shape of what it is called with.
+
+    Examples
+    --------
+    >>> traced_noise_shape([torch.tensor(4), 1, torch.tensor(8)])
+    [-1, 1, -1]
+    """
+    return [-1 if isinstance(n, torch.Tensor) else int(n) for n in noise_shape]
+
+
 def direct(x: torch.Tensor) -> bool:
     """Whether dropout of ``x`` may skip the operator: :func:`unwatched`, and no grad to record.
 
@@ -648,6 +671,13 @@ def dropout_op(
                 return _compute(x, seed, noise_shape, threshold, scale, relu, new_like(x))
             return _APPLY(_unwrap_if_dead(x), seed, noise_shape, threshold, scale, relu)
         seed = seed_from_ints(*seed, x.device)
+    if torch._C._get_tracing_state() is not None:
+        # torch.jit.trace records the twin operator, whose formula is registered with
+        # torch.library (not a Python Function): the trace runs, differentiates when
+        # called with inputs that require grad, and saves (torch.jit.save) like one
+        # of torch's own ops; with or without grad, the same graph
+        shape = traced_noise_shape(noise_shape)
+        return _DIFFERENTIABLE(x, seed, shape, threshold, scale, relu)
     noise_shape = [int(n) for n in noise_shape]
     grad = x.requires_grad and torch.is_grad_enabled()
     if not grad:

@@ -188,8 +188,12 @@ def mask_scale(
         return dropout_op(x, draw, noise_shape, threshold, scale, relu)
     _check_inplace(x)
     seed = draw if type(draw) is torch.Tensor else _seed(draw, x.device)
-    shape = [int(n) for n in noise_shape]
-    if (torch.is_grad_enabled() and x.requires_grad) or tangents_possible():
+    shape = [int(n) for n in noise_shape] if torch._C._get_tracing_state() is None else noise_shape
+    if (
+        (torch.is_grad_enabled() and x.requires_grad)
+        or tangents_possible()
+        or torch._C._get_tracing_state() is not None  # (a trace records what dropout_op does)
+    ):
         # autograd sees the op, then the copy (which carries a tangent too)
         return x.copy_(dropout_op(x, seed, shape, threshold, scale, relu))
     dropout_inplace_op(x, seed, shape, threshold, scale, relu)
