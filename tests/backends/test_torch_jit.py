@@ -147,3 +147,11 @@ def test_script_is_refused_with_what_to_use_instead(name):
     for target in (layer, model):
         with pytest.raises(RuntimeError, match=pattern):
             torch.jit.script(target)
+
+
+def test_trace_of_in_place_dropout_follows_the_shape_too():
+    f = lambda z: dropkit.dropout(z * 1, P, rng=4, inplace=True)  # noqa: E731
+    traced = _trace(f, torch.randn(1, 8))
+    for shape in [(1, 8), (4, 8)]:
+        x = torch.randn(shape)
+        assert torch.equal(traced(x), dropkit.dropout(x, P, rng=4))

@@ -6,7 +6,9 @@ One op serves element-wise, channel and ReLU dropout, forward and backward:
 float scale, bool relu) -> Tensor``
 
 ``seed`` is an int64 tensor of four 32-bit words ``(key_lo, key_hi,
-counter_lo, counter_hi)``: the dropkit draw ``(key, counter)``. A unit of the
+counter_lo, counter_hi)``: the dropkit draw ``(key, counter)``. A -1 in
+``noise_shape`` stands for ``x``'s size on that axis (how ``torch.jit.trace``
+records it: :func:`traced_noise_shape`). A unit of the
 mask (of shape ``noise_shape``, broadcast against ``x``) is kept iff its Philox
 word is ``>= threshold``; kept units of ``x`` are multiplied by ``scale``
 (rounded to ``x``'s dtype), every other unit is exactly 0; with ``relu``, units
@@ -23,6 +25,10 @@ stay in one graph. Its autograd formula saves only ``seed`` (32 bytes): the
 backward is the same op applied to the incoming gradient, which regenerates
 the mask; for the ReLU variant it
 saves the output ``h`` and passes gradient where ``h > 0`` or ``h`` is NaN.
+Forward mode (``torch.func.jvp``, ``jacfwd``, ``torch.autograd.forward_ad``)
+applies the same to the tangent (:class:`_Dropout`'s ``jvp``), and a
+batching rule serves ``vmap``; docs/backends.md ("torch: transforms, forward-mode
+AD and TorchScript") gives the semantics, vmap's randomness included.
 
 Kernels: on CPU, float32 and float64 run the NumPy backend's Numba kernel on
 the tensor's own memory (zero-copy); other dtypes and devices compute the same
