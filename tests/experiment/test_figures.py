@@ -97,6 +97,30 @@ def test_a_history_that_gains_keys_midway_is_drawn(tmp_path):
     assert path.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_figure_is_never_written_through_a_symlink(tmp_path):
+    """A planted link at the figure's name is refused; the file it points to is untouched."""
+    from dropkit.experiment.runfiles import RunFileError
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / "c.png").symlink_to(victim)
+    with pytest.raises(RunFileError, match="c.png is a symlink"):
+        plot_histories({"run": _history()}, tmp_path / "c.png")
+    assert victim.read_text() == "precious"
+
+
+def test_a_planted_temporary_link_is_replaced_not_followed(tmp_path):
+    """The temporary name of the atomic write is a link to the victim: it is removed, not used."""
+    import os
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / f".c.png.tmp-{os.getpid()}").symlink_to(victim)
+    path = plot_histories({"run": _history()}, tmp_path / "c.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert victim.read_text() == "precious"
+
+
 def test_the_log_loss_axis_is_labelled_with_plain_numbers():
     _, _, loss_ax = histories_figure({"run": _history()}).axes
     loss_ax.figure.canvas.draw()

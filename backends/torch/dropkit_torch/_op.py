@@ -359,7 +359,8 @@ def _compute(
                 out.copy_(dst)
             return out
     if isinstance(seed, tuple):  # a draw as integers (the eager CPU path): its seed tensor
-        seed = seed_from_ints(*seed, x.device)
+        key, counter = seed
+        seed = seed_from_ints(key, counter, x.device)
     cuda = _cuda_kernels(x.device) if elementwise else None
     if cuda is not None and cuda.supports(x):  # the CuPy kernel on the tensor's memory
         on_device = cuda.device_seed(seed, x.device)  # read by the kernel: no host sync
@@ -676,7 +677,8 @@ def dropout_op(
             if not (x.requires_grad and torch.is_grad_enabled()):
                 return _compute(x, seed, noise_shape, threshold, scale, relu, new_like(x))
             return _APPLY(_unwrap_if_dead(x), seed, noise_shape, threshold, scale, relu)
-        seed = seed_from_ints(*seed, x.device)
+        key, counter = seed
+        seed = seed_from_ints(key, counter, x.device)
     if torch._C._get_tracing_state() is not None:
         # torch.jit.trace records the twin operator, whose formula is registered with
         # torch.library (not a Python Function): the trace runs, differentiates when

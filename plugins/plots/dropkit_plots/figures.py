@@ -16,7 +16,6 @@ global state or the user's interactive backend.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+from dropkit.experiment.runfiles import write_run_atomic
 
 __all__ = [
     "SPLITS",
@@ -354,8 +355,12 @@ def sweep_figure(
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` atomically, never through a symlink.
+
+    The run files' writer: a fresh temporary file (``O_EXCL``, no symlink
+    followed) renamed over ``path``; a symlink, FIFO or folder at ``path`` is
+    refused with a message, the file it may point to is left untouched.
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fig.savefig(tmp, format="png", dpi=110)
-    os.replace(tmp, path)
+    write_run_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
     return path
