@@ -284,3 +284,17 @@ def test_vmap_with_rng_given_applies_the_call_to_each_sample():
     for i in range(5):
         _reset()
         assert torch.equal(same[i], dropkit.dropout(xs[i], P))
+
+
+def test_the_bare_operator_refuses_forward_mode_instead_of_a_zero_tangent():
+    seed = torch.tensor([SEED, 0, 0, 0])
+    x, t = torch.randn(4), torch.ones(4)
+
+    def bare(z):
+        return torch.ops.dropkit.dropout(z, seed, [4], 2**31, 2.0, False)
+
+    with pytest.raises(RuntimeError, match=r"dropkit: the bare operator.*dropkit\.dropout"):
+        jvp(bare, (x,), (t,))
+    with pytest.raises(RuntimeError, match=r"dropkit: the bare operator.*dropkit\.dropout"):
+        _forward_ad(bare, x, t)
+    assert torch.equal(bare(x), dropkit.dropout(x, P, rng=SEED))  # outside forward mode: fine

@@ -421,6 +421,8 @@ def _dropout_impl(
     scale: float,
     relu: bool,
 ) -> torch.Tensor:
+    if _forward_ad._current_level >= 0 and torch._C._is_fwd_grad_enabled():
+        _refuse_tangent()
     with torch.no_grad():
         return _compute(x, seed, noise_shape, threshold, scale, relu, new_like(x))
 
@@ -433,8 +435,25 @@ def _dropout_inplace_impl(
     scale: float,
     relu: bool,
 ) -> None:
+    if _forward_ad._current_level >= 0 and torch._C._is_fwd_grad_enabled():
+        _refuse_tangent()
     with torch.no_grad():
         _compute(x, seed, noise_shape, threshold, scale, relu, x)
+
+
+def _refuse_tangent() -> None:
+    """The bare operator in forward mode: refused (it has no formula; the tangent would be 0).
+
+    dropkit's own calls reach the kernel there only from the autograd
+    formula's forward, where torch turns forward grad off (the formula's
+    ``jvp`` carries the tangent), or not at all (the batching rule's
+    forward-mode case computes with torch operations).
+    """
+    raise RuntimeError(
+        "dropkit: the bare operator torch.ops.dropkit.dropout has no forward-mode formula "
+        "(torch.func.jvp, jacfwd, torch.autograd.forward_ad would get a zero tangent); call "
+        "dropkit.dropout (or dropkit_torch._op.dropout_op), which carries the tangent"
+    )
 
 
 # One kernel for every device (the device is chosen inside _compute); no Autograd
