@@ -61,8 +61,10 @@ def test_trace_of_a_train_mode_model_draws_like_the_eager_model(name):
     traced = _trace(layer, x)  # trace's sanity check (check_trace=True) passes
     for seed in (0, 1):
         assert torch.equal(_at(seed, traced, x), _at(seed, layer, x))
-    a, b = traced(x), traced(x)  # a new draw from torch's generator on every call
+    a = _at(3, traced, x)  # a new draw from torch's generator on every call
+    b = traced(x)
     assert not torch.equal(a, b)
+    assert torch.equal(b, _at(3, lambda: (layer(x), layer(x))[1]))
     # the trace follows the shape it is called with (the example had a batch of 3)
     wide = torch.randn((7, *shape[1:]))
     assert torch.equal(_at(2, traced, wide), _at(2, layer, wide))
