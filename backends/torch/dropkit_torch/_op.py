@@ -719,8 +719,8 @@ def dropout_op(
         if top is not None and top.key() == _VMAP:
             # the Function under vmap, on inputs that require grad, finds no
             # FuncTorchVmapMode kernel: the twin operator with the same formula.
-            # Without grad, the bare operator: its batching rule calls this
-            # function again on the unbatched tensors (a tangent, if any, is there)
+            # Otherwise the bare operator: its batching rule (_vmap) computes on the
+            # unbatched tensors, with torch operations where a tangent may be carried
             if grad and not tangents_possible():
                 return _DIFFERENTIABLE(x, seed, noise_shape, threshold, scale, relu)
             return _RAW(x, seed, noise_shape, threshold, scale, relu)
