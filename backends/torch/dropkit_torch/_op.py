@@ -6,7 +6,9 @@ One op serves element-wise, channel and ReLU dropout, forward and backward:
 float scale, bool relu) -> Tensor``
 
 ``seed`` is an int64 tensor of four 32-bit words ``(key_lo, key_hi,
-counter_lo, counter_hi)``: the dropkit draw ``(key, counter)``. A unit of the
+counter_lo, counter_hi)``: the dropkit draw ``(key, counter)``. A -1 in
+``noise_shape`` stands for ``x``'s size on that axis (how ``torch.jit.trace``
+records it: :func:`traced_noise_shape`). A unit of the
 mask (of shape ``noise_shape``, broadcast against ``x``) is kept iff its Philox
 word is ``>= threshold``; kept units of ``x`` are multiplied by ``scale``
 (rounded to ``x``'s dtype), every other unit is exactly 0; with ``relu``, units
@@ -23,6 +25,10 @@ stay in one graph. Its autograd formula saves only ``seed`` (32 bytes): the
 backward is the same op applied to the incoming gradient, which regenerates
 the mask; for the ReLU variant it
 saves the output ``h`` and passes gradient where ``h > 0`` or ``h`` is NaN.
+Forward mode (``torch.func.jvp``, ``jacfwd``, ``torch.autograd.forward_ad``)
+applies the same to the tangent (:class:`_Dropout`'s ``jvp``), and a
+batching rule serves ``vmap``; docs/backends.md ("torch: transforms, forward-mode
+AD and TorchScript") gives the semantics, vmap's randomness included.
 
 Kernels: on CPU, float32 and float64 run the NumPy backend's Numba kernel on
 the tensor's own memory (zero-copy); other dtypes and devices compute the same
@@ -59,6 +65,7 @@ import numpy as np
 import torch
 from dropkit_numpy import NumpyBackend
 from torch._C._functorch import unwrap_if_dead as _unwrap_if_dead
+from torch.autograd import forward_ad as _forward_ad
 
 from dropkit import philox
 from dropkit.checks import check_scale, overflow_bound
@@ -77,6 +84,8 @@ __all__ = [
     "numpy_view",
     "seed_ints",
     "seed_words",
+    "tangents_possible",
+    "traced_noise_shape",
     "unwatched",
     "words",
 ]
@@ -323,6 +332,9 @@ def _compute(
     if scale > 1.0 and scale >= _overflow_bound(x.dtype):
         check_scale(scale, 1.0 - 1.0 / scale, x.dtype, torch.finfo(x.dtype))  # raises
     elementwise = tuple(noise_shape) == x.shape
+    if not elementwise and -1 in noise_shape:  # x's sizes, as torch.jit.trace records them
+        noise_shape = [s if n == -1 else n for n, s in zip(noise_shape, x.shape, strict=True)]
+        elementwise = tuple(noise_shape) == x.shape
     if elementwise and CPU_KERNELS and x.is_cpu:
         # The Numba kernel on the tensors' memory, as 1-d (the words are in C order)
         kernel = _CPU_KERNELS.get(x.dtype) if n < _CPU_PARALLEL_MIN else None
@@ -409,6 +421,8 @@ def _dropout_impl(
     scale: float,
     relu: bool,
 ) -> torch.Tensor:
+    if _forward_ad._current_level >= 0 and torch._C._is_fwd_grad_enabled():
+        _refuse_tangent()
     with torch.no_grad():
         return _compute(x, seed, noise_shape, threshold, scale, relu, new_like(x))
 
@@ -421,8 +435,25 @@ def _dropout_inplace_impl(
     scale: float,
     relu: bool,
 ) -> None:
+    if _forward_ad._current_level >= 0 and torch._C._is_fwd_grad_enabled():
+        _refuse_tangent()
     with torch.no_grad():
         _compute(x, seed, noise_shape, threshold, scale, relu, x)
+
+
+def _refuse_tangent() -> None:
+    """The bare operator in forward mode: refused (it has no formula; the tangent would be 0).
+
+    dropkit's own calls reach the kernel there only from the autograd
+    formula's forward, where torch turns forward grad off (the formula's
+    ``jvp`` carries the tangent), or not at all (the batching rule's
+    forward-mode case computes with torch operations).
+    """
+    raise RuntimeError(
+        "dropkit: the bare operator torch.ops.dropkit.dropout has no forward-mode formula "
+        "(torch.func.jvp, jacfwd, torch.autograd.forward_ad would get a zero tangent); call "
+        "dropkit.dropout (or dropkit_torch._op.dropout_op), which carries the tangent"
+    )
 
 
 # One kernel for every device (the device is chosen inside _compute); no Autograd
@@ -461,10 +492,14 @@ def _dropout_inplace_fake(
     return None
 
 
-class _Dropout(torch.autograd.Function):
-    """The op's autograd formula: backward is the op again (the mask regenerated)."""
+class _CompiledDropout(torch.autograd.Function):
+    """The op's autograd formula: backward is the op again (the mask regenerated).
 
-    generate_vmap_rule = True  # vmap runs forward, hence the op's batching rule
+    The class that ``torch.compile`` traces (Dynamo refuses a Function with a
+    custom ``jvp``); :class:`_Dropout` adds forward mode to it for every other use.
+    """
+
+    generate_vmap_rule = True  # vmap runs forward (and jvp), hence the op's batching rule
 
     @staticmethod
     def forward(
@@ -495,6 +530,25 @@ class _Dropout(torch.autograd.Function):
         return _backward(ctx, grad)
 
 
+class _Dropout(_CompiledDropout):
+    """The formula with forward mode (``torch.func.jvp``, ``jacfwd``, ``forward_ad``).
+
+    The op is linear in ``x`` (the ReLU variant piecewise linear), so
+    :meth:`jvp` applies the same mask and scale to the tangent that backward
+    applies to the cotangent.
+    """
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+        _CompiledDropout.setup_context(ctx, inputs, output)
+        if ctx.draw is None and tangents_possible():  # (a tuple draw meets no tangent)
+            ctx.save_for_forward(output if ctx.relu else inputs[1])
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: torch.Tensor | None, *_: Any) -> torch.Tensor | None:
+        return _jvp(ctx, tangent)
+
+
 _profiler_enabled = torch._C._autograd._profiler_enabled
 
 
@@ -522,7 +576,52 @@ def unwatched(x: torch.Tensor) -> bool:
         and not torch._C._is_torch_function_mode_enabled()
         and torch._C._len_torch_dispatch_stack() == 0
         and torch._C._get_tracing_state() is None
+        and _forward_ad._current_level < 0  # no dual level: no tangent to carry
     )
+
+
+_VMAP = torch._C._functorch.TransformType.Vmap
+
+
+def tangents_possible() -> bool:
+    """Whether a forward-mode tangent may be carried: a dual level is open.
+
+    ``torch.autograd.forward_ad.dual_level()`` opens one, and so do
+    ``torch.func.jvp``, ``jacfwd`` and ``hessian`` (functorch's forward mode is
+    built on it). There the op goes through its autograd formula
+    (:class:`_Dropout`, with a ``jvp``), even for inputs that do not require
+    grad, never around it: the bare operator has no formula and would give a
+    zero tangent.
+
+    Examples
+    --------
+    >>> from torch.autograd import forward_ad
+    >>> tangents_possible()
+    False
+    >>> with forward_ad.dual_level():
+    ...     tangents_possible()
+    True
+    """
+    return _forward_ad._current_level >= 0
+
+
+def traced_noise_shape(noise_shape: Sequence[Any]) -> list[int]:
+    """The noise shape as ``torch.jit.trace`` records it: -1 for each of ``x``'s own sizes.
+
+    While tracing, ``x.shape`` holds traced sizes (0-d tensors), which the
+    tracer cannot record in the op's ``SymInt[]`` argument (an internal assert
+    in torch 2.13); as constants they would tie the trace to the example's
+    shape (traced with a batch of 1, every row of a batch of 4 would get the
+    same mask). So each traced size becomes -1, which the op reads as
+    ``x``'s size on that axis (dropkit's noise shapes are ``x``'s sizes or 1):
+    the traced function follows the shape of what it is called with.
+
+    Examples
+    --------
+    >>> traced_noise_shape([torch.tensor(4), 1, torch.tensor(8)])
+    [-1, 1, -1]
+    """
+    return [-1 if isinstance(n, torch.Tensor) else int(n) for n in noise_shape]
 
 
 def direct(x: torch.Tensor) -> bool:
@@ -599,19 +698,32 @@ def dropout_op(
             return _APPLY(_unwrap_if_dead(x), seed, noise_shape, threshold, scale, relu)
         key, counter = seed
         seed = seed_from_ints(key, counter, x.device)
+    if torch._C._get_tracing_state() is not None:
+        # torch.jit.trace records the twin operator, whose formula is registered with
+        # torch.library (not a Python Function): the trace runs, differentiates when
+        # called with inputs that require grad, and saves (torch.jit.save) like one
+        # of torch's own ops; with or without grad, the same graph
+        shape = traced_noise_shape(noise_shape)
+        return _DIFFERENTIABLE(x, seed, shape, threshold, scale, relu)
     noise_shape = [int(n) for n in noise_shape]
-    if not (x.requires_grad and torch.is_grad_enabled()):
+    grad = x.requires_grad and torch.is_grad_enabled()
+    if not grad:
         if type(seed) is torch.Tensor and unwatched(x):  # nothing records: nobody sees the skip
             return _compute(x, seed, noise_shape, threshold, scale, relu, new_like(x))
-        return _RAW(x, seed, noise_shape, threshold, scale, relu)
+        if torch.compiler.is_compiling() or not tangents_possible():
+            return _RAW(x, seed, noise_shape, threshold, scale, relu)
     if torch.compiler.is_compiling():  # Dynamo traces the Function into the graph
-        return _Dropout.apply(x, seed, noise_shape, threshold, scale, relu)
+        return _CompiledDropout.apply(x, seed, noise_shape, threshold, scale, relu)
     if torch._C._are_functorch_transforms_active():
         top = torch._C._functorch.peek_interpreter_stack()
-        if top is not None and top.key() == torch._C._functorch.TransformType.Vmap:
+        if top is not None and top.key() == _VMAP:
             # the Function under vmap, on inputs that require grad, finds no
-            # FuncTorchVmapMode kernel: the twin operator with the same formula
-            return _DIFFERENTIABLE(x, seed, noise_shape, threshold, scale, relu)
+            # FuncTorchVmapMode kernel: the twin operator with the same formula.
+            # Otherwise the bare operator: its batching rule (_vmap) computes on the
+            # unbatched tensors, with torch operations where a tangent may be carried
+            if grad and not tangents_possible():
+                return _DIFFERENTIABLE(x, seed, noise_shape, threshold, scale, relu)
+            return _RAW(x, seed, noise_shape, threshold, scale, relu)
         return _Dropout.apply(x, seed, noise_shape, threshold, scale, relu)
     # Eagerly, what Function.apply does minus binding the arguments with inspect
     # (about a fifth of a small call): every argument here is positional, and only
@@ -654,9 +766,26 @@ def _backward(ctx: Any, grad: torch.Tensor) -> tuple:
         and saved.is_contiguous()
     ):  # the CuPy kernel: one pass instead of a product, a comparison and a where
         return cuda.relu_backward(grad, saved, ctx.scale), None, None, None, None, None
-    factor = torch.tensor(ctx.scale, dtype=grad.dtype, device=grad.device)
-    dx = torch.where(saved <= 0, torch.zeros((), dtype=grad.dtype), grad * factor)
-    return dx, None, None, None, None, None
+    return _relu_gate(saved, grad, ctx.scale), None, None, None, None, None
+
+
+def _relu_gate(h: torch.Tensor, g: torch.Tensor, scale: float) -> torch.Tensor:
+    """``g * scale`` where the ReLU variant's output ``h`` passed (``h > 0`` or NaN), else 0."""
+    factor = torch.tensor(scale, dtype=g.dtype, device=g.device)
+    return torch.where(h <= 0, torch.zeros((), dtype=g.dtype, device=g.device), g * factor)
+
+
+def _jvp(ctx: Any, tangent: torch.Tensor | None) -> torch.Tensor | None:
+    """Forward mode: the tangent through the same mask and scale (the op is linear in x).
+
+    For the ReLU variant, the gate of its backward on the saved output ``h``.
+    """
+    if tangent is None:  # x carries no tangent: neither does the output
+        return None
+    (saved,) = ctx.saved_tensors
+    if ctx.relu:
+        return _relu_gate(saved, tangent, ctx.scale)
+    return dropout_op(tangent, saved, ctx.noise_shape, ctx.threshold, ctx.scale, False)
 
 
 def _vmap(
@@ -669,23 +798,57 @@ def _vmap(
     scale: float,
     relu: bool,
 ) -> tuple[torch.Tensor, int | None]:
-    """Batching rule: one seed means one mask per sample (the call applied to each)."""
+    """Batching rule: one seed means one mask per sample (the call applied to each).
+
+    The rule runs on the tensors of the transform below vmap while vmap's
+    interpreter stays on top of the stack, where :func:`dropout_op` cannot
+    route a tangent through the formula: when one may be carried (forward
+    mode below vmap: ``jvp(vmap(f))``, ``jacfwd``, ``hessian``), the op is
+    computed as torch operations on the keep-mask (:func:`_differentiable`),
+    which every transform differentiates.
+    """
+    op = _differentiable if tangents_possible() else dropout_op
     x_dim, seed_dim = in_dims[0], in_dims[1]
     if seed_dim is None:
         if x_dim is None:
-            return dropout_op(x, seed, noise_shape, threshold, scale, relu), None
+            return op(x, seed, noise_shape, threshold, scale, relu), None
         xb = x.movedim(x_dim, 0)  # the mask of one sample, broadcast over the batch
-        return dropout_op(xb, seed, [1, *noise_shape], threshold, scale, relu), 0
+        return op(xb, seed, [1, *noise_shape], threshold, scale, relu), 0
     seeds = seed.movedim(seed_dim, 0)  # a seed per sample (e.g. randomness="different")
     xs = x.movedim(x_dim, 0) if x_dim is not None else x.expand(len(seeds), *x.shape)
-    parts = [
-        dropout_op(xs[i], seeds[i], noise_shape, threshold, scale, relu) for i in range(len(seeds))
-    ]
+    parts = [op(xs[i], seeds[i], noise_shape, threshold, scale, relu) for i in range(len(seeds))]
     return torch.stack(parts), 0
+
+
+def _differentiable(
+    x: torch.Tensor,
+    seed: torch.Tensor,
+    noise_shape: Sequence[int],
+    threshold: int,
+    scale: float,
+    relu: bool,
+) -> torch.Tensor:
+    """The op's result as torch operations on its keep-mask (differentiable in every mode).
+
+    ``where(keep, x * scale, 0)``, the scale rounded to ``x``'s dtype: the
+    kernels' values, bit for bit. Keeps a mask-sized boolean tensor for
+    autograd, so it serves only the batching rule's forward-mode case.
+    """
+    if not x.is_floating_point():
+        raise TypeError(f"x must have a real floating dtype, got {x.dtype}")
+    if scale > 1.0 and scale >= _overflow_bound(x.dtype):
+        check_scale(scale, 1.0 - 1.0 / scale, x.dtype, torch.finfo(x.dtype))  # raises
+    keep = keep_mask(seed, noise_shape, threshold, x.device)
+    if relu:
+        keep = keep & (x <= 0).logical_not()  # NaN is kept, as torch.relu keeps it
+    factor = torch.tensor(scale, dtype=x.dtype, device=x.device)
+    return torch.where(keep, x * factor, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
 torch.library.register_vmap("dropkit::dropout", _vmap)
 torch.library.register_vmap("dropkit::dropout_differentiable", _vmap)
 torch.library.register_autograd(
-    "dropkit::dropout_differentiable", _Dropout.backward, setup_context=_Dropout.setup_context
+    "dropkit::dropout_differentiable",
+    _CompiledDropout.backward,
+    setup_context=_CompiledDropout.setup_context,
 )

@@ -15,6 +15,14 @@ members of this backend:
 :func:`random_bits` computes the words of a draw in the registered op
 ``dropkit::philox_words`` (the family's draws stay in a compiled graph too).
 
+Every ``torch.func`` transform and ``torch.autograd.forward_ad`` see the
+mask: gradients, tangents and Jacobians are those of ``x * mask * scale``.
+Under ``vmap``, ``vmap(f)(xs)[i]`` is ``f(xs[i])``: an explicit ``rng=``
+gives every sample the mask of one call; ``rng=None`` follows ``vmap``'s
+``randomness=`` (``"error"`` refuses, ``"same"`` draws once,
+``"different"`` draws per sample). ``torch.jit.trace`` records the op (a
+Python-side ``rng=`` is refused there). See docs/backends.md.
+
 Examples
 --------
 >>> import torch, dropkit
@@ -22,6 +30,13 @@ Examples
 >>> y = dropkit.dropout(x, 0.5, rng=0)
 >>> y.sum().backward()
 >>> bool(torch.equal(x.grad, y.detach()))    # the same mask, regenerated
+True
+>>> tangent = torch.func.jvp(lambda z: dropkit.dropout(z, 0.5, rng=0), (x,), (torch.ones(4, 3),))[1]
+>>> bool(torch.equal(tangent, y.detach()))    # forward mode: the same mask and scale
+True
+>>> xs = torch.ones(2, 4, 3)
+>>> same = torch.vmap(lambda z: dropkit.dropout(z, 0.5, rng=0))(xs)
+>>> bool(torch.equal(same[0], y.detach()) and torch.equal(same[1], y.detach()))
 True
 """
 
@@ -34,7 +49,18 @@ import torch
 
 from dropkit.checks import check_p
 
-from ._op import FULL, compute, direct, dropout_inplace_op, dropout_op, seed_ints, unwatched, words
+from ._op import (
+    FULL,
+    compute,
+    direct,
+    dropout_inplace_op,
+    dropout_op,
+    seed_ints,
+    tangents_possible,
+    traced_noise_shape,
+    unwatched,
+    words,
+)
 from .keys import TorchRNGLike, draw_ints, seed_from_ints, seed_tensor
 
 __all__ = ["SeedDraw", "draw", "mask_scale", "philox_words_op", "random_bits", "torch_p"]
@@ -178,8 +204,11 @@ def mask_scale(
         return dropout_op(x, draw, noise_shape, threshold, scale, relu)
     _check_inplace(x)
     seed = draw if type(draw) is torch.Tensor else _seed(draw, x.device)
-    shape = [int(n) for n in noise_shape]
-    if torch.is_grad_enabled() and x.requires_grad:  # autograd sees the op, then the copy
+    tracing = torch._C._get_tracing_state() is not None
+    shape = traced_noise_shape(noise_shape) if tracing else [int(n) for n in noise_shape]
+    if (torch.is_grad_enabled() and x.requires_grad) or tangents_possible() or tracing:
+        # autograd sees the op, then the copy (which carries a tangent too; a trace
+        # records the op as dropout_op records it)
         return x.copy_(dropout_op(x, seed, shape, threshold, scale, relu))
     dropout_inplace_op(x, seed, shape, threshold, scale, relu)
     return x

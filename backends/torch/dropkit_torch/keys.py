@@ -92,6 +92,11 @@ def _compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
+def _tracing() -> bool:
+    """Whether ``torch.jit.trace`` is recording."""
+    return torch._C._get_tracing_state() is not None
+
+
 #: Seed tensors of int seeds, per (seed, device): an int seed is the same draw on
 #: every call, so its four words are built once (at most ``_CACHE_SIZE`` kept).
 _INT_SEEDS: dict[tuple[int, torch.device], torch.Tensor] = {}
@@ -108,6 +113,7 @@ def _eager_plain() -> bool:
         _compiling()
         or torch._C._is_torch_function_mode_enabled()
         or torch._C._len_torch_dispatch_stack() > 0
+        or _tracing()  # (a cached tensor is a constant there: two traces would differ)
     )
 
 
@@ -227,6 +233,13 @@ def seed_tensor(rng: TorchRNGLike, x: torch.Tensor) -> torch.Tensor:
             "Use rng=None (torch's RNG state is restored for the recomputation) or an int seed"
         )
     if rng is None or isinstance(rng, torch.Generator):
+        if rng is not None and _tracing():
+            raise RuntimeError(
+                "dropkit: rng=torch.Generator cannot be recorded by torch.jit.trace (a trace "
+                "keeps no generator object: the traced function would draw from torch's "
+                "default generator instead); pass rng=None, or use torch.compile / "
+                "torch.export instead of tracing"
+            )
         if rng is not None and not _same_device(rng.device, device):
             raise ValueError(
                 f"rng is a torch.Generator on device {rng.device}, but x is on {device}; "
@@ -246,6 +259,13 @@ def seed_tensor(rng: TorchRNGLike, x: torch.Tensor) -> torch.Tensor:
             "graph (the same mask on every call); inside compiled code pass rng=None "
             "(torch's generator), an int seed, or use a dropkit_torch.nn layer with rng= "
             "(its stream lives in buffers that the graph advances)"
+        )
+    if _tracing():
+        raise RuntimeError(
+            f"dropkit: rng={type(rng).__name__} is Python state that torch.jit.trace would "
+            "freeze into the trace (the same mask on every call of the traced function); "
+            "pass rng=None (torch's generator: the trace records its draw) or an int seed, "
+            "or compile with torch.compile / torch.export instead of tracing"
         )
     key, counter = as_generator(rng).draw()
     return seed_from_ints(key, counter, device)

@@ -266,6 +266,20 @@ class StreamLayer(torch.nn.Module):
     def _noise_shape(self, x: torch.Tensor) -> tuple[int, ...] | None:
         return None
 
+    def __prepare_scriptable__(self) -> torch.nn.Module:
+        """Refuse ``torch.jit.script`` (which calls this first) with what to use instead.
+
+        The layers call dropkit's Python ops, which TorchScript cannot compile
+        (it would fail deep inside, on a type annotation). ``torch.jit.trace``
+        records them (see :mod:`dropkit_torch._op`); ``torch.compile`` and
+        ``torch.export`` are torch's successors to both.
+        """
+        raise RuntimeError(
+            f"dropkit_torch.nn.{type(self).__name__} cannot be compiled by torch.jit.script "
+            "(it runs dropkit's Python ops, which TorchScript does not support); use "
+            "torch.compile or torch.export, or record the model with torch.jit.trace"
+        )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Dropout of ``x`` in training mode, the evaluation output otherwise."""
         _check_tensor(x)
