@@ -3,8 +3,8 @@
 ``dropkit sweep --train-size 500,1000,2000,4000 --seeds 3`` runs the study of
 :mod:`dropkit.experiment.study` on the first ``n`` training examples for each ``n``,
 every (size, seed, method) run in its own folder
-``<out>/size-<n>/seed-<s>/<method>/`` and all of them in one pool of worker
-processes. Each ``size-<n>`` folder gets the study's ``summary.json``,
+``<out>/size-<n>/seed-<s>/<method>/`` and all of them on one Dask cluster.
+Each ``size-<n>`` folder gets the study's ``summary.json``,
 ``history.json`` (and the plots plugin's ``curves.png``); the sweep's folder
 gets ``sweep.json`` and ``sweep.md``: one row per (size, method) with the
 test accuracy at the best validation epoch (the headline; each size's
@@ -37,6 +37,7 @@ from typing import Any, TextIO
 import pluggy
 
 from .checkpoint import atomic_write_text
+from .cluster import study_watch
 from .data import Dataset
 from .plugins import new_plugin_manager
 from .rundir import RunLock, is_held_here
@@ -107,12 +108,14 @@ def run_sweep(
     plugin_manager: pluggy.PluginManager | None = None,
     progress: TextIO | None = None,
     threads: int | None = None,
+    cluster: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``plan`` on each dataset (``{train size: data}``); write the files; return the table.
 
     Existing checkpoints are continued. Holds ``out_dir``'s
     :class:`~dropkit.experiment.rundir.RunLock` (unless this thread already does).
-    ``threads``: every run's BLAS threads (None: chosen per run).
+    ``threads``: every run's BLAS threads (None: chosen per run). ``jobs`` and
+    ``cluster``: where the runs train, as :func:`~dropkit.experiment.study.run_study`.
 
     Examples
     --------
@@ -141,6 +144,9 @@ def run_sweep(
             jobs=jobs,
             metrics=metrics,
             plugin_manager=pm,
+            cluster=cluster,
+            watch=study_watch(out),
+            resume=f"dropkit sweep --resume {out}",
         )
         per_size = len(results) // len(sizes)
         table = []
