@@ -33,15 +33,17 @@ from .cli_plan import (
     report_files,
     same_dir,
 )
+from .cluster import CLUSTER_VARIABLE, check_reachable, import_distributed, parse_address
 from .methods import ACTIVATIONS, METHODS, parse_methods
 from .plugins import new_plugin_manager
 from .runfiles import read_run_bytes
 from .study import MAX_SEEDS, STUDY_NAME, StudyPlan, read_study_plan, run_folder
 from .sweep import DEFAULT_SIZES, parse_train_sizes, size_folder
+from .threads import available_cores
 
 __all__ = ["add_study_flags", "cmd_study", "is_study"]
 
-_STUDY_FLAGS = ("methods", "seeds", "jobs", "activation")
+_STUDY_FLAGS = ("methods", "seeds", "jobs", "activation", "cluster")
 
 
 def add_study_flags(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
@@ -68,7 +70,15 @@ def add_study_flags(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
         type=parse_integer,
         default=None,
         metavar="J",
-        help=f"runs at once, in worker processes (default: the number of cores, {os.cpu_count()})",
+        help="runs at once, on a local Dask cluster of J worker processes (default: the "
+        f"number of cores, {available_cores()}; 1: one by one in this process)",
+    )
+    g.add_argument(
+        "--cluster",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help=f"run on the workers of this Dask scheduler (default: ${CLUSTER_VARIABLE} if set, "
+        "else a local cluster); --out must be on a filesystem every worker sees",
     )
     g.add_argument(
         "--activation",
@@ -95,11 +105,13 @@ class _StudyJob:
     data_args: dict[str, Any]
     sizes: list[int] | None
     jobs: int
+    cluster: str | None
     write_doc: bool
     state: list[tuple[str, int, int]]
     datasets: dict[int | None, Any] = dataclasses.field(default_factory=dict)
     trained: list[int] = dataclasses.field(default_factory=list)  # per run, on --resume
     environment: dict[str, Any] | None = None  # on --resume: the saved one
+    note: str | None = None  # said at the start (how the runs are run)
 
     def doc(self) -> dict[str, Any]:
         doc = {"command": self.command, **self.plan.to_dict(), "data": self.data_args}
@@ -157,8 +169,28 @@ def _counts(args: argparse.Namespace) -> None:
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(
             f"--jobs must be at least 1 (how many runs train at once; default: the "
-            f"{os.cpu_count()} cores), got {args.jobs}"
+            f"{available_cores()} cores), got {args.jobs}"
         )
+
+
+def _cluster(args: argparse.Namespace) -> str | None:
+    """The scheduler address (``--cluster`` or ``$DROPKIT_CLUSTER``), checked; None: local."""
+    if args.cluster is not None:
+        address, where = args.cluster, "--cluster"
+    else:
+        address, where = os.environ.get(CLUSTER_VARIABLE, "").strip() or None, CLUSTER_VARIABLE
+    if address is None:
+        return None
+    if args.jobs is not None:
+        raise ValueError(
+            f"--jobs {args.jobs} sizes the local cluster; with a scheduler ({where} {address}) "
+            "its workers train the runs: leave out --jobs (start more `dask worker`s instead)"
+            + (f", or unset {CLUSTER_VARIABLE} to run here" if where != "--cluster" else "")
+        )
+    try:
+        return parse_address(address)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("--cluster", where, 1)) from None
 
 
 def _plan(args: argparse.Namespace, command: str) -> _StudyJob:
@@ -173,9 +205,12 @@ def _plan(args: argparse.Namespace, command: str) -> _StudyJob:
     plain = copy.copy(args)
     plain.train_size = None if command == "sweep" else args.train_size
     given = given_values(plain)
-    jobs = args.jobs if args.jobs is not None else os.cpu_count() or 1
+    cluster = _cluster(args)
+    jobs, note = _default_jobs(args.jobs, cluster)
     if args.resume is not None:
-        return _plan_resume(args, command, given, sizes, jobs)
+        job = _plan_resume(args, command, given, sizes, jobs, cluster)
+        job.note = note
+        return job
     out = Path(args.out) if args.out else None
     if out is not None and (out / STUDY_NAME).is_file():
         raise FileExistsError(
@@ -198,7 +233,36 @@ def _plan(args: argparse.Namespace, command: str) -> _StudyJob:
     except ValueError as exc:  # an option that does not suit a method: name the flags
         raise ValueError(flag_message(str(exc)).replace("the methods", "--methods")) from None
     data_args = {"data_dir": args.data_dir, "train_size": None if sizes else args.train_size}
-    return _StudyJob(command, fresh.out, plan, data_args, sizes, jobs, True, _state(fresh.out))
+    runs = len(plan.configs()) * (len(sizes) if sizes else 1)
+    _check_runner(jobs, cluster, runs)
+    job = _StudyJob(
+        command, fresh.out, plan, data_args, sizes, jobs, cluster, True, _state(fresh.out)
+    )
+    job.note = note
+    return job
+
+
+def _default_jobs(jobs: int | None, cluster: str | None) -> tuple[int, str | None]:
+    """``--jobs`` or its default (the cores; 1, with a note, without Dask distributed)."""
+    if jobs is not None or cluster is not None:
+        return (jobs or 1), None
+    try:
+        import_distributed()
+    except ImportError:
+        return 1, (
+            "Dask distributed is not installed: the runs train one at a time in this process "
+            "(`pip install 'dropkit[distributed]'` runs them in parallel)"
+        )
+    return available_cores(), None
+
+
+def _check_runner(jobs: int, cluster: str | None, runs: int) -> None:
+    """Dask distributed is installed if the runs go to it."""
+    if cluster is not None:
+        import_distributed("a study with --cluster")
+        check_reachable(cluster)  # before anything is written
+    elif jobs > 1 and runs > 1:
+        import_distributed(f"a study with --jobs {jobs}")
 
 
 def _plan_resume(
@@ -207,6 +271,7 @@ def _plan_resume(
     given: dict[str, Any],
     sizes: list[int] | None,
     jobs: int,
+    cluster: str | None,
 ) -> _StudyJob:
     from .rundir import RunLock
 
@@ -279,7 +344,10 @@ def _plan_resume(
     data_args = {"data_dir": doc["data"].get("data_dir"), "train_size": None}
     if command == "compare":
         data_args["train_size"] = doc["data"].get("train_size")
-    job = _StudyJob(command, out, plan, data_args, sizes, jobs, config != base, _state(out))
+    _check_runner(jobs, cluster, len(plan.configs()) * (len(sizes) if sizes else 1))
+    job = _StudyJob(
+        command, out, plan, data_args, sizes, jobs, cluster, config != base, _state(out)
+    )
     job.environment = doc.get("environment") if isinstance(doc.get("environment"), dict) else None
     return job
 
@@ -358,13 +426,20 @@ def cmd_study(args: argparse.Namespace, command: str) -> int:
         if job.write_doc:
             atomic_write_text(job.out / STUDY_NAME, json.dumps(job.doc(), indent=2))
         runs = len(job.plan.configs()) * len(job.folders())
+        if job.note is not None:
+            print(f"{command}: {job.note}", file=sys.stderr, flush=True)
         if progress is not None:
-            workers = min(job.jobs, runs)
+            if job.cluster is not None:
+                where = f"on the workers of the Dask scheduler at {job.cluster}"
+            elif min(job.jobs, runs) == 1:
+                where = "one at a time, in this process"
+            else:
+                where = f"{min(job.jobs, runs)} at a time, on a local Dask cluster"
             print(
                 f"{command}: {runs} runs ({len(job.plan.methods)} methods x "
                 f"{len(job.plan.seeds)} seeds"
                 + (f" x {len(job.sizes)} train sizes" if job.sizes else "")
-                + f"), {workers} at a time, in {job.out}",
+                + f"), {where}, in {job.out}",
                 file=progress,
                 flush=True,
             )
@@ -378,6 +453,7 @@ def cmd_study(args: argparse.Namespace, command: str) -> int:
                 plugin_manager=pm,
                 progress=progress,
                 threads=args.threads,
+                cluster=job.cluster,
             )
         else:
             run_sweep(
@@ -388,6 +464,7 @@ def cmd_study(args: argparse.Namespace, command: str) -> int:
                 plugin_manager=pm,
                 progress=progress,
                 threads=args.threads,
+                cluster=job.cluster,
             )
     finally:
         lock.release()

@@ -64,6 +64,7 @@ __all__ = [
     "CLUSTER_VARIABLE",
     "ClusterError",
     "RunLostError",
+    "check_reachable",
     "import_distributed",
     "parse_address",
     "run_on_dask",
@@ -103,6 +104,30 @@ def parse_address(text: str) -> str:
             f"prints), got {text!r}"
         )
     return text.strip()
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Something listens at ``address``'s host and port, or a ClusterError (nothing is sent).
+
+    Examples
+    --------
+    >>> check_reachable("tcp://127.0.0.1:1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    dropkit.experiment.cluster.ClusterError: nothing answers at tcp://127.0.0.1:1 (...): ...
+    """
+    match = _ADDRESS.match(parse_address(address))
+    if match is None:  # pragma: no cover - parse_address refused it
+        raise ValueError(address)
+    host, port = match.group(2).strip("[]"), int(match.group(3))
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise ClusterError(
+            f"nothing answers at {address} ({exc.strerror or exc}): start a scheduler there "
+            "with `dask scheduler` and its workers with `dask worker ADDRESS --nthreads 1`, or "
+            f"leave out --cluster (and unset ${CLUSTER_VARIABLE}) to run on this machine"
+        ) from None
 
 
 def import_distributed(why: str = "a study with more than one job") -> ModuleType:
