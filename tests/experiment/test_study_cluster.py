@@ -117,7 +117,8 @@ def test_a_study_is_gone_when_its_lock_is_free_or_held_by_another(tmp_path):
 
 
 def _task(folder: Path, epochs: int = 3) -> Task:
-    return Task("d", "seed-0/dropout", folder, TrainConfig(epochs=epochs, hidden=(8,)))
+    name = f"{folder.parent.name}/{folder.name}"
+    return Task("d", name, folder, TrainConfig(epochs=epochs, hidden=(8,)))
 
 
 def test_a_run_whose_study_is_gone_stops_after_saving_its_epoch(tmp_path, small):
