@@ -470,8 +470,8 @@ def cmd_study(args: argparse.Namespace, command: str) -> int:
         lock.release()
     if job.sizes is None:
         format_study_table(json.loads(read_run_bytes(job.out / "summary.json")), sys.stdout)
-        report_files(job.out, ["summary.json", "history.json", "curves.png"])
+        report_files(job.out, ["summary.json", "history.json", "runs.csv", "curves.png"])
     else:
         format_sweep_table(job.out, sys.stdout)
-        report_files(job.out, ["sweep.json", "sweep.md", "sweep.png"])
+        report_files(job.out, ["sweep.json", "sweep.md", "runs.csv", "sweep.png"])
     return 0

@@ -12,7 +12,8 @@ validation examples are held out of its own ``n`` training examples), the
 best test accuracy (selected on test, as the source article), the final test
 accuracy and the final train-test gap over the seeds (mean, sample standard
 deviation, 95% t-interval), and the ``dropkit_sweep_end`` hook is called (the
-plots plugin draws ``sweep.png``, with error bars). ``sweep.json`` names the
+plots plugin draws ``sweep.png``, with error bars). Its ``runs.csv`` has one
+row per run of every size (:mod:`~dropkit.experiment.study_table`). ``sweep.json`` names the
 headline's key in ``"headline"``; without a validation set (``val_size=0``)
 it is ``best_test_acc``, and the table says it was selected on test.
 
@@ -43,6 +44,7 @@ from .plugins import new_plugin_manager
 from .rundir import RunLock, is_held_here
 from .study import STUDY_NAME, StudyPlan, run_folder, runs_by_method
 from .study_report import write_study_files
+from .study_table import run_rows, write_table
 from .tasks import Task, run_tasks_shown
 
 __all__ = ["DEFAULT_SIZES", "format_sweep_table", "parse_train_sizes", "run_sweep", "size_folder"]
@@ -150,10 +152,12 @@ def run_sweep(
         )
         per_size = len(results) // len(sizes)
         table = []
+        rows: list[dict[str, Any]] = []
         key = "best_test_acc"
         for k, n in enumerate(sizes):
             runs = runs_by_method(plan, results[k * per_size : (k + 1) * per_size])
             summary = write_study_files(size_folder(out, n), plan, runs, datasets[n], pm)
+            rows += run_rows(runs, datasets[n], point={"train_size": n})
             key = summary["headline"]["key"]
             for method in plan.methods:
                 stats = summary["methods"][method]["stats"]
@@ -174,6 +178,7 @@ def run_sweep(
         }
         atomic_write_text(out / "sweep.json", json.dumps(doc, indent=2))
         atomic_write_text(out / "sweep.md", _markdown(doc))
+        write_table(out, rows)
         pm.hook.dropkit_sweep_end(out_dir=out, table=table)
         return table
     finally:
