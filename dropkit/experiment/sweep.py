@@ -39,7 +39,7 @@ import itertools
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -126,7 +126,7 @@ def parse_axis(flag: str, text: str) -> list[float]:
     return values
 
 
-def grid_points(axes: dict[str, Sequence[Any]]) -> list[dict[str, Any]]:
+def grid_points(axes: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """Every point of the grid, the first axis major.
 
     Examples
@@ -192,7 +192,7 @@ def run_sweep(
     datasets: dict[int, Dataset] | dict[int | None, Dataset],
     out_dir: str | Path,
     *,
-    axes: dict[str, Sequence[Any]] | None = None,
+    axes: Mapping[str, Sequence[Any]] | None = None,
     jobs: int = 1,
     metrics: bool = True,
     plugin_manager: pluggy.PluginManager | None = None,
@@ -273,10 +273,10 @@ def run_sweep(
             "headline": key,
             "table": table,
         }
-        atomic_write_text(out / "sweep.json", json.dumps(doc, indent=2))
-        atomic_write_text(out / "sweep.md", _markdown(doc))
         if "train_size" in axes:
             doc["train_sizes"] = axes["train_size"]
+        atomic_write_text(out / "sweep.json", json.dumps(doc, indent=2))
+        atomic_write_text(out / "sweep.md", _markdown(doc))
         write_table(out, rows)
         if list(axes) == ["train_size"]:  # the plots plugin draws accuracy against size
             pm.hook.dropkit_sweep_end(out_dir=out, table=table)
