@@ -270,12 +270,17 @@ def dropout_fused_numba(
     itself (in place) if ``x`` is C-contiguous.
     """
     if out is None:
-        out = np.empty(x.shape, dtype=x.dtype)  # C order
+        out = np.empty(x.shape, x.dtype)  # C order (positional: NumPy's keywords cost 0.2 us)
     elif not out.flags.c_contiguous:
         raise ValueError("out must be C-contiguous")
     flat, y = x.reshape(-1), out.reshape(-1)  # y: a view of out
-    key = _as_int64(int(key))
-    args = (flat, y, int(threshold), float(scale), bool(relu), key, _as_int64(int(counter)))
+    # _as_int64 of each word, inline: this is every NumPy dropout's path
+    key, counter = int(key), int(counter)
+    if key >= _SIGN:
+        key -= 1 << 64
+    if counter >= _SIGN:
+        counter -= 1 << 64
+    args = (flat, y, int(threshold), float(scale), bool(relu), key, counter)
     if flat.size < PARALLEL_MIN:  # (_launch's first test, without its call)
         _dropout_serial(*args)
     else:

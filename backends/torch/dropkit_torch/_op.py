@@ -347,7 +347,8 @@ def _compute(
                 out.copy_(dst)
             return out
     if isinstance(seed, tuple):  # a draw as integers (the eager CPU path): its seed tensor
-        seed = seed_from_ints(*seed, x.device)
+        key, counter = seed
+        seed = seed_from_ints(key, counter, x.device)
     cuda = _cuda_kernels(x.device) if elementwise else None
     if cuda is not None and cuda.supports(x):  # the CuPy kernel on the tensor's memory
         on_device = cuda.device_seed(seed, x.device)  # read by the kernel: no host sync
@@ -596,7 +597,8 @@ def dropout_op(
             if not (x.requires_grad and torch.is_grad_enabled()):
                 return _compute(x, seed, noise_shape, threshold, scale, relu, new_like(x))
             return _APPLY(_unwrap_if_dead(x), seed, noise_shape, threshold, scale, relu)
-        seed = seed_from_ints(*seed, x.device)
+        key, counter = seed
+        seed = seed_from_ints(key, counter, x.device)
     noise_shape = [int(n) for n in noise_shape]
     if not (x.requires_grad and torch.is_grad_enabled()):
         if type(seed) is torch.Tensor and unwatched(x):  # nothing records: nobody sees the skip
