@@ -271,3 +271,23 @@ def test_kill_9_of_the_client_of_a_local_cluster_then_resume(tmp_path, serial):
     assert "2 at a time, on a local Dask cluster" in done.stderr
     assert "study 4/4 runs done" in done.stderr or "[4/4]" in done.stderr
     _assert_same_study(serial, out)
+
+
+def _thread_variables() -> dict[str, str | None]:
+    return {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")}
+
+
+def test_local_workers_get_their_share_of_the_cores_and_the_users_choice_wins(monkeypatch):
+    from dropkit.experiment.cluster import connect
+    from dropkit.experiment.tasks import THREAD_VARIABLES, thread_limits
+
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the user's: kept
+    names = (*THREAD_VARIABLES, "MALLOC_TRIM_THRESHOLD_")
+    before = {k: os.environ.get(k) for k in names}
+    with connect(None, 2) as client:
+        seen = list(client.run(_thread_variables).values())
+    share = thread_limits(2)["NUMBA_NUM_THREADS"]
+    assert seen == [{"OPENBLAS_NUM_THREADS": "3", "NUMBA_NUM_THREADS": share}] * 2
+    # the nanny's settings did not stay in this process
+    assert {k: os.environ.get(k) for k in names} == before
