@@ -434,6 +434,11 @@ def cmd_study(args: argparse.Namespace, command: str) -> int:
         if complete is not None:
             raise NothingToDo(complete)  # nothing is written
         remove_stale_temporaries(job.out)
+        if job.cluster is not None:  # before study.json: a folder they cannot see stays empty
+            from .cluster import check_shared_folder, connect
+
+            with connect(job.cluster, 0) as client:
+                check_shared_folder(client, job.out)
         if job.write_doc and args.resume is None:  # how the study was started
             job.environment = environment(
                 get_backend(job.plan.config.backend), ["dropkit", *getattr(args, "argv", [])]

@@ -448,7 +448,7 @@ def run_on_dask(
     ``workers``: the local cluster's worker processes (ignored with
     ``address``). ``watch``: the study whose lock the workers check
     (:class:`Watch`; None: they check only their task's cancellation);
-    its folder is also checked to be shared with the workers. ``resume``:
+    on an existing cluster its folder is also checked to be shared with the workers. ``resume``:
     the command that resumes the study, named by :class:`RunLostError`.
     ``notes``: where the dashboard's address is printed (None: nowhere).
     ``on_done`` and ``on_event`` as :func:`~dropkit.experiment.tasks.run_tasks`.
@@ -458,7 +458,7 @@ def run_on_dask(
     from distributed import wait
 
     with connect(address, workers) as client:
-        if watch is not None:
+        if watch is not None and address is not None:
             check_shared_folder(client, watch.study)
         link = dashboard(client)
         if notes is not None and link is not None:
