@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -143,10 +144,18 @@ def _assert_nobody_writes(out: Path) -> None:
 
 
 @contextlib.contextmanager
-def _dask(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[str]]]]:
-    """A `dask scheduler` and two `dask worker`s on 127.0.0.1 (free ports); stopped after."""
+def _dask(
+    tmp_path: Path, retries: int | None = None
+) -> Iterator[tuple[str, list[subprocess.Popen[str]]]]:
+    """A `dask scheduler` and two `dask worker`s on 127.0.0.1 (free ports); stopped after.
+
+    ``retries``: the scheduler's allowed-failures (None: Dask's default).
+    """
     file = tmp_path / "scheduler.json"
-    common = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "text": True}
+    env = dict(os.environ)
+    if retries is not None:
+        env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] = str(retries)
+    common = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "text": True, "env": env}
     procs: list[subprocess.Popen[str]] = []
     try:
         procs.append(
@@ -179,6 +188,25 @@ def _dask(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[str]]]]:
             _stop(proc)
 
 
+def _kill_a_busy_worker(
+    address: str, workers: list[subprocess.Popen[str]], out: Path, proc: subprocess.Popen[str]
+) -> list[str]:
+    """Kill -9 a worker (and its nanny) while it trains a run; return the runs it held."""
+    deadline = time.monotonic() + 180
+    with distributed.Client(address, timeout="60s") as client:
+        while True:
+            _wait_training(out, proc, rows=20)
+            pids = client.run(os.getpid)
+            for addr, keys in client.processing().items():
+                if keys and addr in pids:
+                    sid = os.getsid(pids[addr])
+                    killed = next(w for w in workers if w.pid == sid)
+                    os.killpg(killed.pid, signal.SIGKILL)
+                    killed.wait(timeout=30)
+                    return [str(key).split("-", 2)[2] for key in keys]  # dropkit-<token>-<run>
+            assert time.monotonic() < deadline, "no worker was seen training"
+
+
 def test_a_study_on_a_scheduler_survives_a_killed_worker(tmp_path, serial):
     out = tmp_path / "study"
     with _dask(tmp_path) as (address, workers):
@@ -190,25 +218,41 @@ def test_a_study_on_a_scheduler_survives_a_killed_worker(tmp_path, serial):
             start_new_session=True,
         )
         try:
-            killed = None
-            deadline = time.monotonic() + 180
-            with distributed.Client(address, timeout="60s") as client:
-                while killed is None:  # a worker that is training a run, mid-run
-                    _wait_training(out, proc, rows=20)
-                    pids = client.run(os.getpid)
-                    for addr, keys in client.processing().items():
-                        if keys and addr in pids:
-                            sid = os.getsid(pids[addr])
-                            killed = next(w for w in workers if w.pid == sid)
-                            break
-                    assert time.monotonic() < deadline, "no worker was seen training"
-            os.killpg(killed.pid, signal.SIGKILL)  # the worker and its nanny
-            killed.wait(timeout=30)
+            _kill_a_busy_worker(address, workers, out, proc)
             _, err = proc.communicate(timeout=300)
             assert proc.returncode == 0, err
         finally:
             _stop(proc)
-        # the client's end of it was killed mid-run too: the next test's scheduler is new
+    _assert_same_study(serial, out)
+
+
+def test_a_run_dask_gives_up_on_is_named_with_the_resume_command(tmp_path, serial):
+    out = tmp_path / "study"
+    with _dask(tmp_path, retries=0) as (address, workers):  # no retry: the first death is final
+        proc = subprocess.Popen(
+            [*CLI, *ARGS, "--cluster", address, "--quiet", "--out", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            held = _kill_a_busy_worker(address, workers, out, proc)
+            _, err = proc.communicate(timeout=300)
+        finally:
+            _stop(proc)
+        assert proc.returncode == 2, err
+        lost = re.search(r"dropkit: error: run (seed-\d/\w+) \((.+)\) was lost: KilledWorker", err)
+        assert lost is not None and lost[1] in held and lost[2] == str(out / lost[1]), err
+        assert f"continue it with `dropkit compare --resume {out}`" in err
+        _assert_nobody_writes(out)
+        done = subprocess.run(
+            [*CLI, "compare", "--resume", str(out), "--cluster", address, "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
     _assert_same_study(serial, out)
 
 
