@@ -48,7 +48,8 @@ def add_training_flags(p: argparse.ArgumentParser, *, sizes: bool = False) -> No
             "--train-size",
             default=None,
             metavar="N1,N2,...",
-            help="a study on the first N training examples for each N (default 500,1000,2000,4000)",
+            help="a study on the first N training examples for each N (default, when no other "
+            "option has several values: 500,1000,2000,4000)",
         )
     else:
         g.add_argument(
@@ -69,11 +70,14 @@ def add_training_flags(p: argparse.ArgumentParser, *, sizes: bool = False) -> No
         metavar="W1,W2,...",
         help="hidden layer widths (default: 512,256)",
     )
+    # on `dropkit sweep`, lists (parsed and refused if bad by the command): its axes
+    number: Any = str if sizes else parse_finite
+    axis = " (a list P1,P2,... sweeps it)" if sizes else ""
     g.add_argument(
         "--p-hidden",
-        type=parse_finite,
+        type=number,
         default=None,
-        help="DROP probability of hidden units (default: 0.5)",
+        help=f"DROP probability of hidden units (default: 0.5){axis}",
     )
     g.add_argument(
         "--p-input",
@@ -82,7 +86,7 @@ def add_training_flags(p: argparse.ArgumentParser, *, sizes: bool = False) -> No
         help="DROP probability of input units (default: 0)",
     )
     g.add_argument("--mode", choices=("inverted", "vanilla"), default=None)
-    g.add_argument("--lr", type=parse_finite, default=None, help="default: 0.05")
+    g.add_argument("--lr", type=number, default=None, help=f"default: 0.05{axis}")
     g.add_argument(
         "--lr-every",
         type=parse_integer,
@@ -94,7 +98,7 @@ def add_training_flags(p: argparse.ArgumentParser, *, sizes: bool = False) -> No
     )
     g.add_argument("--momentum", type=parse_finite, default=None, help="default: 0.9")
     g.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum")
-    g.add_argument("--weight-decay", type=parse_finite, default=None, help="L2 on weights (1e-3)")
+    g.add_argument("--weight-decay", type=number, default=None, help=f"L2 on weights (1e-3){axis}")
     g.add_argument("--batch-size", type=parse_integer, default=None, help="default: 256")
     g.add_argument("--dtype", choices=("float16", "float32", "float64"), default=None)
     g.add_argument(

@@ -33,15 +33,18 @@ from .cli_plan import (
     report_files,
     same_dir,
 )
+from .cli_sweep import axes_differences, saved_axes, sweep_axes
+from .cluster import CLUSTER_VARIABLE, check_reachable, import_distributed, parse_address
 from .methods import ACTIVATIONS, METHODS, parse_methods
 from .plugins import new_plugin_manager
 from .runfiles import read_run_bytes
 from .study import MAX_SEEDS, STUDY_NAME, StudyPlan, read_study_plan, run_folder
-from .sweep import DEFAULT_SIZES, parse_train_sizes, size_folder
+from .sweep import grid_points, point_folder, point_plan
+from .threads import available_cores
 
 __all__ = ["add_study_flags", "cmd_study", "is_study"]
 
-_STUDY_FLAGS = ("methods", "seeds", "jobs", "activation")
+_STUDY_FLAGS = ("methods", "seeds", "jobs", "activation", "cluster")
 
 
 def add_study_flags(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
@@ -68,7 +71,15 @@ def add_study_flags(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
         type=parse_integer,
         default=None,
         metavar="J",
-        help=f"runs at once, in worker processes (default: the number of cores, {os.cpu_count()})",
+        help="runs at once, on a local Dask cluster of J worker processes (default: the "
+        f"number of cores, {available_cores()}; 1: one by one in this process)",
+    )
+    g.add_argument(
+        "--cluster",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help=f"run on the workers of this Dask scheduler (default: ${CLUSTER_VARIABLE} if set, "
+        "else a local cluster); --out must be on a filesystem every worker sees",
     )
     g.add_argument(
         "--activation",
@@ -93,18 +104,22 @@ class _StudyJob:
     out: Path
     plan: StudyPlan
     data_args: dict[str, Any]
-    sizes: list[int] | None
+    axes: dict[str, list[Any]] | None  # a sweep's
     jobs: int
+    cluster: str | None
     write_doc: bool
     state: list[tuple[str, int, int]]
     datasets: dict[int | None, Any] = dataclasses.field(default_factory=dict)
     trained: list[int] = dataclasses.field(default_factory=list)  # per run, on --resume
     environment: dict[str, Any] | None = None  # on --resume: the saved one
+    note: str | None = None  # said at the start (how the runs are run)
 
     def doc(self) -> dict[str, Any]:
         doc = {"command": self.command, **self.plan.to_dict(), "data": self.data_args}
-        if self.sizes is not None:
-            doc["train_sizes"] = self.sizes
+        if self.axes is not None:
+            doc["axes"] = self.axes
+            if "train_size" in self.axes:
+                doc["train_sizes"] = self.axes["train_size"]
         if self.environment is not None:
             doc["environment"] = self.environment
         return doc
@@ -112,23 +127,27 @@ class _StudyJob:
     def complete(self) -> str | None:
         """The message for a resumed study whose every run and file is done, else None."""
         epochs = self.plan.config.epochs
-        runs = len(self.plan.configs()) * len(self.folders())
-        final = "summary.json" if self.sizes is None else "sweep.json"
+        runs = self.runs()
+        final = "summary.json" if self.axes is None else "sweep.json"
         if len(self.trained) < runs or min(self.trained) < epochs:
             return None
         if not (self.out / final).is_file():
             return None  # stopped before its summary: resuming writes it
         return (
-            f"{'study' if self.sizes is None else 'sweep'} in {self.out} is already complete "
+            f"{'study' if self.axes is None else 'sweep'} in {self.out} is already complete "
             f"({runs}/{runs} runs, {epochs}/{epochs} epochs each); nothing to do (give "
             "--epochs N to train it longer)"
         )
 
-    def folders(self) -> list[tuple[int | None, Path]]:
-        """Each dataset's study folder: ``(None, out)``, or ``(size, out/size-n)`` per size."""
-        if self.sizes is None:
-            return [(None, self.out)]
-        return [(n, size_folder(self.out, n)) for n in self.sizes]
+    def folders(self) -> list[tuple[dict[str, Any], Path]]:
+        """Each study folder and its point: ``({}, out)``, or one per point of the sweep."""
+        if self.axes is None:
+            return [({}, self.out)]
+        return [(point, point_folder(self.out, point)) for point in grid_points(self.axes)]
+
+    def runs(self) -> int:
+        """How many runs the study or sweep has."""
+        return len(self.plan.configs()) * len(self.folders())
 
 
 def _state(out: Path) -> list[tuple[str, int, int]]:
@@ -157,8 +176,28 @@ def _counts(args: argparse.Namespace) -> None:
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(
             f"--jobs must be at least 1 (how many runs train at once; default: the "
-            f"{os.cpu_count()} cores), got {args.jobs}"
+            f"{available_cores()} cores), got {args.jobs}"
         )
+
+
+def _cluster(args: argparse.Namespace) -> str | None:
+    """The scheduler address (``--cluster`` or ``$DROPKIT_CLUSTER``), checked; None: local."""
+    if args.cluster is not None:
+        address, where = args.cluster, "--cluster"
+    else:
+        address, where = os.environ.get(CLUSTER_VARIABLE, "").strip() or None, CLUSTER_VARIABLE
+    if address is None:
+        return None
+    if args.jobs is not None:
+        raise ValueError(
+            f"--jobs {args.jobs} sizes the local cluster; with a scheduler ({where} {address}) "
+            "its workers train the runs: leave out --jobs (start more `dask worker`s instead)"
+            + (f", or unset {CLUSTER_VARIABLE} to run here" if where != "--cluster" else "")
+        )
+    try:
+        return parse_address(address)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("--cluster", where, 1)) from None
 
 
 def _plan(args: argparse.Namespace, command: str) -> _StudyJob:
@@ -167,15 +206,18 @@ def _plan(args: argparse.Namespace, command: str) -> _StudyJob:
         if getattr(args, flag) == "":
             raise ValueError(f"--{flag} needs a folder name, got ''")
     _counts(args)
-    sizes = None
-    if command == "sweep":
-        sizes = list(DEFAULT_SIZES) if args.train_size is None else args.train_size
+    axes = sweep_axes(args) if command == "sweep" else None
     plain = copy.copy(args)
-    plain.train_size = None if command == "sweep" else args.train_size
+    if args.resume is not None and axes is not None:
+        for key in axes:  # the axes are compared with the saved sweep's, not as options
+            setattr(plain, key, None)
     given = given_values(plain)
-    jobs = args.jobs if args.jobs is not None else os.cpu_count() or 1
+    cluster = _cluster(args)
+    jobs, note = _default_jobs(args.jobs, cluster)
     if args.resume is not None:
-        return _plan_resume(args, command, given, sizes, jobs)
+        job = _plan_resume(args, command, given, jobs, cluster)
+        job.note = note
+        return job
     out = Path(args.out) if args.out else None
     if out is not None and (out / STUDY_NAME).is_file():
         raise FileExistsError(
@@ -197,16 +239,57 @@ def _plan(args: argparse.Namespace, command: str) -> _StudyJob:
         plan = StudyPlan(fresh.config, tuple(methods), seeds, args.activation or "relu")
     except ValueError as exc:  # an option that does not suit a method: name the flags
         raise ValueError(flag_message(str(exc)).replace("the methods", "--methods")) from None
-    data_args = {"data_dir": args.data_dir, "train_size": None if sizes else args.train_size}
-    return _StudyJob(command, fresh.out, plan, data_args, sizes, jobs, True, _state(fresh.out))
+    data_args = {"data_dir": args.data_dir, "train_size": args.train_size}
+    job = _StudyJob(
+        command, fresh.out, plan, data_args, axes, jobs, cluster, True, _state(fresh.out)
+    )
+    _check_points(job)
+    _check_runner(jobs, cluster, job.runs())
+    job.note = note
+    return job
+
+
+def _default_jobs(jobs: int | None, cluster: str | None) -> tuple[int, str | None]:
+    """``--jobs`` or its default (the cores; 1, with a note, without Dask distributed)."""
+    if jobs is not None or cluster is not None:
+        return (jobs or 1), None
+    try:
+        import_distributed()
+    except ImportError:
+        return 1, (
+            "Dask distributed is not installed: the runs train one at a time in this process "
+            "(`pip install 'dropkit[distributed]'` runs them in parallel)"
+        )
+    return available_cores(), None
+
+
+def _check_points(job: _StudyJob) -> None:
+    """Every point of a sweep suits every method (checked before anything is written)."""
+    for point, _ in job.folders():
+        try:
+            point_plan(job.plan, point)
+        except ValueError as exc:
+            where = ", ".join(f"{flag_of(k)} {v}" for k, v in point.items())
+            raise ValueError(
+                f"{flag_message(str(exc)).replace('the methods', '--methods')} (at {where})"
+            ) from None
+
+
+def _check_runner(jobs: int, cluster: str | None, runs: int) -> None:
+    """Dask distributed is installed if the runs go to it."""
+    if cluster is not None:
+        import_distributed("a study with --cluster")
+        check_reachable(cluster)  # before anything is written
+    elif jobs > 1 and runs > 1:
+        import_distributed(f"a study with --jobs {jobs}")
 
 
 def _plan_resume(
     args: argparse.Namespace,
     command: str,
     given: dict[str, Any],
-    sizes: list[int] | None,
     jobs: int,
+    cluster: str | None,
 ) -> _StudyJob:
     from .rundir import RunLock
 
@@ -252,14 +335,13 @@ def _plan_resume(
         differences.append(f"--activation: saved {saved.activation}, now {args.activation}")
     if args.data_dir is not None and not same_dir(args.data_dir, doc["data"].get("data_dir")):
         differences.append(f"--data-dir: saved {doc['data'].get('data_dir')}, now {args.data_dir}")
-    saved_sizes = doc.get("train_sizes")
+    axes = None
     if command == "sweep":
-        if args.train_size is not None and args.train_size != saved_sizes:
-            differences.append(
-                f"--train-size: saved {','.join(map(str, saved_sizes or []))}, now "
-                f"{','.join(map(str, args.train_size))}"
-            )
-        sizes = saved_sizes
+        axes = saved_axes(doc, out / STUDY_NAME)
+        differences += axes_differences(args, axes)
+        fixed = doc["data"].get("train_size")
+        if "train_size" not in axes and args.train_size is not None and args.train_size != fixed:
+            differences.append(f"--train-size: saved {fixed}, now {args.train_size}")
     elif args.train_size is not None and args.train_size != doc["data"].get("train_size"):
         differences.append(
             f"--train-size: saved {doc['data'].get('train_size')}, now {args.train_size}"
@@ -270,16 +352,14 @@ def _plan_resume(
             f"{'; '.join(differences)}. Resume with the saved values (or without these "
             "options), or start a new study in another --out folder; nothing was changed"
         )
-    if command == "sweep" and not (
-        isinstance(sizes, list) and sizes and all(type(n) is int and n > 0 for n in sizes)
-    ):
-        raise ValueError(f"{out / STUDY_NAME}: 'train_sizes' is damaged: {sizes!r}")
     config = dataclasses.replace(base, epochs=wanted.epochs)
     plan = StudyPlan(config, saved.methods, saved.seeds, saved.activation)
     data_args = {"data_dir": doc["data"].get("data_dir"), "train_size": None}
-    if command == "compare":
+    if axes is None or "train_size" not in axes:
         data_args["train_size"] = doc["data"].get("train_size")
-    job = _StudyJob(command, out, plan, data_args, sizes, jobs, config != base, _state(out))
+    job = _StudyJob(command, out, plan, data_args, axes, jobs, cluster, config != base, _state(out))
+    _check_points(job)
+    _check_runner(jobs, cluster, job.runs())
     job.environment = doc.get("environment") if isinstance(doc.get("environment"), dict) else None
     return job
 
@@ -290,23 +370,28 @@ def _load(job: _StudyJob) -> None:
     from .train import check_checkpoint
 
     backend = get_backend(job.plan.config.backend).name
-    for size, folder in job.folders():
+    for point, folder in job.folders():
+        size = point.get("train_size")
         train_size = job.data_args["train_size"] if size is None else size
-        try:
-            data = load_dataset(
-                job.plan.config.dataset, data_dir=job.data_args["data_dir"], train_size=train_size
-            )
-        except ValueError as exc:
-            if size is None or "train_size" not in str(exc):
-                raise
-            raise ValueError(f"--train-size {size}: {exc}") from None
-        job.datasets[size] = data
-        check_memory(job.plan.config, data)
-        try:
-            check_split(job.plan.config, data)
-        except ValueError as exc:
-            raise ValueError(f"--train-size {size}: {exc}" if size else str(exc)) from None
-        for (seed, method), cfg in job.plan.configs().items():
+        if size not in job.datasets:
+            try:
+                data = load_dataset(
+                    job.plan.config.dataset,
+                    data_dir=job.data_args["data_dir"],
+                    train_size=train_size,
+                )
+            except ValueError as exc:
+                if size is None or "train_size" not in str(exc):
+                    raise
+                raise ValueError(f"--train-size {size}: {exc}") from None
+            job.datasets[size] = data
+            check_memory(job.plan.config, data)
+            try:
+                check_split(job.plan.config, data)
+            except ValueError as exc:
+                raise ValueError(f"--train-size {size}: {exc}" if size else str(exc)) from None
+        data = job.datasets[size]
+        for (seed, method), cfg in point_plan(job.plan, point).configs().items():
             ckpt = run_folder(folder, seed, method) / "checkpoint.npz"
             if not ckpt.exists():
                 continue
@@ -329,8 +414,6 @@ def cmd_study(args: argparse.Namespace, command: str) -> int:
     from .study import format_study_table, run_study
     from .sweep import format_sweep_table, run_sweep
 
-    if command == "sweep" and args.train_size is not None:
-        args.train_size = parse_train_sizes(args.train_size)
     holder = "dropkit " + " ".join(getattr(args, "argv", [command]))
     for _attempt in range(3):
         job = _plan(args, command)
@@ -351,25 +434,37 @@ def cmd_study(args: argparse.Namespace, command: str) -> int:
         if complete is not None:
             raise NothingToDo(complete)  # nothing is written
         remove_stale_temporaries(job.out)
+        if job.cluster is not None:  # before study.json: a folder they cannot see stays empty
+            from .cluster import check_shared_folder, connect
+
+            with connect(job.cluster, 0) as client:
+                check_shared_folder(client, job.out)
         if job.write_doc and args.resume is None:  # how the study was started
             job.environment = environment(
                 get_backend(job.plan.config.backend), ["dropkit", *getattr(args, "argv", [])]
             )
         if job.write_doc:
             atomic_write_text(job.out / STUDY_NAME, json.dumps(job.doc(), indent=2))
-        runs = len(job.plan.configs()) * len(job.folders())
+        runs = job.runs()
+        if job.note is not None:
+            print(f"{command}: {job.note}", file=sys.stderr, flush=True)
         if progress is not None:
-            workers = min(job.jobs, runs)
+            if job.cluster is not None:
+                where = f"on the workers of the Dask scheduler at {job.cluster}"
+            elif min(job.jobs, runs) == 1:
+                where = "one at a time, in this process"
+            else:
+                where = f"{min(job.jobs, runs)} at a time, on a local Dask cluster"
             print(
                 f"{command}: {runs} runs ({len(job.plan.methods)} methods x "
                 f"{len(job.plan.seeds)} seeds"
-                + (f" x {len(job.sizes)} train sizes" if job.sizes else "")
-                + f"), {workers} at a time, in {job.out}",
+                + "".join(f" x {len(v)} {k}" for k, v in (job.axes or {}).items())
+                + f"), {where}, in {job.out}",
                 file=progress,
                 flush=True,
             )
         pm = new_plugin_manager(*args.plugins, installed=args.installed_plugins)  # its own
-        if job.sizes is None:
+        if job.axes is None:
             run_study(
                 job.plan,
                 job.datasets[None],
@@ -378,23 +473,27 @@ def cmd_study(args: argparse.Namespace, command: str) -> int:
                 plugin_manager=pm,
                 progress=progress,
                 threads=args.threads,
+                cluster=job.cluster,
             )
         else:
             run_sweep(
                 job.plan,
-                {n: job.datasets[n] for n in job.sizes},
+                job.datasets,
                 job.out,
+                axes=job.axes,
                 jobs=job.jobs,
                 plugin_manager=pm,
                 progress=progress,
                 threads=args.threads,
+                cluster=job.cluster,
             )
     finally:
         lock.release()
-    if job.sizes is None:
+    if job.axes is None:
         format_study_table(json.loads(read_run_bytes(job.out / "summary.json")), sys.stdout)
-        report_files(job.out, ["summary.json", "history.json", "curves.png"])
+        report_files(job.out, ["summary.json", "history.json", "runs.csv", "curves.png"])
     else:
         format_sweep_table(job.out, sys.stdout)
-        report_files(job.out, ["sweep.json", "sweep.md", "sweep.png"])
+        figure = ["sweep.png"] if list(job.axes) == ["train_size"] else []
+        report_files(job.out, ["sweep.json", "sweep.md", "runs.csv", *figure])
     return 0

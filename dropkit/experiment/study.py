@@ -4,10 +4,11 @@ A study trains every method of :mod:`dropkit.experiment.methods` it is given for
 seed: each (seed, method) pair is an independent :func:`~dropkit.experiment.train.train`
 run in its own folder ``<out>/seed-<s>/<method>/`` (checkpoint, metrics), so
 all methods of one seed start from the same weights and see the same batches.
-The runs go to worker processes (:mod:`~dropkit.experiment.tasks`: ``jobs``
-at a time, each with its share of the cores; with ``jobs=1`` one after the
-other in this process). A run's result does not depend on where it ran, nor
-on its thread count.
+The runs go to Dask distributed (:mod:`~dropkit.experiment.cluster`: a
+local cluster of ``jobs`` worker processes, each with its share of the
+cores, or the workers of the scheduler at ``cluster``; with ``jobs=1`` and
+no cluster, one after the other in this process). A run's result does not
+depend on where it ran, nor on its thread count.
 
 Every run of a study holds out the same validation examples (the split
 depends on the data and ``val_size``, not on the seed), and its headline
@@ -52,6 +53,7 @@ from typing import Any, TextIO
 import pluggy
 
 from .checkpoint import atomic_write_text
+from .cluster import study_watch
 from .config import check_seed
 from .data import Dataset
 from .methods import METHODS, OPTIONAL_DEFAULTS, check_activation, noise_layer
@@ -213,6 +215,7 @@ def run_study(
     plugin_manager: pluggy.PluginManager | None = None,
     progress: TextIO | None = None,
     threads: int | None = None,
+    cluster: str | None = None,
 ) -> dict[str, dict[int, TrainResult]]:
     """Train ``plan``'s runs, write ``history.json`` and ``summary.json``, call the hook.
 
@@ -222,6 +225,9 @@ def run_study(
     :class:`~dropkit.experiment.rundir.RunLock` (unless this thread already does);
     writes ``study.json`` if absent.
     ``threads``: every run's BLAS threads (None: chosen per run, see :func:`run_tasks`).
+    ``jobs``: the local cluster's workers (1: every run here, one by one);
+    ``cluster``: the address of an existing Dask scheduler (``tcp://HOST:PORT``)
+    whose workers train the runs instead (they must see ``out_dir`` at the same path).
     """
     out = Path(out_dir)
     pm = plugin_manager if plugin_manager is not None else new_plugin_manager()
@@ -241,6 +247,9 @@ def run_study(
             jobs=jobs,
             metrics=metrics,
             plugin_manager=pm,
+            cluster=cluster,
+            watch=study_watch(out),
+            resume=f"dropkit compare --resume {out}",
         )
         runs = runs_by_method(plan, results)
         write_study_files(out, plan, runs, data, pm)

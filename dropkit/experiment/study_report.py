@@ -7,7 +7,8 @@ per method with the seed means of
 method's per-seed values and their statistics
 (:func:`dropkit.experiment.stats.describe`: mean, sample standard deviation,
 95% t-interval), ``"headline"`` (the key of the number the table leads with,
-and its label), ``"seeds"`` and ``"dataset"``; then the ``dropkit_study_end``
+and its label), ``"seeds"`` and ``"dataset"``; ``runs.csv``, one row per
+run (:mod:`~dropkit.experiment.study_table`); then the ``dropkit_study_end``
 hook is called (the plots plugin draws the mean curves with the spread over
 seeds shaded). :func:`format_study_table` prints the table from
 ``summary.json``.
@@ -137,11 +138,18 @@ def write_study_files(
     data: Dataset,
     pm: pluggy.PluginManager,
 ) -> dict[str, Any]:
-    """Write ``history.json`` and ``summary.json`` into ``out``; call ``dropkit_study_end``."""
+    """Write ``history.json``, ``summary.json`` and ``runs.csv`` into ``out``; call the hook.
+
+    ``runs.csv``: one row per run (:mod:`~dropkit.experiment.study_table`);
+    the hook is ``dropkit_study_end``.
+    """
+    from .study_table import run_rows, write_table
+
     history = {m: {str(s): r.history for s, r in per.items()} for m, per in runs.items()}
     summary = study_summary(plan, runs, data)
     atomic_write_text(out / "history.json", json.dumps(history))
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    write_table(out, run_rows(runs, data))
     pm.hook.dropkit_study_end(out_dir=out, runs=runs)
     return summary
 

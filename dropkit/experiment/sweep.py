@@ -1,18 +1,24 @@
-"""A study per training-set size: how each method's benefit changes with the data.
+"""A study per point of one or two axes: how each method changes with p, lr, decay or data.
 
 ``dropkit sweep --train-size 500,1000,2000,4000 --seeds 3`` runs the study of
 :mod:`dropkit.experiment.study` on the first ``n`` training examples for each ``n``,
 every (size, seed, method) run in its own folder
-``<out>/size-<n>/seed-<s>/<method>/`` and all of them in one pool of worker
-processes. Each ``size-<n>`` folder gets the study's ``summary.json``,
+``<out>/size-<n>/seed-<s>/<method>/`` and all of them on one Dask cluster.
+The axes (:data:`AXES`) are ``--train-size``, ``--p-hidden``, ``--lr`` and
+``--weight-decay``: one or two of them given with several values
+(``--p-hidden 0.1,0.3,0.5,0.7 --lr 0.01,0.05``) make the grid, each point
+a study in its folder (``p-0.3_lr-0.01``: the axes' short names and values).
+Each point's folder gets the study's ``summary.json``,
 ``history.json`` (and the plots plugin's ``curves.png``); the sweep's folder
 gets ``sweep.json`` and ``sweep.md``: one row per (size, method) with the
 test accuracy at the best validation epoch (the headline; each size's
 validation examples are held out of its own ``n`` training examples), the
 best test accuracy (selected on test, as the source article), the final test
 accuracy and the final train-test gap over the seeds (mean, sample standard
-deviation, 95% t-interval), and the ``dropkit_sweep_end`` hook is called (the
-plots plugin draws ``sweep.png``, with error bars). ``sweep.json`` names the
+deviation, 95% t-interval), and, for a sweep over the train size alone, the
+``dropkit_sweep_end`` hook is called (the plots plugin draws ``sweep.png``,
+with error bars). Its ``runs.csv`` has one
+row per run of every size (:mod:`~dropkit.experiment.study_table`). ``sweep.json`` names the
 headline's key in ``"headline"``; without a validation set (``val_size=0``)
 it is ``best_test_acc``, and the table says it was selected on test.
 
@@ -28,23 +34,43 @@ ValueError: --train-size: sizes must be positive integers like 500,1000,2000,400
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import pluggy
 
 from .checkpoint import atomic_write_text
+from .cluster import study_watch
 from .data import Dataset
 from .plugins import new_plugin_manager
 from .rundir import RunLock, is_held_here
 from .study import STUDY_NAME, StudyPlan, run_folder, runs_by_method
 from .study_report import write_study_files
+from .study_table import run_rows, write_table
 from .tasks import Task, run_tasks_shown
 
-__all__ = ["DEFAULT_SIZES", "format_sweep_table", "parse_train_sizes", "run_sweep", "size_folder"]
+__all__ = [
+    "AXES",
+    "DEFAULT_SIZES",
+    "format_sweep_table",
+    "grid_points",
+    "parse_axis",
+    "parse_train_sizes",
+    "point_folder",
+    "run_sweep",
+    "size_folder",
+]
+
+#: The options a sweep may vary, and each one's short name in folder names.
+AXES = {"train_size": "size", "p_hidden": "p", "lr": "lr", "weight_decay": "wd"}
+#: The most axes of one sweep (a table, or a heat map).
+MAX_AXES = 2
 
 #: The sizes of ``dropkit sweep`` without ``--train-size``.
 DEFAULT_SIZES = (500, 1000, 2000, 4000)
@@ -75,44 +101,114 @@ def parse_train_sizes(text: str) -> list[int]:
     return sizes
 
 
+def parse_axis(flag: str, text: str) -> list[float]:
+    """The values of a comma-separated list for ``flag`` (``--p-hidden``): finite, each once.
+
+    Examples
+    --------
+    >>> parse_axis("--p-hidden", "0.1,0.3,0.5")
+    [0.1, 0.3, 0.5]
+    >>> parse_axis("--lr", "0.1,fast")
+    Traceback (most recent call last):
+    ...
+    ValueError: --lr: expected comma-separated finite numbers like 0.01,0.05, got '0.1,fast'
+    """
+    problem = f"{flag}: expected comma-separated finite numbers like 0.01,0.05, got {text!r}"
+    try:
+        values = [float(part) for part in str(text).split(",")]
+    except ValueError:
+        raise ValueError(problem) from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise ValueError(problem)
+    for i, v in enumerate(values):
+        if v in values[:i]:
+            raise ValueError(f"{flag}: {v} is listed twice; list each value once")
+    return values
+
+
+def grid_points(axes: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every point of the grid, the first axis major.
+
+    Examples
+    --------
+    >>> grid_points({"p_hidden": [0.1, 0.5], "lr": [0.01]})
+    [{'p_hidden': 0.1, 'lr': 0.01}, {'p_hidden': 0.5, 'lr': 0.01}]
+    """
+    if not 1 <= len(axes) <= MAX_AXES or not set(axes) <= set(AXES):
+        raise ValueError(
+            f"a sweep has one or two axes among {', '.join(AXES)}, got {', '.join(axes) or 'none'}"
+        )
+    names = list(axes)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+def point_folder(out: str | Path, point: dict[str, Any]) -> Path:
+    """The study folder of one point: ``size-500``, ``p-0.3_lr-0.01``.
+
+    Examples
+    --------
+    >>> point_folder("sw", {"p_hidden": 0.3, "lr": 0.01}).as_posix()
+    'sw/p-0.3_lr-0.01'
+    """
+    return Path(out) / "_".join(f"{AXES[k]}-{v}" for k, v in point.items())
+
+
 def size_folder(out: str | Path, size: int) -> Path:
-    """The study folder of one train size."""
-    return Path(out) / f"size-{size}"
+    """The study folder of one train size (of a sweep over the train size alone)."""
+    return point_folder(out, {"train_size": size})
+
+
+def point_plan(plan: StudyPlan, point: dict[str, Any]) -> StudyPlan:
+    """``plan`` with the point's hyperparameters (its train size is the data's)."""
+    changes = {k: v for k, v in point.items() if k != "train_size"}
+    if not changes:
+        return plan
+    config = dataclasses.replace(plan.config, **changes)
+    return StudyPlan(config, plan.methods, plan.seeds, plan.activation)
+
+
+def _data_key(point: dict[str, Any]) -> str:
+    return f"size-{point['train_size']}" if "train_size" in point else "data"
 
 
 def sweep_tasks(
-    plan: StudyPlan, sizes: Sequence[int], out: str | Path, threads: int | None = None
+    plan: StudyPlan,
+    points: Sequence[dict[str, Any]],
+    out: str | Path,
+    threads: int | None = None,
 ) -> list[Task]:
-    """Every run of the sweep, size-major then seed-major."""
-    return [
-        Task(
-            f"size-{n}",
-            f"size-{n}/seed-{s}/{m}",
-            run_folder(size_folder(out, n), s, m),
-            cfg,
-            threads,
-        )
-        for n in sizes
-        for (s, m), cfg in plan.configs().items()
-    ]
+    """Every run of the sweep, point-major then seed-major."""
+    tasks = []
+    for point in points:
+        folder = point_folder(out, point)
+        for (s, m), cfg in point_plan(plan, point).configs().items():
+            run = run_folder(folder, s, m)
+            tasks.append(Task(_data_key(point), f"{folder.name}/seed-{s}/{m}", run, cfg, threads))
+    return tasks
 
 
 def run_sweep(
     plan: StudyPlan,
-    datasets: dict[int, Dataset],
+    datasets: dict[int, Dataset] | dict[int | None, Dataset],
     out_dir: str | Path,
     *,
+    axes: Mapping[str, Sequence[Any]] | None = None,
     jobs: int = 1,
     metrics: bool = True,
     plugin_manager: pluggy.PluginManager | None = None,
     progress: TextIO | None = None,
     threads: int | None = None,
+    cluster: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Run ``plan`` on each dataset (``{train size: data}``); write the files; return the table.
+    """Run ``plan`` at every point of ``axes``; write the files; return the table.
 
-    Existing checkpoints are continued. Holds ``out_dir``'s
-    :class:`~dropkit.experiment.rundir.RunLock` (unless this thread already does).
-    ``threads``: every run's BLAS threads (None: chosen per run).
+    ``datasets``: ``{train size: data}`` (``{None: data}`` when the train size
+    is not an axis); ``axes``: ``{option: values}``, one or two of :data:`AXES`
+    (default: the train sizes of ``datasets``). Existing checkpoints are
+    continued. Holds ``out_dir``'s :class:`~dropkit.experiment.rundir.RunLock`
+    (unless this thread already does).
+    ``threads``: every run's BLAS threads (None: chosen per run). ``jobs`` and
+    ``cluster``: where the runs train, as :func:`~dropkit.experiment.study.run_study`.
 
     Examples
     --------
@@ -126,39 +222,50 @@ def run_sweep(
     [(100, 'standard', 2), (200, 'standard', 2)]
     """
     out = Path(out_dir)
-    sizes = list(datasets)
+    axes = {k: list(v) for k, v in (axes or {"train_size": list(datasets)}).items()}
+    points = grid_points(axes)
     pm = plugin_manager if plugin_manager is not None else new_plugin_manager()
     lock = None if is_held_here(out) else RunLock(out).acquire()
     try:
         if not (out / STUDY_NAME).exists():
-            doc = {"command": "sweep", **plan.to_dict(), "data": {}, "train_sizes": sizes}
+            doc = {"command": "sweep", **plan.to_dict(), "data": {}, "axes": axes}
+            if "train_size" in axes:
+                doc["train_sizes"] = axes["train_size"]
             atomic_write_text(out / STUDY_NAME, json.dumps(doc, indent=2))
-        tasks = sweep_tasks(plan, sizes, out, threads)
+        tasks = sweep_tasks(plan, points, out, threads)
+        by_key = {_data_key({"train_size": n} if n else {}): d for n, d in datasets.items()}
         results = run_tasks_shown(
             tasks,
-            {f"size-{n}": data for n, data in datasets.items()},
+            by_key,
             progress,
             jobs=jobs,
             metrics=metrics,
             plugin_manager=pm,
+            cluster=cluster,
+            watch=study_watch(out),
+            resume=f"dropkit sweep --resume {out}",
         )
-        per_size = len(results) // len(sizes)
+        per_point = len(results) // len(points)
         table = []
+        rows: list[dict[str, Any]] = []
         key = "best_test_acc"
-        for k, n in enumerate(sizes):
-            runs = runs_by_method(plan, results[k * per_size : (k + 1) * per_size])
-            summary = write_study_files(size_folder(out, n), plan, runs, datasets[n], pm)
+        for k, point in enumerate(points):
+            data = by_key[_data_key(point)]
+            here = point_plan(plan, point)
+            runs = runs_by_method(here, results[k * per_point : (k + 1) * per_point])
+            summary = write_study_files(point_folder(out, point), here, runs, data, pm)
+            rows += run_rows(runs, data, point=point)
             key = summary["headline"]["key"]
             for method in plan.methods:
                 stats = summary["methods"][method]["stats"]
-                row = {"train_size": n, "method": method}
+                row = {**point, "method": method}
                 row.update({c: stats[c] for c in _COLUMNS if c in stats})
                 table.append(row)
-        first = datasets[sizes[0]]
+        first = next(iter(by_key.values()))
         doc = {
             "dataset": first.name,
             "n_test": int(first.x_test.shape[0]),
-            "train_sizes": sizes,
+            "axes": axes,
             "methods": list(plan.methods),
             "seeds": list(plan.seeds),
             "config": plan.config.to_dict(),
@@ -166,9 +273,13 @@ def run_sweep(
             "headline": key,
             "table": table,
         }
+        if "train_size" in axes:
+            doc["train_sizes"] = axes["train_size"]
         atomic_write_text(out / "sweep.json", json.dumps(doc, indent=2))
         atomic_write_text(out / "sweep.md", _markdown(doc))
-        pm.hook.dropkit_sweep_end(out_dir=out, table=table)
+        write_table(out, rows)
+        if list(axes) == ["train_size"]:  # the plots plugin draws accuracy against size
+            pm.hook.dropkit_sweep_end(out_dir=out, table=table)
         return table
     finally:
         if lock is not None:
@@ -185,9 +296,19 @@ def _ci(d: dict[str, Any]) -> str:
     return "n/a" if ci is None else f"[{ci[0] * 100:.2f}, {ci[1] * 100:.2f}]"
 
 
+_TITLES = {
+    "train_size": "train size",
+    "p_hidden": "p_hidden",
+    "lr": "lr",
+    "weight_decay": "weight decay",
+}
+
+
 def _markdown(doc: dict[str, Any]) -> str:
     seeds = doc["seeds"]
     cfg = doc["config"]
+    axes = list(doc.get("axes") or {"train_size": doc.get("train_sizes")})
+    fixed = ", ".join(f"{k}={cfg[k]}" for k in ("p_hidden", "lr", "weight_decay") if k not in axes)
     key = doc.get("headline", "best_test_acc")
     val = cfg.get("val_size", 0)
     if key == "test_acc_at_best_val":
@@ -198,19 +319,21 @@ def _markdown(doc: dict[str, Any]) -> str:
         held = "no validation set (val_size 0): every accuracy is selected on the test set"
     lines = [
         f"Sweep on {doc['dataset']} ({doc['n_test']} test examples): hidden {cfg['hidden']}, "
-        f"{cfg['epochs']} epochs, p_hidden={cfg['p_hidden']}, {len(seeds)} seed"
+        f"{cfg['epochs']} epochs, {fixed}, {len(seeds)} seed"
         f"{'s' * (len(seeds) > 1)} ({', '.join(str(s) for s in seeds)}); {held}; mean ± "
         "sample std over seeds, 95% t-interval of the mean.",
         "",
-        f"| train size | method | {label} | 95% interval | final test acc (%) | best test acc "
-        "(%, selected on test, as the article) | final train-test gap (points) | 95% interval |",
-        "|---:|---|---:|---|---:|---:|---:|---|",
+        f"| {' | '.join(_TITLES[a] for a in axes)} | method | {label} | 95% interval | final "
+        "test acc (%) | best test acc (%, selected on test, as the article) | final train-test "
+        "gap (points) | 95% interval |",
+        "|" + "---:|" * len(axes) + "---|---:|---|---:|---:|---:|---|",
     ]
     for row in doc["table"]:
         acc, gap = row[key], row["final_gap"]
         final, best = row.get("final_test_acc"), row.get("best_test_acc")
         lines.append(
-            f"| {row['train_size']} | {row['method']} | {_cell(acc)} | {_ci(acc)} | "
+            f"| {' | '.join(str(row[a]) for a in axes)} | {row['method']} | {_cell(acc)} | "
+            f"{_ci(acc)} | "
             f"{_cell(final) if final else 'n/a'} | {_cell(best) if best else 'n/a'} | "
             f"{_cell(gap)} | {_ci(gap)} |"
         )

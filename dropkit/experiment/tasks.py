@@ -1,19 +1,20 @@
-"""Independent training runs, ``jobs`` at a time, in worker processes (or here, one by one).
+"""Independent training runs: here one by one, or on Dask distributed.
 
 :func:`run_tasks` trains every :class:`Task` (a run: its data, name, folder
 and configuration), resuming each from its folder's checkpoint if there is
-one. The runs go to ``jobs`` worker processes (``spawn`` start: no forked
-Numba/OpenBLAS thread pools), each limited to ``cores // jobs`` BLAS, OpenMP
-and Numba threads through the environment variables it starts with (those the
-user set are left alone); within that share each run uses the BLAS threads
-:func:`~dropkit.experiment.threads.choose_threads` chooses for its matrix
-sizes (or the task's own). With ``jobs=1`` they run one after the other in
-this process. A run's result does not depend on where it ran, nor on its
-thread count. Each worker has its own plugin manager
-(:func:`~dropkit.experiment.plugins.new_plugin_manager`): the installed
-plugins, the metrics file, and the events that feed the parent's display
-(:func:`run_tasks_shown`). Used by studies (:mod:`~dropkit.experiment.study`)
-and sweeps (:mod:`~dropkit.experiment.sweep`).
+one. With ``jobs=1`` (and no cluster) they run one after the other in this
+process. Otherwise they go to Dask distributed (:mod:`~dropkit.experiment.cluster`):
+a local cluster of ``jobs`` worker processes, each limited to ``cores // jobs``
+BLAS, OpenMP and Numba threads through the environment variables it starts
+with (those the user set are left alone), or the workers of an existing
+scheduler (``cluster="tcp://HOST:PORT"``). Within its share each run uses
+the BLAS threads :func:`~dropkit.experiment.threads.choose_threads` chooses
+for its matrix sizes (or the task's own). A run's result does not depend on
+where it ran, nor on its thread count. Each run on a worker has its own
+plugin manager (:func:`~dropkit.experiment.plugins.new_plugin_manager`):
+the installed plugins, the metrics file, and the events that feed this
+process's display (:func:`run_tasks_shown`). Used by studies
+(:mod:`~dropkit.experiment.study`) and sweeps (:mod:`~dropkit.experiment.sweep`).
 
 Examples
 --------
@@ -23,16 +24,12 @@ Examples
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
 import dataclasses
-import multiprocessing
-import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import pluggy
 
@@ -48,7 +45,10 @@ from .threads import (
     choose_threads,
     step_flops,
 )
-from .train import TrainConfig, TrainingDivergedError, TrainResult, train
+from .train import TrainConfig, TrainResult, train
+
+if TYPE_CHECKING:
+    from .cluster import Watch
 
 __all__ = [
     "THREAD_VARIABLES",
@@ -57,6 +57,7 @@ __all__ = [
     "run_tasks",
     "run_tasks_shown",
     "thread_limits",
+    "train_task",
     "worker_threads",
 ]
 
@@ -103,70 +104,8 @@ def thread_limits(jobs: int, cores: int | None = None) -> dict[str, str]:
     return {name: str(max(1, cores // jobs)) for name in THREAD_VARIABLES}
 
 
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Set the variables not already set (the user's choice wins) while the block runs."""
-    added = {k: v for k, v in values.items() if k not in os.environ}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
-
-
-_WORKER: dict[str, Any] = {}
-
-
-def _worker_sigterm(signum: int, frame: Any) -> None:
-    """SIGTERM in a worker (the parent stopping it, or SLURM): stop as on Ctrl-C.
-
-    While a run trains, its last finished epoch is saved (the KeyboardInterrupt
-    goes through :func:`~dropkit.experiment.train.train`); an idle worker just exits.
-    """
-    _WORKER["stop"] = True
-    if _WORKER.get("busy"):
-        raise KeyboardInterrupt("terminated")
-    os._exit(143)
-
-
-def _init_worker(datasets: dict[str, Dataset], metrics: bool, events: Any = None) -> None:
-    import signal
-
-    from .reporters import Events, MetricsFile
-
-    _WORKER["datasets"] = datasets
-    signal.signal(signal.SIGTERM, _worker_sigterm)
-    # the worker's own manager: the installed plugins, the metrics file, and (a queue)
-    # each run's start and epochs going to the parent's display
-    reporters: list[object] = [MetricsFile()] if metrics else []
-    if events is not None:
-        reporters.append(Events(events.put))
-    _WORKER["pm"] = new_plugin_manager(*reporters)
-
-
-@dataclass(frozen=True)
-class _Diverged:
-    """A worker's TrainingDivergedError, in a form that crosses the process boundary."""
-
-    message: str
-    epoch: int
-    kept_epoch: int
-
-
-def _run_task(task: Task) -> TrainResult | _Diverged:
-    _WORKER["busy"] = True
-    try:
-        return _train_task(task, _WORKER["datasets"][task.data], _WORKER["pm"])
-    except TrainingDivergedError as exc:  # its keyword-only fields do not unpickle
-        return _Diverged(str(exc), exc.epoch, exc.kept_epoch)
-    finally:
-        _WORKER["busy"] = False
-        if _WORKER.get("stop"):  # terminated: the epoch is saved; take no queued run
-            os._exit(143)
-
-
-def _train_task(task: Task, data: Dataset, pm: pluggy.PluginManager) -> TrainResult:
+def train_task(task: Task, data: Dataset, pm: pluggy.PluginManager) -> TrainResult:
+    """Train ``task`` on ``data`` with ``pm``'s hooks, continuing its checkpoint if any."""
     return train(
         task.config,
         data,
@@ -187,21 +126,29 @@ def run_tasks(
     plugin_manager: pluggy.PluginManager | None = None,
     on_done: Callable[[Task, TrainResult, int], None] | None = None,
     on_event: Callable[[tuple[str, str, int, int]], None] | None = None,
+    cluster: str | None = None,
+    watch: Watch | None = None,
+    resume: str | None = None,
+    notes: TextIO | None = None,
 ) -> list[TrainResult]:
     """Train every task, ``jobs`` at a time; results in the order of ``tasks``.
 
     Each task resumes from its folder's checkpoint if there is one. With
-    ``jobs=1`` the tasks run here, on ``plugin_manager`` (default: a new one
-    with the installed plugins, :func:`~dropkit.experiment.plugins.new_plugin_manager`);
-    otherwise in ``min(jobs, len(tasks))`` spawned worker processes, each on
-    its own new manager with the installed plugins (the plugins of
-    ``plugin_manager`` do not reach them). ``metrics``
+    ``jobs=1`` and no ``cluster`` the tasks run here, on ``plugin_manager``
+    (default: a new one with the installed plugins,
+    :func:`~dropkit.experiment.plugins.new_plugin_manager`); otherwise on Dask
+    (:func:`~dropkit.experiment.cluster.run_on_dask`): a local cluster of
+    ``min(jobs, len(tasks))`` worker processes, or the scheduler at
+    ``cluster``, each run on a new manager with the installed plugins (the
+    plugins of ``plugin_manager`` do not reach them). ``watch``, ``resume``
+    and ``notes``: see :func:`~dropkit.experiment.cluster.run_on_dask`. ``metrics``
     adds a :class:`~dropkit.experiment.reporters.MetricsFile` (``metrics.csv`` per run).
     ``on_done(task, result, finished)`` is called here as each run ends;
     ``on_event`` here with each run's start and epochs (the events of
     :class:`~dropkit.experiment.reporters.Events`), from the workers too.
     A task's ``threads`` (None: chosen for its matrix sizes) caps at the
-    workers' share of the cores; in this process (``jobs=1``) the whole machine.
+    workers' share of the cores; in this process (``jobs=1``) the whole machine;
+    on an existing cluster, each worker's machine.
 
     A failing run stops the others (their finished epochs are saved) and its
     error is raised; so is an interrupt.
@@ -211,7 +158,7 @@ def run_tasks(
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     results: list[TrainResult | None] = [None] * len(tasks)
-    if jobs == 1 or len(tasks) <= 1:
+    if cluster is None and (jobs == 1 or len(tasks) <= 1):
         pm = plugin_manager if plugin_manager is not None else new_plugin_manager()
         added: list[Any] = []  # registered for these runs only
         if metrics and not any(isinstance(p, MetricsFile) for p in pm.get_plugins()):
@@ -222,85 +169,33 @@ def run_tasks(
             pm.register(plugin)
         try:
             for i, task in enumerate(tasks):
-                results[i] = trained = _train_task(task, datasets[task.data], pm)
+                results[i] = trained = train_task(task, datasets[task.data], pm)
                 if on_done is not None:
                     on_done(task, trained, i + 1)
         finally:
             for plugin in added:
                 pm.unregister(plugin)
         return results  # type: ignore[return-value]
+    from .cluster import run_on_dask
+
     workers = min(jobs, len(tasks))
-    # chosen here, before the workers' variables are set: a variable the user set wins
-    cap = max(1, available_cores() // workers)
-    tasks = [worker_threads(task, datasets[task.data], cap) for task in tasks]
-    context = multiprocessing.get_context("spawn")
-    events = context.Queue() if on_event is not None else None
-    with _environment(thread_limits(workers)):
-        pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=context,
-            initializer=_init_worker,
-            initargs=(datasets, metrics, events),
-        )
-        try:
-            futures = {pool.submit(_run_task, task): i for i, task in enumerate(tasks)}
-            pending, finished = set(futures), 0
-            while pending:
-                done, pending = concurrent.futures.wait(
-                    pending,
-                    timeout=None if events is None else 0.1,
-                    return_when=concurrent.futures.FIRST_COMPLETED,
-                )
-                _drain(events, on_event)
-                for future in done:
-                    i, finished = futures[future], finished + 1
-                    result = future.result()
-                    if isinstance(result, _Diverged):
-                        raise TrainingDivergedError(
-                            result.message, epoch=result.epoch, kept_epoch=result.kept_epoch
-                        )
-                    results[i] = result
-                    if on_done is not None:
-                        on_done(tasks[i], result, finished)
-        except BaseException:
-            _stop(pool)
-            raise
-        finally:
-            if events is not None:
-                events.close()
-        pool.shutdown()
-    return results  # type: ignore[return-value]
-
-
-def _drain(events: Any, on_event: Callable[[tuple[str, str, int, int]], None] | None) -> None:
-    """Hand every event the workers have queued so far to ``on_event``."""
-    import queue
-
-    if events is None or on_event is None:
-        return
-    while True:
-        try:
-            on_event(events.get_nowait())
-        except queue.Empty:
-            return
-
-
-def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
-    """Cancel the queued runs and end the running ones (their finished epochs are saved).
-
-    The workers get SIGTERM, which makes a training worker save its last finished
-    epoch before it stops (:func:`_worker_sigterm`).
-    """
-    processes = list(getattr(pool, "_processes", {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
-    for process in processes:
-        process.join(timeout=10)
-        if process.is_alive():  # stuck: it cannot save anything more
-            process.kill()
-            process.join()
+    if cluster is None:
+        # chosen here, where the cores are known (a variable the user set wins); the workers
+        # of an existing cluster choose for their own machine
+        cap = max(1, available_cores() // workers)
+        tasks = [worker_threads(task, datasets[task.data], cap) for task in tasks]
+    return run_on_dask(
+        tasks,
+        datasets,
+        workers=workers,
+        address=cluster,
+        metrics=metrics,
+        watch=watch,
+        resume=resume,
+        on_done=on_done,
+        on_event=on_event,
+        notes=notes,
+    )
 
 
 def _finished_line(task: Task, result: TrainResult, finished: int, total: int, start: float) -> str:
@@ -352,6 +247,8 @@ def run_tasks_shown(
         display.finished(task.name, _finished_line(task, result, finished, len(tasks), start))
 
     try:
-        return run_tasks(tasks, datasets, on_done=done, on_event=display.event, **options)
+        return run_tasks(
+            tasks, datasets, on_done=done, on_event=display.event, notes=progress, **options
+        )
     finally:
         display.close()

@@ -407,6 +407,9 @@ def test_sweep_writes_its_table_and_figures(tmp_path, capsys, with_plots):
         assert summary["dataset"]["n_train"] == n
         assert (out / f"size-{n}" / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    table = (out / "runs.csv").read_text().splitlines()
+    assert table[0].startswith("train_size,method,seed,") and len(table) == 1 + 8
+    assert [line.split(",")[:2] for line in table[1:]].count(["300", "dropout"]) == 2
     # resumed as a whole: nothing left to train, the files are rewritten from the checkpoints
     assert main(["sweep", "--resume", str(out), "--quiet", "--jobs", "1"]) == 0
     assert json.loads((out / "sweep.json").read_text())["table"] == doc["table"]
