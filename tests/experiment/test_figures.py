@@ -104,7 +104,7 @@ def test_a_figure_is_never_written_through_a_symlink(tmp_path):
     victim = tmp_path / "victim"
     victim.write_text("precious")
     (tmp_path / "c.png").symlink_to(victim)
-    with pytest.raises(RunFileError, match="c.png is a symlink"):
+    with pytest.raises(RunFileError, match=r"c\.png is a symlink"):
         plot_histories({"run": _history()}, tmp_path / "c.png")
     assert victim.read_text() == "precious"
 
