@@ -224,7 +224,7 @@ def plan_resume(args: argparse.Namespace, command: str, given: dict[str, Any]) -
 
 
 def enclosing_study(run: Path) -> Path | None:
-    """The study folder ``run`` belongs to (``<study>/seed-S/M``, ``<sweep>/size-N/seed-S/M``).
+    """The study folder ``run`` belongs to (``<study>/seed-S/M``, ``<sweep>/<point>/seed-S/M``).
 
     Examples
     --------
@@ -238,9 +238,8 @@ def enclosing_study(run: Path) -> Path | None:
     """
     if not run.parent.name.startswith("seed-"):
         return None
-    candidates = [run.parent.parent]
-    if run.parent.parent.name.startswith("size-"):
-        candidates.append(run.parent.parent.parent)
+    # a study's run, or a sweep's (its point folder: size-N, p-0.2_lr-0.01, ...)
+    candidates = [run.parent.parent, run.parent.parent.parent]
     for folder in candidates:
         if os.path.lexists(folder / "study.json"):
             return folder

@@ -31,6 +31,10 @@ def test_a_p_sweep_trains_each_p_and_tables_it(tmp_path, capsys):
         assert summary["dropout"]["config"]["p_hidden"] == p
     rows = (out / "runs.csv").read_text().splitlines()
     assert [r.split(",")[:2] for r in rows[1:]] == [["0.2", "dropout"], ["0.5", "dropout"]]
+    # a point's run resumed on its own: pointed to the sweep (was: "no config.json")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out / "p-0.2" / "seed-0" / "dropout")]) == 2
+    assert f"dropkit sweep --resume {out}" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -2,7 +2,7 @@
 
 Also the display of a whole study's progress (:class:`StudyProgress`), fed by
 :class:`Events`, the plugin that passes each run's start and epochs on (from
-worker processes through a queue).
+Dask workers as Dask events).
 
 The command line passes them to the plugin manager it builds for each command
 (:func:`dropkit.experiment.plugins.new_plugin_manager`); any other program can do

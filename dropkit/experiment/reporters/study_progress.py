@@ -2,8 +2,8 @@ r"""Progress of a whole study or sweep: runs done, running and waiting, each run
 
 A study's runs train in worker processes; each reports its events (a run
 starts, an epoch ends) through :class:`Events`, a training-hook plugin that
-hands them to a callable (in a worker: a queue's ``put``; with one job: the
-display itself). :class:`StudyProgress` shows them:
+hands them to a callable (in a Dask worker: ``worker.log_event``, which the
+client subscribes to; with one job: the display itself). :class:`StudyProgress` shows them:
 
 - on a terminal, a status block at the bottom, redrawn at most ten times a
   second: the study's counts, the epochs trained, the time since the start,
