@@ -113,13 +113,8 @@ def test_trace_of_eval_mode_is_the_identity():
     assert torch.equal(traced(x), model[0](x))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a stream layer rebinds rng_counter (layer.py), which a trace does not record: "
-    "the traced layer repeats one mask. Passes once the stream advances in place "
-    "(issue 22 item 4, helper nn); then remove this marker",
-)
 def test_trace_of_a_stream_layer_advances_its_stream():
+    """The stream's counter advances in place, so the trace records the advance."""
     layer = dnn.Dropout(P, rng=7)
     x = torch.ones(4, 6)
     traced = _trace(layer, x, check_trace=False)
