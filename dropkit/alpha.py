@@ -35,8 +35,23 @@ import math
 from typing import Any, Literal, overload
 
 from ._core import returned_mask
-from ._family import check_axis, check_source, check_stored, device_of, resolve
-from .checks import ReturnMask, check_flag, check_noise_shape, check_p, check_return_mask
+from ._dtype_facts import overflow_bound_of
+from ._family import (
+    check_axis,
+    check_source,
+    check_stored,
+    device_of,
+    finite_or_refuse,
+    resolve,
+)
+from .checks import (
+    ReturnMask,
+    check_flag,
+    check_noise_shape,
+    check_p,
+    check_return_mask,
+    finfo,
+)
 from .ops import dropout, dropout_backward
 from .packed import PackedMask, unpack_mask
 from .random import RNGLike
@@ -78,6 +93,34 @@ def alpha_coefficients(p: float) -> tuple[float, float]:
     return a, -a * p * SELU_SATURATION
 
 
+def check_alpha_scale(xp: Any, dtype: Any, p: float, a: float) -> None:
+    """Refuse a ``p`` whose affine scale ``a`` overflows ``dtype`` (float16 with p near 1).
+
+    The bound is ``a * |alpha'|``: a kept input of 0 is ``a * (0 - alpha')``
+    before the shift back, and the backward multiplies by ``a``. In float16 it
+    overflows for ``1 - p`` below about ``2**-33``; in wider dtypes never.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import array_api_compat.numpy as xp
+    >>> p = 1 - 2.0**-40
+    >>> check_alpha_scale(xp, np.dtype("float16"), p, alpha_coefficients(p)[0])
+    Traceback (most recent call last):
+    ...
+    ValueError: alpha dropout's scale a * |alpha'| at p=0.9999999999990905 can reach 911451, not finite in float16 (largest finite value 65504); use a smaller p or a wider dtype (e.g. float32)
+    """  # noqa: E501
+    bound = a * -SELU_SATURATION
+    if bound >= overflow_bound_of(xp, dtype):
+        finite_or_refuse(
+            bound,
+            dtype,
+            finfo(xp, dtype),
+            f"alpha dropout's scale a * |alpha'| at p={p!r}",
+            "use a smaller p or a wider dtype (e.g. float32)",
+        )
+
+
 def alpha_from_dropout(xp: Any, x: Any, p: float, drop: Any) -> Any:
     """Alpha dropout of ``x`` as an affine map of a vanilla dropout of ``x - alpha'``.
 
@@ -102,6 +145,7 @@ def alpha_from_dropout(xp: Any, x: Any, p: float, drop: Any) -> Any:
     """
     a, b = alpha_coefficients(p)
     dtype, device = x.dtype, device_of(x)
+    check_alpha_scale(xp, dtype, p, a)
     out = drop(x - xp.asarray(SELU_SATURATION, dtype=dtype, device=device))
     d, rest = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
     y = d * xp.asarray(a, dtype=dtype, device=device) + xp.asarray(
@@ -171,6 +215,7 @@ def _backward(
         keep = unpack_mask(mask) if isinstance(mask, PackedMask) else mask
         check_stored(xp, grad, keep, shape, "mask", boolean=True)
     a, _ = alpha_coefficients(p)
+    check_alpha_scale(xp, grad.dtype, p, a)
     dx = dropout_backward(
         grad, p, mask=mask, rng=rng, mode="vanilla", noise_shape=shape, backend=backend
     )
