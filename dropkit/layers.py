@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+import copy
 from typing import Any, NamedTuple
 
 from .alpha import (
@@ -71,12 +72,17 @@ __all__ = [
 ]
 
 
+#: The settings a backward reads from the layer, recorded by each forward.
+_SETTINGS = ("p", "stddev", "channel_axis", "block_size", "backend")
+
+
 class _Recorded(NamedTuple):
-    """What a forward pass leaves for its backward: the draw, the mode, the shape."""
+    """What a forward pass leaves for its backward: the draw, the mode, the shape, the settings."""
 
     generator: Generator
     kwargs: dict[str, Any]
     shape: tuple[Any, ...]
+    settings: dict[str, Any]
 
 
 def _shape(x: Any) -> tuple[Any, ...]:
@@ -145,11 +151,13 @@ class Dropout:
     def forward(self, x: Any) -> Any:
         """Apply dropout to ``x`` (one draw from the layer's generator when training).
 
-        The draw, the mode (training or not, ``mode``) and the input's shape are
-        recorded: :meth:`backward` differentiates this forward, whatever
-        :meth:`train` / :meth:`eval` did since.
+        The draw, the mode (training or not, ``mode``), the input's shape and the
+        layer's settings (``p``, ``block_size``, ...) are recorded:
+        :meth:`backward` differentiates this forward, whatever :meth:`train` /
+        :meth:`eval` or an assignment to ``layer.p`` did since.
         """
-        recorded = _Recorded(self.generator.copy(), self._kwargs(), _shape(x))
+        settings = {name: vars(self)[name] for name in _SETTINGS if name in vars(self)}
+        recorded = _Recorded(self.generator.copy(), self._kwargs(), _shape(x), settings)
         y = self._forward(x, self.generator)
         self._last = recorded
         return y
@@ -184,7 +192,9 @@ class Dropout:
                 f"input had shape {last.shape}: pass the gradient of that forward's output "
                 "(backward differentiates the last forward only)"
             )
-        return self._backward(grad, last.generator.copy(), dict(last.kwargs))
+        as_recorded = copy.copy(self)  # the settings of the last forward, not today's
+        vars(as_recorded).update(last.settings)
+        return as_recorded._backward(grad, last.generator.copy(), dict(last.kwargs))
 
     def __repr__(self) -> str:
         return (

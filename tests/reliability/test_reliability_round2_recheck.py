@@ -50,3 +50,34 @@ def test_alpha_dropout_keeps_the_largest_float16_p_whose_scale_fits():
     assert np.array_equal(y, wide.astype(np.float16))
     # float32 never overflows: the same p refused for float16 draws there
     assert np.isfinite(dropkit.alpha_dropout(np.ones(8, np.float32), ALPHA_OVERFLOW_P, rng=1)).all()
+
+
+# ---- item 8: a layer's backward differentiates its last forward --------------------------------
+
+
+def _layers():
+    return [
+        dropkit.Dropout(0.5, rng=0),
+        dropkit.GaussianDropout(0.5, rng=0),
+        dropkit.AlphaDropout(0.5, rng=0),
+        dropkit.Dropout2d(0.5, rng=0),
+        dropkit.FeatureAlphaDropout(0.5, rng=0),
+        dropkit.DropPath(0.5, rng=0),
+        dropkit.DropBlock2d(0.5, block_size=1, rng=0),
+    ]
+
+
+# Before: the backward recorded the draw, the mode and the shape, not p (nor block_size,
+# channel_axis): `layer.p = 0.9` between forward and backward regenerated another mask with
+# another scale, no error: silently wrong gradients.
+@pytest.mark.parametrize("layer", _layers(), ids=lambda layer: type(layer).__name__)
+def test_layer_backward_uses_the_settings_of_its_forward(layer):
+    x = np.ones((2, 3, 4, 4))
+    layer(x)
+    expected = layer.backward(np.ones_like(x)).copy()
+    layer.p = 0.9
+    for name, value in (("block_size", 3), ("channel_axis", 2)):
+        if hasattr(layer, name):
+            setattr(layer, name, value)
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), expected)
+    assert layer.p == 0.9  # the layer keeps its new setting for the next forward
