@@ -332,6 +332,27 @@ def _check_checkpoints(plan: Plan, command: str, data: Any, backend: str) -> dic
     return done
 
 
+def load_saved_data(
+    dataset: str, data_args: dict[str, Any], saved_in: Path, start_again: str
+) -> Any:
+    """Load the data a resumed run or study saved (``saved_in``); its errors name that file.
+
+    The options came from the file, not the command line: a ``data_dir`` or
+    ``train_size`` the dataset refuses is reported with the file that holds it.
+    ``start_again`` ends the message ("start a new run in another --out folder").
+    """
+    from .data import load_dataset
+    from .rundir import RunConfigError
+
+    try:
+        return load_dataset(dataset, **data_args)
+    except (ValueError, TypeError, OSError) as exc:
+        raise RunConfigError(
+            f"{saved_in}: the data it names ('data': {data_args}) cannot be loaded: {exc}. "
+            f"It was left as is: restore the data it names, fix its 'data', or {start_again}"
+        ) from None
+
+
 def prepare(args: argparse.Namespace, command: str) -> tuple[Plan, Any]:
     """Work out and check everything the command needs; nothing is written."""
     from .data import load_dataset
@@ -343,7 +364,13 @@ def prepare(args: argparse.Namespace, command: str) -> tuple[Plan, Any]:
         plan = plan_fresh(args, command, given)
     args.run_folder = plan.out  # named by the messages of an interrupted run
     backend = get_backend(plan.config.backend)
-    data = load_dataset(plan.config.dataset, **plan.data_args)
+    if plan.resume:
+        from .rundir import CONFIG_NAME
+
+        again = "start a new run in another --out folder"
+        data = load_saved_data(plan.config.dataset, plan.data_args, plan.out / CONFIG_NAME, again)
+    else:
+        data = load_dataset(plan.config.dataset, **plan.data_args)
     check_memory(plan.config, data)
     check_split(plan.config, data)
     if plan.resume:

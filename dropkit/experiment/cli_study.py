@@ -28,6 +28,7 @@ from .cli_plan import (
     check_split,
     flag_message,
     given_values,
+    load_saved_data,
     make_config,
     plan_fresh,
     report_files,
@@ -113,6 +114,7 @@ class _StudyJob:
     trained: list[int] = dataclasses.field(default_factory=list)  # per run, on --resume
     environment: dict[str, Any] | None = None  # on --resume: the saved one
     note: str | None = None  # said at the start (how the runs are run)
+    resumed: bool = False  # its data options come from study.json
 
     def doc(self) -> dict[str, Any]:
         doc = {"command": self.command, **self.plan.to_dict(), "data": self.data_args}
@@ -361,6 +363,7 @@ def _plan_resume(
     _check_points(job)
     _check_runner(jobs, cluster, job.runs())
     job.environment = doc.get("environment") if isinstance(doc.get("environment"), dict) else None
+    job.resumed = True
     return job
 
 
@@ -374,13 +377,18 @@ def _load(job: _StudyJob) -> None:
         size = point.get("train_size")
         train_size = job.data_args["train_size"] if size is None else size
         if size not in job.datasets:
+            args = {"data_dir": job.data_args["data_dir"], "train_size": train_size}
             try:
-                data = load_dataset(
-                    job.plan.config.dataset,
-                    data_dir=job.data_args["data_dir"],
-                    train_size=train_size,
-                )
+                if job.resumed:
+                    again = "start a new study in another --out folder"
+                    data = load_saved_data(
+                        job.plan.config.dataset, args, job.out / STUDY_NAME, again
+                    )
+                else:
+                    data = load_dataset(job.plan.config.dataset, **args)
             except ValueError as exc:
+                if job.resumed:
+                    raise
                 if size is None or "train_size" not in str(exc):
                     raise
                 raise ValueError(f"--train-size {size}: {exc}") from None

@@ -164,16 +164,11 @@ def study(tmp_path):
     return out
 
 
-# Now: `compare --resume D` of a study whose study.json holds data_dir "/nonexistent" for
-# mnist1d says "drop data_dir (--data-dir /nonexistent)" (a flag the user did not give) and
-# does not name study.json; the same for a config.json of `train --resume`, and for a saved
-# train_size beyond the dataset ("train_size must be between 1 and 4000"). (A data_dir of
-# another type, e.g. 5, is refused naming the file: fixed.)
-@pytest.mark.xfail(
-    strict=True,
-    reason="a saved data_dir/train_size the dataset refuses is reported as a command-line "
-    "option, without naming study.json / config.json (issue 21 re-check)",
-)
+# Before: `compare --resume D` of a study whose study.json holds data_dir "/nonexistent" for
+# mnist1d said only "drop data_dir (--data-dir /nonexistent)" (a flag the user did not give),
+# without naming study.json; the same for a run's config.json with `train --resume`, and for a
+# saved train_size beyond the dataset ("train_size must be between 1 and 4000"): unclear.
+# (A data_dir of another type, e.g. 5, was already refused naming the file.)
 @pytest.mark.parametrize("key, value", [("data_dir", "/nonexistent"), ("train_size", 10**20)])
 def test_saved_data_the_dataset_refuses_names_study_json(study, capsys, key, value):
     from dropkit.experiment.cli import main
@@ -182,8 +177,31 @@ def test_saved_data_the_dataset_refuses_names_study_json(study, capsys, key, val
     doc = json.loads(path.read_text())
     doc["data"][key] = value
     path.write_text(json.dumps(doc))
+    before = path.read_bytes()
     with no_plots():
         status = main(["compare", "--resume", str(study)])
     err = capsys.readouterr().err
     assert status == 2, err
-    assert "study.json" in err and "--data-dir" not in err, err
+    assert f"{path}: the data it names" in err and "fix its 'data'" in err, err
+    assert "start a new study" in err and "Traceback" not in err, err
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("key, value", [("data_dir", "/nonexistent"), ("train_size", 10**20)])
+def test_saved_data_the_dataset_refuses_names_config_json(tmp_path, capsys, key, value):
+    from dropkit.experiment.cli import main
+
+    run = tmp_path / "run"
+    with no_plots():
+        args = ["--epochs", "1", "--hidden", "8", "--train-size", "200", "--out", str(run)]
+        assert main(["train", *args]) == 0
+    capsys.readouterr()
+    path = run / "config.json"
+    doc = json.loads(path.read_text())
+    doc["data"][key] = value
+    path.write_text(json.dumps(doc))
+    with no_plots():
+        status = main(["train", "--resume", str(run), "--epochs", "2"])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert f"{path}: the data it names" in err and "start a new run" in err, err
