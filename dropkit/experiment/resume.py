@@ -115,7 +115,10 @@ def _check_state(
     keys = (set(RECORD_KEYS), set(LEGACY_RECORD_KEYS))
     for i, record in enumerate(history):
         if not isinstance(record, dict) or set(record) not in keys or record["epoch"] != i + 1:
-            raise bad(f"is damaged: history entry {i} is {record!r}")
+            raise bad(
+                f"is damaged: history entry {i} is {record!r}, not the record of epoch {i + 1} "
+                f"(a dict of {', '.join(RECORD_KEYS)})"
+            )
     for record in history:
         problem = record_problem(record)
         if problem is not None:

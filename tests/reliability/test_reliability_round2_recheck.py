@@ -205,3 +205,27 @@ def test_saved_data_the_dataset_refuses_names_config_json(tmp_path, capsys, key,
     err = capsys.readouterr().err
     assert status == 2, err
     assert f"{path}: the data it names" in err and "start a new run" in err, err
+
+
+# ---- item 7: a history record out of place -------------------------------------------------------
+
+
+# Before: "history entry 0 is {'epoch': 7, ...}": refused, but not saying what is wrong with it.
+def test_history_record_of_another_epoch_says_which_epoch_belongs_there(tmp_path, capsys):
+    from dropkit.experiment.checkpoint import load_checkpoint, save_checkpoint
+    from dropkit.experiment.cli import main
+
+    out = tmp_path / "run"
+    with no_plots():
+        args = ["--epochs", "1", "--hidden", "8", "--train-size", "200", "--out", str(out)]
+        assert main(["train", *args]) == 0
+    arrays, meta = load_checkpoint(out / "checkpoint.npz")
+    meta["history"][0]["epoch"] = 7
+    meta.pop("format")
+    save_checkpoint(out / "checkpoint.npz", arrays, meta)
+    capsys.readouterr()
+    with no_plots():
+        status = main(["train", "--resume", str(out), "--epochs", "2"])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert "history entry 0 is {'epoch': 7" in err and "not the record of epoch 1" in err, err
