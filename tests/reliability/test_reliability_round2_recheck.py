@@ -126,18 +126,17 @@ KEY_ON_ANOTHER_DEVICE = """
         Dropout(0.5)(x, key=key)
     except Exception as exc:
         print(type(exc).__name__, exc)
+    # an uncommitted key (made on the default device) is moved to the input, as before
+    y = Dropout(0.5)(jax.device_put(jnp.ones((2, 8)), d1), key=jax.random.key(1))
+    print("moved to", sorted(d.id for d in y.devices()))
 """
 
 
-# Now: an error from JAX's dispatch, "Received incompatible devices for jitted computation. Got
-# argument x of _kept_scaled ... and argument keep of _kept_scaled ... device ids [1]": an
-# error (nothing silently wrong), but it names dropkit's internals, not the key. The torch
-# layers say which buffer is where and what to do; the JAX modules do not check.
-@pytest.mark.xfail(
-    strict=True,
-    reason="JAX modules do not check that the key lives on the input's device (issue 21 "
-    "re-check: JAX's own dispatch error names dropkit's internal _kept_scaled/keep)",
-)
+# Before: an error from JAX's dispatch, "Received incompatible devices for jitted computation.
+# Got argument x of _kept_scaled ... and argument keep of _kept_scaled ... device ids [1]": an
+# error (nothing computed), but naming dropkit's internals, not the key (unclear). The torch
+# layers said which buffer is where and what to do; now the JAX draw does too (eqx and nnx
+# modules, a key given to the call or drawn from an nnx.Rngs placed on the other device).
 def test_jax_key_on_another_device_is_named_in_the_error():
     pytest.importorskip("equinox")
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
@@ -147,7 +146,9 @@ def test_jax_key_on_another_device_is_named_in_the_error():
     )
     assert out.returncode == 0, out.stderr
     assert "Error" in out.stdout, out.stdout  # refused, not computed
-    assert "key" in out.stdout and "_kept_scaled" not in out.stdout, out.stdout
+    assert "the key is on cpu:1 but the input is on cpu:0" in out.stdout, out.stdout
+    assert "jax.device_put(key, x.sharding)" in out.stdout, out.stdout
+    assert "moved to [1]" in out.stdout, out.stdout
 
 
 # ---- item 12: saved data options that the dataset refuses, on --resume -------------------------

@@ -48,7 +48,7 @@ from dropkit.philox import random_bits_elementwise
 
 from . import bits
 from .keep import keeps_packed, packed_keep, packs, unpack
-from .keys import JaxRNGLike, seed_words
+from .keys import JaxRNGLike, is_traced, seed_words
 
 __all__ = ["draw", "keep_mask", "mask_scale", "random_bits", "static_p"]
 
@@ -76,8 +76,29 @@ def draw(rng: JaxRNGLike, like: Any) -> Any:
     --------
     >>> [int(w) for w in draw(jax.random.PRNGKey(7), None)]
     [7, 0, 0, 0]
+
+    Raises
+    ------
+    ValueError
+        ``rng`` (a key) and ``like`` (the input) both committed to devices, other ones
+        (JAX would refuse to combine them, naming dropkit's internals).
     """
+    if isinstance(rng, jax.Array) and isinstance(like, jax.Array):
+        _check_devices(rng, like)
     return jnp.stack(seed_words(rng))
+
+
+def _check_devices(key: jax.Array, x: jax.Array) -> None:
+    if is_traced(key, x) or not (key.committed and x.committed):
+        return  # traced: JAX places them; uncommitted: JAX moves the key to the input
+    if key.devices() != x.devices():
+        where = ", ".join(sorted(str(d) for d in key.devices()))
+        there = ", ".join(sorted(str(d) for d in x.devices()))
+        raise ValueError(
+            f"the key is on {where} but the input is on {there}: put the key where the input "
+            "is (jax.device_put(key, x.sharding)), or make it there (nnx.Rngs / "
+            "jax.random.key under jax.default_device)"
+        )
 
 
 @partial(jax.jit, static_argnums=(1,))
