@@ -57,7 +57,7 @@ from .data import Dataset
 from .hookspecs import hookimpl
 from .rundir import LOCK_NAME, RunFolderBusyError, RunLock
 from .runfiles import RunFileError, read_run_bytes
-from .tasks import THREAD_VARIABLES, Task, thread_limits
+from .task import THREAD_VARIABLES, Task, thread_limits
 from .train import TrainingDivergedError, TrainResult
 
 __all__ = [
@@ -276,7 +276,7 @@ def run_task(
     """Train one run on a Dask worker (its folder locked meanwhile); resumes its checkpoint."""
     from .plugins import new_plugin_manager
     from .reporters import Events, MetricsFile
-    from .tasks import train_task
+    from .task import train_task
 
     watcher = _Watcher(watch)
     reporters: list[object] = [MetricsFile()] if metrics else []

@@ -100,13 +100,16 @@ def dropkit_study_end(out_dir: Any, runs: dict[str, dict[int, Any]]) -> None:
 
 @hookspec
 def dropkit_sweep_end(out_dir: Any, table: list[dict[str, Any]]) -> None:
-    """``dropkit sweep`` finished: ``table`` has one row per (train size, method).
+    """``dropkit sweep`` finished: ``table`` has one row per (point, method).
 
-    Each row: ``train_size``, ``method``, and ``best_test_acc`` and
-    ``final_gap`` as :func:`dropkit.experiment.stats.describe` dictionaries (``mean``,
-    ``std``, ``ci95``, ``n``, ``values``). ``out_dir`` (a ``pathlib.Path``)
-    already holds ``sweep.json`` and ``sweep.md``; the plots plugin writes
-    ``sweep.png`` (best test accuracy against train size, error bars over seeds).
+    Each row: the point's value of each axis (one or two of ``train_size``,
+    ``p_hidden``, ``lr``, ``weight_decay``: the row's numbers), ``method``, and
+    ``best_test_acc``, ``final_gap`` (and, with a validation split,
+    ``test_acc_at_best_val``) as :func:`dropkit.experiment.stats.describe`
+    dictionaries (``mean``, ``std``, ``ci95``, ``n``, ``values``). ``out_dir``
+    (a ``pathlib.Path``) already holds ``sweep.json`` and ``sweep.md``; the
+    plots plugin writes ``sweep.png`` (one axis: the headline against it, error
+    bars over seeds; two axes: a heat map per method).
     """
 
 

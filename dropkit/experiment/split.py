@@ -21,6 +21,9 @@ same data as before validation existed).
 Examples
 --------
 >>> import numpy as np
+
+if TYPE_CHECKING:
+    from .data import Dataset
 >>> y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
 >>> split = validation_split(y, 0.2)
 >>> split.val.tolist(), len(split.train)
@@ -37,15 +40,19 @@ import hashlib
 import math
 from dataclasses import dataclass
 from numbers import Integral, Real
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .data import Dataset
 
 __all__ = [
     "DEFAULT_VAL_SIZE",
     "SPLIT_SEED",
     "Split",
     "check_val_size",
+    "dataset_entry",
     "val_count",
     "validation_split",
 ]
@@ -147,3 +154,19 @@ def validation_split(y: Any, val_size: int | float) -> Split:
     keep = np.ones(n, dtype=bool)
     keep[val] = False
     return Split(rows[keep], val)
+
+
+def dataset_entry(data: Dataset, val_size: int | float = 0) -> dict[str, Any]:
+    """The ``"dataset"`` entry of ``summary.json``.
+
+    ``n_train`` counts the training examples given (``--train-size``);
+    ``n_val`` those of them held out for validation (``val_size``).
+    """
+    return {
+        "name": data.name,
+        "n_train": int(data.x_train.shape[0]),
+        "n_val": len(validation_split(data.y_train, val_size).val),
+        "n_test": int(data.x_test.shape[0]),
+        "n_features": data.n_features,
+        "n_classes": data.n_classes,
+    }

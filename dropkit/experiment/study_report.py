@@ -27,7 +27,7 @@ from .checkpoint import atomic_write_text
 from .data import Dataset
 from .methods import METHODS
 from .result import headline
-from .split import validation_split
+from .split import dataset_entry
 from .stats import describe
 from .train import TrainResult
 
@@ -52,22 +52,6 @@ STATS_KEYS = (
     "final_gap",
     "best_train_acc",
 )
-
-
-def dataset_entry(data: Dataset, val_size: int | float = 0) -> dict[str, Any]:
-    """The ``"dataset"`` entry of ``summary.json``.
-
-    ``n_train`` counts the training examples given (``--train-size``);
-    ``n_val`` those of them held out for validation (``val_size``).
-    """
-    return {
-        "name": data.name,
-        "n_train": int(data.x_train.shape[0]),
-        "n_val": len(validation_split(data.y_train, val_size).val),
-        "n_test": int(data.x_test.shape[0]),
-        "n_features": data.n_features,
-        "n_classes": data.n_classes,
-    }
 
 
 def _number(value: Any) -> bool:

@@ -31,7 +31,7 @@ from typing import Any, TextIO
 
 from .checkpoint import atomic_write_text
 from .data import Dataset
-from .study_report import dataset_entry
+from .split import dataset_entry
 from .train import TrainResult
 
 __all__ = ["RESULT_COLUMNS", "TABLE_NAME", "run_rows", "versions", "write_rows", "write_table"]

@@ -15,9 +15,9 @@ test accuracy at the best validation epoch (the headline; each size's
 validation examples are held out of its own ``n`` training examples), the
 best test accuracy (selected on test, as the source article), the final test
 accuracy and the final train-test gap over the seeds (mean, sample standard
-deviation, 95% t-interval), and, for a sweep over the train size alone, the
-``dropkit_sweep_end`` hook is called (the plots plugin draws ``sweep.png``,
-with error bars). Its ``runs.csv`` has one
+deviation, 95% t-interval), and the ``dropkit_sweep_end`` hook is called (the
+plots plugin draws ``sweep.png``: error bars against one axis, a heat map for
+two). Its ``runs.csv`` has one
 row per run of every size (:mod:`~dropkit.experiment.study_table`). ``sweep.json`` names the
 headline's key in ``"headline"``; without a validation set (``val_size=0``)
 it is ``best_test_acc``, and the table says it was selected on test.
@@ -278,8 +278,7 @@ def run_sweep(
         atomic_write_text(out / "sweep.json", json.dumps(doc, indent=2))
         atomic_write_text(out / "sweep.md", _markdown(doc))
         write_table(out, rows)
-        if list(axes) == ["train_size"]:  # the plots plugin draws accuracy against size
-            pm.hook.dropkit_sweep_end(out_dir=out, table=table)
+        pm.hook.dropkit_sweep_end(out_dir=out, table=table)
         return table
     finally:
         if lock is not None:

@@ -24,28 +24,18 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import pluggy
 
-from .checkpoint import CHECKPOINT_NAME
 from .data import Dataset
 from .plugins import new_plugin_manager
 from .result import headline
-from .split import validation_split
-from .threads import (
-    USER_VARIABLES,
-    ThreadChoice,
-    available_cores,
-    choose_threads,
-    step_flops,
-)
-from .train import TrainConfig, TrainResult, train
+from .task import THREAD_VARIABLES, Task, thread_limits, train_task, worker_threads
+from .threads import available_cores
+from .train import TrainResult
 
 if TYPE_CHECKING:
     from .cluster import Watch
@@ -60,61 +50,6 @@ __all__ = [
     "train_task",
     "worker_threads",
 ]
-
-
-#: The variables that size the thread pools of BLAS, OpenMP and Numba in a worker.
-THREAD_VARIABLES = (*USER_VARIABLES, "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS")
-
-
-@dataclass(frozen=True)
-class Task:
-    """One run for a worker: its data (a key of the datasets), name, folder and configuration.
-
-    ``threads``: the BLAS threads it trains with (None: chosen for it, see
-    :func:`run_tasks`; a :class:`~dropkit.experiment.threads.ThreadChoice`: as made).
-    """
-
-    data: str
-    name: str
-    folder: Path
-    config: TrainConfig
-    threads: int | ThreadChoice | None = None
-
-
-def worker_threads(task: Task, data: Dataset, cap: int) -> Task:
-    """``task`` with the thread choice of a worker with ``cap`` cores (made in the parent)."""
-    if isinstance(task.threads, ThreadChoice):
-        return task
-    split = validation_split(data.y_train, task.config.val_size)
-    layers = [data.n_features, *task.config.hidden, data.n_classes]
-    flops = step_flops(layers, min(task.config.batch_size, len(split.train)))
-    choice = choose_threads(flops, requested=task.threads, cap=cap)
-    return dataclasses.replace(task, threads=choice)
-
-
-def thread_limits(jobs: int, cores: int | None = None) -> dict[str, str]:
-    """The thread-pool variables for ``jobs`` workers on ``cores`` cores (``cores // jobs``).
-
-    Examples
-    --------
-    >>> thread_limits(4, cores=16)["OPENBLAS_NUM_THREADS"]
-    '4'
-    """
-    cores = cores if cores is not None else available_cores()
-    return {name: str(max(1, cores // jobs)) for name in THREAD_VARIABLES}
-
-
-def train_task(task: Task, data: Dataset, pm: pluggy.PluginManager) -> TrainResult:
-    """Train ``task`` on ``data`` with ``pm``'s hooks, continuing its checkpoint if any."""
-    return train(
-        task.config,
-        data,
-        name=task.name,
-        out_dir=task.folder,
-        resume=(task.folder / CHECKPOINT_NAME).exists(),
-        plugin_manager=pm,
-        threads=task.threads,
-    )
 
 
 def run_tasks(

@@ -14,7 +14,8 @@ from dropkit_plots.figures import (
     study_figure,
     sweep_figure,
 )
-from dropkit_plots.plugin import sweep_title
+from dropkit_plots.heatmap import heatmap_figure
+from dropkit_plots.plugin import dropkit_sweep_end, sweep_title
 
 
 def _history(n=6, *, new=True, drop=0.0):
@@ -188,7 +189,7 @@ def test_the_sweep_title_says_what_was_run(tmp_path):
     title = sweep_title(tmp_path)
     for part in ("mnist1d", "standard, dropout", "training-set size", "[512, 256]", "3 seeds"):
         assert part in title
-    assert sweep_title(tmp_path / "missing") == "dropout against the training-set size"
+    assert sweep_title(tmp_path / "missing") == "dropout against the swept settings"
     _inside(sweep_figure(_rows(doc["methods"], [500, 1000]), title=title))
 
 
@@ -222,3 +223,57 @@ def test_the_sweep_headline_is_validation_selected_when_the_rows_have_it():
     assert axes[0].get_title() == "test accuracy at the best validation epoch"
     heights = sorted({round(y, 6) for line in axes[0].get_lines() for y in line.get_ydata()})
     assert 40.0 in heights  # the validation-selected means, in percent
+
+
+def _point_rows(axes, methods=("standard", "dropout")):
+    """Sweep rows over the product of ``axes`` (name -> values), distinct means per cell."""
+    import itertools
+
+    rows = []
+    for k, values in enumerate(itertools.product(*axes.values())):
+        for m, method in enumerate(methods):
+            mean = 0.5 + 0.01 * k + 0.1 * m
+            d = {"mean": mean, "std": 0.01, "ci95": [mean - 0.02, mean + 0.02], "n": 3}
+            rows.append(
+                {
+                    **dict(zip(axes, values, strict=True)),
+                    "method": method,
+                    "test_acc_at_best_val": d,
+                    "best_test_acc": d,
+                    "final_gap": d,
+                }
+            )
+    return rows
+
+
+def test_a_p_sweep_is_drawn_against_p_on_a_linear_axis():
+    fig = sweep_figure(_point_rows({"p_hidden": [0.1, 0.3, 0.5]}))
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "linear"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.1", "0.3", "0.5"]
+    assert "drop probability" in ax.get_xlabel()
+    xs = sorted(x for line in ax.get_lines() for x in line.get_xdata())
+    assert min(xs) < 0.1 < 0.5 < max(xs) < 0.6  # the methods set apart around each p
+
+
+def test_a_learning_rate_sweep_is_drawn_on_a_log_axis():
+    fig = sweep_figure(_point_rows({"lr": [0.01, 0.1]}))
+    assert fig.axes[0].get_xscale() == "log" and "learning rate" in fig.axes[0].get_xlabel()
+
+
+def test_a_two_axis_sweep_is_a_heat_map_per_method(tmp_path):
+    rows = _point_rows({"p_hidden": [0.2, 0.5], "lr": [0.01, 0.05, 0.1]})
+    fig = heatmap_figure(rows)
+    panels = [ax for ax in fig.axes if ax.get_images()]
+    assert [ax.get_title() for ax in panels] == ["standard", "dropout"]
+    grid = panels[1].get_images()[0].get_array()
+    assert grid.shape == (2, 3)  # p down, lr across
+    assert grid[1, 2] == pytest.approx((0.5 + 0.01 * 5 + 0.1) * 100)  # p=0.5, lr=0.1, dropout
+    assert panels[0].texts[0].get_text() == "50.0\n±2.0"
+    dropkit_sweep_end(out_dir=tmp_path, table=rows)  # the hook picks the heat map
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_heat_map_needs_two_axes():
+    with pytest.raises(ValueError, match="two axes"):
+        heatmap_figure(_point_rows({"p_hidden": [0.2, 0.5]}))

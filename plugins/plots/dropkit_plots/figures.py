@@ -29,6 +29,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from dropkit.experiment.runfiles import write_run_atomic
 
 __all__ = [
+    "AXIS_LABELS",
     "SPLITS",
     "SWEEP_PANELS",
     "SWEEP_VAL_PANELS",
@@ -37,6 +38,7 @@ __all__ = [
     "plot_study",
     "plot_sweep",
     "study_figure",
+    "sweep_axes",
     "sweep_figure",
     "sweep_panels",
 ]
@@ -59,6 +61,32 @@ SWEEP_VAL_PANELS = (
     ("test_acc_at_best_val", "test accuracy at the best validation epoch", "accuracy (%)"),
     ("final_gap", "final train - test gap", "gap (percentage points)"),
 )
+
+
+#: The x-axis label of each sweep axis (``dropkit sweep``'s options).
+AXIS_LABELS = {
+    "train_size": "training examples",
+    "p_hidden": "p of the hidden layers (drop probability)",
+    "lr": "learning rate",
+    "weight_decay": "weight decay",
+}
+
+
+def sweep_axes(table: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The axes of a sweep's table: the keys of a row that hold numbers (not stats, not method).
+
+    Examples
+    --------
+    >>> sweep_axes([{"p_hidden": .5, "lr": .01, "method": "dropout", "best_test_acc": {}}])
+    ['p_hidden', 'lr']
+    """
+    if not table:
+        return []
+    return [
+        k
+        for k, v in table[0].items()
+        if k != "method" and isinstance(v, int | float) and not isinstance(v, bool)
+    ]
 
 
 def sweep_panels(table: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, str, str], ...]:
@@ -280,18 +308,23 @@ def plot_sweep(
     title: str = "",
     panels: Sequence[tuple[str, str, str]] | None = None,
 ) -> Path:
-    r"""Each panel's value against the train size, per method, with 95% error bars.
+    r"""Each panel's value against the sweep's axis, per method, with 95% error bars.
+
+    The axis is the one number every row holds besides its statistics
+    (:func:`sweep_axes`): the train size, a learning rate or a weight decay on
+    a log scale, p on a linear one.
 
     The error bars are the 95% t-intervals of the mean over seeds (none with
     one seed). The methods' points are set slightly apart along the x axis
-    (the same small factor each side of the train size), so their bars do not
-    hide each other; the tick marks stay at the train sizes.
+    (the same small step each side of the value), so their bars do not
+    hide each other; the tick marks stay at the swept values.
 
     Parameters
     ----------
     table : sequence of mappings
-        Rows with ``train_size``, ``method``, and for each panel's key a
-        mapping with ``mean`` and ``ci95`` (``dropkit.experiment.stats.describe``),
+        Rows with the axis (``train_size``, ``p_hidden``, ...), ``method``, and for
+        each panel's key a mapping with ``mean`` and ``ci95``
+        (``dropkit.experiment.stats.describe``),
         fractions (drawn in percent or percentage points).
     path : path
         Where the PNG goes (written atomically).
@@ -324,13 +357,18 @@ def sweep_figure(
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     methods = list(dict.fromkeys(row["method"] for row in table))
-    sizes = sorted({row["train_size"] for row in table})
-    span = math.log10(sizes[-1] / sizes[0]) if len(sizes) > 1 else 1.0
-    step = 0.03 * max(span, 0.5)  # decades between two methods' points
+    (axis,) = sweep_axes(table) or ["train_size"]
+    sizes = sorted({row[axis] for row in table})
+    log = axis != "p_hidden" and sizes[0] > 0  # sizes, rates, decays: log; p: linear
+    if log:
+        span = math.log10(sizes[-1] / sizes[0]) if len(sizes) > 1 else 1.0
+        step = 0.03 * max(span, 0.5)  # decades between two methods' points
+    else:
+        step = 0.06 * ((sizes[-1] - sizes[0]) or 1.0) / max(len(sizes) - 1, 1)
     for i, method in enumerate(methods):
-        rows = sorted((r for r in table if r["method"] == method), key=lambda r: r["train_size"])
-        dodge = 10 ** ((i - (len(methods) - 1) / 2) * step)
-        xs = [r["train_size"] * dodge for r in rows]
+        rows = sorted((r for r in table if r["method"] == method), key=lambda r: r[axis])
+        shift = (i - (len(methods) - 1) / 2) * step
+        xs = [r[axis] * 10**shift if log else r[axis] + shift for r in rows]
         for ax, (key, _, _) in zip(axes, panels, strict=True):
             means = [r[key]["mean"] * 100 for r in rows]
             cis = [r[key].get("ci95") for r in rows]
@@ -340,9 +378,11 @@ def sweep_figure(
                 xs, means, yerr=[below, above], marker="o", capsize=4, color=f"C{i}", label=method
             )
     for ax, (_, panel_title, ylabel) in zip(axes, panels, strict=True):
-        ax.set(xlabel="training examples (log scale)", ylabel=ylabel, title=panel_title)
-        ax.set_xscale("log")
-        ax.set_xticks(sizes, [str(n) for n in sizes])
+        xlabel = AXIS_LABELS.get(axis, axis) + (" (log scale)" if log else "")
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=panel_title)
+        if log:
+            ax.set_xscale("log")
+        ax.set_xticks(sizes, [f"{n:g}" for n in sizes])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
     fig.legend(

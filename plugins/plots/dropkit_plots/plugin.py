@@ -61,10 +61,20 @@ def dropkit_study_end(out_dir: Any, runs: dict[str, dict[int, Any]]) -> None:
 
 @hookimpl
 def dropkit_sweep_end(out_dir: Any, table: list[dict[str, Any]]) -> None:
-    """Write ``<out>/sweep.png``: the headline accuracy and the gap against the train size."""
-    from .figures import plot_sweep
+    """Write ``<out>/sweep.png``.
 
-    plot_sweep(table, Path(out_dir) / "sweep.png", title=sweep_title(Path(out_dir)))
+    One axis: the headline accuracy and the gap against it, per method, with
+    95% error bars. Two axes: a heat map of the headline accuracy per method.
+    """
+    from .figures import plot_sweep, sweep_axes
+
+    path, title = Path(out_dir) / "sweep.png", sweep_title(Path(out_dir))
+    if len(sweep_axes(table)) == 2:
+        from .heatmap import plot_heatmap
+
+        plot_heatmap(table, path, title=title)
+    else:
+        plot_sweep(table, path, title=title)
 
 
 def sweep_title(out_dir: Path) -> str:
@@ -75,10 +85,22 @@ def sweep_title(out_dir: Path) -> str:
         doc = json.loads((out_dir / "sweep.json").read_text())
         cfg = doc["config"]
         seeds = len(doc["seeds"])
+        axes = list(doc.get("axes") or {"train_size": doc.get("train_sizes")})
+        against = " and ".join(_AXIS_NAMES.get(a, a) for a in axes)
+        fixed = ", ".join(f"{k}={cfg[k]}" for k in ("p_hidden", "lr") if k in cfg and k not in axes)
         return (
-            f"{doc['dataset']}: {', '.join(doc['methods'])} against the training-set size "
+            f"{doc['dataset']}: {', '.join(doc['methods'])} against {against} "
             f"({doc['n_test']} test examples)\nhidden {cfg['hidden']}, "
-            f"p_hidden={cfg['p_hidden']}, {cfg['epochs']} epochs, {seeds} seed{'s' * (seeds > 1)}"
+            + (f"{fixed}, " if fixed else "")
+            + f"{cfg['epochs']} epochs, {seeds} seed{'s' * (seeds > 1)}"
         )
     except (OSError, ValueError, KeyError, TypeError):
-        return "dropout against the training-set size"
+        return "dropout against the swept settings"
+
+
+_AXIS_NAMES = {
+    "train_size": "the training-set size",
+    "p_hidden": "p (hidden)",
+    "lr": "the learning rate",
+    "weight_decay": "the weight decay",
+}
