@@ -167,6 +167,40 @@ def test_scale_not_finite_in_the_dtype(dropkit_backend):
     assert dropkit.dropout(x, 0.99999, training=False) is x
 
 
+@pytest.mark.parametrize("drop", [2.0**-11, 2.0**-16, 2.0**-40], ids=["2^-11", "2^-16", "2^-40"])
+def test_family_ops_in_float16_refuse_or_stay_finite(dropkit_backend, drop):
+    """With p = 1 - drop in float16, every op of the family refuses p (naming the dtype) or
+    returns finite values: never inf or NaN from a finite input.
+
+    The scales grow like 1 / (1 - p) (dropout, DropBlock, DropPath), its square root
+    (Gaussian dropout) or a * |alpha'| (alpha dropout: about 9e5 at 1 - p = 2**-40).
+    """
+    xp = dropkit_backend.xp
+    if "float16" not in float_dtypes(xp):
+        pytest.skip(f"backend {dropkit_backend.name!r} has no float16")
+    x = xp.full((2, 3, 8, 8), 0.5, dtype=xp.float16)
+    p = 1.0 - drop
+    calls = {
+        "dropout": lambda: dropkit.dropout(x, p, rng=1),
+        "dropout2d": lambda: dropkit.dropout2d(x, p, rng=1),
+        "relu_dropout": lambda: dropkit.relu_dropout(x, p, rng=1),
+        "drop_path": lambda: dropkit.drop_path(x, p, rng=1),
+        "dropblock2d": lambda: dropkit.dropblock2d(x, p, block_size=3, rng=1),
+        "gaussian_dropout": lambda: dropkit.gaussian_dropout(x, p, rng=1),
+        "alpha_dropout": lambda: dropkit.alpha_dropout(x, p, rng=1),
+        "feature_alpha_dropout": lambda: dropkit.feature_alpha_dropout(x, p, rng=1),
+        "alpha_dropout_backward": lambda: dropkit.alpha_dropout_backward(x, p, rng=1),
+        "dropout_backward": lambda: dropkit.dropout_backward(x, p, rng=1),
+    }
+    for name, call in calls.items():
+        try:
+            y = call()
+        except ValueError as exc:
+            assert "float16" in str(exc), f"{name}: {exc}"
+            continue
+        assert np.isfinite(to_numpy(y)).all(), f"{name} at p = 1 - {drop} gave inf or NaN"
+
+
 @pytest.mark.parametrize("value", ["no", 1, None])
 def test_flags_must_be_bools(x, value):
     for name in ("training", "inplace"):
