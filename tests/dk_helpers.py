@@ -38,6 +38,31 @@ def no_plots() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def fast_runs() -> Iterator[None]:
+    """In-process runs without the plots plugin and with each dataset made once.
+
+    The plots take a second a run and MNIST-1D is generated afresh on each load;
+    tests that train in subprocesses keep both.
+    """
+    import dropkit.experiment.data
+
+    real, cache = dropkit.experiment.data.load_dataset, {}
+
+    def cached(name: str = "mnist1d", **kwargs: Any) -> Any:
+        key = (name, *sorted(kwargs.items()))
+        if key not in cache:
+            cache[key] = real(name, **kwargs)
+        return cache[key]
+
+    dropkit.experiment.data.load_dataset = cached
+    try:
+        with no_plots():
+            yield
+    finally:
+        dropkit.experiment.data.load_dataset = real
+
+
 def strip_seconds(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A run's history without its wall-clock column (the rest is deterministic)."""
     return [{k: v for k, v in r.items() if k != "seconds"} for r in history]

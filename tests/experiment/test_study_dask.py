@@ -143,6 +143,18 @@ def _assert_nobody_writes(out: Path) -> None:
     assert min(epochs) < EPOCHS, epochs
 
 
+def _resume(out: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """``dropkit compare --resume out *options`` in a subprocess; it must succeed."""
+    done = subprocess.run(
+        [*CLI, "compare", "--resume", str(out), *options],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 @contextlib.contextmanager
 def _dask(
     tmp_path: Path, retries: int | None = None
@@ -246,13 +258,7 @@ def test_a_run_dask_gives_up_on_is_named_with_the_resume_command(tmp_path, seria
         assert lost is not None and lost[1] in held and lost[2] == str(out / lost[1]), err
         assert f"continue it with `dropkit compare --resume {out}`" in err
         _assert_nobody_writes(out)
-        done = subprocess.run(
-            [*CLI, "compare", "--resume", str(out), "--cluster", address, "--quiet"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr
+        _resume(out, "--cluster", address, "--quiet")
     _assert_same_study(serial, out)
 
 
@@ -273,13 +279,7 @@ def test_kill_9_of_the_client_on_a_scheduler_then_resume(tmp_path, serial):
         finally:
             _stop(proc)
         _assert_nobody_writes(out)  # they stopped their runs: nobody holds the study
-        done = subprocess.run(
-            [*CLI, "compare", "--resume", str(out), "--cluster", address, "--quiet"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr
+        _resume(out, "--cluster", address, "--quiet")
     _assert_same_study(serial, out)
 
 
@@ -304,13 +304,7 @@ def test_kill_9_of_the_client_of_a_local_cluster_then_resume(tmp_path, serial):
     finally:
         _stop(proc)
     _assert_nobody_writes(out)
-    done = subprocess.run(
-        [*CLI, "compare", "--resume", str(out), "--jobs", "2"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _resume(out, "--jobs", "2")
     assert "Dask dashboard: http://" in done.stderr
     assert "2 at a time, on a local Dask cluster" in done.stderr
     assert "study 4/4 runs done" in done.stderr or "[4/4]" in done.stderr

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dk_helpers import no_plots
+from dk_helpers import fast_runs
 
 from dropkit.experiment.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dropkit.experiment.cli import main
@@ -30,20 +30,8 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 @pytest.fixture(autouse=True, scope="module")
 def _fast():
     """In-process runs without the plots plugin, each dataset made once."""
-    import dropkit.experiment.data
-
-    real, cache = dropkit.experiment.data.load_dataset, {}
-
-    def cached(name="mnist1d", **kwargs):
-        key = (name, *sorted(kwargs.items()))
-        if key not in cache:
-            cache[key] = real(name, **kwargs)
-        return cache[key]
-
-    dropkit.experiment.data.load_dataset = cached
-    with no_plots():
+    with fast_runs():
         yield
-    dropkit.experiment.data.load_dataset = real
 
 
 def _cli(capsys, *args: str) -> tuple[int, str]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dk_helpers import no_plots
+from dk_helpers import fast_runs
 from dk_helpers import snapshot as _snapshot
 
 from dropkit.experiment.checkpoint import load_checkpoint, save_checkpoint
@@ -46,20 +46,8 @@ def _fast():
     (The plots take a second a run and MNIST-1D is generated afresh on each load; the
     subprocess tests keep both.)
     """
-    import dropkit.experiment.data
-
-    real, cache = dropkit.experiment.data.load_dataset, {}
-
-    def cached(name="mnist1d", **kwargs):
-        key = (name, *sorted(kwargs.items()))
-        if key not in cache:
-            cache[key] = real(name, **kwargs)
-        return cache[key]
-
-    dropkit.experiment.data.load_dataset = cached
-    with no_plots():
+    with fast_runs():
         yield
-    dropkit.experiment.data.load_dataset = real
 
 
 def _cli(capsys, *args: str) -> tuple[int, str]:
