@@ -60,7 +60,13 @@ def selected(x: Any, name: str, backend: str | None) -> Capabilities:
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             namespace_of(x, name)  # raises, naming the argument
         caps = select(x, name, backend)
-    check_floating_dtype(caps.xp, x.dtype, name)
+    dtype = x.dtype
+    try:
+        if dtype in caps.bounds:  # the common case: one dict look-up
+            return caps
+    except TypeError:  # an unhashable dtype
+        pass
+    check_floating_dtype(caps.xp, dtype, name)
     return caps
 
 
@@ -108,7 +114,6 @@ def returned_mask(mask: Any, how: Any) -> Any:
 def forward(
     x: Any,
     p: Any,
-    *,
     noise_shape: Any,
     rng: Any,
     training: bool,
@@ -118,7 +123,11 @@ def forward(
     inplace: bool,
     backend: str | None,
 ) -> Any:
-    """Dropout (of ``relu(x)`` if ``relu``) of ``x``: the decision tree of every forward."""
+    """Dropout (of ``relu(x)`` if ``relu``) of ``x``: the decision tree of every forward.
+
+    The arguments may be passed by position (``dropout`` does: keywords cost
+    0.1 us a call on an (8, 8) array, a twentieth of the whole).
+    """
     caps = selected(x, "x", backend)
     xp = caps.xp
     # Each check runs in full unless its argument is already what it returns (a
@@ -127,7 +136,9 @@ def forward(
         p = check_p(p)
     if mode not in MODES:
         check_mode(mode)
-    shape = tuple(x.shape)
+    shape = x.shape
+    if type(shape) is not tuple:
+        shape = tuple(shape)
     if noise_shape is not None:
         shape = check_noise_shape(noise_shape, shape)
     if training is not True and training is not False:
@@ -162,7 +173,12 @@ def forward(
         return y
 
     scale = train_scale(p, mode)
-    check_scale_of(xp, x.dtype, scale, p)
+    try:  # the bound of a dtype found at load; 1.0 (checked in full) for any other
+        fits = scale < caps.bounds.get(x.dtype, 1.0)
+    except TypeError:  # an unhashable dtype
+        fits = False
+    if not fits:
+        check_scale_of(xp, x.dtype, scale, p)
     threshold = threshold_of(p)
     draw = caps.draw(rng, x)
     if return_mask:
@@ -211,7 +227,12 @@ def backward(
         return xp.zeros_like(grad)
     check_backward_source(mask, rng)
     scale = train_scale(p, mode)
-    check_scale_of(xp, grad.dtype, scale, p)
+    try:  # the bound of a dtype found at load; 1.0 (checked in full) for any other
+        fits = scale < caps.bounds.get(grad.dtype, 1.0)
+    except TypeError:  # an unhashable dtype
+        fits = False
+    if not fits:
+        check_scale_of(xp, grad.dtype, scale, p)
     if mask is None:
         draw = caps.draw(rng, grad)
         return mask_scale(

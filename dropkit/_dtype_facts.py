@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .checks import finfo, is_real_floating, not_floating_error, overflow_bound
 
 __all__ = ["FLOATING", "OVERFLOW", "check_floating_dtype", "overflow_bound_of", "prime"]
@@ -72,19 +74,48 @@ def overflow_bound_of(xp: Any, dtype: Any) -> float:
     return bound
 
 
-def prime(xp: Any) -> None:
+def _reported(dtype: Any) -> Any:
+    """The dtype an array reports for a namespace's ``dtype``: ``np.dtype`` of a scalar type.
+
+    NumPy's namespace (CuPy's and JAX's too) names dtypes by scalar types
+    (``np.float32``) that compare equal to what arrays report
+    (``np.dtype("float32")``) but hash differently, so a dict keyed by one misses
+    the other. Other dtypes (torch's) are their own report.
+    """
+    if isinstance(dtype, type):
+        try:
+            return np.dtype(dtype)
+        except TypeError:
+            return dtype
+    return dtype
+
+
+def prime(xp: Any) -> dict[Any, float]:
     """Remember the facts of ``xp``'s floating dtypes now, when its backend is loaded.
 
     A compiler that traces the ops (``torch.compile``) guards on these dicts:
     filled during the first trace, they would fail that guard at the next call
     and compile the function a second time. Filled before, a trace only reads them.
+    Returns the (hashable) dtypes found real floating, as the namespace names
+    them and as its arrays report them, each with its :func:`overflow_bound_of`
+    (a new dict, for the caller to keep).
+
+    Examples
+    --------
+    >>> import array_api_compat.numpy as xp
+    >>> bounds = prime(xp)
+    >>> bounds[xp.float16] == bounds[xp.asarray(0.0, dtype=xp.float16).dtype] == 65520.0
+    True
     """
+    found: dict[Any, float] = {}
     for dtype_name in ("float16", "float32", "float64", "bfloat16"):
         dtype = getattr(xp, dtype_name, None)
         if dtype is None:
             continue
-        try:
-            check_floating_dtype(xp, dtype, "x")
-            overflow_bound_of(xp, dtype)
-        except Exception:  # a namespace without that dtype's finfo: found at first use
-            continue
+        for form in (dtype, _reported(dtype)):  # (the same object twice for torch)
+            try:
+                check_floating_dtype(xp, form, "x")
+                found[form] = overflow_bound_of(xp, form)
+            except Exception:  # a namespace without that dtype's finfo: found at first use
+                continue
+    return found

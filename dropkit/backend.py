@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import array_api_compat
@@ -180,6 +180,10 @@ class Capabilities:
         Its ``mask_scale``, if it has one.
     libraries : tuple of str
         Top-level module names of the array types it serves (from its record).
+    bounds : mapping
+        The real floating dtypes of ``xp`` found when it loaded, each with the
+        smallest value that overflows it: an op's dtype and scale checks are
+        dict look-ups for these (:func:`dropkit._core.selected`).
     """
 
     backend: Backend
@@ -189,6 +193,7 @@ class Capabilities:
     draw: Callable[[Any, Any], Any]
     mask_scale: Callable[..., Any] | None
     libraries: tuple[str, ...] = ()
+    bounds: Mapping[Any, float] = field(default_factory=dict)
 
 
 def capabilities(backend: Backend, libraries: tuple[str, ...] = ()) -> Capabilities:
@@ -203,7 +208,7 @@ def capabilities(backend: Backend, libraries: tuple[str, ...] = ()) -> Capabilit
     """
     draw = getattr(backend, "draw", None)
     mask_scale = getattr(backend, "mask_scale", None)
-    prime(backend.xp)
+    bounds = prime(backend.xp)
     return Capabilities(
         backend=backend,
         name=backend.name,
@@ -212,6 +217,7 @@ def capabilities(backend: Backend, libraries: tuple[str, ...] = ()) -> Capabilit
         draw=draw if callable(draw) else default_draw,
         mask_scale=mask_scale if callable(mask_scale) else None,
         libraries=tuple(libraries),
+        bounds=bounds,
     )
 
 

@@ -236,18 +236,8 @@ def dropout(
     >>> dropout(x, 0.5, rng=3, noise_shape=(2, 1)).shape   # one draw per row
     (2, 3)
     """
-    return forward(
-        x,
-        p,
-        noise_shape=noise_shape,
-        rng=rng,
-        training=training,
-        mode=mode,
-        relu=False,
-        return_mask=return_mask,
-        inplace=inplace,
-        backend=backend,
-    )
+    # by position (forward's order): every dropout passes here, keywords cost 0.1 us
+    return forward(x, p, noise_shape, rng, training, mode, False, return_mask, inplace, backend)
 
 
 def relu_dropout(

@@ -214,3 +214,29 @@ def test_a_layer_without_a_stream_draws_as_before():
     assert torch.equal(y, want)
     y.sum().backward()
     assert torch.equal(x.grad, (want != 0).float() * 2.0)
+
+
+def test_a_kernel_becomes_its_entry_point_at_first_call_with_the_same_result():
+    from dropkit_torch import _cpu
+
+    for table in (_cpu.KERNELS, _cpu.SCALAR_KERNELS):
+        for dtype in (torch.float32, torch.float64):
+            x, first, then = torch.randn(9, dtype=dtype), torch.empty(9, dtype=dtype), None
+            src = x if table is _cpu.KERNELS else x[:1]
+            table[dtype](src.data_ptr(), first.data_ptr(), 9, 2**31, 2.0, False, 5, 0, 1, 0)
+            assert not isinstance(table[dtype], _cpu._FirstCall)  # replaced by the entry point
+            then = torch.empty_like(first)
+            table[dtype](src.data_ptr(), then.data_ptr(), 9, 2**31, 2.0, False, 5, 0, 1, 0)
+            assert torch.equal(first, then)
+            with np.testing.assert_raises(TypeError):  # its arguments are still type-checked
+                table[dtype](src.data_ptr(), then.data_ptr(), 9, 2**31, None, False, 5, 0, 1, 0)
+
+
+def test_rng_none_draws_alike_for_any_cpu_device_object():
+    # the CPU path compares the device object by identity first: an equal one still works
+    for device in (keys.CPU, torch.device("cpu"), torch.device("cpu", 0)):
+        torch.manual_seed(3)
+        got = keys.draw_ints(None, device)
+        torch.manual_seed(3)
+        assert got == keys.draw_ints(None, keys.CPU)
+        assert got[1] == 0 and 0 <= got[0] < 2**64

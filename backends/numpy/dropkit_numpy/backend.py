@@ -57,7 +57,7 @@ def _numba_kernels() -> tuple[Any, Any, Any, Any] | None:
         return None
     try:
         from ._masked_numba import masked_numba, relu_backward_numba
-        from ._philox_numba import dropout_fused_numba, random_bits_numba
+        from ._philox_numba import fused_dropout, random_bits_numba
     except ImportError as exc:
         if getattr(exc, "name", None) not in ("numba", "llvmlite"):
             _NUMBA_ERROR = f"{type(exc).__name__}: {exc}"
@@ -69,7 +69,7 @@ def _numba_kernels() -> tuple[Any, Any, Any, Any] | None:
         return None
     return (
         random_bits_numba,
-        dropout_fused_numba,
+        fused_dropout,
         masked_numba,
         relu_backward_numba,
     )
@@ -139,7 +139,7 @@ class NumpyBackend:
             return None
         key, counter = draw
         if noise_shape == x.shape or tuple(noise_shape) == x.shape:
-            return self._fused(x, key, counter, threshold, scale, relu=relu, out=out)
+            return self._fused(x, key, counter, threshold, scale, relu, out)
         if relu or self._masked is None or x.size == 0 or not x.flags.c_contiguous:
             return None
         if split_broadcast(tuple(x.shape), tuple(noise_shape)) is None:

@@ -36,7 +36,7 @@ from typing import Any
 import numba as nb
 import numpy as np
 import torch
-from dropkit_numpy._philox_numba import _CHUNK, _JIT, PARALLEL_MIN, _dropout_chunk
+from dropkit_numpy._philox_numba import _CHUNK, _JIT, PARALLEL_MIN, _dropout_chunk, entry_point
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -101,11 +101,34 @@ def _dropout_scalar_float64(src, dst, n, threshold, scale, relu, k0, k1, c0, c1)
     _run(x, y, threshold, np.float64(scale), relu, k0, k1, c0, c1)
 
 
+#: The one signature each kernel is compiled for: three addresses and counts, the
+#: threshold, the scale, relu, the four 32-bit words of the key and counter.
+_SIGNATURE = (*(types.int64,) * 4, types.float64, types.boolean, *(types.int64,) * 4)
+
+
+class _FirstCall:
+    """A kernel's stand-in in its table until its first call, which puts the entry point there.
+
+    The entry point (:func:`dropkit_numpy._philox_numba.entry_point`) takes the
+    ten plain arguments without the dispatcher's typing (0.2 us of a call);
+    compiling it at the first call, not at import, keeps ``import dropkit_torch``
+    free of Numba's cache loading.
+    """
+
+    def __init__(self, table: dict[torch.dtype, Callable[..., None]], dtype: torch.dtype) -> None:
+        self.table, self.dtype, self.kernel = table, dtype, table[dtype]
+
+    def __call__(self, *args: Any) -> None:
+        entry = entry_point(self.kernel, _SIGNATURE)
+        self.table[self.dtype] = entry
+        entry(*args)
+
+
 #: ``kernel(src, dst, n, threshold, scale, relu, key_lo, key_hi, counter_lo, counter_hi)``
 #: per torch dtype: writes the dropout of the ``n`` C-contiguous elements at address
 #: ``src`` to the ``n`` at ``dst`` (which may equal ``src``). Every integer is below
-#: 2**63 (the key and counter as 32-bit words, as the seed tensor holds them), so a
-#: single specialisation is compiled.
+#: 2**63 (addresses, and the key and counter as 32-bit words, as the seed tensor holds
+#: them), ``scale`` a float and ``relu`` a bool: the kernel's one signature.
 KERNELS: dict[torch.dtype, Callable[..., None]] = {
     torch.float32: _dropout_float32,
     torch.float64: _dropout_float64,
@@ -116,3 +139,6 @@ SCALAR_KERNELS: dict[torch.dtype, Callable[..., None]] = {
     torch.float32: _dropout_scalar_float32,
     torch.float64: _dropout_scalar_float64,
 }
+for _table in (KERNELS, SCALAR_KERNELS):
+    for _dtype in list(_table):
+        _table[_dtype] = _FirstCall(_table, _dtype)

@@ -117,6 +117,8 @@ CPU_KERNELS = True
 CUDA_KERNELS = True
 #: "module": dropkit_torch.cuda, or None where unavailable.
 _CUDA: dict[str, ModuleType | None] = {}
+#: Device -> whether it is a CUDA device (a handful of devices per process).
+_IS_CUDA: dict[torch.device, bool] = {}
 
 
 def _numpy_kernels(device: torch.device) -> bool:
@@ -129,7 +131,12 @@ def _cuda_kernels(device: torch.device) -> ModuleType | None:
     Imported once per process; without CuPy (or dropkit-cupy) the torch
     operations serve CUDA tensors, as before.
     """
-    if not CUDA_KERNELS or device.type != "cuda":
+    if not CUDA_KERNELS:
+        return None
+    cuda = _IS_CUDA.get(device)  # (device.type builds a string: 0.2 us a call)
+    if cuda is None:
+        cuda = _IS_CUDA[device] = device.type == "cuda"
+    if not cuda:
         return None
     if "module" not in _CUDA:
         loaded: ModuleType | None
@@ -329,7 +336,7 @@ def _compute(
     n = out.numel()
     if threshold >= FULL or n == 0:
         return out.zero_()
-    if scale > 1.0 and scale >= _overflow_bound(x.dtype):
+    if scale > 1.0 and scale >= (_BOUNDS.get(x.dtype) or _overflow_bound(x.dtype)):
         check_scale(scale, 1.0 - 1.0 / scale, x.dtype, torch.finfo(x.dtype))  # raises
     elementwise = tuple(noise_shape) == x.shape
     if not elementwise and -1 in noise_shape:  # x's sizes, as torch.jit.trace records them
@@ -392,7 +399,7 @@ def _fused_numpy(
     dtype = _AS_NUMPY[src.dtype]
     flat = np.frombuffer(_raw_bytes(src.data_ptr(), size), dtype=dtype)
     flat_out = np.frombuffer(_raw_bytes(dst.data_ptr(), size), dtype=dtype)
-    _NUMPY_FUSED(flat, key, counter, threshold, scale, relu=relu, out=flat_out)
+    _NUMPY_FUSED(flat, key, counter, threshold, scale, relu, flat_out)
 
 
 _LIB = torch.library.Library("dropkit", "FRAGMENT")
@@ -492,6 +499,39 @@ def _dropout_inplace_fake(
     return None
 
 
+def _backward(ctx: Any, grad: torch.Tensor) -> tuple:
+    """The formula: the op again on ``grad`` (the mask regenerated); for ReLU, a gate on ``h``."""
+    if not ctx.relu:
+        draw = ctx.draw
+        if draw is None:
+            (draw,) = ctx.saved_tensors
+        if (type(draw) is tuple or type(draw) is torch.Tensor) and direct(grad):
+            out = new_like(grad)  # (compute's body: a frame less on every backward)
+            dx = _compute(grad, draw, ctx.noise_shape, ctx.threshold, ctx.scale, False, out)
+        else:  # the operator (or the formula again, for a double backward)
+            dx = dropout_op(grad, draw, ctx.noise_shape, ctx.threshold, ctx.scale, False)
+        return dx, None, None, None, None, None
+    (saved,) = ctx.saved_tensors
+    cuda = _cuda_kernels(grad.device)
+    if (
+        cuda is not None
+        and cuda.supports(grad)
+        and saved.dtype == grad.dtype
+        and saved.shape == grad.shape
+        and saved.device == grad.device
+        and grad.is_contiguous()
+        and saved.is_contiguous()
+    ):  # the CuPy kernel: one pass instead of a product, a comparison and a where
+        return cuda.relu_backward(grad, saved, ctx.scale), None, None, None, None, None
+    return _relu_gate(saved, grad, ctx.scale), None, None, None, None, None
+
+
+def _relu_gate(h: torch.Tensor, g: torch.Tensor, scale: float) -> torch.Tensor:
+    """``g * scale`` where the ReLU variant's output ``h`` passed (``h > 0`` or NaN), else 0."""
+    factor = torch.tensor(scale, dtype=g.dtype, device=g.device)
+    return torch.where(h <= 0, torch.zeros((), dtype=g.dtype, device=g.device), g * factor)
+
+
 class _CompiledDropout(torch.autograd.Function):
     """The op's autograd formula: backward is the op again (the mask regenerated).
 
@@ -525,9 +565,8 @@ class _CompiledDropout(torch.autograd.Function):
         if ctx.draw is None:
             ctx.save_for_backward(output if relu else seed)
 
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple:
-        return _backward(ctx, grad)
+    # the formula itself, which autograd's node calls (no frame in between)
+    backward = staticmethod(_backward)
 
 
 class _Dropout(_CompiledDropout):
@@ -541,7 +580,8 @@ class _Dropout(_CompiledDropout):
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
         _CompiledDropout.setup_context(ctx, inputs, output)
-        if ctx.draw is None and tangents_possible():  # (a tuple draw meets no tangent)
+        # (tangents_possible(), inline: a tuple draw meets no tangent)
+        if ctx.draw is None and _forward_ad._current_level >= 0:
             ctx.save_for_forward(output if ctx.relu else inputs[1])
 
     @staticmethod
@@ -549,7 +589,15 @@ class _Dropout(_CompiledDropout):
         return _jvp(ctx, tangent)
 
 
+# The predicates of unwatched(), bound once: each attribute chain (torch._C._...)
+# costs about 25 ns a call, and unwatched() runs two or three times per dropout
 _profiler_enabled = torch._C._autograd._profiler_enabled
+_is_compiling = torch.compiler.is_compiling
+_functorch_active = torch._C._are_functorch_transforms_active
+_function_mode_on = torch._C._is_torch_function_mode_enabled
+_dispatch_stack_depth = torch._C._len_torch_dispatch_stack
+_tracing_state = torch._C._get_tracing_state
+_Tensor = torch.Tensor
 
 
 def unwatched(x: torch.Tensor) -> bool:
@@ -568,14 +616,14 @@ def unwatched(x: torch.Tensor) -> bool:
     (True, False)
     """
     return (
-        not torch.compiler.is_compiling()  # first: Dynamo reads no further
-        and type(x) is torch.Tensor
+        not _is_compiling()  # first: Dynamo reads no further
+        and type(x) is _Tensor
         and x.is_cpu
         and not _profiler_enabled()
-        and not torch._C._are_functorch_transforms_active()
-        and not torch._C._is_torch_function_mode_enabled()
-        and torch._C._len_torch_dispatch_stack() == 0
-        and torch._C._get_tracing_state() is None
+        and not _functorch_active()
+        and not _function_mode_on()
+        and not _dispatch_stack_depth()
+        and _tracing_state() is None
         and _forward_ad._current_level < 0  # no dual level: no tangent to carry
     )
 
@@ -741,38 +789,6 @@ def dropout_inplace_op(
 ) -> None:
     """:func:`dropout_op` written into ``x`` itself (no autograd formula: no-grad use)."""
     _RAW_INPLACE(x, seed, noise_shape, threshold, scale, relu)
-
-
-def _backward(ctx: Any, grad: torch.Tensor) -> tuple:
-    """The formula: the op again on ``grad`` (the mask regenerated); for ReLU, a gate on ``h``."""
-    if not ctx.relu:
-        draw = ctx.draw
-        if draw is None:
-            (draw,) = ctx.saved_tensors
-        if (type(draw) is tuple or type(draw) is torch.Tensor) and direct(grad):
-            dx = compute(grad, draw, ctx.noise_shape, ctx.threshold, ctx.scale, False)
-        else:  # the operator (or the formula again, for a double backward)
-            dx = dropout_op(grad, draw, ctx.noise_shape, ctx.threshold, ctx.scale, False)
-        return dx, None, None, None, None, None
-    (saved,) = ctx.saved_tensors
-    cuda = _cuda_kernels(grad.device)
-    if (
-        cuda is not None
-        and cuda.supports(grad)
-        and saved.dtype == grad.dtype
-        and saved.shape == grad.shape
-        and saved.device == grad.device
-        and grad.is_contiguous()
-        and saved.is_contiguous()
-    ):  # the CuPy kernel: one pass instead of a product, a comparison and a where
-        return cuda.relu_backward(grad, saved, ctx.scale), None, None, None, None, None
-    return _relu_gate(saved, grad, ctx.scale), None, None, None, None, None
-
-
-def _relu_gate(h: torch.Tensor, g: torch.Tensor, scale: float) -> torch.Tensor:
-    """``g * scale`` where the ReLU variant's output ``h`` passed (``h > 0`` or NaN), else 0."""
-    factor = torch.tensor(scale, dtype=g.dtype, device=g.device)
-    return torch.where(h <= 0, torch.zeros((), dtype=g.dtype, device=g.device), g * factor)
 
 
 def _jvp(ctx: Any, tangent: torch.Tensor | None) -> torch.Tensor | None:

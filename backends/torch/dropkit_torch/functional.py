@@ -61,7 +61,7 @@ from ._op import (
     unwatched,
     words,
 )
-from .keys import TorchRNGLike, draw_ints, seed_from_ints, seed_tensor
+from .keys import CPU, TorchRNGLike, draw_ints, seed_from_ints, seed_tensor
 
 __all__ = ["SeedDraw", "draw", "mask_scale", "philox_words_op", "random_bits", "torch_p"]
 
@@ -107,7 +107,8 @@ def draw(rng: TorchRNGLike, like: torch.Tensor) -> torch.Tensor | tuple[int, int
     if isinstance(rng, SeedDraw):
         return rng.draw()
     if (rng is None or type(rng) is int) and unwatched(like):
-        return draw_ints(rng, like.device)  # no seed tensor: the kernel takes the ints
+        # no seed tensor: the kernel takes the ints (unwatched: like is on the CPU)
+        return draw_ints(rng, CPU)
     return seed_tensor(rng, like)
 
 

@@ -282,7 +282,8 @@ class StreamLayer(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Dropout of ``x`` in training mode, the evaluation output otherwise."""
-        _check_tensor(x)
+        if not isinstance(x, torch.Tensor):
+            _check_tensor(x)  # raises
         return dropout(
             x,
             self.p,
