@@ -21,9 +21,12 @@ compare with ``F.dropout`` itself). Variants:
   the op's two module switches are set and restored around each call (two
   attribute writes, included in the time) so that other groups of the same
   process keep the CPU kernels;
-- ``dropkit.dropout(x, 0.5, rng=0)``: the public call (core, backend, seed,
-  op without the dispatcher: CPU tensors take the op's eager shortcut, which
-  CUDA tensors do not; add the dispatcher row's difference for a GPU).
+- ``dropkit.dropout(x, 0.5, rng=0)``, the CUDA route: the public call as a
+  CUDA tensor takes it when nothing watches (core, backend, the cached seed
+  tensor, :func:`dropkit_torch._op.unwatched_cuda`, the op's checks and
+  the output's allocation, then the launch; no dispatcher). The CPU tensors
+  are routed as CUDA tensors by the module switches set and restored around
+  each call (five attribute writes, included in the time).
 
 The allocation of ``(256, 800)`` outputs is the CPU allocator's here, the
 CUDA caching allocator's on a GPU.
@@ -64,6 +67,10 @@ def _noop_launch() -> Any:
     return launch
 
 
+def _never(x: object) -> bool:
+    return False
+
+
 def groups() -> list[tuple[str, list[tuple[str, Callable[[], object]]]]]:
     """The benchmark groups (title, variants; the first variant is the anchor)."""
     import torch
@@ -83,8 +90,27 @@ def groups() -> list[tuple[str, list[tuple[str, Callable[[], object]]]]]:
     def bare() -> object:
         return launch(function, 1, 1, 1, 256, 1, 1, 0, 0, None, extra)
 
+    from dropkit_torch import functional
+
     raw = torch.ops.dropkit.dropout.default
     real = _op._cuda_kernels
+    cpu_route = _op.unwatched
+
+    def cuda_route(call: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            _op.CPU_KERNELS, _op._cuda_kernels = False, lambda device: cuda
+            _op.unwatched = functional.unwatched = _never
+            _op.unwatched_cuda = cpu_route  # the stand-ins answer as CUDA tensors would
+            try:
+                return call()
+            finally:
+                _op.CPU_KERNELS, _op._cuda_kernels = True, real
+                _op.unwatched = functional.unwatched = cpu_route
+                _op.unwatched_cuda = cuda_unwatched
+
+        return run
+
+    cuda_unwatched = _op.unwatched_cuda
 
     def as_cuda(call: Callable[[], object]) -> Callable[[], object]:
         def run() -> object:
@@ -114,8 +140,8 @@ def groups() -> list[tuple[str, list[tuple[str, Callable[[], object]]]]]:
                 as_cuda(lambda x=x, dims=dims, seed=seed: raw(x, seed, dims, t, scale, False)),
             ),
             (
-                "dropkit.dropout(x, 0.5, rng=0)",
-                as_cuda(lambda x=x: dropkit.dropout(x, 0.5, rng=0)),
+                "dropkit.dropout(x, 0.5, rng=0), CUDA route",
+                cuda_route(lambda x=x: dropkit.dropout(x, 0.5, rng=0)),
             ),
         ]
         title = f"torch CUDA path, Python per call, launch stubbed (host) {shape} float32"

@@ -267,3 +267,37 @@ def test_mask_scale_on_ml_dtypes_bfloat16_arrays(fake, scale):
     # as the NumPy reference: the factor rounded to bfloat16, the product rounded once
     want = np.where(keep, a * np.asarray(scale, bf16), bf16.type(0))
     np.testing.assert_array_equal(np.asarray(got).view(np.uint16), want.view(np.uint16))
+
+
+def test_torch_cuda_tensors_skip_the_dispatcher_when_nothing_watches(torch_fake, monkeypatch):
+    # CPU tensors play CUDA tensors: the CPU shortcut is off and unwatched_cuda answers
+    # for them, so the calls take the CUDA route (seed tensors, the CuPy kernels) and
+    # must not reach the operator, with or without grad, and give its result.
+    torch, _op = torch_fake
+    from dropkit_torch import functional
+
+    import dropkit
+
+    as_cuda = _op.unwatched
+    monkeypatch.setattr(_op, "unwatched", lambda x: False)
+    monkeypatch.setattr(functional, "unwatched", lambda x: False)  # draws: seed tensors
+    monkeypatch.setattr(_op, "unwatched_cuda", as_cuda)
+    dispatched: list[object] = []
+    raw = _op._RAW
+
+    def counting(*args):
+        dispatched.append(args)
+        return raw(*args)
+
+    monkeypatch.setattr(_op, "_RAW", counting)
+    x = torch.randn(37, 11, generator=torch.Generator().manual_seed(1))
+    xg = x.clone().requires_grad_(True)
+    before = len(LAUNCHES)
+    y = dropkit.dropout(x, 0.3, rng=5)
+    yg = dropkit.dropout(xg, 0.3, rng=5)
+    yg.backward(torch.ones_like(yg))
+    assert dispatched == [] and len(LAUNCHES) == before + 3  # forward, forward, backward
+    monkeypatch.setattr(_op, "unwatched_cuda", lambda x: False)  # the operator's route
+    want = dropkit.dropout(x, 0.3, rng=5)
+    assert len(dispatched) == 1 and torch.equal(y, want) and torch.equal(yg.detach(), want)
+    np.testing.assert_array_equal(xg.grad.numpy(), (want != 0).numpy() / np.float32(0.7))

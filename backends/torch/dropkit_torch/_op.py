@@ -87,6 +87,7 @@ __all__ = [
     "tangents_possible",
     "traced_noise_shape",
     "unwatched",
+    "unwatched_cuda",
     "words",
 ]
 
@@ -551,7 +552,9 @@ class _CompiledDropout(torch.autograd.Function):
         relu: bool,
     ) -> torch.Tensor:
         # A draw as integers comes only from dropout_op's eager CPU path (checked there)
-        if type(seed) is tuple or (type(seed) is torch.Tensor and unwatched(x)):
+        if type(seed) is tuple or (
+            type(seed) is torch.Tensor and (unwatched(x) or unwatched_cuda(x))
+        ):
             return _compute(x, seed, noise_shape, threshold, scale, relu, new_like(x))
         return _RAW(x, seed, noise_shape, threshold, scale, relu)
 
@@ -590,7 +593,7 @@ class _Dropout(_CompiledDropout):
 
 
 # The predicates of unwatched(), bound once: each attribute chain (torch._C._...)
-# costs about 25 ns a call, and unwatched() runs two or three times per dropout
+# costs about 25 ns a call, and they run two or three times per dropout
 _profiler_enabled = torch._C._autograd._profiler_enabled
 _is_compiling = torch.compiler.is_compiling
 _functorch_active = torch._C._are_functorch_transforms_active
@@ -600,14 +603,30 @@ _tracing_state = torch._C._get_tracing_state
 _Tensor = torch.Tensor
 
 
+def _quiet() -> bool:
+    """Nothing records or transforms torch operations now (outside a compiler).
+
+    No profiler, functorch transform, torch function or dispatch mode (fake
+    tensors, export, FlopCounterMode), JIT trace or forward-mode dual level:
+    all of those see (and need) the operator. Callers test
+    ``torch.compiler.is_compiling()`` first (Dynamo reads no further).
+    """
+    return not (
+        _profiler_enabled()
+        or _functorch_active()
+        or _function_mode_on()
+        or _dispatch_stack_depth()
+        or _tracing_state() is not None
+        or _forward_ad._current_level >= 0  # a dual level: a tangent to carry
+    )
+
+
 def unwatched(x: torch.Tensor) -> bool:
     """Whether the op's CPU kernel may run on ``x`` without the dispatcher: eagerly, unwatched.
 
     The dispatcher's trip to the Python kernel costs about 4 us of a 20 us call on
-    an (8, 8) tensor. Skipping it is invisible only for plain CPU tensors with no
-    compiler, functorch transform, torch function or dispatch mode (fake tensors,
-    export, FlopCounterMode), JIT trace or profiler active: all of those see (and
-    need) the operator, so they get it. There a draw may also stay two integers
+    an (8, 8) tensor. Skipping it is invisible only for plain CPU tensors with
+    nothing watching (:func:`_quiet`). There a draw may also stay two integers
     instead of a seed tensor (:func:`dropkit_torch.functional.draw`).
 
     Examples
@@ -615,17 +634,24 @@ def unwatched(x: torch.Tensor) -> bool:
     >>> unwatched(torch.ones(2)), unwatched(torch.ones(2, device="meta"))
     (True, False)
     """
-    return (
-        not _is_compiling()  # first: Dynamo reads no further
-        and type(x) is _Tensor
-        and x.is_cpu
-        and not _profiler_enabled()
-        and not _functorch_active()
-        and not _function_mode_on()
-        and not _dispatch_stack_depth()
-        and _tracing_state() is None
-        and _forward_ad._current_level < 0  # no dual level: no tangent to carry
-    )
+    return not _is_compiling() and type(x) is _Tensor and x.is_cpu and _quiet()
+
+
+def unwatched_cuda(x: torch.Tensor) -> bool:
+    """:func:`unwatched` for a plain CUDA tensor: its kernel may run without the dispatcher.
+
+    The same conditions. Its draws stay seed tensors on the device (read by the
+    kernel, never copied to the host), so the launch goes on torch's current
+    stream with the same arguments as from the operator, and CUDA graph
+    capture records it the same way. Skipping the dispatcher saves about 8 us of
+    Python per call (``benchmarks/_host_torch_cuda.py``, measured on the host).
+
+    Examples
+    --------
+    >>> unwatched_cuda(torch.ones(2))
+    False
+    """
+    return not _is_compiling() and type(x) is _Tensor and x.is_cuda and _quiet()
 
 
 _VMAP = torch._C._functorch.TransformType.Vmap
@@ -673,7 +699,9 @@ def traced_noise_shape(noise_shape: Sequence[Any]) -> list[int]:
 
 
 def direct(x: torch.Tensor) -> bool:
-    """Whether dropout of ``x`` may skip the operator: :func:`unwatched`, and no grad to record.
+    """Whether dropout of ``x`` may skip the operator: no grad to record, nothing watching.
+
+    :func:`unwatched` on the CPU, :func:`unwatched_cuda` on a CUDA device.
 
     Then the op's kernel runs on ``x`` at once (:func:`compute`): nothing
     (autograd, a compiler, a mode, the profiler) would see the difference.
@@ -686,7 +714,7 @@ def direct(x: torch.Tensor) -> bool:
     ...     direct(torch.ones(2, requires_grad=True))
     True
     """
-    return not (x.requires_grad and torch.is_grad_enabled()) and unwatched(x)
+    return not (x.requires_grad and torch.is_grad_enabled()) and (unwatched(x) or unwatched_cuda(x))
 
 
 def compute(
@@ -756,7 +784,8 @@ def dropout_op(
     noise_shape = [int(n) for n in noise_shape]
     grad = x.requires_grad and torch.is_grad_enabled()
     if not grad:
-        if type(seed) is torch.Tensor and unwatched(x):  # nothing records: nobody sees the skip
+        if type(seed) is torch.Tensor and (unwatched(x) or unwatched_cuda(x)):
+            # nothing records: nobody sees the skip
             return _compute(x, seed, noise_shape, threshold, scale, relu, new_like(x))
         if torch.compiler.is_compiling() or not tangents_possible():
             return _RAW(x, seed, noise_shape, threshold, scale, relu)
