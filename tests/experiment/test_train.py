@@ -137,6 +137,10 @@ def test_checkpoint_contents_and_metrics_file(data, tmp_path):
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert float(rows[-1]["test_acc"]) == result.history[-1]["test_acc"]
+    for name in ("val_acc", "val_loss", "test_loss"):  # every number of the record
+        want = result.history[-1][name]
+        assert (float(rows[-1][name]) if rows[-1][name] else None) == want, name
+    assert result.history[-1]["val_acc"] is not None  # (this run has a validation set)
 
 
 def test_article_preset():

@@ -20,12 +20,25 @@ from ..runfiles import open_run_file
 
 __all__ = ["COLUMNS", "MetricsFile"]
 
-COLUMNS = ("epoch", "loss", "train_acc", "test_acc", "lr", "seconds")
+#: The columns, in order: every number of an epoch's record. ``val_acc`` and
+#: ``val_loss`` are empty for a run without a validation set (and ``test_loss``
+#: for a history saved before it was recorded).
+COLUMNS = (
+    "epoch",
+    "loss",
+    "train_acc",
+    "val_acc",
+    "val_loss",
+    "test_acc",
+    "test_loss",
+    "lr",
+    "seconds",
+)
 
 
 def _row(record: dict[str, Any]) -> str:
     buf = io.StringIO()
-    csv.writer(buf).writerow([record[c] for c in COLUMNS])
+    csv.writer(buf).writerow(["" if record.get(c) is None else record[c] for c in COLUMNS])
     return buf.getvalue()
 
 
