@@ -283,10 +283,25 @@ def _serial_entry(dtype: np.dtype) -> Any:
     """:func:`entry_point` of the serial kernel for 1-d C-contiguous aligned ``dtype`` arrays."""
     entry = _SERIAL_ENTRIES.get(dtype)
     if entry is None:
+        _check_native(dtype)
         array = nb.types.Array(nb.from_dtype(dtype), 1, "C")
         signature = (array, array, nb.int64, nb.float64, nb.boolean, nb.int64, nb.int64)
         entry = _SERIAL_ENTRIES[dtype] = entry_point(_dropout_serial, signature)
     return entry
+
+
+def _check_native(*dtypes: np.dtype) -> None:
+    """Refuse a byte order other than the machine's (ValueError).
+
+    Numba's dispatcher may take such an array for a compiled native one (after an
+    unaligned call compiled that version) and read its bytes swapped.
+    """
+    for dtype in dtypes:
+        if not dtype.isnative:
+            raise ValueError(
+                f"x and out must be in the machine's byte order, got dtype {dtype.str!r}; "
+                "convert first, e.g. x.astype(x.dtype.newbyteorder('='))"
+            )
 
 
 #: dtype -> the entry point of ``_dropout_serial`` for that dtype (see _serial_entry).
@@ -339,25 +354,37 @@ def fused_dropout(
     >>> fused_dropout(np.ones(4), 0, 0, 2**31, 2.0, False, None).tolist()
     [0.0, 2.0, 2.0, 2.0]
     """
+    if type(x) is not np.ndarray:  # a subclass's ravel may not be 1-d (np.matrix's is 2-d)
+        x = np.asarray(x)
     if out is None:
         out = np.empty(x.shape, x.dtype)  # C order (positional: NumPy's keywords cost 0.2 us)
         direct = True  # out is aligned and of x's dtype: the entry point may take it
+        y = out.ravel()
     else:
         flags = out.flags
         if not flags.c_contiguous:
             raise ValueError("out must be C-contiguous")
+        # The entry point writes without Numba's checks: a read-only or short out
+        # would be written anyway (past its end, for a short one)
+        if not flags.writeable:
+            raise ValueError("out must be writeable")
+        if out.size != x.size:
+            raise ValueError(f"out must have x's {x.size} elements, got {out.size}")
         direct = flags.aligned and out.dtype == x.dtype
-    flat, y = x.ravel(), out.ravel()  # C-contiguous (a copy only if x is not); y views out
+        y = (out if type(out) is np.ndarray else np.asarray(out)).ravel()  # a view of out
+    flat = x.ravel()  # C-contiguous (a copy only if x is not)
     if key >= _SIGN:  # _as_int64 of each word, inline
         key -= 1 << 64
     if counter >= _SIGN:
         counter -= 1 << 64
     if flat.size >= PARALLEL_MIN:
+        _check_native(flat.dtype, y.dtype)
         args = (flat, y, threshold, scale, relu, key, counter)
         _launch(_dropout_parallel, _dropout_serial, flat.size, *args)
-    elif direct and flat.flags.aligned:
+    elif direct and flat.flags.aligned:  # (a dtype not native is refused by _serial_entry)
         entry = _SERIAL_ENTRIES.get(flat.dtype) or _serial_entry(flat.dtype)
         entry(flat, y, threshold, scale, relu, key, counter)
     else:
+        _check_native(flat.dtype, y.dtype)
         _dropout_serial(flat, y, threshold, scale, relu, key, counter)
     return out

@@ -97,11 +97,22 @@ _NUMPY = NumpyBackend()
 #: The NumPy backend's fused Numba kernel, or None where Numba is missing.
 _NUMPY_FUSED: Callable[..., np.ndarray] | None = _NUMPY._fused
 _NUMBA_DTYPES = (torch.float32, torch.float64)
-if _NUMPY_FUSED is not None:
+
+
+def _jit_disabled() -> bool:
+    """Whether Numba runs its functions as plain Python (``NUMBA_DISABLE_JIT``)."""
+    import numba
+
+    return bool(getattr(numba.config, "DISABLE_JIT", False))
+
+
+if _NUMPY_FUSED is not None and not _jit_disabled():
+    # (under NUMBA_DISABLE_JIT the address kernels cannot run: their intrinsics
+    # need compiling; the NumPy kernel, plain Python there, serves CPU tensors)
     from ._cpu import KERNELS as _CPU_KERNELS
     from ._cpu import PARALLEL_MIN as _CPU_PARALLEL_MIN
     from ._cpu import SCALAR_KERNELS as _CPU_SCALAR_KERNELS
-else:  # no Numba: the torch operations serve CPU tensors
+else:  # no Numba (or no compiling): the NumPy kernel or torch's operations serve CPU tensors
     _CPU_KERNELS, _CPU_SCALAR_KERNELS, _CPU_PARALLEL_MIN = {}, {}, 0
 _AS_NUMPY: dict[torch.dtype, type[np.floating]] = {
     torch.float16: np.float16,
