@@ -181,10 +181,17 @@ class Registry:
     def name_for_array(self, x: Any) -> str | None:
         """The backend registered for the library of array ``x``, if any.
 
-        When several backends claim the library, a built-in backend's claim
-        wins; between third-party ones there is no choice (RuntimeError).
+        The library is that of ``x``'s type, else of the nearest base class
+        whose library is claimed: a user's subclass of ``torch.Tensor`` (defined
+        in ``__main__``) is torch's. When several backends claim the library, a
+        built-in backend's claim wins; between third-party ones there is no
+        choice (RuntimeError).
         """
-        return self._claimant(type(x).__module__.partition(".")[0])
+        for cls in type(x).__mro__[:-1]:  # (not object)
+            found = self._claimant(cls.__module__.partition(".")[0])
+            if found is not None:
+                return found
+        return None
 
 
 def _build_registry() -> Registry:

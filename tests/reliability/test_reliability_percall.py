@@ -316,3 +316,38 @@ def test_torch_compile_with_backward_matches_eager_in_one_graph():
         assert y.tolist() == want
         assert leaf.grad.tolist() == [2.0 * (v != 0) for v in want]
     assert counters["stats"]["unique_graphs"] == 1  # the dtype bounds read, never filled
+
+
+# Before: an array whose type is a user's subclass of a backend library's array type
+# (defined outside that library) took the array-API reference path; on torch that path
+# raised NotImplementedError ("add_stub" not implemented for 'UInt32'). The registry now
+# finds the backend through the type's base classes.
+def test_a_user_subclass_of_torch_tensor_gets_the_torch_backend_and_its_gradient():
+    torch = torch_or_skip()
+    from dropkit._core import selected
+
+    class Tagged(torch.Tensor):
+        pass
+
+    x = torch.randn(6, 5).as_subclass(Tagged)
+    assert selected(x, "x", None).name == "torch"
+    y = dropkit.dropout(x, 0.4, rng=3)
+    want = dropkit.dropout(x.as_subclass(torch.Tensor), 0.4, rng=3)
+    assert isinstance(y, Tagged) and torch.equal(y.as_subclass(torch.Tensor), want)
+    xg = torch.randn(6, 5, requires_grad=True)
+    tagged = xg.as_subclass(Tagged)
+    dropkit.dropout(tagged, 0.4, rng=3).sum().backward()
+    assert torch.equal(xg.grad, (want != 0).float() / 0.6)
+
+
+def test_a_user_subclass_of_ndarray_gets_the_numpy_backend():
+    from dropkit._core import selected
+
+    class Tagged(np.ndarray):
+        pass
+
+    x = np.linspace(-1, 1, 30, dtype=np.float32).view(Tagged)
+    assert selected(x, "x", None).name == "numpy"
+    np.testing.assert_array_equal(
+        dropkit.dropout(x, 0.4, rng=3), dropkit.dropout(np.asarray(x), 0.4, rng=3)
+    )
