@@ -18,7 +18,10 @@ Checks (an AssertionError names the first that fails), then prints timings:
 3. the kernels run on torch's current stream: a side stream busy with
    ``torch.cuda._sleep`` and then writing ``x`` must see the dropout read the
    written ``x``;
-4. a CUDA graph captures the launch (seed on the GPU) and replays it;
+4. a CUDA graph captures the launch (seed on the GPU) and replays it; the
+   public call with ``rng=None`` (the route without the dispatcher, the seed
+   drawn on the GPU) is captured too, each replay draws a new mask, and the
+   dispatcher was not used for it;
 5. per call, (8, 8) and (256, 800) float32, interleaved medians with CUDA
    synchronisation per loop: ``F.dropout``, dropkit on the direct engine, and
    dropkit on the CuPy engine where CuPy is installed.
@@ -140,7 +143,28 @@ def check_graph() -> None:
     graph.replay()
     torch.cuda.synchronize()
     assert torch.equal(captured, eager), "graph replay differs from the eager call"
-    print("4. CUDA graph: captured and replayed")
+    # the public call, rng=None: no dispatcher (unwatched_cuda), the seed drawn on the GPU
+    ones = torch.ones(4096, device=DEV)
+    assert _op.unwatched_cuda(ones), "a plain CUDA tensor should skip the dispatcher"
+    dispatched = []
+    raw = _op._RAW
+    _op._RAW = lambda *args: dispatched.append(args) or raw(*args)
+    try:
+        dropkit.dropout(ones, 0.5)  # warm-up outside the capture
+        public = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(public):
+            drawn = dropkit.dropout(ones, 0.5)
+        masks = []
+        for _ in range(2):
+            public.replay()
+            torch.cuda.synchronize()
+            masks.append(drawn.clone())
+    finally:
+        _op._RAW = raw
+    assert not dispatched, "the public call on a CUDA tensor went through the dispatcher"
+    assert not torch.equal(masks[0], masks[1]), "rng=None replayed the same mask"
+    assert set(masks[0].unique().tolist()) <= {0.0, 2.0}
+    print("4. CUDA graph: captured and replayed; rng=None draws anew at each replay")
 
 
 def per_call(rounds: int = 15) -> None:
