@@ -54,6 +54,7 @@ from .study import STUDY_NAME, StudyPlan, run_folder, runs_by_method
 from .study_report import write_study_files
 from .study_table import run_rows, write_table
 from .tasks import Task, run_tasks_shown
+from .train import TrainConfig
 
 __all__ = [
     "AXES",
@@ -176,15 +177,41 @@ def sweep_tasks(
     points: Sequence[dict[str, Any]],
     out: str | Path,
     threads: int | None = None,
-) -> list[Task]:
-    """Every run of the sweep, point-major then seed-major."""
-    tasks = []
+) -> tuple[list[Task], list[int]]:
+    """Every run of the sweep once, and the run that serves each (point, seed, method).
+
+    The second list has one entry per (point, seed, method), point-major then
+    seed-major: the index of its task in the first. A method whose
+    configuration a point does not change (``standard`` under ``--p-hidden``:
+    it has no dropout to vary) would train the same run again at every point:
+    it trains once, in the first such point's folder, and every point's
+    summary uses that run (training is deterministic, so a second run would
+    give the same result bit for bit).
+
+    Examples
+    --------
+    >>> from dropkit.experiment.train import TrainConfig
+    >>> plan = StudyPlan(TrainConfig(epochs=1, hidden=(8,)), ("standard", "dropout"), (0,))
+    >>> tasks, slots = sweep_tasks(plan, [{"p_hidden": 0.1}, {"p_hidden": 0.5}], "sw")
+    >>> [t.name for t in tasks], slots
+    (['p-0.1/seed-0/standard', 'p-0.1/seed-0/dropout', 'p-0.5/seed-0/dropout'], [0, 1, 0, 2])
+    """
+    tasks: list[Task] = []
+    slots: list[int] = []
+    seen: dict[tuple[str, str, TrainConfig], int] = {}
     for point in points:
         folder = point_folder(out, point)
         for (s, m), cfg in point_plan(plan, point).configs().items():
-            run = run_folder(folder, s, m)
-            tasks.append(Task(_data_key(point), f"{folder.name}/seed-{s}/{m}", run, cfg, threads))
-    return tasks
+            key = (_data_key(point), m, cfg)  # (the seed is in the configuration)
+            index = seen.get(key)
+            if index is None:
+                index = seen[key] = len(tasks)
+                run = run_folder(folder, s, m)
+                tasks.append(
+                    Task(_data_key(point), f"{folder.name}/seed-{s}/{m}", run, cfg, threads)
+                )
+            slots.append(index)
+    return tasks, slots
 
 
 def run_sweep(
@@ -232,7 +259,7 @@ def run_sweep(
             if "train_size" in axes:
                 doc["train_sizes"] = axes["train_size"]
             atomic_write_text(out / STUDY_NAME, json.dumps(doc, indent=2))
-        tasks = sweep_tasks(plan, points, out, threads)
+        tasks, slots = sweep_tasks(plan, points, out, threads)
         by_key = {_data_key({"train_size": n} if n else {}): d for n, d in datasets.items()}
         results = run_tasks_shown(
             tasks,
@@ -245,6 +272,7 @@ def run_sweep(
             watch=study_watch(out),
             resume=f"dropkit sweep --resume {out}",
         )
+        results = [results[i] for i in slots]  # a run shared by several points, at each
         per_point = len(results) // len(points)
         table = []
         rows: list[dict[str, Any]] = []

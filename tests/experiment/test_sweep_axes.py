@@ -84,3 +84,38 @@ def test_bad_axes_are_refused_before_anything_is_written(tmp_path, capsys, args,
     assert main(["sweep", *TINY, *args, "--out", str(out)]) == 2
     assert match in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_method_the_axis_does_not_change_trains_once_and_serves_every_point(tmp_path):
+    # standard has no dropout: under --p-hidden each point would train the same run again
+    from dropkit.experiment.data import load_dataset
+    from dropkit.experiment.study import StudyPlan
+    from dropkit.experiment.sweep import run_sweep
+    from dropkit.experiment.train import TrainConfig
+
+    plan = StudyPlan(TrainConfig(epochs=2, hidden=(8,)), ("standard", "dropout"), (0, 1))
+    data = {None: load_dataset(train_size=120)}
+    axes = {"p_hidden": [0.2, 0.6]}
+    table = run_sweep(plan, data, tmp_path, axes=axes, metrics=False)
+    trained = sorted(
+        p.parent.relative_to(tmp_path).as_posix()
+        for p in tmp_path.glob("*/seed-*/*/checkpoint.npz")
+    )
+    assert trained == [
+        "p-0.2/seed-0/dropout",
+        "p-0.2/seed-0/standard",
+        "p-0.2/seed-1/dropout",
+        "p-0.2/seed-1/standard",
+        "p-0.6/seed-0/dropout",
+        "p-0.6/seed-1/dropout",
+    ]
+    standard = [row for row in table if row["method"] == "standard"]
+    assert [row["p_hidden"] for row in table if row["method"] == "dropout"] == [0.2, 0.6]
+    assert len(standard) == 2 and standard[0]["final_test_acc"] == standard[1]["final_test_acc"]
+    summaries = [
+        json.loads((tmp_path / f / "summary.json").read_text()) for f in ("p-0.2", "p-0.6")
+    ]
+    assert summaries[0]["methods"]["standard"] == summaries[1]["methods"]["standard"]
+    again = run_sweep(plan, data, tmp_path, axes=axes, metrics=False)  # resumed: nothing new
+    assert again == table
+    assert len(list(tmp_path.glob("*/seed-*/*/checkpoint.npz"))) == 6
