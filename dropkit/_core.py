@@ -37,6 +37,7 @@ __all__ = [
     "backward",
     "check_backward_source",
     "check_scale_of",
+    "check_training_scale",
     "forward",
     "relu_backward",
     "relu_backward_factor",
@@ -74,6 +75,20 @@ def check_scale_of(xp: Any, dtype: Any, scale: float, p: float) -> None:
     """Refuse a training scale that is not finite in ``dtype`` (float16 with p near 1)."""
     if scale > 1.0 and scale >= overflow_bound_of(xp, dtype):
         check_scale(scale, p, dtype, finfo(xp, dtype))  # raises, with the message
+
+
+def check_training_scale(caps: Capabilities, dtype: Any, scale: float, p: float) -> None:
+    """:func:`check_scale_of`, answered by one dict look-up for the dtypes found at load.
+
+    ``caps.bounds`` holds their overflow bounds; any other dtype (1.0 below
+    every scale) is checked in full.
+    """
+    try:
+        if scale < caps.bounds.get(dtype, 1.0):
+            return
+    except TypeError:  # an unhashable dtype
+        pass
+    check_scale_of(caps.xp, dtype, scale, p)
 
 
 def check_backward_source(mask: Any, rng: Any) -> None:
@@ -173,12 +188,7 @@ def forward(
         return y
 
     scale = train_scale(p, mode)
-    try:  # the bound of a dtype found at load; 1.0 (checked in full) for any other
-        fits = scale < caps.bounds.get(x.dtype, 1.0)
-    except TypeError:  # an unhashable dtype
-        fits = False
-    if not fits:
-        check_scale_of(xp, x.dtype, scale, p)
+    check_training_scale(caps, x.dtype, scale, p)
     threshold = threshold_of(p)
     draw = caps.draw(rng, x)
     if return_mask:
@@ -227,12 +237,7 @@ def backward(
         return xp.zeros_like(grad)
     check_backward_source(mask, rng)
     scale = train_scale(p, mode)
-    try:  # the bound of a dtype found at load; 1.0 (checked in full) for any other
-        fits = scale < caps.bounds.get(grad.dtype, 1.0)
-    except TypeError:  # an unhashable dtype
-        fits = False
-    if not fits:
-        check_scale_of(xp, grad.dtype, scale, p)
+    check_training_scale(caps, grad.dtype, scale, p)
     if mask is None:
         draw = caps.draw(rng, grad)
         return mask_scale(

@@ -16,24 +16,15 @@ from typing import Any
 
 from ..checkpoint import atomic_write_text
 from ..hookspecs import hookimpl
+from ..result import RECORD_KEYS
 from ..runfiles import open_run_file
 
 __all__ = ["COLUMNS", "MetricsFile"]
 
-#: The columns, in order: every number of an epoch's record. ``val_acc`` and
+#: The columns, in order: every key of an epoch's record. ``val_acc`` and
 #: ``val_loss`` are empty for a run without a validation set (and ``test_loss``
 #: for a history saved before it was recorded).
-COLUMNS = (
-    "epoch",
-    "loss",
-    "train_acc",
-    "val_acc",
-    "val_loss",
-    "test_acc",
-    "test_loss",
-    "lr",
-    "seconds",
-)
+COLUMNS = RECORD_KEYS
 
 
 def _row(record: dict[str, Any]) -> str:
